@@ -1,0 +1,1 @@
+//! Criterion benches for Retz live in `benches/`; this library is empty.

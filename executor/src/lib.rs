@@ -1,0 +1,1 @@
+//! `retz-executor`: a Mesos executor that pins each task to the CPUs it was granted.

@@ -1,0 +1,2 @@
+//! The embedded local Mesos cluster: an in-process v1 master plus agents that launch real
+//! executor processes over the executor API.

@@ -1,0 +1,2 @@
+//! `retz-server`: the Mesos scheduler client, the job queue, the planner loop, the store and
+//! the HTTP API.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine (as root): installs what it needs,
+# starts a throw-away PostgreSQL for the store tests, then runs formatting, lints and tests.
+# Under CI=true, tests that need root, cgroups or PostgreSQL fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-debian.sh --test
+source scripts/lib/env.sh
+source scripts/lib/postgres.sh
+start_test_postgres
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked --no-fail-fast
