@@ -64,8 +64,8 @@ impl Default for Weights {
 /// Protection of large jobs against starvation (reservation plus priority aging).
 ///
 /// A job that has waited at least `reserve_after_s` and still does not fit reserves the
-/// NUMA node (or, for multi-node shapes, the agent) closest to fitting it: later jobs in
-/// the queue order cannot take CPUs, memory or GPUs there, so the target drains as the jobs
+/// NUMA node (or, for multi-node shapes, the agent) closest to fitting it: no other job
+/// can take CPUs, memory or GPUs there, so the target drains as the jobs
 /// running on it end, and the reservation is kept across cycles by the [`crate::Packer`]
 /// until the job is placed or leaves the queue. Smaller jobs keep flowing everywhere else.
 /// Without runtime estimates nothing can be backfilled into a reserved target without

@@ -73,7 +73,8 @@ pub struct Reservation {
     pub agent_id: String,
     /// The reserved nodes (all nodes of the agent for agent-level reservations).
     pub nodes: NodeSet,
-    /// GPUs held on the agent.
+    /// GPUs the holder needs on the agent; each cycle, as many of them as are free are
+    /// held before any job is planned.
     pub gpus: u32,
 }
 

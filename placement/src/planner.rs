@@ -86,7 +86,10 @@ impl AgentWork {
 struct Held {
     agent: u32,
     nodes: Vec<usize>,
+    /// GPUs actually held now.
     gpus: u32,
+    /// GPUs the holder needs (re-captured as they come free, each cycle).
+    want_gpus: u32,
 }
 
 /// A candidate before its CPU ids are chosen.
@@ -1073,6 +1076,7 @@ impl<'a> Planner<'a> {
                 agent: a,
                 nodes,
                 gpus: g,
+                want_gpus: gpus,
             },
         );
         self.index_agent(a);
@@ -1112,7 +1116,7 @@ impl<'a> Planner<'a> {
             job_id,
             agent_id: self.agents[h.agent as usize].agent_id().to_string(),
             nodes: h.nodes.iter().map(|&i| topo.nodes()[i].id()).collect(),
-            gpus: h.gpus,
+            gpus: h.want_gpus,
         }
     }
 
