@@ -91,7 +91,7 @@ impl Core {
             {
                 Some(offer::operation::Type::Launch) => {
                     let tasks = op.launch.map(|l| l.task_infos).unwrap_or_default();
-                    for task in tasks {
+                    for task in &tasks {
                         self.launch_one(fid, &agent_id, &role, task, &mut pool);
                     }
                 }
@@ -102,7 +102,7 @@ impl Core {
                             &agent_id,
                             &role,
                             lg.executor,
-                            lg.task_group,
+                            &lg.task_group,
                             &mut pool,
                         );
                     }
@@ -256,14 +256,14 @@ impl Core {
         fid: &str,
         agent_id: &str,
         role: &str,
-        task: TaskInfo,
+        task: &TaskInfo,
         pool: &mut Resources,
     ) {
         match self.check_task(fid, agent_id, task.clone(), pool) {
             Err(message) => self.task_error(
                 fid,
                 agent_id,
-                &task,
+                task,
                 task_status::Reason::TaskInvalid,
                 message,
             ),
@@ -286,10 +286,10 @@ impl Core {
         agent_id: &str,
         role: &str,
         executor: ExecutorInfo,
-        group: TaskGroupInfo,
+        group: &TaskGroupInfo,
         pool: &mut Resources,
     ) {
-        match self.check_group(fid, agent_id, executor, &group, pool) {
+        match self.check_group(fid, agent_id, executor, group, pool) {
             Err(message) => {
                 for task in &group.tasks {
                     self.task_error(

@@ -45,6 +45,9 @@ pub trait AgentLink: Send + Sync + 'static {
 }
 
 /// An agent -> master event.
+// Status updates are by far the most frequent reports: boxing them would cost an
+// allocation each for the benefit of the rare small variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentReport {
     /// A task status update carrying a 16-byte uuid, to forward to the framework.

@@ -770,7 +770,7 @@ impl Core {
                         .shutdown_executor(&FrameworkId { value: fid }, &s.executor_id);
                 }
             }
-            call::Type::Acknowledge => self.acknowledge(&fid, c.acknowledge.unwrap_or_default()),
+            call::Type::Acknowledge => self.acknowledge(&fid, &c.acknowledge.unwrap_or_default()),
             call::Type::Reconcile => self.reconcile(&fid, &c.reconcile.unwrap_or_default().tasks),
             call::Type::Message => {
                 let m = c.message.unwrap_or_default();
@@ -866,7 +866,7 @@ impl Core {
                 if is_terminal(task.state) {
                     return;
                 }
-                let policy = k.kill_policy.or_else(|| task.info.kill_policy.clone());
+                let policy = k.kill_policy.or(task.info.kill_policy);
                 if let Some(agent) = self.agents.get(&task.agent_id) {
                     agent.link.kill_task(&fw.id, &k.task_id, policy);
                 }

@@ -4,8 +4,9 @@
 //!
 //! Layout: [`resources`] (resource arithmetic), [`validation`] (stateless checks),
 //! `core` (the state machine, with `accept`, `allocation`, `updates` and `state_json`
-//! adding to it), `stream` (event streams), `actor` (the task owning the state) and
-//! `http` (the axum surface). [`Master`] is the handle.
+//! adding to it), `stream` (event streams), `actor` (the task owning the state),
+//! `http` (the axum surface) and `sim` ([`SimAgent`], an agent running no process).
+//! [`Master`] is the handle.
 //!
 //! Invariant: only the actor task touches master state; every public method talks to it
 //! through its command channel, so a handle is cheap to clone and safe to share.
@@ -19,6 +20,7 @@ mod core;
 mod core_tests;
 mod http;
 pub mod resources;
+mod sim;
 mod state_json;
 mod stream;
 mod updates;
@@ -36,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use self::agent_link::{AgentLink, AgentReport, AgentSnapshot, RunningExecutor, RunningTask};
 pub use self::allocation::{DEFAULT_REFUSE_SECONDS, MAX_REFUSE_SECONDS};
 pub use self::http::{Leadership, STREAM_ID_HEADER};
+pub use self::sim::{SimAgent, SimBehaviour};
 pub use self::state_json::MESOS_VERSION;
 
 use self::actor::Command;

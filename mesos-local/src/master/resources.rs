@@ -667,7 +667,10 @@ mod tests {
             set("bugs", &["a", "a"]),
             scalar("", 1.0),
         ] {
-            assert!(Resources::from_protos(&[bad.clone()]).is_err(), "{bad:?}");
+            assert!(
+                Resources::from_protos(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
         }
         let mut wrong = scalar("cpus", 1.0);
         wrong.r#type = value::Type::Ranges as i32;
@@ -757,7 +760,7 @@ mod tests {
             let piece = res(&sub);
             prop_assert!(whole.contains(&piece));
             let rest = whole.minus(&piece);
-            prop_assert_eq!(rest.plus(&piece), whole.clone());
+            prop_assert!(rest.plus(&piece) == whole);
             prop_assert!(whole.contains(&rest));
         }
     }

@@ -29,7 +29,7 @@ impl Core {
                 agent_id,
                 framework_id,
                 status,
-            } => self.status_update(agent_id, &framework_id, status),
+            } => self.status_update(&agent_id, &framework_id, status),
             AgentReport::ExecutorExited {
                 agent_id,
                 framework_id,
@@ -74,7 +74,7 @@ impl Core {
 
     fn status_update(
         &mut self,
-        agent_id: AgentId,
+        agent_id: &AgentId,
         framework_id: &FrameworkId,
         mut status: TaskStatus,
     ) {
@@ -119,7 +119,7 @@ impl Core {
 
     /// ACKNOWLEDGE (uuid already validated): passed to the agent; a task whose terminal
     /// update is acknowledged is completed.
-    pub(super) fn acknowledge(&mut self, fid: &str, ack: call::Acknowledge) {
+    pub(super) fn acknowledge(&mut self, fid: &str, ack: &call::Acknowledge) {
         let Some(agent) = self.agents.get(&ack.agent_id.value) else {
             self.counters.invalid_acknowledgements += 1;
             return;

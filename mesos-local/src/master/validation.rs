@@ -207,7 +207,7 @@ pub fn validate_framework_info(info: &FrameworkInfo, suppressed: &[String]) -> R
         validate_id(&id.value).map_err(|e| format!("'FrameworkInfo.id' is invalid: {e}"))?;
     }
     if let Some(t) = info.failover_timeout
-        && (!t.is_finite() || t < 0.0 || t > MAX_DURATION_SECS)
+        && (!t.is_finite() || !(0.0..=MAX_DURATION_SECS).contains(&t))
     {
         return Err(format!(
             "Invalid 'FrameworkInfo.failover_timeout' {t}: expected a number of seconds between 0 and {MAX_DURATION_SECS}"
