@@ -323,6 +323,47 @@ mod tests {
         assert!(MasterList::new(Vec::new()).is_none());
     }
 
+    #[test]
+    fn nasty_locations_are_errors_or_sane_endpoints() {
+        let base = ep("a:1");
+        let long = format!("//{}:1/", "h".repeat(70_000));
+        let nasty = [
+            "//[::1",
+            "//[::1]:",
+            "//a:99999999999999999999",
+            "http://a:1/\0",
+            "//@",
+            "///",
+            "//a:1?x",
+            "//a:1#frag",
+            "//ä:1/",
+            "//a b:1",
+            "http://a:1:2/",
+            "//:1",
+            "/\r\nX-Injected: 1",
+            "\u{0}",
+            "http:///x",
+            "//a:-1/",
+            long.as_str(),
+        ];
+        for l in nasty {
+            if let Ok(e) = base.resolve_location(l) {
+                assert!(
+                    e.authority().port_u16().is_some_and(|p| p > 0),
+                    "{l:?} -> {e}"
+                );
+                assert!(e.path().starts_with('/'), "{l:?} -> {e}");
+            }
+        }
+        // A query on a path is kept.
+        assert_eq!(
+            base.resolve_location("//b:2/api/v1/scheduler?x=1")
+                .unwrap()
+                .to_string(),
+            "http://b:2/api/v1/scheduler?x=1"
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_any_text(s in ".{0,64}") {

@@ -45,7 +45,9 @@ pub use driver::SchedulerDriver;
 pub use endpoint::{DEFAULT_MASTER_PORT, Endpoint, EndpointError, MasterList, SCHEDULER_PATH};
 pub use error::CallError;
 pub use events::{DisconnectReason, SchedulerEvent};
-pub use heartbeat::{DEFAULT_HEARTBEAT_INTERVAL, heartbeat_interval};
+pub use heartbeat::{
+    DEFAULT_HEARTBEAT_INTERVAL, MAX_HEARTBEAT_INTERVAL, MIN_HEARTBEAT_INTERVAL, heartbeat_interval,
+};
 pub use retz_proto::ContentType;
 pub use transport::STREAM_ID_HEADER;
 
