@@ -6,8 +6,10 @@
 //! * [`mesos`] — package `mesos.v1` (offers, resources, tasks, statuses, ...).
 //! * [`scheduler`] — package `mesos.v1.scheduler` (`Call`, `Event`).
 //! * [`executor`] — package `mesos.v1.executor` (`Call`, `Event`).
+//! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 
 mod generated;
+pub mod numa;
 
 pub use generated::mesos::v1 as mesos;
 pub use generated::mesos::v1::executor;
