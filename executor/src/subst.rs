@@ -391,8 +391,8 @@ mod tests {
         #[test]
         fn prop_no_retz_means_unchanged(input in "[^$]{0,40}|\\$[a-z]{0,8}") {
             let v = vars(&[("RETZ_V", "x y")]);
-            prop_assert_eq!(substitute_command(&input, &v), input.clone());
-            prop_assert_eq!(substitute_literal(&input, &v), input);
+            prop_assert_eq!(&substitute_command(&input, &v), &input);
+            prop_assert_eq!(&substitute_literal(&input, &v), &input);
         }
 
         #[test]
