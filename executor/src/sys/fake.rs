@@ -56,6 +56,8 @@ pub enum Op {
     /// A spawn.
     Spawn {
         argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: PathBuf,
         cgroup_procs: Vec<PathBuf>,
         affinity: Option<String>,
         mem_policy: Option<String>,
@@ -227,7 +229,8 @@ impl FakeSys {
         self.lock().read_only = yes;
     }
 
-    /// Makes writes to `path` fail with `errno`.
+    /// Makes writes to `path` fail with `errno` (for a `cgroup.procs` file, also a
+    /// process joining that cgroup at spawn).
     pub fn fail_writes(&self, path: impl Into<PathBuf>, errno: i32) {
         self.lock().write_failures.insert(path.into(), errno);
     }
@@ -297,6 +300,9 @@ impl FakeSys {
     }
 
     fn attach(&self, st: &mut State, dir: &Path, pid: u32) -> io::Result<()> {
+        if let Some(&code) = st.write_failures.get(&dir.join("cgroup.procs")) {
+            return Err(errno(code));
+        }
         let root = self
             .hierarchy_root(dir)
             .ok_or_else(|| errno(libc::ENOENT))?;
@@ -632,6 +638,8 @@ impl Sys for FakeSys {
         let mut st = self.lock();
         st.ops.push(Op::Spawn {
             argv: plan.argv.clone(),
+            env: plan.env.clone(),
+            cwd: plan.cwd.clone(),
             cgroup_procs: plan.cgroup_procs.clone(),
             affinity: plan.affinity.as_ref().map(ToString::to_string),
             mem_policy: plan.mem_policy.as_ref().map(|(p, n)| format!("{p} {n}")),
