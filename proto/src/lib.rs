@@ -1,5 +1,29 @@
 //! Mesos v1 wire layer shared by the scheduler, the executor and the local cluster.
 //!
 //! Owns the protobuf types (hand-written `.proto` files compiled by prost through protox),
-//! the Mesos (stout) JSON dialect, the RecordIO stream codec, and the Retz NUMA resource
-//! convention. No I/O lives here.
+//! the Mesos (stout) JSON dialect, the RecordIO stream codec. No I/O lives here.
+//!
+//! * [`mesos`] — package `mesos.v1` (offers, resources, tasks, statuses, ...).
+//! * [`scheduler`] — package `mesos.v1.scheduler` (`Call`, `Event`).
+//! * [`executor`] — package `mesos.v1.executor` (`Call`, `Event`).
+//! * [`json`] — the Mesos JSON dialect for every message ([`json::MesosJson`]).
+//! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
+//! * [`recordio`] — the RecordIO framing of the event streams.
+//! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
+
+mod codec;
+pub mod fuzzing;
+mod generated;
+pub mod json;
+pub mod recordio;
+
+pub use codec::{ContentType, DecodeError};
+pub use generated::mesos::v1 as mesos;
+pub use generated::mesos::v1::executor;
+pub use generated::mesos::v1::scheduler;
+pub use json::{JsonError, MesosJson};
+
+/// The encoded `google.protobuf.FileDescriptorSet` of the three `.proto` files (with
+/// their `deprecated` options), for reflection-based tools.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptors.bin"));
