@@ -753,7 +753,7 @@ mod tests {
             prop_assert_eq!(sa.is_disjoint(&sb), a.is_disjoint(&b));
             // Canonical representation: equal contents => equal values.
             let rebuilt: CpuSet = sa.union(&sb).difference(&sb).union(&sa.intersection(&sb));
-            prop_assert_eq!(rebuilt, sa.clone());
+            prop_assert_eq!(&rebuilt, &sa);
             prop_assert_eq!(sa.intersection_len(&sb), a.intersection(&b).count());
             prop_assert_eq!(sa.first().map(|c| c.0), a.first().copied());
             prop_assert_eq!(sa.last().map(|c| c.0), a.last().copied());
