@@ -6,9 +6,26 @@
 //! * [`mesos`] — package `mesos.v1` (offers, resources, tasks, statuses, ...).
 //! * [`scheduler`] — package `mesos.v1.scheduler` (`Call`, `Event`).
 //! * [`executor`] — package `mesos.v1.executor` (`Call`, `Event`).
+//! * [`json`] — the Mesos JSON dialect for every message ([`json::MesosJson`]).
+//! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
+//! * [`recordio`] — the RecordIO framing of the event streams.
+//! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
+//! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 
+mod codec;
+pub mod fuzzing;
 mod generated;
+pub mod json;
+pub mod numa;
+pub mod recordio;
 
+pub use codec::{ContentType, DecodeError};
 pub use generated::mesos::v1 as mesos;
 pub use generated::mesos::v1::executor;
 pub use generated::mesos::v1::scheduler;
+pub use json::{JsonError, MesosJson};
+
+/// The encoded `google.protobuf.FileDescriptorSet` of the three `.proto` files (with
+/// their `deprecated` options), for reflection-based tools.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptors.bin"));

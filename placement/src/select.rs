@@ -1,0 +1,316 @@
+//! Choosing exact CPU ids inside a NUMA node, and splitting a memory grant over nodes.
+//!
+//! Owns the node-level rules:
+//! - [`SmtPolicy::WholeCores`]: take entirely free cores (all their usable PUs) in core
+//!   order while at least a core's worth is still needed; the remainder comes from another
+//!   entirely free core if there is one (the job then shares that core with nobody), and
+//!   only then from cores partly used by other jobs (fewest free PUs first);
+//! - [`SmtPolicy::Pack`]: take from partly used cores first (fewest free PUs first), then
+//!   from free cores, so whole cores stay whole for others;
+//! - memory: each CPU node gets a share proportional to the CPUs taken there (capped by
+//!   what is free), the rest goes to the CPU nodes with room, then (when allowed) to the
+//!   other nodes closest to the CPU nodes.
+//!
+//! Invariants: every CPU returned is free and in the node; the functions take exactly the
+//! amount asked for when the node (or nodes) hold it, and otherwise report failure without
+//! side effects.
+
+use crate::request::SmtPolicy;
+use crate::sets::CpuSet;
+use crate::topology::Topology;
+
+/// Free PUs of `node` that lie in cores with every usable PU free.
+pub(crate) fn whole_free_pus(topo: &Topology, node: usize, free: &CpuSet) -> u32 {
+    let cores = topo.cores();
+    topo.nodes()[node]
+        .core_range()
+        .map(|ci| &cores[ci])
+        .filter(|c| c.is_subset(free))
+        .map(|c| c.len() as u32)
+        .sum()
+}
+
+/// Free CPUs of `node`.
+pub(crate) fn node_free_count(topo: &Topology, node: usize, free: &CpuSet) -> u32 {
+    topo.nodes()[node].cpus().intersection_len(free) as u32
+}
+
+fn take_from_core(core: &CpuSet, free: &CpuSet, n: usize, out: &mut CpuSet) -> usize {
+    let mut taken = 0;
+    for cpu in core.iter() {
+        if taken == n {
+            break;
+        }
+        if free.contains(cpu) {
+            out.insert(cpu);
+            taken += 1;
+        }
+    }
+    taken
+}
+
+/// Adds `k` free CPUs of node position `node` to `out`, following `smt`. Returns false
+/// (and leaves `out` unchanged) when the node has fewer than `k` free CPUs.
+pub(crate) fn take_in_node(
+    topo: &Topology,
+    node: usize,
+    free: &CpuSet,
+    k: u32,
+    smt: SmtPolicy,
+    out: &mut CpuSet,
+) -> bool {
+    let k = k as usize;
+    if k == 0 {
+        return true;
+    }
+    let cores = topo.cores();
+    let range = topo.nodes()[node].core_range();
+    // (free PUs, core index) of cores with at least one free PU.
+    let mut whole: Vec<usize> = Vec::new();
+    let mut partial: Vec<(usize, usize)> = Vec::new();
+    let mut total = 0;
+    for ci in range {
+        let f = cores[ci].intersection_len(free);
+        if f == 0 {
+            continue;
+        }
+        total += f;
+        if f == cores[ci].len() {
+            whole.push(ci);
+        } else {
+            partial.push((f, ci));
+        }
+    }
+    if total < k {
+        return false;
+    }
+    partial.sort_unstable();
+    let mut need = k;
+    let mut picked = CpuSet::new();
+    match smt {
+        SmtPolicy::WholeCores => {
+            let mut used_whole = vec![false; whole.len()];
+            for (i, &ci) in whole.iter().enumerate() {
+                let size = cores[ci].len();
+                if need >= size {
+                    need -= take_from_core(&cores[ci], free, size, &mut picked);
+                    used_whole[i] = true;
+                }
+                if need == 0 {
+                    break;
+                }
+            }
+            if need > 0 {
+                // Remainder: another untouched whole core first (smallest that covers the
+                // remainder, else the largest), then partly used cores.
+                let mut rest: Vec<(usize, usize)> = whole
+                    .iter()
+                    .zip(&used_whole)
+                    .filter(|(_, used)| !**used)
+                    .map(|(&ci, _)| (cores[ci].len(), ci))
+                    .collect();
+                rest.sort_unstable();
+                let cover = rest.iter().position(|&(size, _)| size >= need);
+                let order: Vec<usize> = match cover {
+                    Some(p) => std::iter::once(rest[p].1)
+                        .chain(partial.iter().map(|&(_, ci)| ci))
+                        .chain(
+                            rest.iter()
+                                .enumerate()
+                                .filter(|(i, _)| *i != p)
+                                .map(|(_, r)| r.1),
+                        )
+                        .collect(),
+                    None => rest
+                        .iter()
+                        .rev()
+                        .map(|r| r.1)
+                        .chain(partial.iter().map(|&(_, ci)| ci))
+                        .collect(),
+                };
+                for ci in order {
+                    if need == 0 {
+                        break;
+                    }
+                    need -= take_from_core(&cores[ci], free, need, &mut picked);
+                }
+            }
+        }
+        SmtPolicy::Pack => {
+            for ci in partial
+                .iter()
+                .map(|&(_, ci)| ci)
+                .chain(whole.iter().copied())
+            {
+                if need == 0 {
+                    break;
+                }
+                need -= take_from_core(&cores[ci], free, need, &mut picked);
+            }
+        }
+    }
+    debug_assert_eq!(need, 0);
+    out.union_with(&picked);
+    true
+}
+
+/// CPUs of `picked` that lie on cores where some other PU is not free (used by another
+/// job) — the SMT sharing with other jobs.
+#[cfg(test)]
+pub(crate) fn shared_core_cpus(topo: &Topology, picked: &CpuSet, free_before: &CpuSet) -> u32 {
+    let mut shared = 0;
+    for cpu in picked.iter() {
+        if let Some(core) = topo.siblings(cpu)
+            && !core.is_subset(free_before)
+        {
+            shared += 1;
+        }
+    }
+    shared
+}
+
+/// Splits `mem` MB for CPUs taken `takes = [(node position, cpus)]`.
+///
+/// Returns `(mb per node position, spill)` where `spill` is
+/// `Σ (MB outside the CPU nodes)/mem * (distance/local - 1)`, or `None` when the memory
+/// does not fit (in the CPU nodes alone when `allow_spill` is false). `blocked[i]` marks
+/// nodes that must not be used for spill (reserved for another job).
+pub(crate) fn split_memory(
+    topo: &Topology,
+    free_mem: &[u64],
+    blocked: &[bool],
+    takes: &[(usize, u32)],
+    mem: u64,
+    allow_spill: bool,
+) -> Option<(Vec<(usize, u64)>, f64)> {
+    let mut out: Vec<(usize, u64)> = Vec::with_capacity(takes.len());
+    if mem == 0 {
+        return Some((out, 0.0));
+    }
+    let cpus: u64 = takes.iter().map(|t| u64::from(t.1)).sum::<u64>().max(1);
+    let mut left = mem;
+    for &(i, t) in takes {
+        let share = (u128::from(mem) * u128::from(t) / u128::from(cpus)) as u64;
+        let give = share.min(free_mem[i]).min(left);
+        out.push((i, give));
+        left -= give;
+    }
+    for (slot, &(i, _)) in out.iter_mut().zip(takes) {
+        if left == 0 {
+            break;
+        }
+        let extra = (free_mem[i] - slot.1).min(left);
+        slot.1 += extra;
+        left -= extra;
+    }
+    let mut spill = 0.0;
+    if left > 0 {
+        if !allow_spill {
+            return None;
+        }
+        // Other nodes, closest to any CPU node first.
+        let mut others: Vec<(u32, f64, usize)> = (0..topo.num_nodes())
+            .filter(|j| !takes.iter().any(|t| t.0 == *j) && !blocked[*j] && free_mem[*j] > 0)
+            .map(|j| {
+                let (d, rel) = takes
+                    .iter()
+                    .map(|&(i, _)| {
+                        let d = topo.distance_by_index(i, j);
+                        let local = topo.distance_by_index(i, i).max(1);
+                        (d, f64::from(d) / f64::from(local) - 1.0)
+                    })
+                    .min_by(|a, b| a.0.cmp(&b.0))
+                    .unwrap_or((u32::MAX, 1.0));
+                (d, rel, j)
+            })
+            .collect();
+        others.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        for (_, rel, j) in others {
+            if left == 0 {
+                break;
+            }
+            let give = free_mem[j].min(left);
+            out.push((j, give));
+            left -= give;
+            spill += give as f64 / mem as f64 * rel.max(0.0);
+        }
+        if left > 0 {
+            return None;
+        }
+    }
+    out.retain(|e| e.1 > 0);
+    out.sort_unstable();
+    Some((out, spill))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sets::CpuId;
+
+    fn cs(s: &str) -> CpuSet {
+        s.parse().unwrap()
+    }
+
+    fn take(t: &Topology, node: usize, free: &str, k: u32, smt: SmtPolicy) -> Option<String> {
+        let mut out = CpuSet::new();
+        take_in_node(t, node, &cs(free), k, smt, &mut out).then(|| out.to_string())
+    }
+
+    #[test]
+    fn whole_cores_first() {
+        // Node 0: cores {0,1} {2,3} {4,5} {6,7}.
+        let t = Topology::from_synthetic("pack:1 numa:2 core:4 pu:2", 100).unwrap();
+        assert_eq!(take(&t, 0, "0-7", 6, SmtPolicy::WholeCores).unwrap(), "0-5");
+        // Core {0,1} is half used: whole cores 1..3 are taken first.
+        assert_eq!(take(&t, 0, "1-7", 6, SmtPolicy::WholeCores).unwrap(), "2-7");
+        // Odd remainder goes to another whole core, not to the shared one.
+        assert_eq!(take(&t, 0, "1-7", 3, SmtPolicy::WholeCores).unwrap(), "2-4");
+        // No whole core left for the remainder: the shared core supplies it.
+        assert_eq!(take(&t, 0, "1-5", 5, SmtPolicy::WholeCores).unwrap(), "1-5");
+        // Pack: partly used core first.
+        assert_eq!(take(&t, 0, "1-7", 3, SmtPolicy::Pack).unwrap(), "1-3");
+        assert_eq!(take(&t, 0, "1-7", 8, SmtPolicy::Pack), None);
+        assert_eq!(take(&t, 1, "0-7", 1, SmtPolicy::Pack), None);
+        assert_eq!(take(&t, 0, "0-7", 0, SmtPolicy::Pack).unwrap(), "");
+        assert_eq!(whole_free_pus(&t, 0, &cs("1-7")), 6);
+        assert_eq!(node_free_count(&t, 0, &cs("1-9")), 7);
+        assert_eq!(shared_core_cpus(&t, &cs("1-2"), &cs("1-7")), 1);
+        let _ = CpuId(0);
+    }
+
+    #[test]
+    fn memory_split_and_spill() {
+        let mut spec = Topology::from_synthetic("pack:2 numa:2 core:1 pu:1", 100)
+            .unwrap()
+            .spec()
+            .clone();
+        let d = [
+            [10, 12, 32, 32],
+            [12, 10, 32, 32],
+            [32, 32, 10, 12],
+            [32, 32, 12, 10],
+        ];
+        for (i, n) in spec.nodes.iter_mut().enumerate() {
+            n.distances = d[i].to_vec();
+        }
+        let t = Topology::new(spec).unwrap();
+        let free = [100, 100, 100, 100];
+        let none = [false; 4];
+        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1), (2, 1)], 150, false).unwrap();
+        assert_eq!(m, vec![(0, 75), (2, 75)]);
+        assert_eq!(spill, 0.0);
+        assert!(split_memory(&t, &free, &none, &[(0, 1)], 150, false).is_none());
+        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1)], 150, true).unwrap();
+        assert_eq!(m, vec![(0, 100), (1, 50)]);
+        assert!((spill - 50.0 / 150.0 * 0.2).abs() < 1e-9);
+        // Node 1 blocked: spill goes across the socket.
+        let blocked = [false, true, false, false];
+        let (m, _) = split_memory(&t, &free, &blocked, &[(0, 1)], 150, true).unwrap();
+        assert_eq!(m, vec![(0, 100), (2, 50)]);
+        assert!(split_memory(&t, &free, &none, &[(0, 1)], 401, true).is_none());
+        let (m, _) =
+            split_memory(&t, &[10, 100, 0, 0], &none, &[(0, 3), (1, 1)], 40, false).unwrap();
+        assert_eq!(m, vec![(0, 10), (1, 30)]);
+    }
+}

@@ -1,0 +1,1 @@
+//! `retz-sim`: discrete-event placement simulation on virtual time.
