@@ -216,6 +216,16 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// Waits until the file at `path` holds `needle` (it is being written by a process).
+pub async fn read_when_contains(path: &Path, needle: &str) -> String {
+    wait_for(|| {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| s.contains(needle))
+    })
+    .await
+}
+
 pub fn is_pid_alive(pid: u32) -> bool {
     retz_mesos_local::agent::process::pid_alive(pid)
 }
