@@ -110,13 +110,11 @@ impl Harness {
             },
             dir.path().join("work"),
         );
-        cfg.resources = retz_mesos_local::agent::resources::agent_resources(
+        let topology =
             retz_placement::topology::Topology::from_synthetic("pack:1 numa:1 core:2 pu:1", 1024)
-                .expect("synthetic topology")
-                .spec(),
-            1000,
-        )
-        .0;
+                .expect("synthetic topology");
+        (cfg.resources, cfg.attributes) =
+            retz_mesos_local::agent::agent_resources(topology.spec(), 1000);
         f(&mut cfg);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::start(cfg, tx).await.expect("agent starts");
