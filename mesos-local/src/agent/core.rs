@@ -1501,6 +1501,9 @@ impl Shared {
         for t in &subscribe.unacknowledged_tasks {
             rec.known.insert(t.task_id.value.clone());
         }
+        for u in &subscribe.unacknowledged_updates {
+            rec.known.insert(u.status.task_id.value.clone());
+        }
         let subscribed = Event {
             r#type: Some(event::Type::Subscribed as i32),
             subscribed: Some(event::Subscribed {

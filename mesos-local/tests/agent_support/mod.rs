@@ -110,13 +110,11 @@ impl Harness {
             },
             dir.path().join("work"),
         );
-        cfg.resources = retz_mesos_local::agent::resources::agent_resources(
+        let topology =
             retz_placement::topology::Topology::from_synthetic("pack:1 numa:1 core:2 pu:1", 1024)
-                .expect("synthetic topology")
-                .spec(),
-            1000,
-        )
-        .0;
+                .expect("synthetic topology");
+        (cfg.resources, cfg.attributes) =
+            retz_mesos_local::agent::agent_resources(topology.spec(), 1000);
         f(&mut cfg);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let agent = Agent::start(cfg, tx).await.expect("agent starts");
@@ -214,6 +212,16 @@ pub async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Waits until the file at `path` holds `needle` (it is being written by a process).
+pub async fn read_when_contains(path: &Path, needle: &str) -> String {
+    wait_for(|| {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| s.contains(needle))
+    })
+    .await
 }
 
 pub fn is_pid_alive(pid: u32) -> bool {
