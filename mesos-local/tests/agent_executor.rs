@@ -376,7 +376,7 @@ async fn executor_death_fails_its_tasks() {
     assert!(!process::group_alive(pid));
     assert!(!h.agent.is_executor_running(&fid(), &eid("d")));
     // the stream ended with the process
-    while let Some(ev) = events.next().await {
+    if let Some(ev) = events.next().await {
         panic!("unexpected event after death: {ev:?}");
     }
     // the finished run stays in /state
