@@ -590,7 +590,7 @@ async fn snapshot_of_what_runs_and_resend_on_reregistration() {
 
     // re-registration: both unacknowledged updates are sent again, same uuids
     h.agent.resend_unacknowledged();
-    let mut again = vec![h.next_update().await, h.next_update().await];
+    let mut again = [h.next_update().await, h.next_update().await];
     again.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
     assert_eq!(again[0].uuid, cmd_running.uuid);
     assert_eq!(again[1].uuid, first.uuid);
