@@ -376,7 +376,7 @@ async fn executor_death_fails_its_tasks() {
     assert!(!process::group_alive(pid));
     assert!(!h.agent.is_executor_running(&fid(), &eid("d")));
     // the stream ended with the process
-    while let Some(ev) = events.next().await {
+    if let Some(ev) = events.next().await {
         panic!("unexpected event after death: {ev:?}");
     }
     // the finished run stays in /state
@@ -531,4 +531,68 @@ async fn dropped_stream_and_resubscription() {
     );
     h.agent.stop().await;
     assert!(!h.agent.is_executor_running(&fid(), &eid("re")));
+}
+
+#[tokio::test]
+async fn snapshot_of_what_runs_and_resend_on_reregistration() {
+    let mut h = Harness::start().await;
+    h.agent.launch(
+        &framework(),
+        Some(sleeper("snap")),
+        vec![executor_task("queued")],
+    );
+    h.wait_pid("snap").await;
+    let execs = h.agent.active_executors();
+    assert_eq!(execs.len(), 1);
+    assert_eq!(execs[0].info.executor_id.value, "snap");
+    assert_eq!(execs[0].framework.id.as_ref().unwrap().value, FID);
+    let tasks = h.agent.active_tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].task.task_id.value, "queued");
+    assert_eq!(tasks[0].state, TaskState::TaskStaging);
+    assert_eq!(tasks[0].executor_id, Some(eid("snap")));
+
+    let http = h.http();
+    let mut events = http.subscribe(&subscribe_call("snap")).await;
+    events.expect(event::Type::Subscribed).await;
+    events.expect(event::Type::Launch).await;
+    let running = executor_status("queued", TaskState::TaskRunning);
+    assert_eq!(
+        http.call(&update_call("snap", running.clone()))
+            .await
+            .status,
+        202
+    );
+    let first = h.next_update().await;
+    assert_eq!(first.uuid, running.uuid);
+    assert_eq!(h.agent.active_tasks()[0].state, TaskState::TaskRunning);
+
+    // a command task is listed without an executor
+    h.agent.launch(
+        &framework(),
+        None,
+        vec![command_task("cmd", shell("exec sleep 1000"))],
+    );
+    let cmd_running = h.next_update().await;
+    assert_eq!(cmd_running.task_id.value, "cmd");
+    let tasks = h.agent.active_tasks();
+    let cmd = tasks
+        .iter()
+        .find(|t| t.task.task_id.value == "cmd")
+        .unwrap();
+    assert_eq!(cmd.executor_id, None);
+    assert_eq!(cmd.state, TaskState::TaskRunning);
+    assert_eq!(
+        h.agent.active_executors().len(),
+        1,
+        "command tasks are not executors"
+    );
+
+    // re-registration: both unacknowledged updates are sent again, same uuids
+    h.agent.resend_unacknowledged();
+    let mut again = [h.next_update().await, h.next_update().await];
+    again.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
+    assert_eq!(again[0].uuid, cmd_running.uuid);
+    assert_eq!(again[1].uuid, first.uuid);
+    h.agent.kill_agent().await;
 }

@@ -1313,6 +1313,64 @@ impl Shared {
         super::state::state_json(self, &st)
     }
 
+    pub(crate) fn resend_unacknowledged(&self) {
+        let mut st = self.lock();
+        for (fid, status) in st.sum.heads(Instant::now()) {
+            self.emit(
+                &st,
+                AgentEvent::StatusUpdate {
+                    agent_id: self.agent_id(),
+                    framework_id: FrameworkId { value: fid },
+                    status,
+                },
+            );
+        }
+        self.sum_wake.notify_one();
+    }
+
+    pub(crate) fn active_executors(&self) -> Vec<super::ActiveExecutor> {
+        let st = self.lock();
+        st.frameworks
+            .values()
+            .flat_map(|fw| {
+                fw.executors
+                    .values()
+                    .filter(|r| !r.command_task)
+                    .map(|r| super::ActiveExecutor {
+                        framework: fw.info.clone(),
+                        info: r.info.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    pub(crate) fn active_tasks(&self) -> Vec<super::ActiveTask> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for fw in st.frameworks.values() {
+            for rec in fw.executors.values() {
+                let executor_id = (!rec.command_task).then(|| rec.info.executor_id.clone());
+                for t in rec.tasks.values().filter(|t| !is_terminal(t.state)) {
+                    out.push(super::ActiveTask {
+                        framework: fw.info.clone(),
+                        task: t.info.clone(),
+                        executor_id: executor_id.clone(),
+                        state: t.state,
+                    });
+                }
+                for t in rec.queued.iter().flat_map(Launchable::tasks) {
+                    out.push(super::ActiveTask {
+                        framework: fw.info.clone(),
+                        task: t.clone(),
+                        executor_id: executor_id.clone(),
+                        state: TaskState::TaskStaging,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     // ------------------------------------------------------------------ fault injection
 
     pub(crate) fn kill_executor(&self, framework_id: &FrameworkId, executor_id: &ExecutorId) {

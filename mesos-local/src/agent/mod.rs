@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use retz_proto::mesos::{
     AgentId, AgentInfo, Attribute, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
-    KillPolicy, Resource, TaskGroupInfo, TaskId, TaskInfo, TaskStatus,
+    KillPolicy, Resource, TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -139,6 +139,28 @@ pub enum AgentEvent {
         /// The payload.
         data: Vec<u8>,
     },
+}
+
+/// A custom executor alive on an agent (see [`Agent::active_executors`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveExecutor {
+    /// Its framework, as last given to `launch`.
+    pub framework: FrameworkInfo,
+    /// The executor, resources included.
+    pub info: ExecutorInfo,
+}
+
+/// A non-terminal task on an agent (see [`Agent::active_tasks`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveTask {
+    /// Its framework, as last given to `launch` (`id` set).
+    pub framework: FrameworkInfo,
+    /// The task as launched.
+    pub task: TaskInfo,
+    /// Its executor; `None` for a command task.
+    pub executor_id: Option<ExecutorId>,
+    /// Its latest state (TASK_STAGING until the executor reports).
+    pub state: TaskState,
 }
 
 /// Why an agent could not start.
@@ -300,6 +322,24 @@ impl Agent {
         executor_id: &ExecutorId,
     ) -> bool {
         self.inner.is_executor_running(framework_id, executor_id)
+    }
+
+    /// The custom executors alive on this agent with their frameworks (for the agent's
+    /// re-registration with a restarted master).
+    pub fn active_executors(&self) -> Vec<ActiveExecutor> {
+        self.inner.active_executors()
+    }
+
+    /// The non-terminal tasks of live executors and command tasks, queued ones included
+    /// (for the agent's re-registration with a restarted master).
+    pub fn active_tasks(&self) -> Vec<ActiveTask> {
+        self.inner.active_tasks()
+    }
+
+    /// Sends every unacknowledged status update in flight again now, as an agent does
+    /// when it re-registers with a (new) master; the resend intervals start over.
+    pub fn resend_unacknowledged(&self) {
+        self.inner.resend_unacknowledged();
     }
 
     /// The agent's `/state` document.

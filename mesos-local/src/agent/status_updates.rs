@@ -234,6 +234,20 @@ impl StatusUpdateManager {
         out
     }
 
+    /// Every update in flight, to resend at once (the agent re-registered with a master);
+    /// their resend intervals start over at [`RETRY_INITIAL`].
+    pub fn heads(&mut self, now: Instant) -> Vec<(String, TaskStatus)> {
+        let mut out = Vec::new();
+        for ((framework_id, _), stream) in &mut self.streams {
+            if let Some(head) = stream.pending.front() {
+                stream.backoff = RETRY_INITIAL;
+                stream.retry_at = now + RETRY_INITIAL;
+                out.push((framework_id.clone(), head.clone()));
+            }
+        }
+        out
+    }
+
     /// When [`due`](Self::due) next has something to resend.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.streams
@@ -356,6 +370,10 @@ mod tests {
             now = next;
         }
         assert_eq!(intervals, vec![20, 40, 80, 160, 320, 600, 600, 600]);
+        // an explicit resend of every head restarts the interval
+        let heads = m.heads(now);
+        assert_eq!(heads.len(), 1);
+        assert_eq!(m.next_deadline(), Some(now + RETRY_INITIAL));
         // an acknowledgement resets the interval for the next update
         m.update("F", status("t", TaskState::TaskFinished, 2), now)
             .unwrap();
