@@ -119,12 +119,12 @@ pub struct Fetched {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     Local(PathBuf),
     Http(String),
 }
 
-fn classify(uri: &str) -> Result<Source, FetchError> {
+pub(crate) fn classify(uri: &str) -> Result<Source, FetchError> {
     if let Some(rest) = uri.strip_prefix("file://") {
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -153,7 +153,7 @@ fn classify(uri: &str) -> Result<Source, FetchError> {
 }
 
 /// The file name a URI is saved under (its last path segment, without query or fragment).
-fn basename(uri: &str) -> Option<String> {
+pub(crate) fn basename(uri: &str) -> Option<String> {
     let no_frag = uri.split('#').next().unwrap_or(uri);
     let no_query = no_frag.split('?').next().unwrap_or(no_frag);
     let path = no_query
@@ -164,7 +164,7 @@ fn basename(uri: &str) -> Option<String> {
 }
 
 /// `rel` joined to `base` if it is relative and stays below `base` lexically.
-fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
+pub(crate) fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
     let p = Path::new(rel);
     if rel.is_empty() || p.is_absolute() {
         return None;
@@ -408,7 +408,7 @@ impl Fetcher {
 
 /// The kind of archive a file name denotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Archive {
+pub(crate) enum Archive {
     Tar,
     TarGz,
     Gz,
@@ -416,7 +416,7 @@ enum Archive {
     Zip,
 }
 
-fn archive_kind(name: &str) -> Option<Archive> {
+pub(crate) fn archive_kind(name: &str) -> Option<Archive> {
     let n = name.to_ascii_lowercase();
     if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
         Some(Archive::TarGz)

@@ -9,8 +9,19 @@
 //! Modules: [`sandbox`] (directory layout), [`fetcher`] (URIs into sandboxes),
 //! [`env`] (executor environment), [`process`] (process groups, signals),
 //! [`status_updates`] (per-task ordering and retries), [`validation`] (executor calls),
-//! [`files`] (`/files/*`), [`resources`] (topology → resources), and the private
-//! runtime (`core`, `executor_api`, `http`, `state`).
+//! [`files`] (`/files/*`), [`resources`] (topology → resources), [`fuzzing`] (fuzz
+//! entry points), and the private runtime (`core`, `executor_api`, `http`, `state`).
+//!
+//! Behaviour worth knowing:
+//! * an executor's life: fetch + spawn (covered by the registration timeout), then
+//!   SUBSCRIBE; tasks sent before that are queued and delivered right after SUBSCRIBED;
+//! * shutdown: SHUTDOWN event, then SIGTERM to the process group after the grace period
+//!   (`ExecutorInfo.shutdown_grace_period`, else the agent's), SIGKILL after another;
+//! * a broken subscription stream only detaches the stream: the executor may
+//!   re-subscribe (tasks it does not list as known are sent again); if it exits, its
+//!   tasks fail as for any executor exit;
+//! * processes run as the agent's user (like `--switch_user=false`); `CommandInfo.user`
+//!   is not applied.
 //!
 //! Invariants: every executor or command runs in its own process group, which is killed
 //! when the executor is shut down, when the agent stops or is killed, and when the last
@@ -22,6 +33,7 @@ pub mod env;
 mod executor_api;
 pub mod fetcher;
 pub mod files;
+pub mod fuzzing;
 mod http;
 pub mod process;
 pub mod resources;
