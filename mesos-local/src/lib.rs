@@ -1,8 +1,5 @@
 //! The embedded local Mesos cluster: an in-process v1 master plus agents that launch real
 //! executor processes over the executor API.
 
-<<<<<<< HEAD
 pub mod agent;
-=======
 pub mod master;
->>>>>>> wip/localmaster
