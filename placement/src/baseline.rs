@@ -17,11 +17,9 @@
 //! comparison measures placement quality only. They scan all agents per job: they are
 //! reference points, not fast paths.
 
-use std::collections::BTreeSet;
-
 use crate::agent::AgentState;
 use crate::config::PolicyConfig;
-use crate::packer::{precheck, queue_order};
+use crate::packer::{duplicates, precheck, queue_order};
 use crate::plan::{Assignment, NodeMemory, Pending, Plan};
 use crate::reason::{Closest, PendingReason};
 use crate::request::{AffinityPolicy, JobRequest};
@@ -141,10 +139,10 @@ fn run(
 ) -> Plan {
     let mut states = agents.to_vec();
     let mut plan = Plan::default();
-    let mut seen = BTreeSet::new();
+    let dups = duplicates(queue);
     for qi in queue_order(queue, now, &cfg.starvation) {
         let job = &queue[qi];
-        if let Some(reason) = precheck(job, &mut seen) {
+        if let Some(reason) = precheck(job, dups[qi]) {
             plan.pending.push(Pending {
                 job_id: job.job_id,
                 reason,

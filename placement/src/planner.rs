@@ -1145,8 +1145,11 @@ impl<'a> Planner<'a> {
     /// Picks and makes a reservation for a job that does not fit: the node (for shapes a
     /// node can hold) or the agent closest to fitting it when idle-able, i.e. with the
     /// smallest relative shortfall of free CPUs, memory and GPUs among targets whose
-    /// capacity is large enough. Returns false if no target qualifies.
-    pub fn reserve_for(&mut self, job: &JobRequest) -> bool {
+    /// capacity is large enough. Nodes held by a job for which `preemptible` is true (a job
+    /// later in this cycle's order) count as available; the chosen target's such holders
+    /// lose their whole reservation. Returns false if no target qualifies.
+    pub fn reserve_for(&mut self, job: &JobRequest, preemptible: &dyn Fn(u64) -> bool) -> bool {
+        let taken = |r: &Option<u64>| r.is_some_and(|h| !preemptible(h));
         let c = job.cpus.min;
         let m = job.mem_mb.min;
         let g = job.gpus;
@@ -1179,7 +1182,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 for (i, n) in topo.nodes().iter().enumerate() {
-                    if w.reserved[i].is_some() || (n.cpus().len() as u32) < c || n.memory_mb() < m {
+                    if taken(&w.reserved[i]) || (n.cpus().len() as u32) < c || n.memory_mb() < m {
                         continue;
                     }
                     let s = shortfall(w.node_free[i], w.free_mem[i], gfree);
@@ -1188,7 +1191,7 @@ impl<'a> Planner<'a> {
                     }
                 }
             } else {
-                if w.reserved.iter().any(Option::is_some) {
+                if w.reserved.iter().any(taken) {
                     continue;
                 }
                 let needs_numa = job.numanodes.is_some() || policy == AffinityPolicy::NumaStrict;
@@ -1204,17 +1207,25 @@ impl<'a> Planner<'a> {
                 {
                     continue;
                 }
-                let (f, _, fm) = w.open_totals();
+                let f = w.node_free.iter().sum();
+                let fm = w.free_mem.iter().fold(0u64, |a, &b| a.saturating_add(b));
                 let s = shortfall(f, fm, gfree);
                 if best.as_ref().is_none_or(|b| s < b.0) {
                     best = Some((s, ai as u32, (0..topo.num_nodes()).collect()));
                 }
             }
         }
-        match best {
-            Some((_, a, nodes)) => self.reserve_at(job.job_id, a, &nodes, g),
-            None => false,
+        let Some((_, a, nodes)) = best else {
+            return false;
+        };
+        let victims: BTreeSet<u64> = nodes
+            .iter()
+            .filter_map(|&i| self.work[a as usize].reserved[i])
+            .collect();
+        for v in victims {
+            self.unreserve(v);
         }
+        self.reserve_at(job.job_id, a, &nodes, g)
     }
 
     /// Approximate heap bytes of the working state and indexes.

@@ -270,10 +270,12 @@ fn big_job_is_not_starved_by_a_stream_of_small_ones() {
         "expected starvation without reservations"
     );
 
-    let mut with_res = PolicyConfig::default();
-    with_res.starvation = Starvation {
-        reserve_after_s: 300,
-        ..Starvation::default()
+    let with_res = PolicyConfig {
+        starvation: Starvation {
+            reserve_after_s: 300,
+            ..Starvation::default()
+        },
+        ..PolicyConfig::default()
     };
     let started = simulate(&mut Packer::new(with_res), agents, &arrivals, 5400, 60);
     let at = *started
@@ -521,7 +523,7 @@ fn gpus_pick_the_gpu_agent() {
 #[test]
 fn open_ranges_grow_after_everyone_had_a_turn() {
     let topo = dual_socket_2numa_smt2();
-    let agents = vec![AgentState::idle("a", "a", topo.clone(), 0)];
+    let agents = vec![AgentState::idle("a", "a", topo, 0)];
     let mut open = job(1, 2, 1024, AffinityPolicy::NumaStrict);
     open.cpus = ResourceRange::at_least(2);
     open.mem_mb = ResourceRange::at_least(1024);

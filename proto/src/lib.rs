@@ -10,11 +10,13 @@
 //! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
 //! * [`recordio`] — the RecordIO framing of the event streams.
 //! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
+//! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 
 mod codec;
 pub mod fuzzing;
 mod generated;
 pub mod json;
+pub mod numa;
 pub mod recordio;
 
 pub use codec::{ContentType, DecodeError};
