@@ -16,7 +16,9 @@ use retz_sim::{Cluster, ClusterOptions, load_cluster, load_policy, run_policies}
 /// held by two jobs at once; busy CPUs never exceed the capacity.
 fn check_conservation(c: &Cluster, w: &Workload, r: &SimResult) {
     assert_eq!(r.outcomes.len(), w.jobs.len());
-    let mut per_cpu: BTreeMap<(u32, u32), Vec<(u64, u64, u64)>> = BTreeMap::new();
+    // (host, cpu) -> (start, end, job id) of every job that held it.
+    type Holds = BTreeMap<(u32, u32), Vec<(u64, u64, u64)>>;
+    let mut per_cpu: Holds = BTreeMap::new();
     let mut sweep: Vec<(u64, i64)> = Vec::new();
     for o in &r.outcomes {
         let j = &w.jobs[o.job as usize];
