@@ -191,11 +191,10 @@ pub fn first_fit(
         let s = &mut states[ai];
         let cpus: CpuSet = s.free_cpus().iter().take(job.cpus.min as usize).collect();
         let takes = takes_of(s, &cpus);
-        let blocked = vec![false; s.topology().num_nodes()];
         let (mem, _) = split_memory(
             s.topology(),
-            s.free_mem_mb(),
-            &blocked,
+            |i| s.free_mem_mb()[i],
+            |_| false,
             &takes,
             job.mem_mb.min,
             true,
@@ -245,7 +244,6 @@ pub fn node_blind(
             agent_id: agent_id.clone(),
             cpus: c,
         };
-        let blocked = vec![false; n];
         if let Some(nn) = job.numanodes {
             let full: Vec<usize> = (0..n)
                 .filter(|&i| {
@@ -262,7 +260,7 @@ pub fn node_blind(
                 return Err(affinity_error());
             }
             let takes: Vec<(usize, u32)> = full.iter().map(|&i| (i, node_free[i])).collect();
-            let (mem, _) = split_memory(&topo, &free_mem, &blocked, &takes, m, false)
+            let (mem, _) = split_memory(&topo, |i| free_mem[i], |_| false, &takes, m, false)
                 .ok_or_else(affinity_error)?;
             let a = assignment(s, job, policy, cpus, &mem, nn);
             commit(s, &a);
@@ -297,7 +295,7 @@ pub fn node_blind(
             take_in_node(&topo, i, &free, k, job.smt, &mut cpus);
         }
         let strict = policy == AffinityPolicy::NumaStrict;
-        let (mem, _) = split_memory(&topo, &free_mem, &blocked, &takes, m, !strict)
+        let (mem, _) = split_memory(&topo, |i| free_mem[i], |_| false, &takes, m, !strict)
             .ok_or_else(affinity_error)?;
         let a = assignment(s, job, policy, cpus, &mem, 0);
         commit(s, &a);

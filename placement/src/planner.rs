@@ -21,7 +21,7 @@
 //! - GPUs: candidates are the agents with at least `g` free GPUs (few, in practice).
 //!
 //! Invariants: every index entry mirrors the working state of its agent (see
-//! `index_agent`/`unindex_agent`, called around every mutation); nodes reserved for a job
+//! `reindex`, called after every mutation); nodes reserved for a job
 //! appear in no index, so only their holder (after `unreserve`) can use them; results
 //! depend only on the inputs and their order (B-tree orders, explicit tie-breaks).
 
@@ -37,32 +37,44 @@ use crate::select::{node_free_count, split_memory, take_in_node, whole_free_pus}
 use crate::sets::{CpuSet, NodeSet};
 use crate::topology::Topology;
 
-/// Keys under which an agent is currently indexed (to remove exactly those).
-#[derive(Clone, Debug, Default)]
+/// How many open nodes the reservation search scores before settling.
+const RESERVE_SCAN: usize = 64;
+
+/// Agent-level keys under which an agent is currently indexed (to remove exactly those).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Indexed {
-    nodes: Vec<(u32, u64, u32)>,
     agent: Option<(u32, u64)>,
     whole: u32,
     gpus: u32,
 }
 
+/// Working state of one NUMA node of an agent.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeWork {
+    /// Free CPUs.
+    free: u32,
+    /// Usable CPUs.
+    total: u32,
+    /// Free PUs in entirely free cores.
+    whole: u32,
+    /// Free memory, MB.
+    mem: u64,
+    /// The job holding a reservation on this node.
+    reserved: Option<u64>,
+    /// The key under which the node is in the node index: (free CPUs, free MB).
+    indexed: Option<(u32, u64)>,
+}
+
 #[derive(Clone, Debug)]
 struct AgentWork {
     free_cpus: CpuSet,
-    free_mem: Vec<u64>,
+    nodes: Vec<NodeWork>,
     free_gpus: u32,
-    node_free: Vec<u32>,
-    node_total: Vec<u32>,
-    node_whole: Vec<u32>,
-    reserved: Vec<Option<u64>>,
     reserved_gpus: u32,
     indexed: Indexed,
 }
 
 impl AgentWork {
-    fn blocked(&self) -> Vec<bool> {
-        self.reserved.iter().map(Option::is_some).collect()
-    }
     fn avail_gpus(&self) -> u32 {
         self.free_gpus.saturating_sub(self.reserved_gpus)
     }
@@ -71,14 +83,36 @@ impl AgentWork {
         let mut f = 0;
         let mut t = 0;
         let mut m = 0u64;
-        for i in 0..self.node_free.len() {
-            if self.reserved[i].is_none() {
-                f += self.node_free[i];
-                t += self.node_total[i];
-                m = m.saturating_add(self.free_mem[i]);
+        for x in &self.nodes {
+            if x.reserved.is_none() {
+                f += x.free;
+                t += x.total;
+                m = m.saturating_add(x.mem);
             }
         }
         (f, t, m)
+    }
+    /// The node-index key node `i` should have now.
+    fn node_key(&self, i: usize, aware: bool) -> Option<(u32, u64)> {
+        let x = &self.nodes[i];
+        (aware && x.reserved.is_none() && x.free > 0).then_some((x.free, x.mem))
+    }
+    /// The agent-level keys it should have now.
+    fn agent_keys(&self, aware: bool) -> Indexed {
+        let whole = if aware {
+            self.nodes
+                .iter()
+                .filter(|x| x.reserved.is_none() && x.total > 0 && x.free == x.total)
+                .count() as u32
+        } else {
+            0
+        };
+        let (f, _, m) = self.open_totals();
+        Indexed {
+            agent: (f > 0).then_some((f, m)),
+            whole,
+            gpus: self.avail_gpus(),
+        }
     }
 }
 
@@ -213,30 +247,63 @@ impl<'a> Planner<'a> {
             by_id: BTreeMap::new(),
             any_aware: agents.iter().any(AgentState::numa_aware),
         };
-        for a in agents {
+        let mut node_entries = Vec::new();
+        let mut agent_entries = Vec::new();
+        let mut plain_entries = Vec::new();
+        for (ai, a) in agents.iter().enumerate() {
             let topo = a.topology();
-            let n = topo.num_nodes();
             let free = a.free_cpus();
-            let node_free = (0..n).map(|i| node_free_count(topo, i, free)).collect();
-            let node_whole = (0..n).map(|i| whole_free_pus(topo, i, free)).collect();
-            let node_total = topo.nodes().iter().map(|x| x.cpus().len() as u32).collect();
-            p.work.push(AgentWork {
+            let aware = a.numa_aware();
+            let mut w = AgentWork {
                 free_cpus: free.clone(),
-                free_mem: a.free_mem_mb().to_vec(),
+                nodes: topo
+                    .nodes()
+                    .iter()
+                    .zip(a.free_mem_mb())
+                    .enumerate()
+                    .map(|(i, (nd, &mem))| NodeWork {
+                        free: node_free_count(topo, i, free),
+                        total: nd.cpus().len() as u32,
+                        whole: whole_free_pus(topo, i, free),
+                        mem,
+                        reserved: None,
+                        indexed: None,
+                    })
+                    .collect(),
                 free_gpus: a.free_gpus(),
-                node_free,
-                node_total,
-                node_whole,
-                reserved: vec![None; n],
                 reserved_gpus: 0,
                 indexed: Indexed::default(),
-            });
+            };
+            let ai = ai as u32;
+            for i in 0..w.nodes.len() {
+                let key = w.node_key(i, aware);
+                if let Some((c, m)) = key {
+                    node_entries.push((c, (m, ai, i as u32)));
+                }
+                w.nodes[i].indexed = key;
+            }
+            let keys = w.agent_keys(aware);
+            if let Some((c, m)) = keys.agent {
+                if aware {
+                    agent_entries.push((c, (m, ai, 0)));
+                } else {
+                    plain_entries.push((c, (m, ai, 0)));
+                }
+            }
+            if keys.whole > 0 {
+                p.whole_ix.entry(keys.whole).or_default().insert(ai);
+            }
+            if keys.gpus > 0 {
+                p.gpu_ix.insert((keys.gpus, ai));
+            }
+            w.indexed = keys;
+            p.work.push(w);
         }
+        p.nodes_ix = CapIndex::bulk(node_entries);
+        p.agents_ix = CapIndex::bulk(agent_entries);
+        p.plain_ix = CapIndex::bulk(plain_entries);
         for (ai, a) in agents.iter().enumerate().rev() {
             p.by_id.insert(a.agent_id(), ai as u32);
-        }
-        for ai in 0..agents.len() {
-            p.index_agent(ai as u32);
         }
         p
     }
@@ -250,69 +317,61 @@ impl<'a> Planner<'a> {
         self.agents[a as usize].topology()
     }
 
-    fn index_agent(&mut self, a: u32) {
+    /// Brings agent `a`'s index entries in line with its working state, touching only the
+    /// entries whose keys changed (a commit changes one or two nodes and the agent totals).
+    fn reindex(&mut self, a: u32) {
         let aware = self.agents[a as usize].numa_aware();
-        let w = &self.work[a as usize];
-        let mut ix = Indexed::default();
-        for i in 0..w.node_free.len() {
-            if w.reserved[i].is_some() {
-                continue;
-            }
-            if aware && w.node_free[i] > 0 {
-                ix.nodes.push((w.node_free[i], w.free_mem[i], i as u32));
-            }
-            if aware && w.node_total[i] > 0 && w.node_free[i] == w.node_total[i] {
-                ix.whole += 1;
+        let ai = a as usize;
+        for i in 0..self.work[ai].nodes.len() {
+            let after = self.work[ai].node_key(i, aware);
+            let before = self.work[ai].nodes[i].indexed;
+            if before != after {
+                if let Some((c, m)) = before {
+                    self.nodes_ix.remove(c, (m, a, i as u32));
+                }
+                if let Some((c, m)) = after {
+                    self.nodes_ix.insert(c, (m, a, i as u32));
+                }
+                self.work[ai].nodes[i].indexed = after;
             }
         }
-        let (f, _, m) = w.open_totals();
-        if f > 0 {
-            ix.agent = Some((f, m));
-        }
-        ix.gpus = w.avail_gpus();
-        for &(c, m, i) in &ix.nodes {
-            self.nodes_ix.insert(c, (m, a, i));
-        }
-        if let Some((c, m)) = ix.agent {
-            if aware {
-                self.agents_ix.insert(c, (m, a, 0));
+        let ix = self.work[ai].agent_keys(aware);
+        let old = self.work[ai].indexed;
+        if old.agent != ix.agent {
+            let agents_ix = if aware {
+                &mut self.agents_ix
             } else {
-                self.plain_ix.insert(c, (m, a, 0));
+                &mut self.plain_ix
+            };
+            if let Some((c, m)) = old.agent {
+                agents_ix.remove(c, (m, a, 0));
+            }
+            if let Some((c, m)) = ix.agent {
+                agents_ix.insert(c, (m, a, 0));
             }
         }
-        if ix.whole > 0 {
-            self.whole_ix.entry(ix.whole).or_default().insert(a);
-        }
-        if ix.gpus > 0 {
-            self.gpu_ix.insert((ix.gpus, a));
-        }
-        self.work[a as usize].indexed = ix;
-    }
-
-    fn unindex_agent(&mut self, a: u32) {
-        let aware = self.agents[a as usize].numa_aware();
-        let ix = std::mem::take(&mut self.work[a as usize].indexed);
-        for (c, m, i) in ix.nodes {
-            self.nodes_ix.remove(c, (m, a, i));
-        }
-        if let Some((c, m)) = ix.agent {
-            if aware {
-                self.agents_ix.remove(c, (m, a, 0));
-            } else {
-                self.plain_ix.remove(c, (m, a, 0));
+        if old.whole != ix.whole {
+            if old.whole > 0
+                && let Some(s) = self.whole_ix.get_mut(&old.whole)
+            {
+                s.remove(&a);
+                if s.is_empty() {
+                    self.whole_ix.remove(&old.whole);
+                }
+            }
+            if ix.whole > 0 {
+                self.whole_ix.entry(ix.whole).or_default().insert(a);
             }
         }
-        if ix.whole > 0
-            && let Some(s) = self.whole_ix.get_mut(&ix.whole)
-        {
-            s.remove(&a);
-            if s.is_empty() {
-                self.whole_ix.remove(&ix.whole);
+        if old.gpus != ix.gpus {
+            if old.gpus > 0 {
+                self.gpu_ix.remove(&(old.gpus, a));
+            }
+            if ix.gpus > 0 {
+                self.gpu_ix.insert((ix.gpus, a));
             }
         }
-        if ix.gpus > 0 {
-            self.gpu_ix.remove(&(ix.gpus, a));
-        }
+        self.work[ai].indexed = ix;
     }
 
     /// The affinity policy a job is planned with (cluster override first).
@@ -326,18 +385,18 @@ impl<'a> Planner<'a> {
         let w = &self.work[a as usize];
         let c = job.cpus.min;
         let m = job.mem_mb.min;
-        if w.reserved[i].is_some() || w.node_free[i] < c || w.free_mem[i] < m {
+        if w.nodes[i].reserved.is_some() || w.nodes[i].free < c || w.nodes[i].mem < m {
             return None;
         }
         if job.gpus > w.avail_gpus() {
             return None;
         }
         let wt = &self.cfg.weights;
-        let f = w.node_free[i];
-        let fragment = frac(f64::from(f - c), f64::from(w.node_total[i]));
+        let f = w.nodes[i].free;
+        let fragment = frac(f64::from(f - c), f64::from(w.nodes[i].total));
         let smt = match job.smt {
             SmtPolicy::WholeCores => {
-                frac(f64::from(c.saturating_sub(w.node_whole[i])), f64::from(c))
+                frac(f64::from(c.saturating_sub(w.nodes[i].whole)), f64::from(c))
             }
             SmtPolicy::Pack => 0.0,
         };
@@ -358,7 +417,7 @@ impl<'a> Planner<'a> {
         if !self.agents[a as usize].numa_aware() {
             return None;
         }
-        let n = self.work[a as usize].node_free.len();
+        let n = self.work[a as usize].nodes.len();
         let mut best: Option<Cand> = None;
         for i in 0..n {
             if let Some(c) = self.eval_node(a, i, job)
@@ -377,7 +436,7 @@ impl<'a> Planner<'a> {
         let total: u32 = takes.iter().map(|t| t.1).sum();
         let shared: u32 = takes
             .iter()
-            .map(|&(i, t)| t.saturating_sub(w.node_whole[i]))
+            .map(|&(i, t)| t.saturating_sub(w.nodes[i].whole))
             .sum();
         frac(f64::from(shared), f64::from(total))
     }
@@ -394,62 +453,87 @@ impl<'a> Planner<'a> {
         if job.gpus > w.avail_gpus() {
             return None;
         }
-        let open: Vec<usize> = (0..w.node_free.len())
-            .filter(|&i| w.reserved[i].is_none() && w.node_free[i] > 0)
+        let open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
             .collect();
-        let sum: u32 = open.iter().map(|&i| w.node_free[i]).sum();
+        let sum: u32 = open.iter().map(|&i| w.nodes[i].free).sum();
         if sum < c {
             return None;
         }
-        let mut seeds = open.clone();
-        seeds.sort_by(|&x, &y| w.node_free[y].cmp(&w.node_free[x]).then(x.cmp(&y)));
+        let mut seeds = open;
+        seeds.sort_by(|&x, &y| w.nodes[y].free.cmp(&w.nodes[x].free).then(x.cmp(&y)));
         seeds.truncate(self.cfg.max_seeds.max(1));
-        let blocked = w.blocked();
         let wt = &self.cfg.weights;
         let mut best: Option<Cand> = None;
+        let mut group: Vec<usize> = Vec::new();
+        let mut takes: Vec<(usize, u32)> = Vec::new();
         for &s in &seeds {
-            let mut others: Vec<usize> = open.iter().copied().filter(|&j| j != s).collect();
-            others.sort_by(|&x, &y| {
-                topo.distance_by_index(s, x)
-                    .cmp(&topo.distance_by_index(s, y))
-                    .then(w.node_free[y].cmp(&w.node_free[x]))
-                    .then(x.cmp(&y))
-            });
-            let mut takes = Vec::new();
+            // Grow from the seed by distance; among equally distant nodes, most free first.
+            takes.clear();
             let mut need = c;
             let mut avail = 0;
             let mut total = 0;
-            for j in std::iter::once(s).chain(others) {
-                if need == 0 {
-                    break;
+            let order = topo.nodes_by_distance(s);
+            let mut k = 0;
+            while need > 0 && k < order.len() {
+                let d = topo.distance_by_index(s, order[k] as usize);
+                group.clear();
+                while k < order.len() && topo.distance_by_index(s, order[k] as usize) == d {
+                    let j = order[k] as usize;
+                    if w.nodes[j].reserved.is_none() && w.nodes[j].free > 0 {
+                        group.push(j);
+                    }
+                    k += 1;
                 }
-                let t = w.node_free[j].min(need);
-                takes.push((j, t));
-                need -= t;
-                avail += w.node_free[j];
-                total += w.node_total[j];
+                group.sort_by(|&x, &y| {
+                    (x != s)
+                        .cmp(&(y != s))
+                        .then(w.nodes[y].free.cmp(&w.nodes[x].free))
+                        .then(x.cmp(&y))
+                });
+                for &j in &group {
+                    if need == 0 {
+                        break;
+                    }
+                    let t = w.nodes[j].free.min(need);
+                    takes.push((j, t));
+                    need -= t;
+                    avail += w.nodes[j].free;
+                    total += w.nodes[j].total;
+                }
             }
             if need > 0 {
                 continue;
             }
-            let Some((mem, spill)) =
-                split_memory(topo, &w.free_mem, &blocked, &takes, job.mem_mb.min, true)
-            else {
-                continue;
-            };
-            let cost = wt.extra_node * (takes.len() as f64 - 1.0)
+            // Every term but the (non-negative) spill: a lower bound to prune with.
+            let bound = wt.extra_node * (takes.len() as f64 - 1.0)
                 + wt.cross_node * cross_term(topo, &takes)
                 + wt.fragmentation * frac(f64::from(avail - c), f64::from(total))
                 + wt.smt_shared * self.smt_estimate(w, job, &takes)
-                + wt.memory_spill * spill
                 - wt.grant * grant_term(job, avail);
+            if best
+                .as_ref()
+                .is_some_and(|b| b.cost.total_cmp(&bound).is_le())
+            {
+                continue;
+            }
+            let Some((mem, spill)) = split_memory(
+                topo,
+                |i| w.nodes[i].mem,
+                |i| w.nodes[i].reserved.is_some(),
+                &takes,
+                job.mem_mb.min,
+                true,
+            ) else {
+                continue;
+            };
             let cand = Cand {
                 agent: a,
-                takes,
+                takes: takes.clone(),
                 mem,
                 whole_nodes: false,
                 pinned: true,
-                cost,
+                cost: bound + wt.memory_spill * spill,
             };
             if best.as_ref().is_none_or(|b| better(&cand, b)) {
                 best = Some(cand);
@@ -470,24 +554,24 @@ impl<'a> Planner<'a> {
         if job.gpus > w.avail_gpus() {
             return None;
         }
-        let mut open: Vec<usize> = (0..w.node_free.len())
-            .filter(|&i| w.reserved[i].is_none() && w.node_free[i] > 0)
+        let mut open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
             .collect();
         let (agent_free, agent_total, _) = w.open_totals();
         if agent_free < c {
             return None;
         }
-        open.sort_by(|&x, &y| w.node_free[y].cmp(&w.node_free[x]).then(x.cmp(&y)));
+        open.sort_by(|&x, &y| w.nodes[y].free.cmp(&w.nodes[x].free).then(x.cmp(&y)));
         open.truncate(c as usize);
         // Water-fill, smallest first, so capped nodes pass their share on.
         let mut order = open.clone();
-        order.sort_by(|&x, &y| w.node_free[x].cmp(&w.node_free[y]).then(x.cmp(&y)));
+        order.sort_by(|&x, &y| w.nodes[x].free.cmp(&w.nodes[y].free).then(x.cmp(&y)));
         let mut left = c;
         let mut takes = Vec::with_capacity(order.len());
         for (k, &i) in order.iter().enumerate() {
             let nodes_left = (order.len() - k) as u32;
             let share = left.div_ceil(nodes_left);
-            let t = w.node_free[i].min(share);
+            let t = w.nodes[i].free.min(share);
             if t > 0 {
                 takes.push((i, t));
             }
@@ -497,14 +581,20 @@ impl<'a> Planner<'a> {
             return None;
         }
         takes.sort_unstable();
-        let blocked = w.blocked();
-        let (mem, spill) = split_memory(topo, &w.free_mem, &blocked, &takes, job.mem_mb.min, true)?;
+        let (mem, spill) = split_memory(
+            topo,
+            |i| w.nodes[i].mem,
+            |i| w.nodes[i].reserved.is_some(),
+            &takes,
+            job.mem_mb.min,
+            true,
+        )?;
         // Balance: std-dev of the free fraction of the agent's open CPU nodes afterwards.
         let mut fr = Vec::new();
-        for i in 0..w.node_free.len() {
-            if w.reserved[i].is_none() && w.node_total[i] > 0 {
+        for i in 0..w.nodes.len() {
+            if w.nodes[i].reserved.is_none() && w.nodes[i].total > 0 {
                 let took = takes.iter().find(|t| t.0 == i).map_or(0, |t| t.1);
-                fr.push(f64::from(w.node_free[i] - took) / f64::from(w.node_total[i]));
+                fr.push(f64::from(w.nodes[i].free - took) / f64::from(w.nodes[i].total));
             }
         }
         let mean = fr.iter().sum::<f64>() / fr.len().max(1) as f64;
@@ -538,23 +628,29 @@ impl<'a> Planner<'a> {
         if agent_free < c || agent_mem < job.mem_mb.min {
             return None;
         }
-        let mut open: Vec<usize> = (0..w.node_free.len())
-            .filter(|&i| w.reserved[i].is_none() && w.node_free[i] > 0)
+        let mut open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
             .collect();
-        open.sort_by(|&x, &y| w.node_free[x].cmp(&w.node_free[y]).then(x.cmp(&y)));
+        open.sort_by(|&x, &y| w.nodes[x].free.cmp(&w.nodes[y].free).then(x.cmp(&y)));
         let mut need = c;
         let mut takes = Vec::new();
         for i in open {
             if need == 0 {
                 break;
             }
-            let t = w.node_free[i].min(need);
+            let t = w.nodes[i].free.min(need);
             takes.push((i, t));
             need -= t;
         }
         takes.sort_unstable();
-        let blocked = w.blocked();
-        let (mem, _) = split_memory(topo, &w.free_mem, &blocked, &takes, job.mem_mb.min, true)?;
+        let (mem, _) = split_memory(
+            topo,
+            |i| w.nodes[i].mem,
+            |i| w.nodes[i].reserved.is_some(),
+            &takes,
+            job.mem_mb.min,
+            true,
+        )?;
         Some(Cand {
             agent: a,
             takes,
@@ -577,16 +673,18 @@ impl<'a> Planner<'a> {
         if job.gpus > w.avail_gpus() {
             return None;
         }
-        let full: Vec<usize> = (0..w.node_free.len())
+        let full: Vec<usize> = (0..w.nodes.len())
             .filter(|&i| {
-                w.reserved[i].is_none() && w.node_total[i] > 0 && w.node_free[i] == w.node_total[i]
+                w.nodes[i].reserved.is_none()
+                    && w.nodes[i].total > 0
+                    && w.nodes[i].free == w.nodes[i].total
             })
             .collect();
         let n = n as usize;
         if full.len() < n {
             return None;
         }
-        let cpu_nodes = w.node_total.iter().filter(|&&t| t > 0).count();
+        let cpu_nodes = w.nodes.iter().filter(|x| x.total > 0).count();
         let wt = &self.cfg.weights;
         let mut best: Option<Cand> = None;
         for &s in full.iter().take(self.cfg.max_seeds.max(1)) {
@@ -598,20 +696,24 @@ impl<'a> Planner<'a> {
             });
             let mut chosen: Vec<usize> = std::iter::once(s).chain(others).take(n).collect();
             chosen.sort_unstable();
-            let cpus: u32 = chosen.iter().map(|&i| w.node_total[i]).sum();
+            let cpus: u32 = chosen.iter().map(|&i| w.nodes[i].total).sum();
             if cpus < job.cpus.min {
                 continue;
             }
-            let free_mem: u64 = chosen.iter().map(|&i| w.free_mem[i]).sum();
+            let free_mem: u64 = chosen.iter().map(|&i| w.nodes[i].mem).sum();
             let grant_mem = job.mem_mb.max.map_or(free_mem, |mx| mx.min(free_mem));
             if grant_mem < job.mem_mb.min {
                 continue;
             }
-            let takes: Vec<(usize, u32)> = chosen.iter().map(|&i| (i, w.node_total[i])).collect();
-            let blocked = w.blocked();
-            let Some((mem, _)) =
-                split_memory(topo, &w.free_mem, &blocked, &takes, grant_mem, false)
-            else {
+            let takes: Vec<(usize, u32)> = chosen.iter().map(|&i| (i, w.nodes[i].total)).collect();
+            let Some((mem, _)) = split_memory(
+                topo,
+                |i| w.nodes[i].mem,
+                |i| w.nodes[i].reserved.is_some(),
+                &takes,
+                grant_mem,
+                false,
+            ) else {
                 continue;
             };
             let cost = wt.cross_node * cross_term(topo, &takes)
@@ -807,12 +909,11 @@ impl<'a> Planner<'a> {
     }
 
     fn apply(&mut self, a: u32, cpus: &CpuSet, mem: &[(usize, u64)], gpus: u32) {
-        self.unindex_agent(a);
         let topo = self.agents[a as usize].topology();
         let w = &mut self.work[a as usize];
         w.free_cpus.difference_with(cpus);
         for &(i, mb) in mem {
-            w.free_mem[i] -= mb;
+            w.nodes[i].mem -= mb;
         }
         w.free_gpus -= gpus;
         let mut touched: Vec<usize> = cpus
@@ -823,10 +924,50 @@ impl<'a> Planner<'a> {
         touched.sort_unstable();
         touched.dedup();
         for i in touched {
-            w.node_free[i] = node_free_count(topo, i, &w.free_cpus);
-            w.node_whole[i] = whole_free_pus(topo, i, &w.free_cpus);
+            w.nodes[i].free = node_free_count(topo, i, &w.free_cpus);
+            w.nodes[i].whole = whole_free_pus(topo, i, &w.free_cpus);
         }
-        self.index_agent(a);
+        self.reindex(a);
+    }
+
+    /// Gives an assignment's CPUs, memory and GPUs back to agent `agent` (index into
+    /// [`Planner::agents`]), e.g. when a simulator keeps one planner across events.
+    /// Returns false, changing nothing, when the assignment does not match the agent's
+    /// working state (CPUs already free or unknown, nodes unknown, memory above capacity).
+    pub fn release(&mut self, agent: usize, a: &Assignment) -> bool {
+        let Some(ag) = self.agents.get(agent) else {
+            return false;
+        };
+        let topo = ag.topology();
+        let w = &self.work[agent];
+        if !a.cpus.is_subset(topo.cpus()) || !a.cpus.is_disjoint(&w.free_cpus) {
+            return false;
+        }
+        let mut mem = Vec::with_capacity(a.memory_per_node.len());
+        for m in &a.memory_per_node {
+            let Some(i) = topo.node_index(m.node) else {
+                return false;
+            };
+            if w.nodes[i].mem.saturating_add(m.mb) > topo.nodes()[i].memory_mb() {
+                return false;
+            }
+            mem.push((i, m.mb));
+        }
+        let ai = agent as u32;
+        let w = &mut self.work[agent];
+        w.free_cpus.union_with(&a.cpus);
+        for (i, mb) in mem {
+            w.nodes[i].mem += mb;
+        }
+        w.free_gpus = w.free_gpus.saturating_add(a.granted_gpus);
+        for i in 0..w.nodes.len() {
+            if topo.nodes()[i].cpus().intersection_len(&a.cpus) > 0 {
+                w.nodes[i].free = node_free_count(topo, i, &w.free_cpus);
+                w.nodes[i].whole = whole_free_pus(topo, i, &w.free_cpus);
+            }
+        }
+        self.reindex(ai);
+        true
     }
 
     /// Applies a decision and returns the job's assignment.
@@ -886,10 +1027,10 @@ impl<'a> Planner<'a> {
             .map_or(u32::MAX, |mx| mx.saturating_sub(asg.granted_cpus));
         let mut left = want;
         for &i in &node_pos {
-            if left == 0 || w.reserved[i].is_some() {
+            if left == 0 || w.nodes[i].reserved.is_some() {
                 continue;
             }
-            let t = w.node_free[i].min(left);
+            let t = w.nodes[i].free.min(left);
             if t > 0 && take_in_node(topo, i, &w.free_cpus, t, job.smt, &mut extra) {
                 left -= t;
             }
@@ -918,10 +1059,10 @@ impl<'a> Planner<'a> {
         let mut more = target.saturating_sub(held);
         let mut mem_add: Vec<(usize, u64)> = Vec::new();
         for &i in &mem_nodes {
-            if more == 0 || w.reserved[i].is_some() {
+            if more == 0 || w.nodes[i].reserved.is_some() {
                 continue;
             }
-            let give = w.free_mem[i].min(more);
+            let give = w.nodes[i].mem.min(more);
             if give > 0 {
                 mem_add.push((i, give));
                 more -= give;
@@ -1058,15 +1199,14 @@ impl<'a> Planner<'a> {
         let nodes: Vec<usize> = nodes
             .iter()
             .copied()
-            .filter(|&i| i < w.reserved.len() && w.reserved[i].is_none())
+            .filter(|&i| i < w.nodes.len() && w.nodes[i].reserved.is_none())
             .collect();
         if nodes.is_empty() {
             return false;
         }
-        self.unindex_agent(a);
         let w = &mut self.work[a as usize];
         for &i in &nodes {
-            w.reserved[i] = Some(job_id);
+            w.nodes[i].reserved = Some(job_id);
         }
         let g = gpus.min(w.avail_gpus());
         w.reserved_gpus += g;
@@ -1079,7 +1219,7 @@ impl<'a> Planner<'a> {
                 want_gpus: gpus,
             },
         );
-        self.index_agent(a);
+        self.reindex(a);
         true
     }
 
@@ -1100,13 +1240,12 @@ impl<'a> Planner<'a> {
     pub fn unreserve(&mut self, job_id: u64) -> Option<Reservation> {
         let h = self.held.remove(&job_id)?;
         let r = self.describe(job_id, &h);
-        self.unindex_agent(h.agent);
         let w = &mut self.work[h.agent as usize];
         for &i in &h.nodes {
-            w.reserved[i] = None;
+            w.nodes[i].reserved = None;
         }
         w.reserved_gpus -= h.gpus;
-        self.index_agent(h.agent);
+        self.reindex(h.agent);
         Some(r)
     }
 
@@ -1137,7 +1276,7 @@ impl<'a> Planner<'a> {
         Some(PendingReason::Reserved {
             agent_id: self.agents[h.agent as usize].agent_id().to_string(),
             nodes,
-            free_cpus: h.nodes.iter().map(|&i| w.node_free[i]).sum(),
+            free_cpus: h.nodes.iter().map(|&i| w.nodes[i].free).sum(),
             cpus: job.cpus.min,
         })
     }
@@ -1173,7 +1312,29 @@ impl<'a> Planner<'a> {
                         .any(|n| n.cpus().len() as u32 >= c && n.memory_mb() >= m)
             });
         let mut best: Option<(f64, u32, Vec<usize>)> = None;
+        if node_level {
+            // Most free nodes first, from the index: a bounded look at the front runners.
+            let mut seen = 0;
+            for (free_c, (free_m, a, i)) in self.nodes_ix.largest_first() {
+                let node = &self.topo(a).nodes()[i as usize];
+                if (node.cpus().len() as u32) < c || node.memory_mb() < m {
+                    continue;
+                }
+                let s = shortfall(free_c, free_m, self.work[a as usize].avail_gpus());
+                if best.as_ref().is_none_or(|b| s < b.0) {
+                    best = Some((s, a, vec![i as usize]));
+                }
+                seen += 1;
+                if seen == RESERVE_SCAN {
+                    break;
+                }
+            }
+        }
         for (ai, ag) in self.agents.iter().enumerate() {
+            if best.is_some() && node_level {
+                // The index had open candidates; full scans are for when it has none.
+                break;
+            }
             let w = &self.work[ai];
             let topo = ag.topology();
             let gfree = w.avail_gpus();
@@ -1182,16 +1343,19 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 for (i, n) in topo.nodes().iter().enumerate() {
-                    if taken(&w.reserved[i]) || (n.cpus().len() as u32) < c || n.memory_mb() < m {
+                    if taken(&w.nodes[i].reserved)
+                        || (n.cpus().len() as u32) < c
+                        || n.memory_mb() < m
+                    {
                         continue;
                     }
-                    let s = shortfall(w.node_free[i], w.free_mem[i], gfree);
+                    let s = shortfall(w.nodes[i].free, w.nodes[i].mem, gfree);
                     if best.as_ref().is_none_or(|b| s < b.0) {
                         best = Some((s, ai as u32, vec![i]));
                     }
                 }
             } else {
-                if w.reserved.iter().any(taken) {
+                if w.nodes.iter().any(|x| taken(&x.reserved)) {
                     continue;
                 }
                 let needs_numa = job.numanodes.is_some() || policy == AffinityPolicy::NumaStrict;
@@ -1207,8 +1371,8 @@ impl<'a> Planner<'a> {
                 {
                     continue;
                 }
-                let f = w.node_free.iter().sum();
-                let fm = w.free_mem.iter().fold(0u64, |a, &b| a.saturating_add(b));
+                let f = w.nodes.iter().map(|x| x.free).sum();
+                let fm = w.nodes.iter().fold(0u64, |a, x| a.saturating_add(x.mem));
                 let s = shortfall(f, fm, gfree);
                 if best.as_ref().is_none_or(|b| s < b.0) {
                     best = Some((s, ai as u32, (0..topo.num_nodes()).collect()));
@@ -1220,7 +1384,7 @@ impl<'a> Planner<'a> {
         };
         let victims: BTreeSet<u64> = nodes
             .iter()
-            .filter_map(|&i| self.work[a as usize].reserved[i])
+            .filter_map(|&i| self.work[a as usize].nodes[i].reserved)
             .collect();
         for v in victims {
             self.unreserve(v);
@@ -1236,11 +1400,7 @@ impl<'a> Planner<'a> {
             .map(|w| {
                 std::mem::size_of::<AgentWork>()
                     + w.free_cpus.heap_bytes()
-                    + w.free_mem.capacity() * 8
-                    + (w.node_free.capacity() + w.node_total.capacity() + w.node_whole.capacity())
-                        * 4
-                    + w.reserved.capacity() * std::mem::size_of::<Option<u64>>()
-                    + w.indexed.nodes.capacity() * 16
+                    + w.nodes.capacity() * std::mem::size_of::<NodeWork>()
             })
             .sum();
         work + self.nodes_ix.heap_bytes() + self.agents_ix.heap_bytes() + self.plain_ix.heap_bytes()

@@ -173,12 +173,13 @@ pub(crate) fn shared_core_cpus(topo: &Topology, picked: &CpuSet, free_before: &C
 ///
 /// Returns `(mb per node position, spill)` where `spill` is
 /// `Σ (MB outside the CPU nodes)/mem * (distance/local - 1)`, or `None` when the memory
-/// does not fit (in the CPU nodes alone when `allow_spill` is false). `blocked[i]` marks
-/// nodes that must not be used for spill (reserved for another job).
+/// does not fit (in the CPU nodes alone when `allow_spill` is false). `free_mem(i)` is
+/// node position `i`'s free MB; `blocked(i)` marks nodes that must not be used for spill
+/// (reserved for a job).
 pub(crate) fn split_memory(
     topo: &Topology,
-    free_mem: &[u64],
-    blocked: &[bool],
+    free_mem: impl Fn(usize) -> u64,
+    blocked: impl Fn(usize) -> bool,
     takes: &[(usize, u32)],
     mem: u64,
     allow_spill: bool,
@@ -191,7 +192,7 @@ pub(crate) fn split_memory(
     let mut left = mem;
     for &(i, t) in takes {
         let share = (u128::from(mem) * u128::from(t) / u128::from(cpus)) as u64;
-        let give = share.min(free_mem[i]).min(left);
+        let give = share.min(free_mem(i)).min(left);
         out.push((i, give));
         left -= give;
     }
@@ -199,7 +200,7 @@ pub(crate) fn split_memory(
         if left == 0 {
             break;
         }
-        let extra = (free_mem[i] - slot.1).min(left);
+        let extra = (free_mem(i) - slot.1).min(left);
         slot.1 += extra;
         left -= extra;
     }
@@ -210,7 +211,7 @@ pub(crate) fn split_memory(
         }
         // Other nodes, closest to any CPU node first.
         let mut others: Vec<(u32, f64, usize)> = (0..topo.num_nodes())
-            .filter(|j| !takes.iter().any(|t| t.0 == *j) && !blocked[*j] && free_mem[*j] > 0)
+            .filter(|j| !takes.iter().any(|t| t.0 == *j) && !blocked(*j) && free_mem(*j) > 0)
             .map(|j| {
                 let (d, rel) = takes
                     .iter()
@@ -229,7 +230,7 @@ pub(crate) fn split_memory(
             if left == 0 {
                 break;
             }
-            let give = free_mem[j].min(left);
+            let give = free_mem(j).min(left);
             out.push((j, give));
             left -= give;
             spill += give as f64 / mem as f64 * rel.max(0.0);
@@ -295,22 +296,29 @@ mod tests {
             n.distances = d[i].to_vec();
         }
         let t = Topology::new(spec).unwrap();
-        let free = [100, 100, 100, 100];
-        let none = [false; 4];
-        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1), (2, 1)], 150, false).unwrap();
+        let free = |i: usize| [100, 100, 100, 100][i];
+        let none = |_: usize| false;
+        let (m, spill) = split_memory(&t, free, none, &[(0, 1), (2, 1)], 150, false).unwrap();
         assert_eq!(m, vec![(0, 75), (2, 75)]);
         assert_eq!(spill, 0.0);
-        assert!(split_memory(&t, &free, &none, &[(0, 1)], 150, false).is_none());
-        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1)], 150, true).unwrap();
+        assert!(split_memory(&t, free, none, &[(0, 1)], 150, false).is_none());
+        let (m, spill) = split_memory(&t, free, none, &[(0, 1)], 150, true).unwrap();
         assert_eq!(m, vec![(0, 100), (1, 50)]);
         assert!((spill - 50.0 / 150.0 * 0.2).abs() < 1e-9);
         // Node 1 blocked: spill goes across the socket.
-        let blocked = [false, true, false, false];
-        let (m, _) = split_memory(&t, &free, &blocked, &[(0, 1)], 150, true).unwrap();
+        let blocked = |i: usize| i == 1;
+        let (m, _) = split_memory(&t, free, blocked, &[(0, 1)], 150, true).unwrap();
         assert_eq!(m, vec![(0, 100), (2, 50)]);
-        assert!(split_memory(&t, &free, &none, &[(0, 1)], 401, true).is_none());
-        let (m, _) =
-            split_memory(&t, &[10, 100, 0, 0], &none, &[(0, 3), (1, 1)], 40, false).unwrap();
+        assert!(split_memory(&t, free, none, &[(0, 1)], 401, true).is_none());
+        let (m, _) = split_memory(
+            &t,
+            |i| [10, 100, 0, 0][i],
+            none,
+            &[(0, 3), (1, 1)],
+            40,
+            false,
+        )
+        .unwrap();
         assert_eq!(m, vec![(0, 10), (1, 30)]);
     }
 }

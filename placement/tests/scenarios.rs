@@ -648,3 +648,23 @@ fn bad_queue_entries_get_reasons() {
     );
     assert_eq!(p.pending_reason(5), Some(&PendingReason::NoAgents));
 }
+
+#[test]
+fn planner_commit_and_release_round_trip() {
+    use retz_placement::Planner;
+    let topo = dual_socket_2numa_smt2();
+    let agents = vec![agent_using("a", &topo, "0-3")];
+    let cfg = cfg();
+    let mut planner = Planner::new(&agents, &cfg);
+    let j = JobRequest::new(1, 16, 1000);
+    let d = planner.decide(&j).unwrap();
+    let first = d.cpus().clone();
+    let a = planner.commit(&j, d);
+    // Taken: the same decision is not available twice.
+    let d2 = planner.decide(&j).unwrap();
+    assert!(d2.cpus().is_disjoint(&first));
+    assert!(planner.release(0, &a));
+    assert!(!planner.release(0, &a), "released twice");
+    assert_eq!(planner.decide(&j).unwrap().cpus(), &first);
+    assert!(!planner.release(7, &a));
+}
