@@ -22,7 +22,10 @@ fn every_sample_parses() {
     for entry in std::fs::read_dir(etc_dir()).expect("etc/mesos-agent exists") {
         let path = entry.expect("readable entry").path();
         if path.extension().is_some_and(|e| e == "flags") {
-            let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
             let topo = load(name);
             assert!(topo.numa_aware, "{name} must carry the NUMA attributes");
             seen += 1;
