@@ -33,7 +33,7 @@ use crate::index::CapIndex;
 use crate::plan::{Assignment, NodeMemory, Reservation};
 use crate::reason::{Closest, PendingReason};
 use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
-use crate::select::{node_free_count, split_memory, take_in_node, whole_free_pus};
+use crate::select::{node_counts, split_memory, take_in_node};
 use crate::sets::{CpuSet, NodeSet};
 use crate::topology::Topology;
 
@@ -261,13 +261,16 @@ impl<'a> Planner<'a> {
                     .iter()
                     .zip(a.free_mem_mb())
                     .enumerate()
-                    .map(|(i, (nd, &mem))| NodeWork {
-                        free: node_free_count(topo, i, free),
-                        total: nd.cpus().len() as u32,
-                        whole: whole_free_pus(topo, i, free),
-                        mem,
-                        reserved: None,
-                        indexed: None,
+                    .map(|(i, (nd, &mem))| {
+                        let (f, whole) = node_counts(topo, i, free);
+                        NodeWork {
+                            free: f,
+                            total: nd.cpus().len() as u32,
+                            whole,
+                            mem,
+                            reserved: None,
+                            indexed: None,
+                        }
                     })
                     .collect(),
                 free_gpus: a.free_gpus(),
@@ -381,52 +384,71 @@ impl<'a> Planner<'a> {
 
     // ----- candidate evaluation -------------------------------------------------------
 
-    fn eval_node(&self, a: u32, i: usize, job: &JobRequest) -> Option<Cand> {
+    /// Cost of placing `job` entirely in node `i` of agent `a`, if it fits there.
+    fn node_cost(&self, a: u32, i: usize, job: &JobRequest) -> Option<f64> {
         let w = &self.work[a as usize];
+        let x = &w.nodes[i];
         let c = job.cpus.min;
-        let m = job.mem_mb.min;
-        if w.nodes[i].reserved.is_some() || w.nodes[i].free < c || w.nodes[i].mem < m {
+        if x.reserved.is_some() || x.free < c || x.mem < job.mem_mb.min {
             return None;
         }
         if job.gpus > w.avail_gpus() {
             return None;
         }
         let wt = &self.cfg.weights;
-        let f = w.nodes[i].free;
-        let fragment = frac(f64::from(f - c), f64::from(w.nodes[i].total));
+        let fragment = frac(f64::from(x.free - c), f64::from(x.total));
         let smt = match job.smt {
-            SmtPolicy::WholeCores => {
-                frac(f64::from(c.saturating_sub(w.nodes[i].whole)), f64::from(c))
-            }
+            SmtPolicy::WholeCores => frac(f64::from(c.saturating_sub(x.whole)), f64::from(c)),
             SmtPolicy::Pack => 0.0,
         };
-        let cost =
-            wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, f);
-        Some(Cand {
+        Some(wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free))
+    }
+
+    fn node_cand(a: u32, i: usize, job: &JobRequest, cost: f64) -> Cand {
+        let m = job.mem_mb.min;
+        Cand {
             agent: a,
-            takes: vec![(i, c)],
+            takes: vec![(i, job.cpus.min)],
             mem: if m > 0 { vec![(i, m)] } else { Vec::new() },
             whole_nodes: false,
             pinned: true,
             cost,
-        })
+        }
     }
 
-    /// Best single node of one agent (GPU path).
-    fn eval_agent_single(&self, a: u32, job: &JobRequest) -> Option<Cand> {
-        if !self.agents[a as usize].numa_aware() {
-            return None;
-        }
-        let n = self.work[a as usize].nodes.len();
-        let mut best: Option<Cand> = None;
-        for i in 0..n {
-            if let Some(c) = self.eval_node(a, i, job)
-                && best.as_ref().is_none_or(|b| better(&c, b))
-            {
-                best = Some(c);
+    /// The lowest-cost node among the first `k` feasible `(agent, node)` pairs (ties: the
+    /// earlier one); candidates are only materialized for the winner.
+    fn pick_node(
+        &self,
+        k: usize,
+        it: impl Iterator<Item = (u32, usize)>,
+        job: &JobRequest,
+    ) -> Option<Cand> {
+        let mut best: Option<(f64, u32, usize)> = None;
+        let mut seen = 0;
+        for (a, i) in it {
+            let Some(cost) = self.node_cost(a, i, job) else {
+                continue;
+            };
+            if best.is_none_or(|b| cost.total_cmp(&b.0).is_lt()) {
+                best = Some((cost, a, i));
+            }
+            seen += 1;
+            if seen >= k.max(1) {
+                break;
             }
         }
-        best
+        best.map(|(cost, a, i)| Self::node_cand(a, i, job, cost))
+    }
+
+    /// The nodes of agent `a` (GPU path: all of them are scored).
+    fn agent_nodes(&self, a: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
+        let n = if self.agents[a as usize].numa_aware() {
+            self.work[a as usize].nodes.len()
+        } else {
+            0
+        };
+        (0..n).map(move |i| (a, i))
     }
 
     fn smt_estimate(&self, w: &AgentWork, job: &JobRequest, takes: &[(usize, u32)]) -> f64 {
@@ -773,26 +795,27 @@ impl<'a> Planner<'a> {
         match self.policy_of(job) {
             AffinityPolicy::NumaStrict => {
                 if g > 0 {
-                    pick(
+                    self.pick_node(
                         k,
-                        self.gpu_agents(g)
-                            .filter_map(|a| self.eval_agent_single(a, job)),
+                        self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)),
+                        job,
                     )
                 } else {
-                    pick(
+                    self.pick_node(
                         k,
                         self.nodes_ix
                             .fitting(c, m)
-                            .filter_map(|(_, (_, a, i))| self.eval_node(a, i as usize, job)),
+                            .map(|(_, (_, a, i))| (a, i as usize)),
+                        job,
                     )
                 }
             }
             AffinityPolicy::NumaPrefer => {
                 if g > 0 {
-                    pick(
+                    self.pick_node(
                         k,
-                        self.gpu_agents(g)
-                            .filter_map(|a| self.eval_agent_single(a, job)),
+                        self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)),
+                        job,
                     )
                     .or_else(|| {
                         pick(
@@ -809,11 +832,12 @@ impl<'a> Planner<'a> {
                         )
                     })
                 } else {
-                    pick(
+                    self.pick_node(
                         k,
                         self.nodes_ix
                             .fitting(c, m)
-                            .filter_map(|(_, (_, a, i))| self.eval_node(a, i as usize, job)),
+                            .map(|(_, (_, a, i))| (a, i as usize)),
+                        job,
                     )
                     .or_else(|| {
                         pick(
@@ -924,8 +948,7 @@ impl<'a> Planner<'a> {
         touched.sort_unstable();
         touched.dedup();
         for i in touched {
-            w.nodes[i].free = node_free_count(topo, i, &w.free_cpus);
-            w.nodes[i].whole = whole_free_pus(topo, i, &w.free_cpus);
+            (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
         }
         self.reindex(a);
     }
@@ -962,8 +985,7 @@ impl<'a> Planner<'a> {
         w.free_gpus = w.free_gpus.saturating_add(a.granted_gpus);
         for i in 0..w.nodes.len() {
             if topo.nodes()[i].cpus().intersection_len(&a.cpus) > 0 {
-                w.nodes[i].free = node_free_count(topo, i, &w.free_cpus);
-                w.nodes[i].whole = whole_free_pus(topo, i, &w.free_cpus);
+                (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
             }
         }
         self.reindex(ai);
