@@ -414,7 +414,9 @@ impl<'a> Planner<'a> {
             if cpus < job.cpus.min {
                 continue;
             }
-            let free_mem: u64 = chosen.iter().map(|&i| w.nodes[i].mem).sum();
+            let free_mem = chosen
+                .iter()
+                .fold(0u64, |s, &i| s.saturating_add(w.nodes[i].mem));
             let grant_mem = job.mem_mb.max.map_or(free_mem, |mx| mx.min(free_mem));
             if grant_mem < job.mem_mb.min {
                 continue;

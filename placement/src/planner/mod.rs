@@ -168,6 +168,11 @@ pub struct Planner<'a> {
     any_aware: bool,
 }
 
+/// Total MB of a memory split (saturating; each part is bounded by its node's size).
+fn sum_mb(parts: &[NodeMemory]) -> u64 {
+    parts.iter().fold(0u64, |s, m| s.saturating_add(m.mb))
+}
+
 impl<'a> Planner<'a> {
     /// Builds the working state and the indexes (`O(agents · nodes · cores)`).
     pub fn new(agents: &'a [AgentState], cfg: &'a PolicyConfig) -> Planner<'a> {
@@ -439,7 +444,7 @@ impl<'a> Planner<'a> {
             agent_id: agent.agent_id().to_string(),
             hostname: agent.hostname().to_string(),
             granted_cpus: d.cpus.len() as u32,
-            granted_mem_mb: memory_per_node.iter().map(|m| m.mb).sum(),
+            granted_mem_mb: sum_mb(&memory_per_node),
             granted_gpus: d.gpus,
             cpus: d.cpus,
             cpu_nodes,
@@ -500,7 +505,7 @@ impl<'a> Planner<'a> {
                     let node = &topo.nodes()[i];
                     let on = node.cpus().intersection_len(&cpus_after) as u128;
                     let tot = (node.cpus().len() as u128).max(1);
-                    share += (u128::from(node.memory_mb()) * on / tot) as u64;
+                    share = share.saturating_add((u128::from(node.memory_mb()) * on / tot) as u64);
                 }
                 share.max(job.mem_mb.min)
             }
@@ -531,7 +536,7 @@ impl<'a> Planner<'a> {
             }
         }
         asg.memory_per_node.sort_by_key(|m| m.node);
-        asg.granted_mem_mb = asg.memory_per_node.iter().map(|m| m.mb).sum();
+        asg.granted_mem_mb = sum_mb(&asg.memory_per_node);
     }
 
     /// Approximate heap bytes of the working state and indexes.
