@@ -684,8 +684,14 @@ fn extreme_requests_and_capacities_do_not_panic() {
         for (cpus, mem) in [
             (ResourceRange::at_least(1), ResourceRange::at_least(1)),
             (ResourceRange::exactly(u32::MAX), ResourceRange::exactly(1)),
-            (ResourceRange::between(1, u32::MAX), ResourceRange::between(u64::MAX, u64::MAX)),
-            (ResourceRange::exactly(2), ResourceRange::at_least(u64::MAX / 2)),
+            (
+                ResourceRange::between(1, u32::MAX),
+                ResourceRange::between(u64::MAX, u64::MAX),
+            ),
+            (
+                ResourceRange::exactly(2),
+                ResourceRange::at_least(u64::MAX / 2),
+            ),
         ] {
             for numanodes in [None, Some(1), Some(u32::MAX)] {
                 let mut j = JobRequest::new(id, 1, 0).with_policy(policy);
@@ -705,6 +711,11 @@ fn extreme_requests_and_capacities_do_not_panic() {
         cfg.starvation.reserve_after_s = 0;
         cfg.starvation.aging_step_s = 1;
         let p = plan(&agents, &queue, u64::MAX, &cfg);
-        check_plan(&agents, &queue, &p, cfg.packer != retz_placement::PackerKind::FirstFit);
+        check_plan(
+            &agents,
+            &queue,
+            &p,
+            cfg.packer != retz_placement::PackerKind::FirstFit,
+        );
     }
 }
