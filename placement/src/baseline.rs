@@ -50,7 +50,9 @@ fn assignment(
         agent_id: s.agent_id().to_string(),
         hostname: s.hostname().to_string(),
         granted_cpus: cpus.len() as u32,
-        granted_mem_mb: memory_per_node.iter().map(|m| m.mb).sum(),
+        granted_mem_mb: memory_per_node
+            .iter()
+            .fold(0u64, |s, m| s.saturating_add(m.mb)),
         granted_gpus: job.gpus,
         cpus,
         cpu_nodes,
@@ -255,7 +257,9 @@ pub fn node_blind(
             let cpus: CpuSet = full
                 .iter()
                 .fold(CpuSet::new(), |acc, &i| acc.union(topo.nodes()[i].cpus()));
-            let mem_avail: u64 = full.iter().map(|&i| free_mem[i]).sum();
+            let mem_avail = full
+                .iter()
+                .fold(0u64, |s, &i| s.saturating_add(free_mem[i]));
             if full.len() < nn as usize || (cpus.len() as u64) < u64::from(c) || mem_avail < m {
                 return Err(affinity_error());
             }

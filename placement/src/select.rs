@@ -19,15 +19,19 @@ use crate::request::SmtPolicy;
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
-/// Free PUs of `node` that lie in cores with every usable PU free.
-pub(crate) fn whole_free_pus(topo: &Topology, node: usize, free: &CpuSet) -> u32 {
+/// `(free CPUs, free PUs in entirely free cores)` of `node`, in one pass over its cores.
+pub(crate) fn node_counts(topo: &Topology, node: usize, free: &CpuSet) -> (u32, u32) {
     let cores = topo.cores();
-    topo.nodes()[node]
-        .core_range()
-        .map(|ci| &cores[ci])
-        .filter(|c| c.is_subset(free))
-        .map(|c| c.len() as u32)
-        .sum()
+    let mut f = 0;
+    let mut w = 0;
+    for ci in topo.nodes()[node].core_range() {
+        let n = cores[ci].intersection_len(free) as u32;
+        f += n;
+        if n as usize == cores[ci].len() {
+            w += n;
+        }
+    }
+    (f, w)
 }
 
 /// Free CPUs of `node`.
@@ -50,7 +54,8 @@ fn take_from_core(core: &CpuSet, free: &CpuSet, n: usize, out: &mut CpuSet) -> u
 }
 
 /// Adds `k` free CPUs of node position `node` to `out`, following `smt`. Returns false
-/// (and leaves `out` unchanged) when the node has fewer than `k` free CPUs.
+/// (and leaves `out` unchanged) when the node has fewer than `k` free CPUs. `out` must not
+/// already hold CPUs of this node.
 pub(crate) fn take_in_node(
     topo: &Topology,
     node: usize,
@@ -65,92 +70,74 @@ pub(crate) fn take_in_node(
     }
     let cores = topo.cores();
     let range = topo.nodes()[node].core_range();
-    // (free PUs, core index) of cores with at least one free PU.
-    let mut whole: Vec<usize> = Vec::new();
-    let mut partial: Vec<(usize, usize)> = Vec::new();
-    let mut total = 0;
-    for ci in range {
-        let f = cores[ci].intersection_len(free);
-        if f == 0 {
-            continue;
-        }
-        total += f;
-        if f == cores[ci].len() {
-            whole.push(ci);
-        } else {
-            partial.push((f, ci));
-        }
-    }
-    if total < k {
+    if topo.nodes()[node].cpus().intersection_len(free) < k {
         return false;
     }
-    partial.sort_unstable();
     let mut need = k;
-    let mut picked = CpuSet::new();
+    // Partly free cores, fewest free PUs first (then core order).
+    let partial = || {
+        let mut p: Vec<(usize, usize)> = range
+            .clone()
+            .filter_map(|ci| {
+                let f = cores[ci].intersection_len(free);
+                (f > 0 && f < cores[ci].len()).then_some((f, ci))
+            })
+            .collect();
+        p.sort_unstable();
+        p
+    };
     match smt {
         SmtPolicy::WholeCores => {
-            let mut used_whole = vec![false; whole.len()];
-            for (i, &ci) in whole.iter().enumerate() {
-                let size = cores[ci].len();
-                if need >= size {
-                    need -= take_from_core(&cores[ci], free, size, &mut picked);
-                    used_whole[i] = true;
-                }
+            // Entirely free cores, in core order, while at least a core's worth is needed.
+            for ci in range.clone() {
                 if need == 0 {
                     break;
                 }
+                let c = &cores[ci];
+                if need >= c.len() && c.is_subset(free) {
+                    out.union_with(c);
+                    need -= c.len();
+                }
             }
             if need > 0 {
-                // Remainder: another untouched whole core first (smallest that covers the
-                // remainder, else the largest), then partly used cores.
-                let mut rest: Vec<(usize, usize)> = whole
-                    .iter()
-                    .zip(&used_whole)
-                    .filter(|(_, used)| !**used)
-                    .map(|(&ci, _)| (cores[ci].len(), ci))
-                    .collect();
-                rest.sort_unstable();
-                let cover = rest.iter().position(|&(size, _)| size >= need);
-                let order: Vec<usize> = match cover {
-                    Some(p) => std::iter::once(rest[p].1)
-                        .chain(partial.iter().map(|&(_, ci)| ci))
-                        .chain(
-                            rest.iter()
-                                .enumerate()
-                                .filter(|(i, _)| *i != p)
-                                .map(|(_, r)| r.1),
-                        )
-                        .collect(),
-                    None => rest
-                        .iter()
-                        .rev()
-                        .map(|r| r.1)
-                        .chain(partial.iter().map(|&(_, ci)| ci))
-                        .collect(),
-                };
-                for ci in order {
-                    if need == 0 {
-                        break;
+                // Every untouched free core is now larger than the remainder: take it from
+                // the smallest one, so the job shares that core with nobody ...
+                let cover = range
+                    .clone()
+                    .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
+                    .min_by_key(|&ci| (cores[ci].len(), ci));
+                match cover {
+                    Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
+                    // ... else from cores partly used by others.
+                    None => {
+                        for (_, ci) in partial() {
+                            if need == 0 {
+                                break;
+                            }
+                            need -= take_from_core(&cores[ci], free, need, out);
+                        }
                     }
-                    need -= take_from_core(&cores[ci], free, need, &mut picked);
                 }
             }
         }
         SmtPolicy::Pack => {
-            for ci in partial
-                .iter()
-                .map(|&(_, ci)| ci)
-                .chain(whole.iter().copied())
-            {
+            for (_, ci) in partial() {
                 if need == 0 {
                     break;
                 }
-                need -= take_from_core(&cores[ci], free, need, &mut picked);
+                need -= take_from_core(&cores[ci], free, need, out);
+            }
+            for ci in range.clone() {
+                if need == 0 {
+                    break;
+                }
+                if cores[ci].is_subset(free) {
+                    need -= take_from_core(&cores[ci], free, need, out);
+                }
             }
         }
     }
     debug_assert_eq!(need, 0);
-    out.union_with(&picked);
     true
 }
 
@@ -274,8 +261,8 @@ mod tests {
         assert_eq!(take(&t, 0, "1-7", 8, SmtPolicy::Pack), None);
         assert_eq!(take(&t, 1, "0-7", 1, SmtPolicy::Pack), None);
         assert_eq!(take(&t, 0, "0-7", 0, SmtPolicy::Pack).unwrap(), "");
-        assert_eq!(whole_free_pus(&t, 0, &cs("1-7")), 6);
         assert_eq!(node_free_count(&t, 0, &cs("1-9")), 7);
+        assert_eq!(node_counts(&t, 0, &cs("1-7")), (7, 6));
         assert_eq!(shared_core_cpus(&t, &cs("1-2"), &cs("1-7")), 1);
         let _ = CpuId(0);
     }
