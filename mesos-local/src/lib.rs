@@ -2,4 +2,5 @@
 //! executor processes over the executor API.
 
 pub mod agent;
+pub mod cluster;
 pub mod master;

@@ -144,8 +144,11 @@ pub async fn run(
                             core.agents.values().map(|a| a.link.clone()).collect();
                         core = Core::new(config, now);
                         for link in links {
-                            if let Err(e) = core.add_agent(link, now) {
-                                tracing::warn!("agent could not re-register after the master restart: {e}");
+                            match core.add_agent(link.clone(), now) {
+                                Ok(_) => link.reregistered(),
+                                Err(e) => tracing::warn!(
+                                    "agent could not re-register after the master restart: {e}"
+                                ),
                             }
                         }
                         let _ = reply.send(());

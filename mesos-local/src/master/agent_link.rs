@@ -42,6 +42,9 @@ pub trait AgentLink: Send + Sync + 'static {
     fn send_message(&self, framework_id: &FrameworkId, executor_id: &ExecutorId, data: Vec<u8>);
     /// What runs on the agent, for its re-registration with a restarted master.
     fn snapshot(&self) -> AgentSnapshot;
+    /// The agent has re-registered with a restarted master: a real agent resends its
+    /// unacknowledged status updates now.
+    fn reregistered(&self) {}
 }
 
 /// An agent -> master event.

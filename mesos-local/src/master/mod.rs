@@ -82,12 +82,12 @@ impl Default for MasterConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
     /// The listen address is unusable.
-    #[error("cannot listen on {addr}: {source} (pick another address with --bind, or port 0)")]
+    #[error("cannot listen on {addr}: {error} (pick another address with --bind, or port 0)")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The master has been shut down.
     #[error("the master has been shut down")]
@@ -169,13 +169,13 @@ impl Master {
     pub async fn start(config: MasterConfig) -> Result<Master, MasterError> {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
-            .map_err(|source| MasterError::Bind {
+            .map_err(|error| MasterError::Bind {
                 addr: config.bind,
-                source,
+                error,
             })?;
-        let addr = listener.local_addr().map_err(|source| MasterError::Bind {
+        let addr = listener.local_addr().map_err(|error| MasterError::Bind {
             addr: config.bind,
-            source,
+            error,
         })?;
         let core_cfg = core_config(&config, addr);
         let master_id = core_cfg.master_id.clone();
