@@ -122,10 +122,10 @@ fn task_json(t: &TaskEntry) -> Value {
         o.insert("labels".into(), json::to_json(l)["labels"].clone());
     }
     if let Some(d) = &t.info.discovery {
-        o.insert("discovery".into(), json::to_json(d));
+        o.insert("discovery".into(), json::to_json(d.as_ref()));
     }
     if let Some(c) = &t.info.container {
-        o.insert("container".into(), json::to_json(c));
+        o.insert("container".into(), json::to_json(c.as_ref()));
     }
     Value::Object(o)
 }
