@@ -10,6 +10,7 @@
 //! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
 //! * [`recordio`] — the RecordIO framing of the event streams.
 //! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
+//! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 //!
 //! Notes on the generated types (prost 0.14, proto2):
@@ -28,6 +29,7 @@
 //! * protobuf decoding does not check required fields (absent ones read as defaults);
 //!   JSON decoding does.
 
+pub mod api;
 mod codec;
 pub mod fuzzing;
 mod generated;

@@ -1,0 +1,137 @@
+//! [`ClientConfig`]: what `retz-client` and `retz-admin` need to reach a server, as
+//! written by `retz-server --data-dir` (`DIR/client.toml`) and by `retz-admin
+//! create-user`, and as read from an original `retz.properties`.
+
+use serde::{Deserialize, Serialize};
+
+/// A client's connection settings (`client.toml`).
+///
+/// ```toml
+/// server = "http://127.0.0.1:9090"
+/// access_key = "0123456789abcdef0123456789abcdef"
+/// secret = "fedcba9876543210fedcba9876543210"
+/// authentication = true
+/// tls_insecure = false
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Server URL (`http://host:port` or `https://...`).
+    pub server: String,
+    /// Access key.
+    pub access_key: String,
+    /// Secret (required when `authentication` is on).
+    #[serde(default)]
+    pub secret: String,
+    /// Whether requests are signed (the server's `authentication` must agree).
+    #[serde(default = "yes")]
+    pub authentication: bool,
+    /// Accept any TLS certificate (testing only).
+    #[serde(default)]
+    pub tls_insecure: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `retz.properties` that lacks a key the client needs.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}; add it to the properties file")]
+pub struct PropertiesError {
+    /// What is missing or wrong.
+    pub what: String,
+}
+
+impl ClientConfig {
+    /// Reads the client keys of an original `retz.properties` (`retz.server.uri`,
+    /// `retz.authentication`, `retz.access.key`, `retz.access.secret`,
+    /// `retz.tls.insecure`); other keys are ignored.
+    pub fn from_properties(text: &str) -> Result<ClientConfig, PropertiesError> {
+        let mut server = None;
+        let mut key = None;
+        let mut secret = String::new();
+        let mut authentication = true;
+        let mut tls_insecure = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once(['=', ':']) else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            let flag = |v: &str| -> Result<bool, PropertiesError> {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err(PropertiesError {
+                        what: format!("{k} must be true or false, not {v:?}"),
+                    }),
+                }
+            };
+            match k {
+                "retz.server.uri" => server = Some(v.to_owned()),
+                "retz.access.key" => key = Some(v.to_owned()),
+                "retz.access.secret" => secret = v.to_owned(),
+                "retz.authentication" => authentication = flag(v)?,
+                "retz.tls.insecure" => tls_insecure = flag(v)?,
+                _ => {}
+            }
+        }
+        let missing = |what: &str| PropertiesError {
+            what: format!("retz.properties has no {what}"),
+        };
+        let config = ClientConfig {
+            server: server.ok_or_else(|| missing("retz.server.uri"))?,
+            access_key: key.ok_or_else(|| missing("retz.access.key"))?,
+            secret,
+            authentication,
+            tls_insecure,
+        };
+        if config.authentication && config.secret.is_empty() {
+            return Err(missing(
+                "retz.access.secret (required when authentication is on)",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_properties_are_read() {
+        let c = ClientConfig::from_properties(
+            "# client\nretz.server.uri = http://localhost:9090\nretz.access.key=deadbeef\n\
+             retz.access.secret : cafe\nretz.tls.insecure=TRUE\nother.key=1\n",
+        )
+        .unwrap();
+        assert_eq!(c.server, "http://localhost:9090");
+        assert_eq!(c.access_key, "deadbeef");
+        assert_eq!(c.secret, "cafe");
+        assert!(c.authentication && c.tls_insecure);
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        let e =
+            ClientConfig::from_properties("retz.access.key=a\nretz.access.secret=b").unwrap_err();
+        assert!(e.to_string().contains("retz.server.uri"), "{e}");
+        let e = ClientConfig::from_properties("retz.server.uri=x\nretz.access.key=a").unwrap_err();
+        assert!(e.to_string().contains("retz.access.secret"), "{e}");
+        let e = ClientConfig::from_properties(
+            "retz.server.uri=x\nretz.access.key=a\nretz.authentication=maybe",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
+        let ok = ClientConfig::from_properties(
+            "retz.server.uri=x\nretz.access.key=a\nretz.authentication=false",
+        )
+        .unwrap();
+        assert!(!ok.authentication);
+    }
+}

@@ -1,0 +1,358 @@
+//! [`Job`], its [`JobState`] machine states, its requested [`JobResources`] and the
+//! [`Grant`] the planner made.
+//!
+//! State machine (the original's, kept): `QUEUED` on schedule → `STARTING` when launched
+//! → `STARTED` on TASK_RUNNING → `FINISHED` on TASK_FINISHED; TASK_FAILED/ERROR/KILLED
+//! and user kills end in `KILLED`; lost tasks go back to `QUEUED` with `retry + 1` until
+//! the retry limit. `CREATED` exists only in clients, before the server answered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use retz_placement::{AffinityPolicy, ResourceRange};
+use serde::{Deserialize, Serialize};
+
+/// A job's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Built by a client, not yet accepted by a server.
+    Created,
+    /// Accepted and durable; waiting for a placement.
+    Queued,
+    /// Launched on an agent; not yet running.
+    Starting,
+    /// Running (TASK_RUNNING seen).
+    Started,
+    /// Ended with TASK_FINISHED (exit code in `result`).
+    Finished,
+    /// Ended otherwise: killed by its user, failed, or out of retries (`reason` says).
+    Killed,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Created,
+        JobState::Queued,
+        JobState::Starting,
+        JobState::Started,
+        JobState::Finished,
+        JobState::Killed,
+    ];
+
+    /// The wire name (`QUEUED`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Created => "CREATED",
+            JobState::Queued => "QUEUED",
+            JobState::Starting => "STARTING",
+            JobState::Started => "STARTED",
+            JobState::Finished => "FINISHED",
+            JobState::Killed => "KILLED",
+        }
+    }
+
+    /// Whether the job has ended (FINISHED or KILLED).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Finished | JobState::Killed)
+    }
+
+    /// Whether a task of the job may be alive on an agent (STARTING or STARTED).
+    pub fn is_active(self) -> bool {
+        matches!(self, JobState::Starting | JobState::Started)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of [`JobState::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job state {0:?}; expected one of QUEUED, STARTING, STARTED, FINISHED, KILLED")]
+pub struct UnknownState(pub String);
+
+impl FromStr for JobState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        let t = s.trim();
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| UnknownState(t.chars().take(32).collect()))
+    }
+}
+
+fn default_cpu() -> ResourceRange<u32> {
+    ResourceRange::exactly(1)
+}
+fn default_mem() -> ResourceRange<u64> {
+    ResourceRange::exactly(32)
+}
+fn default_disk() -> u64 {
+    32
+}
+fn default_result() -> i32 {
+    -1
+}
+
+/// What a job asks for. Defaults as the original client: 1 CPU, 32 MB, 32 MB disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobResources {
+    /// CPUs: `2` (exactly), `"2-4"`, `"2-"` (at least 2).
+    #[serde(default = "default_cpu", with = "crate::api::range_json")]
+    pub cpu: ResourceRange<u32>,
+    /// Memory in MB, same forms as `cpu`.
+    #[serde(
+        rename = "memMB",
+        default = "default_mem",
+        with = "crate::api::range_json"
+    )]
+    pub mem_mb: ResourceRange<u64>,
+    /// GPUs (exact).
+    #[serde(default)]
+    pub gpu: u32,
+    /// Disk in MB.
+    #[serde(rename = "diskMB", default = "default_disk")]
+    pub disk_mb: u64,
+    /// Number of ports (`$PORT0`..).
+    #[serde(default)]
+    pub ports: u32,
+    /// Whole NUMA nodes taken exclusively (`numanodes`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+}
+
+impl Default for JobResources {
+    fn default() -> Self {
+        JobResources {
+            cpu: default_cpu(),
+            mem_mb: default_mem(),
+            gpu: 0,
+            disk_mb: default_disk(),
+            ports: 0,
+            nodes: None,
+        }
+    }
+}
+
+/// What the planner granted one attempt of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    /// CPUs granted (`$RETZ_CPU`).
+    pub cpu: u32,
+    /// Memory granted, MB (`$RETZ_MEM`).
+    #[serde(rename = "memMB")]
+    pub mem_mb: u64,
+    /// GPUs granted.
+    #[serde(default)]
+    pub gpu: u32,
+    /// Exact CPU ids, Linux list format; absent when the agent is not NUMA-aware or the
+    /// policy is `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// NUMA node ids, Linux list format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_nodes: Option<String>,
+    /// Whether the job is pinned (the agent advertised the NUMA convention and the policy
+    /// pins). `false` means "no pinning guarantees" (DESIGN, NUMA resource convention).
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+/// A job, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Server-assigned id (`0` before the server answered).
+    #[serde(default)]
+    pub id: u64,
+    /// Job name; defaults to a hash of the command.
+    #[serde(default)]
+    pub name: String,
+    /// Application name.
+    pub appid: String,
+    /// Shell command.
+    pub cmd: String,
+    /// Environment (`-E K=V`); also accepted as `env`.
+    #[serde(default, alias = "env")]
+    pub props: BTreeMap<String, String>,
+    /// Tags (`--tags a,b`).
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// Requested resources.
+    #[serde(default)]
+    pub resources: JobResources,
+    /// Nice-like priority, -20..19, lower runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Mesos attribute constraint string (kept for compatibility; informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
+    /// Affinity policy for this job; absent: the application's, else the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<AffinityPolicy>,
+    /// Retries after lost tasks; absent: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Also retry when the task fails (TASK_FAILED), not only when it is lost.
+    #[serde(default)]
+    pub retry_on_failure: bool,
+    /// When the server accepted it ([`super::TIME_FORMAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<String>,
+    /// When it started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// Exit code; -1 until it finished.
+    #[serde(default = "default_result")]
+    pub result: i32,
+    /// Why it ended or was retried (Mesos message, `Canceled by user`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Number of retries so far.
+    #[serde(default)]
+    pub retry: u32,
+    /// Attempt number of the current task (starts at 1 when first launched).
+    #[serde(default)]
+    pub attempt: u32,
+    /// Agent sandbox URL (`/files/browse?path=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Current Mesos task id (`retz-<app>-id-<id>-<attempt>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Agent id of the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slave_id: Option<String>,
+    /// Current state.
+    #[serde(default = "default_state")]
+    pub state: JobState,
+    /// What the planner granted the current attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<Grant>,
+    /// Why the job is still waiting (the planner's pending reason), while QUEUED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+}
+
+fn default_state() -> JobState {
+    JobState::Created
+}
+
+impl Job {
+    /// A new job (state `CREATED`) for `appid` running `cmd`, with default resources.
+    pub fn new(appid: impl Into<String>, cmd: impl Into<String>) -> Job {
+        Job {
+            id: 0,
+            name: String::new(),
+            appid: appid.into(),
+            cmd: cmd.into(),
+            props: BTreeMap::new(),
+            tags: BTreeSet::new(),
+            resources: JobResources::default(),
+            priority: 0,
+            attributes: None,
+            affinity: None,
+            max_retries: None,
+            retry_on_failure: false,
+            scheduled: None,
+            started: None,
+            finished: None,
+            result: -1,
+            reason: None,
+            retry: 0,
+            attempt: 0,
+            url: None,
+            task_id: None,
+            slave_id: None,
+            state: JobState::Created,
+            granted: None,
+            pending: None,
+        }
+    }
+
+    /// The Mesos task id of attempt `attempt`: `retz-<app>-id-<id>-<attempt>`. Attempts
+    /// make every launch's id unique, so no task id is ever reused.
+    pub fn task_id_for(&self, attempt: u32) -> String {
+        format!("retz-{}-id-{}-{}", self.appid, self.id, attempt)
+    }
+
+    /// Parses a task id made by [`Job::task_id_for`] back into (job id, attempt).
+    pub fn parse_task_id(task_id: &str) -> Option<(u64, u32)> {
+        let rest = task_id.strip_prefix("retz-")?;
+        let (head, attempt) = rest.rsplit_once('-')?;
+        let (_, id) = head.rsplit_once("-id-")?;
+        Some((id.parse().ok()?, attempt.parse().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_accept_numbers_and_ranges() {
+        let r: JobResources = serde_json::from_str(r#"{"cpu":"2-4","memMB":512,"gpu":0}"#).unwrap();
+        assert_eq!(r.cpu, ResourceRange::between(2, 4));
+        assert_eq!(r.mem_mb, ResourceRange::exactly(512));
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["cpu"], "2-4");
+        assert_eq!(back["memMB"], 512);
+        let open: JobResources = serde_json::from_str(r#"{"cpu":"2-"}"#).unwrap();
+        assert_eq!(open.cpu, ResourceRange::at_least(2));
+        assert_eq!(open.mem_mb, ResourceRange::exactly(32));
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_with_the_reason() {
+        let e = serde_json::from_str::<JobResources>(r#"{"cpu":"4-2"}"#).unwrap_err();
+        assert!(e.to_string().contains("below minimum"), "{e}");
+        let e = serde_json::from_str::<JobResources>(r#"{"cpu":-1}"#).unwrap_err();
+        assert!(e.to_string().contains("negative"), "{e}");
+        let e = serde_json::from_str::<JobResources>(r#"{"cpu":true}"#).unwrap_err();
+        assert!(e.to_string().contains("range string"), "{e}");
+        let e = serde_json::from_str::<JobResources>(r#"{"cpus":2}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn original_job_json_is_read() {
+        let j: Job = serde_json::from_str(
+            r#"{"appid":"a","cmd":"ls","env":{"K":"V"},"resources":{"cpu":1,"memMB":32,
+               "gpu":0,"ports":0,"diskMB":32},"state":"QUEUED","id":3,"result":-1}"#,
+        )
+        .unwrap();
+        assert_eq!(j.props["K"], "V");
+        assert_eq!(j.state, JobState::Queued);
+        assert_eq!(j.id, 3);
+    }
+
+    #[test]
+    fn task_ids_carry_the_attempt_and_parse_back() {
+        let mut j = Job::new("my-app-id-x", "true");
+        j.id = 42;
+        let t = j.task_id_for(3);
+        assert_eq!(t, "retz-my-app-id-x-id-42-3");
+        assert_eq!(Job::parse_task_id(&t), Some((42, 3)));
+        assert_eq!(Job::parse_task_id("retz-a-id-x-1"), None);
+        assert_eq!(Job::parse_task_id("other"), None);
+    }
+
+    #[test]
+    fn states_parse_case_insensitively() {
+        assert_eq!("started".parse::<JobState>().unwrap(), JobState::Started);
+        assert!("RUNNING".parse::<JobState>().is_err());
+        assert!(JobState::Killed.is_terminal());
+        assert!(JobState::Starting.is_active());
+    }
+}
