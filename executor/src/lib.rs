@@ -6,6 +6,7 @@
 //! their verification ([`pinning`]), per-task cgroups v1/v2 ([`cgroup`]), the sandbox with
 //! the application unpacked once ([`sandbox`], [`archive`]), and the single seam to the
 //! kernel ([`sys`]) with a Linux implementation and a recording fake.
+pub mod api;
 pub mod archive;
 pub mod cgroup;
 pub mod idlist;

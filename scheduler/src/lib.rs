@@ -2,3 +2,4 @@
 //! the HTTP API.
 
 pub mod mesos;
+pub mod offers;

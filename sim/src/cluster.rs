@@ -497,11 +497,11 @@ mod tests {
         assert_eq!(c.hosts.len(), 3);
         assert_eq!(c.hosts[0].agent_id, "agent-000");
         assert_eq!(c.hosts[2].hostname, "host-002");
-        assert_eq!(c.total_cpus(), 16 + 16 + 2);
+        assert_eq!(c.total_cpus(), 32 + 32 + 2);
         assert_eq!(c.total_nodes(), 4 + 4 + 1);
         assert!(Arc::ptr_eq(&c.hosts[0].topology, &c.hosts[1].topology));
         assert_eq!(c.groups[0].mem_mb_per_host, 4000);
-        assert_eq!(c.describe(), "3 hosts, 34 CPUs, 9 NUMA nodes");
+        assert_eq!(c.describe(), "3 hosts, 66 CPUs, 9 NUMA nodes");
         assert_eq!(c.idle_agents().len(), 3);
     }
 

@@ -55,8 +55,8 @@ pub fn run_policies(
     threads: usize,
 ) -> Result<Vec<(SimResult, Duration)>, SimError> {
     let threads = threads.clamp(1, policies.len().max(1));
-    let slots: Vec<Mutex<Option<Result<(SimResult, Duration), SimError>>>> =
-        policies.iter().map(|_| Mutex::new(None)).collect();
+    type Slot = Mutex<Option<Result<(SimResult, Duration), SimError>>>;
+    let slots: Vec<Slot> = policies.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let work = || {
         loop {

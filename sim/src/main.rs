@@ -268,7 +268,7 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
         },
         NamedPolicy {
             name: "tuned".to_string(),
-            source: a.out.join("best-policy.toml").display().to_string(),
+            source: "best-policy.toml".to_string(),
             config: report.best_config.clone(),
         },
     ];

@@ -55,7 +55,7 @@ struct WriteForm<'a> {
 pub fn parse_policy_toml(source: &str, stem: &str, text: &str) -> Result<NamedPolicy, InputError> {
     let toml_err = |e: toml::de::Error| {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
-        InputError::new(source, line, format!("{}", e.message().trim()))
+        InputError::new(source, line, e.message().trim().to_string())
     };
     let file: FileForm = toml::from_str(text).map_err(toml_err)?;
     let Some(table) = file.placement else {

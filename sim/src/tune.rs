@@ -221,12 +221,12 @@ impl Search<'_> {
     fn eval(
         &mut self,
         step: &str,
-        configs: Vec<PolicyConfig>,
+        configs: &[PolicyConfig],
         limit: usize,
     ) -> Result<Vec<usize>, SimError> {
         let mut todo: Vec<NamedPolicy> = Vec::new();
         let mut todo_keys: Vec<String> = Vec::new();
-        for c in &configs {
+        for c in configs {
             let k = key_of(c);
             if self.memo.contains_key(&k) || todo_keys.contains(&k) {
                 continue;
@@ -302,7 +302,7 @@ pub fn tune(
         .filter_map(|n| PolicyConfig::builtin(n))
         .collect();
     // Baselines and start points are always evaluated, whatever max_evals says.
-    let base_idx = s.eval("baseline", baselines, usize::MAX)?;
+    let base_idx = s.eval("baseline", &baselines, usize::MAX)?;
     s.constraints = Constraints {
         min_numa_local_ratio: base_idx
             .iter()
@@ -324,7 +324,7 @@ pub fn tune(
             ..PolicyConfig::default()
         })
         .collect();
-    let start_idx = s.eval("start", starts, usize::MAX)?;
+    let start_idx = s.eval("start", &starts, usize::MAX)?;
     let start = s.best_of(&start_idx).unwrap_or(0);
     let mut current = start;
     let mut current_cfg = config_of(&s.evals[current]);
@@ -369,7 +369,7 @@ pub fn tune(
             };
             let idx = s.eval(
                 &format!("round {round}: {coord}"),
-                candidates,
+                &candidates,
                 opts.max_evals,
             )?;
             if let Some(b) = s.best_of(&idx)

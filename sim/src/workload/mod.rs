@@ -253,7 +253,7 @@ pub(crate) fn number(field: &str) -> Option<f64> {
 
 /// `ceil(v)` as u64 when `0 <= v < 2^53`, else `None`.
 pub(crate) fn ceil_u64(v: f64) -> Option<u64> {
-    if v.is_finite() && v >= 0.0 && v < 9_007_199_254_740_992.0 {
+    if (0.0..9_007_199_254_740_992.0).contains(&v) {
         Some(v.ceil() as u64)
     } else {
         None

@@ -1,0 +1,142 @@
+//! Mesos offers → placement agent states, and placement assignments → the resources of a
+//! `TaskInfo`, by the Retz NUMA resource convention (`retz_proto::numa`).
+//!
+//! An offer carries only the agent's total free `mem`; the convention has each node's size,
+//! so the free memory is split over the nodes in proportion to their size (a node never gets
+//! more than it has). Task resources copy the `role`, `reservation(s)` and `allocation_info`
+//! of the offered resource they are cut from, as the master's `contains` check requires.
+
+use std::sync::Arc;
+
+use retz_placement::{AgentState, Assignment, Topology};
+use retz_proto::mesos::{Offer, Resource, value};
+use retz_proto::numa::{cpuset_to_ranges, offer_topology};
+
+/// Why an offer cannot be turned into an agent state.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// The NUMA resources or attributes are malformed.
+    #[error("offer {offer} from agent {agent}: {source}")]
+    Convention {
+        /// The offer id.
+        offer: String,
+        /// The agent id.
+        agent: String,
+        /// What is wrong.
+        source: retz_proto::numa::NumaError,
+    },
+    /// The decoded layout is not a valid topology.
+    #[error("offer {offer} from agent {agent}: {message}")]
+    Topology {
+        /// The offer id.
+        offer: String,
+        /// The agent id.
+        agent: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The placement engine's view of one offer.
+pub fn agent_state(offer: &Offer) -> Result<AgentState, OfferError> {
+    let ids = || (offer.id.value.clone(), offer.agent_id.value.clone());
+    let decoded = offer_topology(&offer.resources, &offer.attributes).map_err(|source| {
+        let (offer, agent) = ids();
+        OfferError::Convention {
+            offer,
+            agent,
+            source,
+        }
+    })?;
+    let topology_error = |message: String| {
+        let (offer, agent) = ids();
+        OfferError::Topology {
+            offer,
+            agent,
+            message,
+        }
+    };
+    let topology =
+        Arc::new(Topology::new(decoded.spec).map_err(|e| topology_error(e.to_string()))?);
+    let free_mem = split_memory(&topology, decoded.free.mem_mb);
+    let gpus = decoded.free.gpus.max(0.0).floor() as u32;
+    AgentState::new(
+        offer.agent_id.value.clone(),
+        offer.hostname.clone(),
+        topology,
+        decoded.free.cpuids,
+        free_mem,
+        gpus,
+        decoded.numa_aware,
+    )
+    .map_err(|e| topology_error(e.to_string()))
+}
+
+/// Splits `total_mb` of free memory over the nodes in proportion to their size. Nodes of
+/// unknown size (0) share what the sized nodes leave, evenly.
+fn split_memory(topology: &Topology, total_mb: f64) -> Vec<u64> {
+    let total = total_mb.max(0.0).floor() as u64;
+    let sizes: Vec<u64> = topology.nodes().iter().map(|n| n.memory_mb()).collect();
+    let known: u64 = sizes.iter().sum();
+    if sizes.is_empty() {
+        return Vec::new();
+    }
+    if known == 0 {
+        let each = total / sizes.len() as u64;
+        return vec![each; sizes.len()];
+    }
+    let scale = (total as f64 / known as f64).min(1.0);
+    let mut out: Vec<u64> = sizes
+        .iter()
+        .map(|&s| (s as f64 * scale).floor() as u64)
+        .collect();
+    let given: u64 = out.iter().sum();
+    let unsized_nodes = sizes.iter().filter(|&&s| s == 0).count() as u64;
+    if unsized_nodes > 0 && total > given {
+        let each = (total - given) / unsized_nodes;
+        for (o, s) in out.iter_mut().zip(&sizes) {
+            if *s == 0 {
+                *o = each;
+            }
+        }
+    }
+    out
+}
+
+/// The resources a task placed by `assignment` consumes from `offer`: `cpus`, `mem`, `gpus`
+/// when granted, and — when `pinned` — the exact `cpuids`, so Mesos never offers them twice.
+pub fn task_resources(offer: &Offer, assignment: &Assignment, pinned: bool) -> Vec<Resource> {
+    let mut out = Vec::new();
+    let mut scalar = |name: &str, amount: f64| {
+        if amount <= 0.0 {
+            return;
+        }
+        let mut r = template(offer, name);
+        r.r#type = value::Type::Scalar as i32;
+        r.scalar = Some(value::Scalar { value: amount });
+        out.push(r);
+    };
+    scalar("cpus", f64::from(assignment.granted_cpus));
+    scalar("mem", assignment.granted_mem_mb as f64);
+    scalar("gpus", f64::from(assignment.granted_gpus));
+    if pinned && !assignment.cpus.is_empty() {
+        let mut r = template(offer, retz_proto::numa::CPUIDS);
+        r.r#type = value::Type::Ranges as i32;
+        r.ranges = Some(cpuset_to_ranges(&assignment.cpus));
+        out.push(r);
+    }
+    out
+}
+
+/// A resource named `name` carrying the role and allocation of the offered one.
+fn template(offer: &Offer, name: &str) -> Resource {
+    let offered = offer.resources.iter().find(|r| r.name == name);
+    Resource {
+        name: name.to_string(),
+        role: offered.and_then(|r| r.role.clone()),
+        allocation_info: offered.and_then(|r| r.allocation_info.clone()),
+        reservation: offered.and_then(|r| r.reservation.clone()),
+        reservations: offered.map(|r| r.reservations.clone()).unwrap_or_default(),
+        ..Resource::default()
+    }
+}
