@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use retz_proto::json;
-use retz_proto::mesos::{Attribute, TaskState, framework_info, value};
+use retz_proto::mesos::{
+    Attribute, ContainerInfo, DiscoveryInfo, TaskState, framework_info, value,
+};
 use serde_json::{Map, Value, json};
 
 use super::core::{AgentEntry, Core, FrameworkEntry, TaskEntry, is_terminal};
@@ -122,10 +124,10 @@ fn task_json(t: &TaskEntry) -> Value {
         o.insert("labels".into(), json::to_json(l)["labels"].clone());
     }
     if let Some(d) = &t.info.discovery {
-        o.insert("discovery".into(), json::to_json(d.as_ref()));
+        o.insert("discovery".into(), json::to_json::<DiscoveryInfo>(d));
     }
     if let Some(c) = &t.info.container {
-        o.insert("container".into(), json::to_json(c.as_ref()));
+        o.insert("container".into(), json::to_json::<ContainerInfo>(c));
     }
     Value::Object(o)
 }
