@@ -18,6 +18,11 @@ use retz_sim::{
     ClusterOptions, Format, ImportOptions, SimOptions, load_cluster, load_workload, run_policies,
 };
 
+// The placement engine rebuilds its working state every cycle, which is allocation-heavy;
+// mimalloc makes a simulation about a third faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Placement simulation for Retz: replays a workload against a cluster through the Retz
 /// placement engine on virtual time, compares policies, tunes the cost model.
 #[derive(Parser, Debug)]
@@ -215,8 +220,14 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             text.push_str("\nwall time per policy (not in the deterministic outputs):\n");
             for t in t {
                 text.push_str(&format!(
-                    "  {}: {:.1} ms, {} cycles, cycle p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
-                    t.policy, t.wall_ms, t.cycles, t.cycle_p50_us, t.cycle_p99_us, t.cycle_max_us
+                    "  {}: {:.1} ms, {} cycles ({:.1} ms planning), cycle p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
+                    t.policy,
+                    t.wall_ms,
+                    t.cycles,
+                    t.plan_total_ms,
+                    t.cycle_p50_us,
+                    t.cycle_p99_us,
+                    t.cycle_max_us
                 ));
             }
         }
