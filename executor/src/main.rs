@@ -1,0 +1,181 @@
+//! `retz-executor`: started by a Mesos agent with no arguments, it runs as the executor
+//! (talking to the agent's executor API and running tasks pinned to their CPUs).
+//! Subcommands: `run` (the same, with options) and `topology` (print this machine's, or a
+//! given, NUMA topology; with `--agent-flags` the Mesos agent flags of the NUMA convention).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use retz_executor::api::{self, AgentEnv, ExecutorConfig, Exit};
+use retz_executor::cgroup::CgroupConfig;
+use retz_executor::sandbox::task_key;
+use retz_executor::sys::linux::LinuxSys;
+use retz_proto::ContentType;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "retz-executor",
+    version,
+    about = "Mesos executor that pins each task to its CPUs (cgroup cpuset + affinity)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run as the executor of a Mesos agent (the default without a subcommand).
+    Run(RunArgs),
+    /// Print this machine's (or the given) NUMA topology; with `--agent-flags` the Mesos
+    /// agent `--resources` and `--attributes` of the Retz NUMA resource convention.
+    Topology(retz_executor::topology::TopologyArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Encoding {
+    /// application/x-protobuf
+    Protobuf,
+    /// application/json (Mesos dialect)
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Body encoding of the executor API calls and events.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "protobuf",
+        env = "RETZ_EXECUTOR_CONTENT_TYPE"
+    )]
+    content_type: Encoding,
+    /// The cgroup filesystem root.
+    #[arg(long, default_value = "/sys/fs/cgroup", env = "RETZ_CGROUP_ROOT")]
+    cgroup_root: PathBuf,
+    /// Parent of the executor's cgroups: relative to the executor's own cgroup, or from
+    /// the hierarchy root when it starts with `/`.
+    #[arg(long, default_value = "retz", env = "RETZ_CGROUP_PARENT")]
+    cgroup_parent: String,
+    /// Do not apply the task's memory grant as a cgroup memory limit.
+    #[arg(long)]
+    no_memory_limit: bool,
+    /// Default grace period between SIGTERM and SIGKILL (Mesos syntax, e.g. `3secs`).
+    #[arg(long, default_value = "3secs", value_parser = parse_duration)]
+    kill_grace: Duration,
+    /// The procfs mount.
+    #[arg(long, default_value = "/proc", hide = true)]
+    proc_root: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    api::env::parse_duration(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Topology(args)) = &cli.command {
+        return match retz_executor::topology::run(args) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("retz-executor topology: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RETZ_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Some(Command::Run(args)) => run(&args),
+        Some(Command::Topology(_)) => unreachable_topology(),
+        None => run(&cli.run),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("retz-executor: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `topology` returns from `main` before logging starts; kept total for the match.
+fn unreachable_topology() -> anyhow::Result<ExitCode> {
+    bail!("the topology subcommand is handled before the executor starts")
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let vars: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let agent = AgentEnv::from_vars(&vars)?;
+    let scope = task_key(&format!("{}_{}", agent.framework_id, agent.executor_id))
+        .unwrap_or_else(|| format!("executor-{}", std::process::id()));
+    let cgroups = CgroupConfig {
+        root: args.cgroup_root.clone(),
+        parent: args.cgroup_parent.clone(),
+        scope,
+        memory_limit: !args.no_memory_limit,
+    };
+    if let Err(e) = cgroups.validate() {
+        bail!("--cgroup-parent: {e}");
+    }
+    let mut config = ExecutorConfig::new(agent);
+    config.content_type = match args.content_type {
+        Encoding::Protobuf => ContentType::Protobuf,
+        Encoding::Json => ContentType::Json,
+    };
+    config.runtime.cgroups = cgroups;
+    config.runtime.proc_root = args.proc_root.clone();
+    config.runtime.default_kill_grace = args.kill_grace;
+    config.runtime.base_env = vars.into_iter().collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let exit = rt.block_on(async move {
+        let stop = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("cannot watch SIGTERM: {e}");
+                        return std::future::pending().await;
+                    }
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        api::run(Arc::new(LinuxSys), config, stop).await
+    })?;
+    tracing::info!("executor ends: {exit:?}");
+    Ok(match exit {
+        Exit::Shutdown | Exit::Stopped | Exit::AgentGone(_) => ExitCode::SUCCESS,
+        Exit::RecoveryTimeout => ExitCode::FAILURE,
+    })
+}

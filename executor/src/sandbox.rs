@@ -1,0 +1,309 @@
+//! The executor's sandbox: the application directory kept across tasks, and one working
+//! directory per task.
+//!
+//! ```text
+//! $MESOS_SANDBOX/
+//!   <artifacts fetched by the agent>      the executor's CommandInfo URIs
+//!   app/<name>/                           RETZ_PVNAME: artifacts unpacked once
+//!   app/<name>/.retz-unpacked             completion marker
+//!   tasks/<task-key>/{stdout,stderr}      one per task, its working directory
+//! ```
+//! Invariants: an application directory is visible under its final name only when it is
+//! complete. It is built in `app/.<name>.partial`, the marker written last, then renamed
+//! into place; a crash mid-way leaves only the partial directory, which the next attempt
+//! deletes and rebuilds. Archives are unpacked with [`crate::archive`] (traversal
+//! refused); other artifacts are hard-linked (or copied). Callers serialise
+//! [`Sandbox::prepare_app`] per application (the runtime holds a lock per name).
+//!
+//! Task ids become directory (and cgroup) names through [`task_key`], an injective escape
+//! that keeps `[A-Za-z0-9_.-]` and writes other bytes as `%XX`.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::archive::{self, ArchiveError};
+use crate::spec::is_safe_component;
+
+/// Name of the completion marker inside an application directory.
+pub const MARKER: &str = ".retz-unpacked";
+
+/// The executor's sandbox directory and the artifacts the agent fetched into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    root: PathBuf,
+    artifacts: Vec<PathBuf>,
+}
+
+/// A prepared application directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppDir {
+    /// Its path (`RETZ_PVNAME`).
+    pub path: PathBuf,
+    /// Whether it was already there (a later task of the application).
+    pub reused: bool,
+}
+
+/// A task's working directory and output files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDir {
+    /// The working directory.
+    pub dir: PathBuf,
+    /// Its `stdout` file.
+    pub stdout: PathBuf,
+    /// Its `stderr` file.
+    pub stderr: PathBuf,
+}
+
+/// A sandbox operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A filesystem operation, with its path.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// An artifact the agent should have fetched is missing.
+    #[error(
+        "application artifact {0} is not in the sandbox (was it listed in the executor's \
+         CommandInfo URIs and fetched?)"
+    )]
+    MissingArtifact(PathBuf),
+    /// An artifact path that is not a plain relative path.
+    #[error("artifact path {0:?} must be relative to the sandbox, without `..`")]
+    BadArtifact(PathBuf),
+    /// Unpacking an archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A task id that cannot become a directory name.
+    #[error(
+        "task id {0:?} is too long to use as a directory name (at most 200 bytes once escaped)"
+    )]
+    TaskId(String),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SandboxError + 'a {
+    move |source| SandboxError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Sandbox {
+    /// A sandbox at `root` whose application consists of `artifacts` (paths relative to
+    /// `root`, as fetched by the agent).
+    pub fn new(root: impl Into<PathBuf>, artifacts: Vec<PathBuf>) -> Result<Self, SandboxError> {
+        for a in &artifacts {
+            let plain = !a.as_os_str().is_empty()
+                && a.components().all(|c| matches!(c, Component::Normal(_)));
+            if !plain {
+                return Err(SandboxError::BadArtifact(a.clone()));
+            }
+        }
+        Ok(Self {
+            root: root.into(),
+            artifacts,
+        })
+    }
+
+    /// The sandbox directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where application `name` lives (`RETZ_PVNAME`).
+    pub fn app_path(&self, name: &str) -> PathBuf {
+        self.root.join("app").join(name)
+    }
+
+    /// Makes sure application `name` is unpacked, doing the work only the first time.
+    /// Blocking; `name` must be a safe component (validated specs guarantee it).
+    pub fn prepare_app(&self, name: &str) -> Result<AppDir, SandboxError> {
+        if !is_safe_component(name) {
+            return Err(SandboxError::Io {
+                op: "use application name",
+                path: PathBuf::from(name),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a directory name"),
+            });
+        }
+        let path = self.app_path(name);
+        if path.join(MARKER).is_file() {
+            return Ok(AppDir { path, reused: true });
+        }
+        let apps = self.root.join("app");
+        std::fs::create_dir_all(&apps).map_err(io_err("create", &apps))?;
+        if path.exists() {
+            // Not ours, or from an older layout: rebuild.
+            std::fs::remove_dir_all(&path).map_err(io_err("remove incomplete", &path))?;
+        }
+        let partial = apps.join(format!(".{name}.partial"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(io_err("remove stale", &partial))?;
+        }
+        std::fs::create_dir(&partial).map_err(io_err("create", &partial))?;
+        let mut done = Vec::new();
+        for artifact in &self.artifacts {
+            let src = self.root.join(artifact);
+            if !src.is_file() {
+                return Err(SandboxError::MissingArtifact(src));
+            }
+            match archive::kind_of(&src) {
+                Some(kind) => {
+                    archive::extract(&src, kind, &partial)?;
+                }
+                None => {
+                    let name = src.file_name().unwrap_or(artifact.as_os_str());
+                    let dst = partial.join(name);
+                    if std::fs::hard_link(&src, &dst).is_err() {
+                        std::fs::copy(&src, &dst).map_err(io_err("copy to", &dst))?;
+                    }
+                }
+            }
+            done.push(artifact.display().to_string());
+        }
+        let marker = partial.join(MARKER);
+        std::fs::write(&marker, done.join("\n") + "\n").map_err(io_err("write", &marker))?;
+        std::fs::rename(&partial, &path).map_err(io_err("rename into place", &path))?;
+        Ok(AppDir {
+            path,
+            reused: false,
+        })
+    }
+
+    /// Creates the working directory of the task with id `task_id` (`tasks/<key>`).
+    pub fn task_dir(&self, task_id: &str) -> Result<TaskDir, SandboxError> {
+        let key = task_key(task_id).ok_or_else(|| SandboxError::TaskId(task_id.to_owned()))?;
+        let dir = self.root.join("tasks").join(key);
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(TaskDir {
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            dir,
+        })
+    }
+}
+
+/// The directory and cgroup name for a task id: `[A-Za-z0-9_.-]` kept, other bytes
+/// `%XX`, a leading `.` escaped too. `None` when longer than 200 bytes.
+pub fn task_key(task_id: &str) -> Option<String> {
+    let mut key = String::with_capacity(task_id.len());
+    for (i, b) in task_id.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+        if keep {
+            key.push(b as char);
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+    }
+    (!key.is_empty() && key.len() <= 200).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn unpacks_once_then_reuses() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("app.tar.gz"),
+            tar_gz(&[("lib/a.txt", b"A")]),
+        )
+        .unwrap();
+        std::fs::write(tmp.path().join("run.sh"), "echo").unwrap();
+        let sb = Sandbox::new(tmp.path(), vec!["app.tar.gz".into(), "run.sh".into()]).unwrap();
+        let first = sb.prepare_app("asakusa").unwrap();
+        assert!(!first.reused);
+        assert_eq!(first.path, tmp.path().join("app/asakusa"));
+        assert_eq!(
+            std::fs::read_to_string(first.path.join("lib/a.txt")).unwrap(),
+            "A"
+        );
+        assert!(first.path.join("run.sh").is_file());
+        assert!(first.path.join(MARKER).is_file());
+        // A later task reuses it even if the task changed files there.
+        std::fs::write(first.path.join("lib/a.txt"), "changed").unwrap();
+        let second = sb.prepare_app("asakusa").unwrap();
+        assert!(second.reused);
+        assert_eq!(
+            std::fs::read_to_string(second.path.join("lib/a.txt")).unwrap(),
+            "changed"
+        );
+        assert!(!tmp.path().join("app/.asakusa.partial").exists());
+    }
+
+    #[test]
+    fn crash_mid_extract_is_redone() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("a.tgz"), tar_gz(&[("x", b"1")])).unwrap();
+        let sb = Sandbox::new(tmp.path(), vec!["a.tgz".into()]).unwrap();
+        // A crash left a partial dir and a final dir without marker.
+        std::fs::create_dir_all(tmp.path().join("app/.app.partial/junk")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("app/app/half")).unwrap();
+        let dir = sb.prepare_app("app").unwrap();
+        assert!(!dir.reused);
+        assert!(dir.path.join("x").is_file());
+        assert!(!dir.path.join("half").exists());
+        assert!(!tmp.path().join("app/.app.partial").exists());
+    }
+
+    #[test]
+    fn failures_name_the_artifact_and_leave_no_final_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sb = Sandbox::new(tmp.path(), vec!["missing.tgz".into()]).unwrap();
+        let msg = sb.prepare_app("a").unwrap_err().to_string();
+        assert!(msg.contains("missing.tgz"), "{msg}");
+        assert!(!tmp.path().join("app/a").exists());
+        std::fs::write(tmp.path().join("bad.tgz"), b"not gzip").unwrap();
+        let sb = Sandbox::new(tmp.path(), vec!["bad.tgz".into()]).unwrap();
+        let msg = sb.prepare_app("a").unwrap_err().to_string();
+        assert!(msg.contains("bad.tgz"), "{msg}");
+        assert!(!tmp.path().join("app/a").exists());
+        for bad in ["../x", "/etc/passwd", ""] {
+            assert!(matches!(
+                Sandbox::new(tmp.path(), vec![bad.into()]),
+                Err(SandboxError::BadArtifact(_))
+            ));
+        }
+        assert!(sb.prepare_app("..").is_err());
+    }
+
+    #[test]
+    fn task_dirs_and_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sb = Sandbox::new(tmp.path(), vec![]).unwrap();
+        let t = sb.task_dir("job-42.task/1").unwrap();
+        assert_eq!(t.dir, tmp.path().join("tasks/job-42.task%2F1"));
+        assert!(t.dir.is_dir());
+        assert_eq!(t.stdout, t.dir.join("stdout"));
+        assert_eq!(task_key(".."), Some("%2E.".into()));
+        assert_eq!(task_key(""), None);
+        assert!(sb.task_dir(&"x".repeat(201)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn task_keys_are_safe_and_injective(a in "\\PC{1,15}", b in "\\PC{1,15}") {
+            let (ka, kb) = (task_key(&a).unwrap(), task_key(&b).unwrap());
+            prop_assert!(is_safe_component(&ka));
+            prop_assert!(!ka.starts_with('.'));
+            prop_assert_eq!(a == b, ka == kb);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The environment and command line of a task (pure).
+//!
+//! Exported to every task: `RETZ_CPU`, `RETZ_MEM`, `RETZ_GPU`, `RETZ_CPUSET` (the CPUs the
+//! task is pinned to, empty when not pinned), `RETZ_NUMA_NODES` (its memory nodes, empty
+//! when none), `RETZ_PVNAME` (the application directory), `RETZ_JOB_ID` (empty when the
+//! spec has none) and `RETZ_TASK_ID`. The environment is built in layers, later ones
+//! winning: the executor's own environment (minus the agent's executor secrets), the
+//! spec's `env` with `$RETZ_*` substituted literally, then the `RETZ_*` variables, which
+//! a spec cannot override. The command becomes `sh -c <command>` with `$RETZ_*`
+//! substituted shell-quoted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::pinning::PinPlan;
+use crate::spec::ValidSpec;
+use crate::subst::{substitute_command, substitute_literal};
+
+/// Variables of the executor's environment never passed to tasks.
+pub const PRIVATE_VARS: &[&str] = &["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"];
+
+/// The `RETZ_*` variables of a task.
+pub fn retz_vars(
+    task_id: &str,
+    spec: &ValidSpec,
+    plan: &PinPlan,
+    app_dir: &Path,
+) -> BTreeMap<String, String> {
+    let list = |l: Option<&crate::idlist::IdList>| l.map(ToString::to_string).unwrap_or_default();
+    BTreeMap::from([
+        ("RETZ_CPU".into(), spec.spec.cpus.to_string()),
+        ("RETZ_MEM".into(), spec.spec.mem_mb.to_string()),
+        ("RETZ_GPU".into(), spec.spec.gpus.to_string()),
+        ("RETZ_CPUSET".into(), list(plan.cpus.as_ref())),
+        ("RETZ_NUMA_NODES".into(), list(plan.mems.as_ref())),
+        ("RETZ_PVNAME".into(), app_dir.display().to_string()),
+        (
+            "RETZ_JOB_ID".into(),
+            spec.spec.job_id.map(|j| j.to_string()).unwrap_or_default(),
+        ),
+        ("RETZ_TASK_ID".into(), task_id.to_owned()),
+    ])
+}
+
+/// The complete environment of a task.
+pub fn environment(
+    base: &[(String, String)],
+    spec: &ValidSpec,
+    vars: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = base
+        .iter()
+        .filter(|(k, _)| !PRIVATE_VARS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for (k, v) in &spec.spec.env {
+        env.insert(k.clone(), substitute_literal(v, vars));
+    }
+    for (k, v) in vars {
+        env.insert(k.clone(), v.clone());
+    }
+    env.into_iter().collect()
+}
+
+/// `argv` of a task: `sh -c <command with $RETZ_* substituted>`.
+pub fn argv(spec: &ValidSpec, vars: &BTreeMap<String, String>) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        substitute_command(&spec.spec.command, vars),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idlist::IdList;
+    use crate::spec::{Affinity, TaskSpec};
+
+    fn spec() -> ValidSpec {
+        TaskSpec {
+            command: "m3bp --threads $RETZ_CPU --id ${RETZ_TASK_ID}".into(),
+            env: BTreeMap::from([
+                ("ARGS".into(), "thread.max=$RETZ_CPU $(x) `y`".into()),
+                ("RETZ_CPU".into(), "99".into()),
+            ]),
+            cpus: 4,
+            mem_mb: 2048,
+            gpus: 1,
+            cpuset: Some("8-11".into()),
+            mem_nodes: Some("1".into()),
+            affinity: Affinity::NumaStrict,
+            mem_policy: None,
+            pin_required: false,
+            job_id: Some(42),
+            app: Some("a".into()),
+        }
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn vars_env_and_argv() {
+        let spec = spec();
+        let plan = PinPlan {
+            cpus: Some(IdList::parse("8-11").unwrap()),
+            mems: Some(IdList::parse("1").unwrap()),
+            ..PinPlan::default()
+        };
+        let vars = retz_vars("t 1", &spec, &plan, Path::new("/sb/app/a"));
+        let get = |k: &str| vars.get(k).map(String::as_str);
+        assert_eq!(get("RETZ_CPU"), Some("4"));
+        assert_eq!(get("RETZ_MEM"), Some("2048"));
+        assert_eq!(get("RETZ_GPU"), Some("1"));
+        assert_eq!(get("RETZ_CPUSET"), Some("8-11"));
+        assert_eq!(get("RETZ_NUMA_NODES"), Some("1"));
+        assert_eq!(get("RETZ_PVNAME"), Some("/sb/app/a"));
+        assert_eq!(get("RETZ_JOB_ID"), Some("42"));
+        assert_eq!(get("RETZ_TASK_ID"), Some("t 1"));
+
+        let base = vec![
+            ("PATH".to_owned(), "/bin".to_owned()),
+            (
+                "MESOS_EXECUTOR_AUTHENTICATION_TOKEN".to_owned(),
+                "secret".to_owned(),
+            ),
+            ("ARGS".to_owned(), "from-executor".to_owned()),
+        ];
+        let env: BTreeMap<_, _> = environment(&base, &spec, &vars).into_iter().collect();
+        assert_eq!(env["PATH"], "/bin");
+        assert!(!env.contains_key("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"));
+        assert_eq!(
+            env["ARGS"], "thread.max=4 $(x) `y`",
+            "literal, spec wins over base"
+        );
+        assert_eq!(env["RETZ_CPU"], "4", "RETZ_* cannot be overridden");
+
+        assert_eq!(
+            argv(&spec, &vars),
+            vec!["sh", "-c", "m3bp --threads 4 --id 't 1'"]
+        );
+    }
+
+    #[test]
+    fn unpinned_tasks_export_empty_lists() {
+        let plan = PinPlan::default();
+        let vars = retz_vars("t", &spec(), &plan, Path::new("/x"));
+        assert_eq!(vars["RETZ_CPUSET"], "");
+        assert_eq!(vars["RETZ_NUMA_NODES"], "");
+    }
+}
