@@ -252,22 +252,13 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
     let report = tune(&cluster, &workload, &opts)?;
     fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let comments = toml_comments(&report, &cluster, &workload);
-    write_file(
-        &a.out,
-        "best-policy.toml",
-        &policy_toml(&report.best_config, &comments),
-    )?;
+    let toml = policy_toml(&report.best_config, &comments)
+        .context("cannot write the tuned policy as TOML")?;
+    write_file(&a.out, "best-policy.toml", &toml)?;
     write_file(&a.out, "tune.json", &to_json_pretty(&report))?;
     // The figures that justify the choice, as a normal run.
     let start = &report.evaluations[report.start];
-    let mut start_cfg = retz_placement::PolicyConfig {
-        affinity: match start.affinity.as_str() {
-            "per-job" => None,
-            x => x.parse::<AffinityPolicy>().ok(),
-        },
-        weights: start.weights.clone(),
-        ..Default::default()
-    };
+    let mut start_cfg = start.config.clone();
     start_cfg.name = format!("start:{}", start.affinity);
     let mut policies = vec![
         load_policy("first-fit")?,
