@@ -12,9 +12,10 @@
 //!
 //! Commas inside parentheses (synthetic attributes) do not split groups. NUMA nodes of a
 //! synthetic description without a `memory=` attribute get [`ClusterOptions::node_mem_mb`].
-//! hwloc XML files are not read by this build (the XML reader lives in `retz-executor`,
-//! which needs the hwloc system library): convert them once with
-//! `retz-executor topology --xml FILE --json > FILE.json` and pass the JSON.
+//! hwloc XML files are read with `retz_executor::topology` (hwloc 2.x, the same mapping as
+//! the agent probe: offline PUs left out, node memory and SLIT distances kept) when the
+//! `hwloc` feature is on (the default); without it they are refused with advice to
+//! convert them once with `retz-executor topology --xml FILE --json > FILE.json`.
 //!
 //! Invariants of a [`Cluster`]: at least one host; agent ids are unique; a SPEC host at
 //! position `i` has agent id `agent-<i>` and hostname `host-<i>` (zero-padded to the same
@@ -325,11 +326,25 @@ fn load_topology(src: &TopoSource, opts: &ClusterOptions) -> Result<Topology, In
             })
         }
         TopoSource::Json(p) => load_topology_json(p),
-        TopoSource::Xml(p) => Err(InputError::file(
-            p,
-            "hwloc XML topologies are not read by retz-sim in this build (it has no hwloc); convert it once with `retz-executor topology --xml FILE --json > FILE.json` and pass the .json file",
-        )),
+        TopoSource::Xml(p) => load_topology_xml(p),
     }
+}
+
+/// Reads an hwloc XML export with `retz_executor::topology` (hwloc 2.x).
+#[cfg(feature = "hwloc")]
+pub fn load_topology_xml(path: &Path) -> Result<Topology, InputError> {
+    let loaded = retz_executor::topology::hwloc::load_xml_file(path)
+        .map_err(|e| InputError::file(path, e.to_string()))?;
+    Topology::new(loaded.spec).map_err(|e| InputError::file(path, format!("invalid topology: {e}")))
+}
+
+/// Without the `hwloc` feature, XML files are refused with advice.
+#[cfg(not(feature = "hwloc"))]
+pub fn load_topology_xml(path: &Path) -> Result<Topology, InputError> {
+    Err(InputError::file(
+        path,
+        "this retz-sim was built without the `hwloc` feature, so it cannot read hwloc XML; convert the file once with `retz-executor topology --xml FILE --json > FILE.json` and pass the .json file",
+    ))
 }
 
 fn name_width(total: usize) -> usize {
@@ -505,6 +520,37 @@ mod tests {
         assert_eq!(c.idle_agents().len(), 3);
     }
 
+    #[cfg(feature = "hwloc")]
+    #[test]
+    fn hwloc_xml_exports_load() {
+        let dir = std::env::var("RETZ_SHARED_DIR").map_or_else(
+            |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            PathBuf::from,
+        );
+        let t = dir.join("topologies");
+        if !t.exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{} missing",
+                t.display()
+            );
+            eprintln!("skipping: {} not found", t.display());
+            return;
+        }
+        let spec = format!(
+            "2x@{},1x@{}",
+            t.join("32em64t-2n8c2t-pci-noio.xml").display(),
+            t.join("16em64t-4s2c2t-offlines.xml").display()
+        );
+        let c = load_cluster(&spec, &ClusterOptions::default()).unwrap();
+        assert_eq!(c.hosts.len(), 3);
+        // 2 x (2 nodes, 32 PUs) + the 7 online PUs of the offline-heavy machine.
+        assert_eq!(c.total_cpus(), 32 + 32 + 7);
+        assert_eq!(c.groups[0].nodes_per_host, 2);
+        assert!(c.hosts[0].topology.distances_known());
+        assert!(c.groups[0].mem_mb_per_host > 0);
+    }
+
     #[test]
     fn topology_errors_name_the_input() {
         let e = load_cluster("2x@pack:2 numa:x", &ClusterOptions::default()).unwrap_err();
@@ -513,10 +559,7 @@ mod tests {
             "{e}"
         );
         let e = load_cluster("2x@/nonexistent/t.xml", &ClusterOptions::default()).unwrap_err();
-        assert!(
-            e.to_string().contains("retz-executor topology --xml"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("/nonexistent/t.xml: "), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
         std::fs::write(&p, "{\n  \"nodes\": 3\n}").unwrap();

@@ -18,6 +18,11 @@ use retz_sim::{
     ClusterOptions, Format, ImportOptions, SimOptions, load_cluster, load_workload, run_policies,
 };
 
+// The placement engine rebuilds its working state every cycle, which is allocation-heavy;
+// mimalloc makes a simulation about a third faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Placement simulation for Retz: replays a workload against a cluster through the Retz
 /// placement engine on virtual time, compares policies, tunes the cost model.
 #[derive(Parser, Debug)]
@@ -215,8 +220,14 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             text.push_str("\nwall time per policy (not in the deterministic outputs):\n");
             for t in t {
                 text.push_str(&format!(
-                    "  {}: {:.1} ms, {} cycles, cycle p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
-                    t.policy, t.wall_ms, t.cycles, t.cycle_p50_us, t.cycle_p99_us, t.cycle_max_us
+                    "  {}: {:.1} ms, {} cycles ({:.1} ms planning), cycle p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
+                    t.policy,
+                    t.wall_ms,
+                    t.cycles,
+                    t.plan_total_ms,
+                    t.cycle_p50_us,
+                    t.cycle_p99_us,
+                    t.cycle_max_us
                 ));
             }
         }
@@ -241,22 +252,13 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
     let report = tune(&cluster, &workload, &opts)?;
     fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let comments = toml_comments(&report, &cluster, &workload);
-    write_file(
-        &a.out,
-        "best-policy.toml",
-        &policy_toml(&report.best_config, &comments),
-    )?;
+    let toml = policy_toml(&report.best_config, &comments)
+        .context("cannot write the tuned policy as TOML")?;
+    write_file(&a.out, "best-policy.toml", &toml)?;
     write_file(&a.out, "tune.json", &to_json_pretty(&report))?;
     // The figures that justify the choice, as a normal run.
     let start = &report.evaluations[report.start];
-    let mut start_cfg = retz_placement::PolicyConfig {
-        affinity: match start.affinity.as_str() {
-            "per-job" => None,
-            x => x.parse::<AffinityPolicy>().ok(),
-        },
-        weights: start.weights.clone(),
-        ..Default::default()
-    };
+    let mut start_cfg = start.config.clone();
     start_cfg.name = format!("start:{}", start.affinity);
     let mut policies = vec![
         load_policy("first-fit")?,

@@ -136,8 +136,9 @@ pub fn unique_names(policies: &mut [NamedPolicy]) {
     }
 }
 
-/// Writes a policy file: `comments` as `#` lines, then the `[placement]` table.
-pub fn policy_toml(config: &PolicyConfig, comments: &[String]) -> String {
+/// Writes a policy file: `comments` as `#` lines, then the `[placement]` table. Fails
+/// only for values TOML cannot hold (integers above `i64::MAX`, non-finite weights).
+pub fn policy_toml(config: &PolicyConfig, comments: &[String]) -> Result<String, toml::ser::Error> {
     let mut out = String::new();
     for c in comments {
         for l in c.lines() {
@@ -146,10 +147,8 @@ pub fn policy_toml(config: &PolicyConfig, comments: &[String]) -> String {
             out.push('\n');
         }
     }
-    // PolicyConfig is plain data with string keys: serialising it cannot fail.
-    let body = toml::to_string(&WriteForm { placement: config }).unwrap_or_default();
-    out.push_str(&body);
-    out
+    out.push_str(&toml::to_string(&WriteForm { placement: config })?);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -177,7 +176,8 @@ mod tests {
         assert_eq!(p.name, "p");
         assert_eq!(p.config.affinity, Some(AffinityPolicy::Spread));
         assert_eq!(p.config.weights.cross_node, 9.5);
-        let written = policy_toml(&p.config, &["tuned by test".into(), "two\nlines".into()]);
+        let written =
+            policy_toml(&p.config, &["tuned by test".into(), "two\nlines".into()]).unwrap();
         assert!(
             written.starts_with("# tuned by test\n# two\n# lines\n"),
             "{written}"
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(back.name, "p", "the written name is kept");
         let mut nb = PolicyConfig::builtin("node-blind").unwrap();
         nb.affinity = None;
-        let back = parse_policy_toml("n", "n", &policy_toml(&nb, &[])).unwrap();
+        let back = parse_policy_toml("n", "n", &policy_toml(&nb, &[]).unwrap()).unwrap();
         assert_eq!(back.config.packer, PackerKind::NodeBlind);
         for (text, line, want) in [
             (

@@ -17,20 +17,26 @@
 //! one line (the server's writer), [`read_recording`] reads a file back.
 //!
 //! What the simulator takes from a recording: every agent that appears in an `OFFERS`
-//! event, with the largest amount of each resource it was ever offered (the agent's
-//! capacity as far as the recording shows it; an agent offered only partly free is
-//! under-estimated). Agents are sorted by agent id. The offer timing itself is not
-//! replayed: the simulator's own allocation model (see `engine`) decides when resources
-//! are free again. Offers are read without the Retz NUMA attributes for now: each agent is
-//! a one-node, counts-only host (`numa_aware == false`), which is how the server treats an
-//! offer without the NUMA convention.
+//! event, sorted by agent id, decoded with the Retz NUMA convention
+//! (`retz_proto::numa::offer_topology`, the decoder the server uses):
+//! - an agent whose offers carry the NUMA attributes (`retz_numa:v1`, `numa_n<ID>`, ...)
+//!   becomes a NUMA-aware host with exactly the advertised layout — every node, core,
+//!   SMT sibling, node memory and SLIT distance — whatever part of it was free when
+//!   offered (the layout of its latest offer, should it change);
+//! - an agent without them is a one-node, counts-only host (`numa_aware == false`, no
+//!   pinning), as the server treats such offers, with the largest number of CPUs and the
+//!   most memory it was ever offered (its capacity as far as the recording shows it: an
+//!   agent that was never offered whole is under-estimated).
+//!
+//! GPUs are the most ever offered. The offer timing itself is not replayed: the simulator's
+//! own allocation model (see `engine`) decides when resources are free again.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use retz_placement::{CpuSet, Topology};
-use retz_proto::mesos::{Resource, value};
+use retz_placement::{CpuSet, Topology, TopologySpec};
+use retz_proto::numa::offer_topology;
 use retz_proto::scheduler::{Event, event};
 use serde::{Deserialize, Serialize};
 
@@ -112,21 +118,12 @@ pub fn read_recording(path: &Path) -> Result<Vec<Recorded>, InputError> {
 #[derive(Default)]
 struct Seen {
     hostname: String,
-    cpus: f64,
-    cpuids: CpuSet,
-    mem_mb: f64,
+    /// Layout of the latest NUMA-aware offer.
+    layout: Option<TopologySpec>,
+    /// Most CPUs and memory of offers without the NUMA attributes.
+    plain_cpus: u64,
+    plain_mem_mb: f64,
     gpus: f64,
-}
-
-fn scalar(r: &Resource) -> Option<f64> {
-    if r.r#type == value::Type::Scalar as i32 {
-        r.scalar
-            .as_ref()
-            .map(|s| s.value)
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    } else {
-        None
-    }
 }
 
 /// The agents a recording's offers show, as simulated hosts (see the module docs).
@@ -140,49 +137,24 @@ pub fn hosts_from_events(source: &str, events: &[Recorded]) -> Result<Vec<Host>,
             continue;
         };
         for offer in &offers.offers {
-            let id = offer.agent_id.value.clone();
-            let mut cpus = 0.0;
-            let mut mem = 0.0;
-            let mut gpus = 0.0;
-            let mut ids = CpuSet::new();
-            for r in &offer.resources {
-                match r.name.as_str() {
-                    "cpus" => cpus += scalar(r).unwrap_or(0.0),
-                    "mem" => mem += scalar(r).unwrap_or(0.0),
-                    "gpus" => gpus += scalar(r).unwrap_or(0.0),
-                    "cpuids" => {
-                        if let Some(rs) = &r.ranges {
-                            for range in &rs.range {
-                                if range.begin > range.end
-                                    || range.end > u64::from(retz_placement::MAX_SET_ID)
-                                {
-                                    return Err(InputError::new(
-                                        source,
-                                        rec.line,
-                                        format!(
-                                            "agent {}: cpuids range [{}-{}] is not a valid CPU id range",
-                                            excerpt(&id, 60),
-                                            range.begin,
-                                            range.end
-                                        ),
-                                    ));
-                                }
-                                ids.union_with(&CpuSet::from_range(
-                                    range.begin as u32,
-                                    range.end as u32,
-                                ));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let seen = agents.entry(id).or_default();
+            let id = &offer.agent_id.value;
+            let decoded = offer_topology(&offer.resources, &offer.attributes).map_err(|e| {
+                InputError::new(
+                    source,
+                    rec.line,
+                    format!("offer of agent {}: {e}", excerpt(id, 60)),
+                )
+            })?;
+            let seen = agents.entry(id.clone()).or_default();
             seen.hostname.clone_from(&offer.hostname);
-            seen.cpus = seen.cpus.max(cpus);
-            seen.mem_mb = seen.mem_mb.max(mem);
-            seen.gpus = seen.gpus.max(gpus);
-            seen.cpuids.union_with(&ids);
+            seen.gpus = seen.gpus.max(decoded.free.gpus);
+            if decoded.numa_aware {
+                seen.layout = Some(decoded.spec);
+            } else {
+                let cpus = (decoded.free.cpus.floor() as u64).max(decoded.free.cpuids.len() as u64);
+                seen.plain_cpus = seen.plain_cpus.max(cpus);
+                seen.plain_mem_mb = seen.plain_mem_mb.max(decoded.free.mem_mb);
+            }
         }
     }
     if agents.is_empty() {
@@ -194,30 +166,33 @@ pub fn hosts_from_events(source: &str, events: &[Recorded]) -> Result<Vec<Host>,
     }
     let mut hosts = Vec::with_capacity(agents.len());
     for (agent_id, seen) in agents {
-        let count = (seen.cpus.floor() as u64).max(seen.cpuids.len() as u64);
-        if count == 0 {
-            continue;
-        }
-        if count > u64::from(retz_placement::MAX_SET_ID) + 1 {
-            return Err(InputError::new(
-                source,
-                0,
-                format!(
-                    "agent {}: {count} CPUs is more than supported",
-                    excerpt(&agent_id, 60)
-                ),
-            ));
-        }
-        let cpus = CpuSet::from_range(0, count as u32 - 1);
-        let topology = Topology::single_node(&cpus, seen.mem_mb.floor() as u64).map_err(|e| {
+        let agent_err = |e: &dyn std::fmt::Display| {
             InputError::new(source, 0, format!("agent {}: {e}", excerpt(&agent_id, 60)))
-        })?;
+        };
+        let (topology, numa_aware) = match seen.layout {
+            Some(spec) => (Topology::new(spec).map_err(|e| agent_err(&e))?, true),
+            None => {
+                if seen.plain_cpus == 0 {
+                    continue;
+                }
+                if seen.plain_cpus > u64::from(retz_placement::MAX_SET_ID) + 1 {
+                    return Err(agent_err(&format!(
+                        "{} CPUs is more than supported",
+                        seen.plain_cpus
+                    )));
+                }
+                let cpus = CpuSet::from_range(0, seen.plain_cpus as u32 - 1);
+                let t = Topology::single_node(&cpus, seen.plain_mem_mb.floor() as u64)
+                    .map_err(|e| agent_err(&e))?;
+                (t, false)
+            }
+        };
         hosts.push(Host {
             agent_id,
             hostname: seen.hostname,
             topology: Arc::new(topology),
             gpus: seen.gpus.floor().min(f64::from(u32::MAX)) as u32,
-            numa_aware: false,
+            numa_aware,
         });
     }
     if hosts.is_empty() {
@@ -239,7 +214,7 @@ pub fn load_recording_hosts(path: &Path) -> Result<Vec<Host>, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use retz_proto::mesos::{AgentId, FrameworkId, Offer, OfferId};
+    use retz_proto::mesos::{AgentId, FrameworkId, Offer, OfferId, Resource, value};
 
     fn res_scalar(name: &str, v: f64) -> Resource {
         Resource {
@@ -303,6 +278,52 @@ mod tests {
         assert_eq!(got, vec![("a".into(), 2, 512), ("b".into(), 8, 1024)]);
         assert!(!hosts[0].numa_aware);
         assert_eq!(hosts[1].hostname, "b.example");
+    }
+
+    fn numa_offer(agent: &str, desc: &str, free: &str) -> Event {
+        let spec = Topology::from_synthetic(desc, 2048).unwrap().spec().clone();
+        let mut f = retz_proto::numa::FreeResources::whole_machine(&spec);
+        f.cpuids = free.parse().unwrap();
+        f.cpus = f.cpuids.len() as f64;
+        let flags = retz_proto::numa::agent_flags(&spec, &f).unwrap();
+        let parsed = retz_proto::numa::parse_agent_flags(&flags.to_flag_lines()).unwrap();
+        let mut e = offers(agent, 0.0, 0.0);
+        let o = &mut e.offers.as_mut().unwrap().offers[0];
+        o.resources = parsed.resources;
+        o.attributes = parsed.attributes;
+        e
+    }
+
+    #[test]
+    fn numa_attributes_give_the_whole_layout() {
+        let text = [
+            // Offered partly free: the layout is still the whole machine.
+            encode_line(1.0, &numa_offer("n1", "pack:2 numa:1 core:2 pu:2", "2-5")),
+            encode_line(2.0, &offers("plain", 3.0, 100.0)),
+        ]
+        .join("\n");
+        let hosts = hosts_from_events("r", &parse_recording("r", &text).unwrap()).unwrap();
+        assert_eq!(hosts.len(), 2);
+        let n1 = &hosts[0];
+        assert_eq!(n1.agent_id, "n1");
+        assert!(n1.numa_aware);
+        assert_eq!(n1.topology.num_nodes(), 2);
+        assert_eq!(n1.topology.cpus().len(), 8);
+        assert_eq!(n1.topology.smt_width(), 2);
+        assert_eq!(n1.topology.total_memory_mb(), 4096);
+        assert!(!hosts[1].numa_aware);
+        // A NUMA attribute that does not decode names the line.
+        let mut bad = numa_offer("n2", "pack:1 numa:1 core:1 pu:1", "0");
+        let o = &mut bad.offers.as_mut().unwrap().offers[0];
+        for a in &mut o.attributes {
+            if a.name == "retz_numa" {
+                a.text = Some(retz_proto::mesos::value::Text { value: "v9".into() });
+            }
+        }
+        let text = format!("\n{}", encode_line(1.0, &bad));
+        let e = hosts_from_events("r", &parse_recording("r", &text).unwrap()).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.to_string().contains("offer of agent n2"), "{e}");
     }
 
     #[test]

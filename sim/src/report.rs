@@ -62,6 +62,8 @@ pub struct Timing {
     pub wall_ms: f64,
     /// Planning cycles timed.
     pub cycles: u64,
+    /// Time spent inside `Packer::plan`, all cycles, ms.
+    pub plan_total_ms: f64,
     /// Median cycle, µs.
     pub cycle_p50_us: f64,
     /// p99 cycle, µs.
@@ -80,6 +82,7 @@ impl Timing {
             policy: r.policy.clone(),
             wall_ms: round6(wall.as_secs_f64() * 1000.0),
             cycles: v.len() as u64,
+            plan_total_ms: round6(v.iter().map(|&n| n as f64).sum::<f64>() / 1e6),
             cycle_p50_us: us(percentile(&v, 50.0)),
             cycle_p99_us: us(percentile(&v, 99.0)),
             cycle_max_us: us(v.last().copied().unwrap_or(0)),

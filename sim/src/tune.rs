@@ -12,12 +12,14 @@
 //! 1. evaluate both baselines (they set the constraints) and the Retz packer under each
 //!    built-in affinity choice (`retz` = each job's own policy, `numa-strict`,
 //!    `numa-prefer`, `spread`, `none`) with default weights; the best is the start;
-//! 2. coordinate search over the seven `Weights` fields and the affinity choice: each
+//! 2. coordinate search over the seven `Weights` fields, the affinity choice and the two
+//!    starvation knobs that shape the queue (`reserve_after_s`, `max_reservations`): each
 //!    round visits the coordinates in an order shuffled by `seed` (SplitMix64); for a
 //!    weight `w` it tries `0, w/4, w/2, 2w, 4w` (or `0.25, 1, 4` when `w == 0`), for the
-//!    affinity the five choices, and moves to the best candidate if it beats the current
-//!    point; rounds stop when one brings no move, after `rounds`, or when `max_evals`
-//!    simulations have run.
+//!    affinity the five choices, for `reserve_after_s` = `r` never (`i64::MAX`), `r/4`,
+//!    `r/2`, `2r`, `4r`, for `max_reservations` = `m` none (0), `m/4`, `m/2`, `2m`, `4m`;
+//!    it moves to the best candidate if it beats the current point; rounds stop when one
+//!    brings no move, after `rounds`, or when `max_evals` simulations have run.
 //!
 //! Every evaluation is a full simulation (see [`crate::engine`]); results are memoised by
 //! configuration. The same inputs and seed give the same result, whatever the thread count.
@@ -135,8 +137,8 @@ pub struct Evaluation {
     pub step: String,
     /// The affinity override (`per-job` when none).
     pub affinity: String,
-    /// The weights.
-    pub weights: Weights,
+    /// The whole configuration simulated (its name is not significant).
+    pub config: PolicyConfig,
     /// The figures.
     pub summary: Summary,
     /// Its score.
@@ -258,7 +260,7 @@ impl Search<'_> {
                 index,
                 step: step.to_string(),
                 affinity: affinity_name(p.config.affinity),
-                weights: p.config.weights.clone(),
+                config: p.config.clone(),
                 summary,
                 score,
             });
@@ -336,7 +338,7 @@ pub fn tune(
         }
         rounds_run = round;
         let mut coords: Vec<&str> = WEIGHT_NAMES.to_vec();
-        coords.push("affinity");
+        coords.extend(["affinity", "reserve_after_s", "max_reservations"]);
         for i in (1..coords.len()).rev() {
             let j = rng.below(i as u64 + 1) as usize;
             coords.swap(i, j);
@@ -349,6 +351,25 @@ pub fn tune(
                     .map(|&a| PolicyConfig {
                         affinity: a,
                         ..current_cfg.clone()
+                    })
+                    .collect()
+            } else if coord == "reserve_after_s" {
+                starvation_values(current_cfg.starvation.reserve_after_s, NEVER_RESERVE_S)
+                    .into_iter()
+                    .map(|v| {
+                        let mut c = current_cfg.clone();
+                        c.starvation.reserve_after_s = v;
+                        c
+                    })
+                    .collect()
+            } else if coord == "max_reservations" {
+                // 0 = no reservations.
+                starvation_values(current_cfg.starvation.max_reservations as u64, 0)
+                    .into_iter()
+                    .map(|v| {
+                        let mut c = current_cfg.clone();
+                        c.starvation.max_reservations = usize::try_from(v).unwrap_or(usize::MAX);
+                        c
                     })
                     .collect()
             } else {
@@ -402,14 +423,25 @@ pub fn tune(
 }
 
 fn config_of(e: &Evaluation) -> PolicyConfig {
-    PolicyConfig {
-        affinity: match e.affinity.as_str() {
-            "per-job" => None,
-            a => a.parse().ok(),
-        },
-        weights: e.weights.clone(),
-        ..PolicyConfig::default()
+    e.config.clone()
+}
+
+/// `reserve_after_s` meaning "never reserve" (the largest value TOML can hold).
+pub const NEVER_RESERVE_S: u64 = i64::MAX as u64;
+
+/// Candidate values of a starvation coordinate around its current value `v`, capped at
+/// [`NEVER_RESERVE_S`] so that every value can be written to TOML.
+fn starvation_values(v: u64, off: u64) -> Vec<u64> {
+    let mut out = vec![off];
+    if v == 0 {
+        out.extend([1, 4]);
+    } else if v < NEVER_RESERVE_S {
+        out.extend([v / 4, v / 2, v.saturating_mul(2), v.saturating_mul(4)]);
     }
+    let mut out: Vec<u64> = out.into_iter().map(|x| x.min(NEVER_RESERVE_S)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The comment lines of the tuned policy file: objective, constraints and the figures.
@@ -473,6 +505,25 @@ mod tests {
             wait_p95_s: 0,
             numa_local_ratio: 0.0,
         }
+    }
+
+    #[test]
+    fn starvation_candidates_fit_toml() {
+        assert_eq!(
+            starvation_values(300, NEVER_RESERVE_S),
+            vec![75, 150, 600, 1200, NEVER_RESERVE_S]
+        );
+        assert_eq!(starvation_values(0, 0), vec![0, 1, 4]);
+        assert_eq!(
+            starvation_values(NEVER_RESERVE_S, NEVER_RESERVE_S),
+            vec![NEVER_RESERVE_S]
+        );
+        assert_eq!(starvation_values(16, 0), vec![0, 4, 8, 32, 64]);
+        let mut c = PolicyConfig::default();
+        c.starvation.reserve_after_s = NEVER_RESERVE_S;
+        let text = crate::policy::policy_toml(&c, &[]).unwrap();
+        let back = crate::policy::parse_policy_toml("t", "t", &text).unwrap();
+        assert_eq!(back.config.starvation.reserve_after_s, NEVER_RESERVE_S);
     }
 
     #[test]

@@ -466,3 +466,69 @@ fn hpc2n_on_two_cpu_hosts() {
     let placed = s[0]["placed"].as_u64().unwrap();
     assert!(placed > 0 && placed < 3145);
 }
+
+#[test]
+fn a_recording_is_a_cluster() {
+    let d = tempfile::tempdir().unwrap();
+    let offer = |agent: &str, cpus: u32, mem: u32| {
+        format!(
+            "{{\"ts\":1700000000.5,\"event\":{{\"type\":\"OFFERS\",\"offers\":{{\"offers\":[{{\"id\":{{\"value\":\"o-{agent}\"}},\"framework_id\":{{\"value\":\"f\"}},\"agent_id\":{{\"value\":\"{agent}\"}},\"hostname\":\"{agent}.example\",\"resources\":[{{\"name\":\"cpus\",\"type\":\"SCALAR\",\"scalar\":{{\"value\":{cpus}}}}},{{\"name\":\"mem\",\"type\":\"SCALAR\",\"scalar\":{{\"value\":{mem}}}}}]}}]}}}}}}\n"
+        )
+    };
+    let rec = format!(
+        "{}{{\"ts\":1700000001,\"event\":{{\"type\":\"HEARTBEAT\"}}}}\n{}",
+        offer("a2", 4, 4096),
+        offer("a1", 2, 1024)
+    );
+    let rec = write(d.path(), "events.jsonl", &rec);
+    let jobs = write(d.path(), "w.jsonl", JOBS);
+    let out = d.path().join("o");
+    let o = sim(&[
+        "run",
+        "--cluster",
+        &format!("recording:{rec}"),
+        "--workload",
+        &jobs,
+        "--policy",
+        "numa-prefer",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("(2 hosts, 6 CPUs, 2 NUMA nodes)"),
+        "{}",
+        stdout(&o)
+    );
+    let csv = std::fs::read_to_string(out.join("jobs-numa-prefer.csv")).unwrap();
+    // Only a2 has 4 CPUs: the three 4-CPU jobs run there one after the other.
+    assert!(csv.lines().skip(1).all(|l| l.contains(",a2,4,")), "{csv}");
+    // Counts-only hosts: not NUMA-local, not pinned.
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.contains(",false,true,false,")),
+        "{csv}"
+    );
+    // A broken line names its line.
+    let bad = write(
+        d.path(),
+        "bad.jsonl",
+        &format!("{}{{\"ts\":2}}\n", offer("a", 1, 1)),
+    );
+    fails_with(
+        &sim(&[
+            "run",
+            "--cluster",
+            &format!("recording:{bad}"),
+            "--workload",
+            &jobs,
+            "--policy",
+            "spread",
+            "--out",
+            &out.display().to_string(),
+        ]),
+        1,
+        "bad.jsonl:2: not a recording line",
+    );
+}
