@@ -410,9 +410,18 @@ impl Inner {
             })
             .await
         };
-        let app = tokio::select! {
-            r = prepare => r,
-            _ = kill_requested(&mut kill_rx) => return killed_early(),
+        let ready = self.sandbox.app_path(&spec.app).join(crate::sandbox::MARKER);
+        let app = if ready.is_file() {
+            // Fast path for every task after the first: one stat, no thread hop.
+            Ok(Ok(crate::sandbox::AppDir {
+                path: self.sandbox.app_path(&spec.app),
+                reused: true,
+            }))
+        } else {
+            tokio::select! {
+                r = prepare => r,
+                _ = kill_requested(&mut kill_rx) => return killed_early(),
+            }
         };
         let app = match app {
             Ok(Ok(app)) => app,
