@@ -410,7 +410,10 @@ impl Inner {
             })
             .await
         };
-        let ready = self.sandbox.app_path(&spec.app).join(crate::sandbox::MARKER);
+        let ready = self
+            .sandbox
+            .app_path(&spec.app)
+            .join(crate::sandbox::MARKER);
         let app = if ready.is_file() {
             // Fast path for every task after the first: one stat, no thread hop.
             Ok(Ok(crate::sandbox::AppDir {
