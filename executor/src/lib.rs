@@ -19,3 +19,4 @@ pub mod spec;
 pub mod subst;
 pub mod sys;
 pub mod taskenv;
+pub mod topology;

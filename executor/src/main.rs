@@ -1,6 +1,7 @@
 //! `retz-executor`: started by a Mesos agent with no arguments, it runs as the executor
 //! (talking to the agent's executor API and running tasks pinned to their CPUs).
-//! Subcommands: `run` (the same, with options).
+//! Subcommands: `run` (the same, with options) and `topology` (print this machine's, or a
+//! given, NUMA topology; with `--agent-flags` the Mesos agent flags of the NUMA convention).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,7 +35,9 @@ struct Cli {
 enum Command {
     /// Run as the executor of a Mesos agent (the default without a subcommand).
     Run(RunArgs),
-    // The `topology` subcommand (topology probe, `src/topology*`) is wired in here.
+    /// Print this machine's (or the given) NUMA topology; with `--agent-flags` the Mesos
+    /// agent `--resources` and `--attributes` of the Retz NUMA resource convention.
+    Topology(retz_executor::topology::TopologyArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -79,6 +82,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Topology(args)) = &cli.command {
+        return match retz_executor::topology::run(args) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("retz-executor topology: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -89,6 +104,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Topology(_)) => unreachable_topology(),
         None => run(&cli.run),
     };
     match result {
@@ -98,6 +114,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `topology` returns from `main` before logging starts; kept total for the match.
+fn unreachable_topology() -> anyhow::Result<ExitCode> {
+    bail!("the topology subcommand is handled before the executor starts")
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {

@@ -56,3 +56,45 @@ fn bad_options_are_one_line() {
             .contains("--kill-grace")
     );
 }
+
+#[test]
+fn topology_subcommand_prints_agent_flags() {
+    let out = executor()
+        .args([
+            "topology",
+            "--synthetic",
+            "pack:2 numa:2 core:2 pu:2",
+            "--agent-flags",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("--resources='cpus:16;"), "{text}");
+    assert!(
+        lines[0].contains("cpuids:[0-15]") && lines[0].contains("numanodes:4"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("--attributes='retz_numa:v1;numa_n0:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn topology_subcommand_bad_input_is_one_line() {
+    let out = executor()
+        .args(["topology", "--synthetic", "pack:two"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("retz-executor topology: "), "{err}");
+}

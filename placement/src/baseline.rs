@@ -17,11 +17,9 @@
 //! comparison measures placement quality only. They scan all agents per job: they are
 //! reference points, not fast paths.
 
-use std::collections::BTreeSet;
-
 use crate::agent::AgentState;
 use crate::config::PolicyConfig;
-use crate::packer::{precheck, queue_order};
+use crate::packer::{duplicates, precheck, queue_order};
 use crate::plan::{Assignment, NodeMemory, Pending, Plan};
 use crate::reason::{Closest, PendingReason};
 use crate::request::{AffinityPolicy, JobRequest};
@@ -52,7 +50,9 @@ fn assignment(
         agent_id: s.agent_id().to_string(),
         hostname: s.hostname().to_string(),
         granted_cpus: cpus.len() as u32,
-        granted_mem_mb: memory_per_node.iter().map(|m| m.mb).sum(),
+        granted_mem_mb: memory_per_node
+            .iter()
+            .fold(0u64, |s, m| s.saturating_add(m.mb)),
         granted_gpus: job.gpus,
         cpus,
         cpu_nodes,
@@ -141,10 +141,10 @@ fn run(
 ) -> Plan {
     let mut states = agents.to_vec();
     let mut plan = Plan::default();
-    let mut seen = BTreeSet::new();
+    let dups = duplicates(queue);
     for qi in queue_order(queue, now, &cfg.starvation) {
         let job = &queue[qi];
-        if let Some(reason) = precheck(job, &mut seen) {
+        if let Some(reason) = precheck(job, dups[qi]) {
             plan.pending.push(Pending {
                 job_id: job.job_id,
                 reason,
@@ -193,11 +193,10 @@ pub fn first_fit(
         let s = &mut states[ai];
         let cpus: CpuSet = s.free_cpus().iter().take(job.cpus.min as usize).collect();
         let takes = takes_of(s, &cpus);
-        let blocked = vec![false; s.topology().num_nodes()];
         let (mem, _) = split_memory(
             s.topology(),
-            s.free_mem_mb(),
-            &blocked,
+            |i| s.free_mem_mb()[i],
+            |_| false,
             &takes,
             job.mem_mb.min,
             true,
@@ -247,7 +246,6 @@ pub fn node_blind(
             agent_id: agent_id.clone(),
             cpus: c,
         };
-        let blocked = vec![false; n];
         if let Some(nn) = job.numanodes {
             let full: Vec<usize> = (0..n)
                 .filter(|&i| {
@@ -259,12 +257,14 @@ pub fn node_blind(
             let cpus: CpuSet = full
                 .iter()
                 .fold(CpuSet::new(), |acc, &i| acc.union(topo.nodes()[i].cpus()));
-            let mem_avail: u64 = full.iter().map(|&i| free_mem[i]).sum();
+            let mem_avail = full
+                .iter()
+                .fold(0u64, |s, &i| s.saturating_add(free_mem[i]));
             if full.len() < nn as usize || (cpus.len() as u64) < u64::from(c) || mem_avail < m {
                 return Err(affinity_error());
             }
             let takes: Vec<(usize, u32)> = full.iter().map(|&i| (i, node_free[i])).collect();
-            let (mem, _) = split_memory(&topo, &free_mem, &blocked, &takes, m, false)
+            let (mem, _) = split_memory(&topo, |i| free_mem[i], |_| false, &takes, m, false)
                 .ok_or_else(affinity_error)?;
             let a = assignment(s, job, policy, cpus, &mem, nn);
             commit(s, &a);
@@ -299,7 +299,7 @@ pub fn node_blind(
             take_in_node(&topo, i, &free, k, job.smt, &mut cpus);
         }
         let strict = policy == AffinityPolicy::NumaStrict;
-        let (mem, _) = split_memory(&topo, &free_mem, &blocked, &takes, m, !strict)
+        let (mem, _) = split_memory(&topo, |i| free_mem[i], |_| false, &takes, m, !strict)
             .ok_or_else(affinity_error)?;
         let a = assignment(s, job, policy, cpus, &mem, 0);
         commit(s, &a);

@@ -120,6 +120,7 @@ pub struct PolicyConfig {
     pub packer: PackerKind,
     /// When set, every job is planned with this affinity policy instead of its own
     /// (cluster-wide override, e.g. to compare policies in retz-sim).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityPolicy>,
     /// Cost-model weights.
     pub weights: Weights,

@@ -25,6 +25,23 @@ pub(crate) struct CapIndex {
 }
 
 impl CapIndex {
+    /// Builds an index from entries in any order (bulk-loaded B-trees, `O(n log n)` for
+    /// the sort, linear for the trees). Duplicates are kept once.
+    pub(crate) fn bulk(mut entries: Vec<(u32, Entry)>) -> CapIndex {
+        entries.sort_unstable();
+        entries.dedup();
+        let len = entries.len();
+        let mut buckets = BTreeMap::new();
+        let mut rest = entries.as_slice();
+        while let Some(&(c, _)) = rest.first() {
+            let n = rest.partition_point(|e| e.0 == c);
+            let set: BTreeSet<Entry> = rest[..n].iter().map(|e| e.1).collect();
+            buckets.insert(c, set);
+            rest = &rest[n..];
+        }
+        CapIndex { buckets, len }
+    }
+
     pub(crate) fn insert(&mut self, cpus: u32, e: Entry) {
         if self.buckets.entry(cpus).or_default().insert(e) {
             self.len += 1;
@@ -53,6 +70,14 @@ impl CapIndex {
         self.buckets
             .range(cpus..)
             .flat_map(move |(&c, set)| set.range((mem, 0, 0)..).map(move |&e| (c, e)))
+    }
+
+    /// All entries, most free CPUs first (then most memory).
+    pub(crate) fn largest_first(&self) -> impl Iterator<Item = (u32, Entry)> + '_ {
+        self.buckets
+            .iter()
+            .rev()
+            .flat_map(|(&c, set)| set.iter().rev().map(move |&e| (c, e)))
     }
 
     /// The entry with the most free CPUs (then the most memory).
@@ -103,10 +128,20 @@ mod tests {
         assert_eq!(ix.fitting(17, 0).count(), 0);
         assert_eq!(ix.largest(), Some((16, (1000, 3, 0))));
         assert_eq!(ix.most_memory_with(5), Some((16, (1000, 3, 0))));
+        let order: Vec<u32> = ix.largest_first().map(|e| e.1.1).collect();
+        assert_eq!(order, vec![3, 0, 1, 2]);
         ix.remove(16, (1000, 3, 0));
         ix.remove(16, (1000, 3, 0));
         assert_eq!(ix.len(), 3);
         assert_eq!(ix.largest(), Some((8, (100, 0, 0))));
         assert!(ix.heap_bytes() > 0);
+        let bulk = CapIndex::bulk(vec![
+            (8, (100, 0, 0)),
+            (4, (10, 2, 1)),
+            (4, (50, 1, 0)),
+            (4, (10, 2, 1)),
+        ]);
+        assert_eq!(bulk.len(), 3);
+        assert_eq!(bulk.buckets, ix.buckets);
     }
 }

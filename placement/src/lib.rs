@@ -13,7 +13,8 @@
 //! - [`reason`]: [`PendingReason`], why a job waits, in words;
 //! - [`planner`]: [`Planner`], the single-decision engine over capacity indexes;
 //! - [`packer`]: [`Packer`] and [`plan()`], the planning cycle with starvation protection;
-//! - [`baseline`]: the first-fit and node-blind comparison packers.
+//! - [`baseline`]: the first-fit and node-blind comparison packers;
+//! - [`fuzz`]: the bodies of the cargo-fuzz targets in `placement/fuzz/`.
 //!
 //! Typical use, once per cycle:
 //! ```
@@ -30,6 +31,7 @@
 pub mod agent;
 pub mod baseline;
 pub mod config;
+pub mod fuzz;
 mod index;
 pub mod packer;
 pub mod plan;

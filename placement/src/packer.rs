@@ -191,10 +191,17 @@ impl Capacity {
     }
 }
 
+/// For each queue position, whether an earlier position has the same job id (only the
+/// first occurrence in the queue is planned).
+pub(crate) fn duplicates(queue: &[JobRequest]) -> Vec<bool> {
+    let mut seen = BTreeSet::new();
+    queue.iter().map(|j| !seen.insert(j.job_id)).collect()
+}
+
 /// Common checks before placing: duplicate ids and invalid requests. Returns the reason
 /// when the job must be skipped.
-pub(crate) fn precheck(job: &JobRequest, seen: &mut BTreeSet<u64>) -> Option<PendingReason> {
-    if !seen.insert(job.job_id) {
+pub(crate) fn precheck(job: &JobRequest, duplicate: bool) -> Option<PendingReason> {
+    if duplicate {
         return Some(PendingReason::DuplicateJobId);
     }
     job.validate().err().map(|e| PendingReason::InvalidRequest {
@@ -242,14 +249,22 @@ impl Packer {
             }
         }
         let capacity = Capacity::new(agents);
-        let mut seen = BTreeSet::new();
+        let dups = duplicates(queue);
         let mut failed: BTreeMap<Shape, PendingReason> = BTreeMap::new();
         let mut never: BTreeMap<Shape, Option<String>> = BTreeMap::new();
         let mut placed = Vec::new();
         let mut pending = Vec::new();
-        for qi in queue_order(queue, now, &cfg.starvation) {
+        let order = queue_order(queue, now, &cfg.starvation);
+        // Position of each job id in this cycle's order (first occurrence).
+        let mut rank: BTreeMap<u64, usize> = BTreeMap::new();
+        for (pos, &qi) in order.iter().enumerate() {
+            if !dups[qi] {
+                rank.entry(queue[qi].job_id).or_insert(pos);
+            }
+        }
+        for (pos, &qi) in order.iter().enumerate() {
             let job = &queue[qi];
-            if let Some(reason) = precheck(job, &mut seen) {
+            if let Some(reason) = precheck(job, dups[qi]) {
                 if reason != PendingReason::DuplicateJobId {
                     planner.unreserve(job.job_id);
                 }
@@ -305,8 +320,13 @@ impl Packer {
                 };
                 let waited = now.saturating_sub(job.submitted_at);
                 if waited >= cfg.starvation.reserve_after_s
-                    && planner.reservation_count() < cfg.starvation.max_reservations
-                    && planner.reserve_for(job)
+                    && reserve(
+                        &mut planner,
+                        job,
+                        pos,
+                        &rank,
+                        cfg.starvation.max_reservations,
+                    )
                 {
                     planner.reserved_reason(job).unwrap_or(base)
                 } else {
@@ -330,6 +350,43 @@ impl Packer {
             pending,
             reservations,
         }
+    }
+}
+
+/// Makes a reservation for `job` if a slot is free, or can be taken from a holder later in
+/// this cycle's order (`later`); reservations follow the queue order, so a job cannot be
+/// starved by the reservations of jobs behind it.
+fn reserve(
+    planner: &mut Planner<'_>,
+    job: &JobRequest,
+    pos: usize,
+    rank: &BTreeMap<u64, usize>,
+    max: usize,
+) -> bool {
+    if max == 0 {
+        return false;
+    }
+    let later = |h: u64| rank.get(&h).is_some_and(|&r| r > pos);
+    if planner.reservation_count() < max {
+        return planner.reserve_for(job, &later);
+    }
+    // Full: free the slot of the holder furthest behind, if any is behind this job.
+    let Some(victim) = planner
+        .holders()
+        .into_iter()
+        .filter(|&h| later(h))
+        .max_by_key(|h| rank.get(h).copied())
+    else {
+        return false;
+    };
+    let Some(r) = planner.unreserve(victim) else {
+        return false;
+    };
+    if planner.reserve_for(job, &later) {
+        true
+    } else {
+        planner.restore(&r);
+        false
     }
 }
 

@@ -31,7 +31,7 @@ pub struct Closest {
 pub enum PendingReason {
     /// The request itself is invalid (bad ranges, priority, ...).
     InvalidRequest { message: String },
-    /// Another job in the same queue has the same id; only the first is planned.
+    /// An earlier entry of the same queue has the same id; only the first is planned.
     DuplicateJobId,
     /// No agent is offering resources.
     NoAgents,

@@ -19,15 +19,19 @@ use crate::request::SmtPolicy;
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
-/// Free PUs of `node` that lie in cores with every usable PU free.
-pub(crate) fn whole_free_pus(topo: &Topology, node: usize, free: &CpuSet) -> u32 {
+/// `(free CPUs, free PUs in entirely free cores)` of `node`, in one pass over its cores.
+pub(crate) fn node_counts(topo: &Topology, node: usize, free: &CpuSet) -> (u32, u32) {
     let cores = topo.cores();
-    topo.nodes()[node]
-        .core_range()
-        .map(|ci| &cores[ci])
-        .filter(|c| c.is_subset(free))
-        .map(|c| c.len() as u32)
-        .sum()
+    let mut f = 0;
+    let mut w = 0;
+    for ci in topo.nodes()[node].core_range() {
+        let n = cores[ci].intersection_len(free) as u32;
+        f += n;
+        if n as usize == cores[ci].len() {
+            w += n;
+        }
+    }
+    (f, w)
 }
 
 /// Free CPUs of `node`.
@@ -50,7 +54,8 @@ fn take_from_core(core: &CpuSet, free: &CpuSet, n: usize, out: &mut CpuSet) -> u
 }
 
 /// Adds `k` free CPUs of node position `node` to `out`, following `smt`. Returns false
-/// (and leaves `out` unchanged) when the node has fewer than `k` free CPUs.
+/// (and leaves `out` unchanged) when the node has fewer than `k` free CPUs. `out` must not
+/// already hold CPUs of this node.
 pub(crate) fn take_in_node(
     topo: &Topology,
     node: usize,
@@ -65,92 +70,74 @@ pub(crate) fn take_in_node(
     }
     let cores = topo.cores();
     let range = topo.nodes()[node].core_range();
-    // (free PUs, core index) of cores with at least one free PU.
-    let mut whole: Vec<usize> = Vec::new();
-    let mut partial: Vec<(usize, usize)> = Vec::new();
-    let mut total = 0;
-    for ci in range {
-        let f = cores[ci].intersection_len(free);
-        if f == 0 {
-            continue;
-        }
-        total += f;
-        if f == cores[ci].len() {
-            whole.push(ci);
-        } else {
-            partial.push((f, ci));
-        }
-    }
-    if total < k {
+    if topo.nodes()[node].cpus().intersection_len(free) < k {
         return false;
     }
-    partial.sort_unstable();
     let mut need = k;
-    let mut picked = CpuSet::new();
+    // Partly free cores, fewest free PUs first (then core order).
+    let partial = || {
+        let mut p: Vec<(usize, usize)> = range
+            .clone()
+            .filter_map(|ci| {
+                let f = cores[ci].intersection_len(free);
+                (f > 0 && f < cores[ci].len()).then_some((f, ci))
+            })
+            .collect();
+        p.sort_unstable();
+        p
+    };
     match smt {
         SmtPolicy::WholeCores => {
-            let mut used_whole = vec![false; whole.len()];
-            for (i, &ci) in whole.iter().enumerate() {
-                let size = cores[ci].len();
-                if need >= size {
-                    need -= take_from_core(&cores[ci], free, size, &mut picked);
-                    used_whole[i] = true;
-                }
+            // Entirely free cores, in core order, while at least a core's worth is needed.
+            for ci in range.clone() {
                 if need == 0 {
                     break;
                 }
+                let c = &cores[ci];
+                if need >= c.len() && c.is_subset(free) {
+                    out.union_with(c);
+                    need -= c.len();
+                }
             }
             if need > 0 {
-                // Remainder: another untouched whole core first (smallest that covers the
-                // remainder, else the largest), then partly used cores.
-                let mut rest: Vec<(usize, usize)> = whole
-                    .iter()
-                    .zip(&used_whole)
-                    .filter(|(_, used)| !**used)
-                    .map(|(&ci, _)| (cores[ci].len(), ci))
-                    .collect();
-                rest.sort_unstable();
-                let cover = rest.iter().position(|&(size, _)| size >= need);
-                let order: Vec<usize> = match cover {
-                    Some(p) => std::iter::once(rest[p].1)
-                        .chain(partial.iter().map(|&(_, ci)| ci))
-                        .chain(
-                            rest.iter()
-                                .enumerate()
-                                .filter(|(i, _)| *i != p)
-                                .map(|(_, r)| r.1),
-                        )
-                        .collect(),
-                    None => rest
-                        .iter()
-                        .rev()
-                        .map(|r| r.1)
-                        .chain(partial.iter().map(|&(_, ci)| ci))
-                        .collect(),
-                };
-                for ci in order {
-                    if need == 0 {
-                        break;
+                // Every untouched free core is now larger than the remainder: take it from
+                // the smallest one, so the job shares that core with nobody ...
+                let cover = range
+                    .clone()
+                    .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
+                    .min_by_key(|&ci| (cores[ci].len(), ci));
+                match cover {
+                    Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
+                    // ... else from cores partly used by others.
+                    None => {
+                        for (_, ci) in partial() {
+                            if need == 0 {
+                                break;
+                            }
+                            need -= take_from_core(&cores[ci], free, need, out);
+                        }
                     }
-                    need -= take_from_core(&cores[ci], free, need, &mut picked);
                 }
             }
         }
         SmtPolicy::Pack => {
-            for ci in partial
-                .iter()
-                .map(|&(_, ci)| ci)
-                .chain(whole.iter().copied())
-            {
+            for (_, ci) in partial() {
                 if need == 0 {
                     break;
                 }
-                need -= take_from_core(&cores[ci], free, need, &mut picked);
+                need -= take_from_core(&cores[ci], free, need, out);
+            }
+            for ci in range.clone() {
+                if need == 0 {
+                    break;
+                }
+                if cores[ci].is_subset(free) {
+                    need -= take_from_core(&cores[ci], free, need, out);
+                }
             }
         }
     }
     debug_assert_eq!(need, 0);
-    out.union_with(&picked);
     true
 }
 
@@ -173,12 +160,13 @@ pub(crate) fn shared_core_cpus(topo: &Topology, picked: &CpuSet, free_before: &C
 ///
 /// Returns `(mb per node position, spill)` where `spill` is
 /// `Σ (MB outside the CPU nodes)/mem * (distance/local - 1)`, or `None` when the memory
-/// does not fit (in the CPU nodes alone when `allow_spill` is false). `blocked[i]` marks
-/// nodes that must not be used for spill (reserved for another job).
+/// does not fit (in the CPU nodes alone when `allow_spill` is false). `free_mem(i)` is
+/// node position `i`'s free MB; `blocked(i)` marks nodes that must not be used for spill
+/// (reserved for a job).
 pub(crate) fn split_memory(
     topo: &Topology,
-    free_mem: &[u64],
-    blocked: &[bool],
+    free_mem: impl Fn(usize) -> u64,
+    blocked: impl Fn(usize) -> bool,
     takes: &[(usize, u32)],
     mem: u64,
     allow_spill: bool,
@@ -191,7 +179,7 @@ pub(crate) fn split_memory(
     let mut left = mem;
     for &(i, t) in takes {
         let share = (u128::from(mem) * u128::from(t) / u128::from(cpus)) as u64;
-        let give = share.min(free_mem[i]).min(left);
+        let give = share.min(free_mem(i)).min(left);
         out.push((i, give));
         left -= give;
     }
@@ -199,7 +187,7 @@ pub(crate) fn split_memory(
         if left == 0 {
             break;
         }
-        let extra = (free_mem[i] - slot.1).min(left);
+        let extra = (free_mem(i) - slot.1).min(left);
         slot.1 += extra;
         left -= extra;
     }
@@ -210,7 +198,7 @@ pub(crate) fn split_memory(
         }
         // Other nodes, closest to any CPU node first.
         let mut others: Vec<(u32, f64, usize)> = (0..topo.num_nodes())
-            .filter(|j| !takes.iter().any(|t| t.0 == *j) && !blocked[*j] && free_mem[*j] > 0)
+            .filter(|j| !takes.iter().any(|t| t.0 == *j) && !blocked(*j) && free_mem(*j) > 0)
             .map(|j| {
                 let (d, rel) = takes
                     .iter()
@@ -229,7 +217,7 @@ pub(crate) fn split_memory(
             if left == 0 {
                 break;
             }
-            let give = free_mem[j].min(left);
+            let give = free_mem(j).min(left);
             out.push((j, give));
             left -= give;
             spill += give as f64 / mem as f64 * rel.max(0.0);
@@ -273,8 +261,8 @@ mod tests {
         assert_eq!(take(&t, 0, "1-7", 8, SmtPolicy::Pack), None);
         assert_eq!(take(&t, 1, "0-7", 1, SmtPolicy::Pack), None);
         assert_eq!(take(&t, 0, "0-7", 0, SmtPolicy::Pack).unwrap(), "");
-        assert_eq!(whole_free_pus(&t, 0, &cs("1-7")), 6);
         assert_eq!(node_free_count(&t, 0, &cs("1-9")), 7);
+        assert_eq!(node_counts(&t, 0, &cs("1-7")), (7, 6));
         assert_eq!(shared_core_cpus(&t, &cs("1-2"), &cs("1-7")), 1);
         let _ = CpuId(0);
     }
@@ -295,22 +283,29 @@ mod tests {
             n.distances = d[i].to_vec();
         }
         let t = Topology::new(spec).unwrap();
-        let free = [100, 100, 100, 100];
-        let none = [false; 4];
-        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1), (2, 1)], 150, false).unwrap();
+        let free = |i: usize| [100, 100, 100, 100][i];
+        let none = |_: usize| false;
+        let (m, spill) = split_memory(&t, free, none, &[(0, 1), (2, 1)], 150, false).unwrap();
         assert_eq!(m, vec![(0, 75), (2, 75)]);
         assert_eq!(spill, 0.0);
-        assert!(split_memory(&t, &free, &none, &[(0, 1)], 150, false).is_none());
-        let (m, spill) = split_memory(&t, &free, &none, &[(0, 1)], 150, true).unwrap();
+        assert!(split_memory(&t, free, none, &[(0, 1)], 150, false).is_none());
+        let (m, spill) = split_memory(&t, free, none, &[(0, 1)], 150, true).unwrap();
         assert_eq!(m, vec![(0, 100), (1, 50)]);
         assert!((spill - 50.0 / 150.0 * 0.2).abs() < 1e-9);
         // Node 1 blocked: spill goes across the socket.
-        let blocked = [false, true, false, false];
-        let (m, _) = split_memory(&t, &free, &blocked, &[(0, 1)], 150, true).unwrap();
+        let blocked = |i: usize| i == 1;
+        let (m, _) = split_memory(&t, free, blocked, &[(0, 1)], 150, true).unwrap();
         assert_eq!(m, vec![(0, 100), (2, 50)]);
-        assert!(split_memory(&t, &free, &none, &[(0, 1)], 401, true).is_none());
-        let (m, _) =
-            split_memory(&t, &[10, 100, 0, 0], &none, &[(0, 3), (1, 1)], 40, false).unwrap();
+        assert!(split_memory(&t, free, none, &[(0, 1)], 401, true).is_none());
+        let (m, _) = split_memory(
+            &t,
+            |i| [10, 100, 0, 0][i],
+            none,
+            &[(0, 3), (1, 1)],
+            40,
+            false,
+        )
+        .unwrap();
         assert_eq!(m, vec![(0, 10), (1, 30)]);
     }
 }

@@ -5,9 +5,11 @@
 //! `/sys/devices/system/cpu/online` and `cpuset.cpus`), and [`SetParseError`].
 //!
 //! Invariants:
-//! - A set is a vector of 64-bit words; bit `i % 64` of word `i / 64` is id `i`.
-//! - The word vector never ends in a zero word, so two equal sets have identical
-//!   representations (derived `Eq`/`Hash` are correct) and the empty set allocates nothing.
+//! - A set is a window of 64-bit words starting at word `start`; bit `i % 64` of word
+//!   `i / 64` is id `i`, so clustered high ids cost a few words, not `i / 64` of them.
+//! - The window never starts or ends with a zero word (and `start` is 0 when empty), so two
+//!   equal sets have identical representations (derived `Eq`/`Hash` are correct) and the
+//!   empty set allocates nothing.
 //! - Ids are at most [`MAX_SET_ID`]; parsing rejects larger ids, so a hostile list such as
 //!   `0-4294967295` cannot make us allocate gigabytes. Programmatic `insert` of a larger id
 //!   panics (it is a caller bug, not outside input); use [`CpuSet::try_insert`] when the id
@@ -91,16 +93,54 @@ fn describe(kind: &SetParseErrorKind) -> String {
     }
 }
 
-/// The shared bitset behind [`CpuSet`] and [`NodeSet`].
+/// The shared bitset behind [`CpuSet`] and [`NodeSet`]: words `start..start+len` of an
+/// infinite bitset, so sets of clustered high ids (a core of CPUs 4096-4097) stay small.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Bits {
+    /// Word index of `words[0]`; 0 when empty.
+    start: u32,
+    /// Never starts or ends with a zero word.
     words: Vec<u64>,
 }
 
 impl Bits {
+    fn end(&self) -> u32 {
+        self.start + self.words.len() as u32
+    }
+
+    fn word(&self, w: u32) -> u64 {
+        if w >= self.start && w < self.end() {
+            self.words[(w - self.start) as usize]
+        } else {
+            0
+        }
+    }
+
     fn trim(&mut self) {
         while self.words.last() == Some(&0) {
             self.words.pop();
+        }
+        let lead = self.words.iter().take_while(|&&w| w == 0).count();
+        if lead > 0 {
+            self.words.drain(..lead);
+            self.start += lead as u32;
+        }
+        if self.words.is_empty() {
+            self.start = 0;
+        }
+    }
+
+    /// Makes word `w` addressable.
+    fn cover(&mut self, w: u32) {
+        if self.words.is_empty() {
+            self.start = w;
+            self.words.push(0);
+        } else if w < self.start {
+            let extra = (self.start - w) as usize;
+            self.words.splice(0..0, std::iter::repeat_n(0, extra));
+            self.start = w;
+        } else if w >= self.end() {
+            self.words.resize((w - self.start + 1) as usize, 0);
         }
     }
 
@@ -109,57 +149,50 @@ impl Bits {
             i <= MAX_SET_ID,
             "set id {i} exceeds MAX_SET_ID {MAX_SET_ID}"
         );
-        let w = (i / 64) as usize;
-        if w >= self.words.len() {
-            self.words.resize(w + 1, 0);
-        }
+        let w = i / 64;
+        self.cover(w);
+        let slot = &mut self.words[(w - self.start) as usize];
         let mask = 1u64 << (i % 64);
-        let was = self.words[w] & mask != 0;
-        self.words[w] |= mask;
+        let was = *slot & mask != 0;
+        *slot |= mask;
         !was
     }
 
     fn insert_range(&mut self, start: u32, end: u32) {
         assert!(start <= end && end <= MAX_SET_ID);
-        let last = (end / 64) as usize;
-        if last >= self.words.len() {
-            self.words.resize(last + 1, 0);
-        }
+        self.cover(start / 64);
+        self.cover(end / 64);
         let mut i = start;
         while i <= end {
-            let w = (i / 64) as usize;
+            let w = i / 64;
             let lo = i % 64;
-            let hi = if (end / 64) as usize == w {
-                end % 64
-            } else {
-                63
-            };
+            let hi = if end / 64 == w { end % 64 } else { 63 };
             let width = hi - lo + 1;
             let mask = if width == 64 {
                 u64::MAX
             } else {
                 ((1u64 << width) - 1) << lo
             };
-            self.words[w] |= mask;
-            i = (w as u32 + 1) * 64;
+            self.words[(w - self.start) as usize] |= mask;
+            i = (w + 1) * 64;
         }
     }
 
     fn remove(&mut self, i: u32) -> bool {
-        let w = (i / 64) as usize;
-        if w >= self.words.len() {
+        let w = i / 64;
+        if w < self.start || w >= self.end() {
             return false;
         }
+        let slot = &mut self.words[(w - self.start) as usize];
         let mask = 1u64 << (i % 64);
-        let was = self.words[w] & mask != 0;
-        self.words[w] &= !mask;
+        let was = *slot & mask != 0;
+        *slot &= !mask;
         self.trim();
         was
     }
 
     fn contains(&self, i: u32) -> bool {
-        let w = (i / 64) as usize;
-        w < self.words.len() && self.words[w] & (1u64 << (i % 64)) != 0
+        self.word(i / 64) & (1u64 << (i % 64)) != 0
     }
 
     fn len(&self) -> usize {
@@ -170,46 +203,51 @@ impl Bits {
         self.words.is_empty()
     }
 
+    /// The overlapping word range of two sets.
+    fn overlap(&self, o: &Bits) -> std::ops::Range<u32> {
+        self.start.max(o.start)..self.end().min(o.end())
+    }
+
     fn union(&self, o: &Bits) -> Bits {
-        let (long, short) = if self.words.len() >= o.words.len() {
-            (self, o)
-        } else {
-            (o, self)
-        };
-        let mut words = long.words.clone();
-        for (d, s) in words.iter_mut().zip(&short.words) {
-            *d |= *s;
+        if o.is_empty() {
+            return self.clone();
         }
-        Bits { words }
+        if self.is_empty() {
+            return o.clone();
+        }
+        let start = self.start.min(o.start);
+        let end = self.end().max(o.end());
+        Bits {
+            start,
+            words: (start..end).map(|w| self.word(w) | o.word(w)).collect(),
+        }
     }
 
     fn union_with(&mut self, o: &Bits) {
-        if o.words.len() > self.words.len() {
-            self.words.resize(o.words.len(), 0);
+        if o.is_empty() {
+            return;
         }
-        for (d, s) in self.words.iter_mut().zip(&o.words) {
-            *d |= *s;
+        self.cover(o.start);
+        self.cover(o.end() - 1);
+        let base = self.start;
+        for (k, &x) in o.words.iter().enumerate() {
+            self.words[(o.start - base) as usize + k] |= x;
         }
     }
 
     fn intersection(&self, o: &Bits) -> Bits {
+        let r = self.overlap(o);
         let mut b = Bits {
-            words: self
-                .words
-                .iter()
-                .zip(&o.words)
-                .map(|(a, b)| a & b)
-                .collect(),
+            start: r.start,
+            words: r.map(|w| self.word(w) & o.word(w)).collect(),
         };
         b.trim();
         b
     }
 
     fn intersection_len(&self, o: &Bits) -> usize {
-        self.words
-            .iter()
-            .zip(&o.words)
-            .map(|(a, b)| (a & b).count_ones() as usize)
+        self.overlap(o)
+            .map(|w| (self.word(w) & o.word(w)).count_ones() as usize)
             .sum()
     }
 
@@ -220,19 +258,26 @@ impl Bits {
     }
 
     fn difference_with(&mut self, o: &Bits) {
-        for (d, s) in self.words.iter_mut().zip(&o.words) {
-            *d &= !*s;
+        let r = self.overlap(o);
+        if r.is_empty() {
+            return;
+        }
+        for w in r {
+            let x = o.word(w);
+            self.words[(w - self.start) as usize] &= !x;
         }
         self.trim();
     }
 
     fn is_subset(&self, o: &Bits) -> bool {
-        self.words.len() <= o.words.len()
-            && self.words.iter().zip(&o.words).all(|(a, b)| a & !b == 0)
+        self.words
+            .iter()
+            .enumerate()
+            .all(|(k, &x)| x & !o.word(self.start + k as u32) == 0)
     }
 
     fn is_disjoint(&self, o: &Bits) -> bool {
-        self.words.iter().zip(&o.words).all(|(a, b)| a & b == 0)
+        self.overlap(o).all(|w| self.word(w) & o.word(w) == 0)
     }
 
     fn first(&self) -> Option<u32> {
@@ -240,14 +285,14 @@ impl Bits {
     }
 
     fn last(&self) -> Option<u32> {
-        let w = self.words.len().checked_sub(1)?;
-        let word = self.words[w];
-        Some(w as u32 * 64 + 63 - word.leading_zeros())
+        let word = *self.words.last()?;
+        Some((self.end() - 1) * 64 + 63 - word.leading_zeros())
     }
 
     fn iter(&self) -> BitIter<'_> {
         BitIter {
             words: &self.words,
+            base: self.start,
             index: 0,
             current: self.words.first().copied().unwrap_or(0),
         }
@@ -344,6 +389,7 @@ fn parse_number(bytes: &[u8], pos: usize) -> Result<(u32, usize), (usize, SetPar
 
 struct BitIter<'a> {
     words: &'a [u64],
+    base: u32,
     index: usize,
     current: u64,
 }
@@ -355,7 +401,7 @@ impl Iterator for BitIter<'_> {
             if self.current != 0 {
                 let bit = self.current.trailing_zeros();
                 self.current &= self.current - 1;
-                return Some(self.index as u32 * 64 + bit);
+                return Some((self.base + self.index as u32) * 64 + bit);
             }
             self.index += 1;
             if self.index >= self.words.len() {
@@ -694,8 +740,8 @@ mod tests {
 
         #[test]
         fn ops_match_btreeset(
-            a in proptest::collection::btree_set(0u32..300, 0..80),
-            b in proptest::collection::btree_set(0u32..300, 0..80),
+            a in proptest::collection::btree_set(prop_oneof![0u32..300, 4000u32..4200, 65_400u32..=65_535], 0..80),
+            b in proptest::collection::btree_set(prop_oneof![0u32..300, 4000u32..4200, 65_400u32..=65_535], 0..80),
         ) {
             let sa: CpuSet = a.iter().copied().map(CpuId).collect();
             let sb: CpuSet = b.iter().copied().map(CpuId).collect();
@@ -707,7 +753,23 @@ mod tests {
             prop_assert_eq!(sa.is_disjoint(&sb), a.is_disjoint(&b));
             // Canonical representation: equal contents => equal values.
             let rebuilt: CpuSet = sa.union(&sb).difference(&sb).union(&sa.intersection(&sb));
-            prop_assert_eq!(rebuilt, sa);
+            prop_assert_eq!(&rebuilt, &sa);
+            prop_assert_eq!(sa.intersection_len(&sb), a.intersection(&b).count());
+            prop_assert_eq!(sa.first().map(|c| c.0), a.first().copied());
+            prop_assert_eq!(sa.last().map(|c| c.0), a.last().copied());
+            let mut u = sa.clone();
+            u.union_with(&sb);
+            prop_assert_eq!(&u, &sa.union(&sb));
+            let mut d = sa.clone();
+            d.difference_with(&sb);
+            prop_assert_eq!(&d, &sa.difference(&sb));
+            for x in &b {
+                let mut c = sa.clone();
+                c.insert(CpuId(*x));
+                c.remove(CpuId(*x));
+                prop_assert_eq!(c.contains(CpuId(*x)), false);
+                prop_assert_eq!(c, sa.difference(&std::iter::once(CpuId(*x)).collect()));
+            }
         }
 
         #[test]

@@ -167,6 +167,9 @@ pub struct Topology {
     core_node: Vec<u32>,
     /// Flattened `n x n` distance matrix (defaults filled in).
     distances: Vec<u32>,
+    /// Flattened `n x n`: row `i` lists node positions by (distance from `i`, position),
+    /// `i` itself first.
+    by_distance: Vec<u32>,
     distances_known: bool,
     total_memory_mb: u64,
 }
@@ -277,6 +280,13 @@ impl Topology {
                 });
             }
         }
+        let mut by_distance = Vec::with_capacity(n * n);
+        for i in 0..n {
+            let mut row: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i).collect();
+            row.sort_by_key(|&j| (distances[i * n + j as usize], j));
+            by_distance.push(i as u32);
+            by_distance.extend(row);
+        }
         Ok(Topology {
             spec,
             cpus,
@@ -286,6 +296,7 @@ impl Topology {
             cpu_core,
             core_node,
             distances,
+            by_distance,
             distances_known,
             total_memory_mb,
         })
@@ -401,6 +412,13 @@ impl Topology {
         self.distances[i * self.nodes.len() + j]
     }
 
+    /// Node positions ordered by distance from position `i` (then by position), starting
+    /// with `i` itself.
+    pub fn nodes_by_distance(&self, i: usize) -> &[u32] {
+        let n = self.nodes.len();
+        &self.by_distance[i * n..(i + 1) * n]
+    }
+
     /// Whether the spec carried a distance matrix.
     pub fn distances_known(&self) -> bool {
         self.distances_known
@@ -443,6 +461,7 @@ impl Topology {
             + self.cpu_core.capacity() * 4
             + self.core_node.capacity() * 4
             + self.distances.capacity() * 4
+            + self.by_distance.capacity() * 4
     }
 
     /// Convenience: wrap in an [`Arc`] for sharing among agent states.
@@ -487,6 +506,8 @@ mod tests {
         assert_eq!(t.siblings(CpuId(5)), Some(&cs("1,5")));
         assert_eq!(t.distance(NodeId(0), NodeId(3)), 31);
         assert_eq!(t.distance(NodeId(1), NodeId(0)), 21);
+        assert_eq!(t.nodes_by_distance(2), &[2, 0, 1]);
+        assert_eq!(t.nodes_by_distance(0), &[0, 1, 2]);
         assert_eq!(t.distance(NodeId(7), NodeId(7)), 10);
         assert!(t.node(NodeId(3)).unwrap().is_memory_only());
         assert_eq!(t.node(NodeId(1)).unwrap().index(), 1);

@@ -270,10 +270,12 @@ fn big_job_is_not_starved_by_a_stream_of_small_ones() {
         "expected starvation without reservations"
     );
 
-    let mut with_res = PolicyConfig::default();
-    with_res.starvation = Starvation {
-        reserve_after_s: 300,
-        ..Starvation::default()
+    let with_res = PolicyConfig {
+        starvation: Starvation {
+            reserve_after_s: 300,
+            ..Starvation::default()
+        },
+        ..PolicyConfig::default()
     };
     let started = simulate(&mut Packer::new(with_res), agents, &arrivals, 5400, 60);
     let at = *started
@@ -521,7 +523,7 @@ fn gpus_pick_the_gpu_agent() {
 #[test]
 fn open_ranges_grow_after_everyone_had_a_turn() {
     let topo = dual_socket_2numa_smt2();
-    let agents = vec![AgentState::idle("a", "a", topo.clone(), 0)];
+    let agents = vec![AgentState::idle("a", "a", topo, 0)];
     let mut open = job(1, 2, 1024, AffinityPolicy::NumaStrict);
     open.cpus = ResourceRange::at_least(2);
     open.mem_mb = ResourceRange::at_least(1024);
@@ -645,4 +647,75 @@ fn bad_queue_entries_get_reasons() {
         &PolicyConfig::builtin("first-fit").unwrap(),
     );
     assert_eq!(p.pending_reason(5), Some(&PendingReason::NoAgents));
+}
+
+#[test]
+fn planner_commit_and_release_round_trip() {
+    use retz_placement::Planner;
+    let topo = dual_socket_2numa_smt2();
+    let agents = vec![agent_using("a", &topo, "0-3")];
+    let cfg = cfg();
+    let mut planner = Planner::new(&agents, &cfg);
+    let j = JobRequest::new(1, 16, 1000);
+    let d = planner.decide(&j).unwrap();
+    let first = d.cpus().clone();
+    let a = planner.commit(&j, d);
+    // Taken: the same decision is not available twice.
+    let d2 = planner.decide(&j).unwrap();
+    assert!(d2.cpus().is_disjoint(&first));
+    assert!(planner.release(0, &a));
+    assert!(!planner.release(0, &a), "released twice");
+    assert_eq!(planner.decide(&j).unwrap().cpus(), &first);
+    assert!(!planner.release(7, &a));
+}
+
+#[test]
+fn extreme_requests_and_capacities_do_not_panic() {
+    let base = Topology::from_synthetic("pack:2 numa:2 core:2 pu:2", u64::MAX).unwrap();
+    let topo = Arc::new(base);
+    assert_eq!(topo.total_memory_mb(), u64::MAX);
+    let agents = vec![
+        AgentState::idle("huge", "h", topo, u32::MAX),
+        AgentState::without_numa("plain", "p", 4, u64::MAX, 0).unwrap(),
+    ];
+    let mut queue = Vec::new();
+    let mut id = 0;
+    for policy in AffinityPolicy::ALL {
+        for (cpus, mem) in [
+            (ResourceRange::at_least(1), ResourceRange::at_least(1)),
+            (ResourceRange::exactly(u32::MAX), ResourceRange::exactly(1)),
+            (
+                ResourceRange::between(1, u32::MAX),
+                ResourceRange::between(u64::MAX, u64::MAX),
+            ),
+            (
+                ResourceRange::exactly(2),
+                ResourceRange::at_least(u64::MAX / 2),
+            ),
+        ] {
+            for numanodes in [None, Some(1), Some(u32::MAX)] {
+                let mut j = JobRequest::new(id, 1, 0).with_policy(policy);
+                j.cpus = cpus;
+                j.mem_mb = mem;
+                j.numanodes = numanodes;
+                j.gpus = if id % 3 == 0 { u32::MAX } else { 0 };
+                j.submitted_at = if id % 2 == 0 { u64::MAX } else { 0 };
+                j.priority = -20;
+                queue.push(j);
+                id += 1;
+            }
+        }
+    }
+    for name in PolicyConfig::BUILTIN_NAMES {
+        let mut cfg = PolicyConfig::builtin(name).unwrap();
+        cfg.starvation.reserve_after_s = 0;
+        cfg.starvation.aging_step_s = 1;
+        let p = plan(&agents, &queue, u64::MAX, &cfg);
+        check_plan(
+            &agents,
+            &queue,
+            &p,
+            cfg.packer != retz_placement::PackerKind::FirstFit,
+        );
+    }
 }

@@ -101,3 +101,83 @@ fn roundtrip<M: MesosJson>(data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs chosen to hit edge cases of both parsers.
+    fn nasty_inputs() -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![255],
+            b"0\n".to_vec(),
+            b"\x001\nx".to_vec(),
+            b"\x0199999999999999999999\n".to_vec(),
+            b"\x01999999999999999999999\n".to_vec(),
+            b"\x0118446744073709551616\nx".to_vec(),
+            b"\x02-1\nx".to_vec(),
+            b"\x02 1\nx".to_vec(),
+            b"\x021\r\nx".to_vec(),
+            b"\x023\nab".to_vec(),
+            b"\x0a5\nhello5\nworld1\n!".to_vec(),
+            b"{}".to_vec(),
+            b"null".to_vec(),
+            b"[]".to_vec(),
+            b"{\"type\":\"UPDATE\",\"update\":{\"status\":{\"task_id\":{\"value\":\"t\"},\"state\":\"TASK_RUNNING\",\"uuid\":\"====\"}}}".to_vec(),
+            b"{\"type\":\"SUBSCRIBED\",\"subscribed\":{\"framework_id\":{\"value\":\"f\"},\"heartbeat_interval_seconds\":\"NaN\"}}".to_vec(),
+            b"{\"type\":\"SUBSCRIBED\",\"subscribed\":{\"framework_id\":{\"value\":\"f\"},\"heartbeat_interval_seconds\":1e400}}".to_vec(),
+            b"{\"type\":\"OFFERS\",\"offers\":{\"offers\":[{\"id\":{\"value\":\"o\"},\"framework_id\":{\"value\":\"f\"},\"agent_id\":{\"value\":\"a\"},\"hostname\":\"h\",\"resources\":[{\"name\":\"r\",\"type\":\"RANGES\",\"ranges\":{\"range\":[{\"begin\":\"-0\",\"end\":\"1e3\"}]}}]}]}}".to_vec(),
+            b"{\"type\":\"OFFERS\",\"offers\":{\"offers\":[null,{}]}}".to_vec(),
+            b"{\"type\":7.5}".to_vec(),
+            b"{\"type\":-2147483649}".to_vec(),
+            b"{\"type\":2147483647}".to_vec(),
+            b"{\"subscribed\":{\"framework_id\":{\"value\":\"\\ud800\"}}}".to_vec(),
+            b"{\"launch\":{\"task\":{\"name\":\"n\",\"task_id\":{\"value\":\"t\"},\"agent_id\":{\"value\":\"a\"},\"limits\":{\"\":null,\"x\":{\"value\":\"-Infinity\"}}}}}".to_vec(),
+            // Protobuf: a varint that never ends, a huge length, a group tag.
+            vec![0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            vec![0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            vec![0x0b, 0x0c],
+            // Protobuf: Event{type: 99} (unknown enum value) and an update with state 99.
+            vec![0x08, 99],
+            vec![0x2a, 0x08, 0x0a, 0x06, 0x0a, 0x02, 0x0a, 0x00, 0x10, 0x63],
+        ];
+        // Deep nesting in both encodings.
+        v.push(
+            "{\"subscribed\":{\"container_id\":"
+                .repeat(200)
+                .into_bytes(),
+        );
+        let mut deep = Vec::new();
+        for _ in 0..150 {
+            let mut outer = vec![0x12, u8::try_from(deep.len().min(127)).unwrap_or(127)];
+            outer.extend_from_slice(&deep);
+            deep = outer;
+        }
+        v.push(deep);
+        v
+    }
+
+    #[test]
+    fn fuzz_entry_points_survive_nasty_inputs() {
+        for input in nasty_inputs() {
+            recordio(&input);
+            json_event(&input);
+        }
+    }
+
+    #[test]
+    fn fuzz_entry_points_survive_every_prefix_of_valid_streams() {
+        let mut stream = b"\x40".to_vec();
+        let event = br#"{"type":"UPDATE","update":{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","uuid":"1A8/PrvjRK+iMEyx6ucvZw=="}}}"#;
+        let mut framed = BytesMut::new();
+        encode_record(event, &mut framed);
+        encode_record(b"{\"type\":\"HEARTBEAT\"}", &mut framed);
+        stream.extend_from_slice(&framed);
+        for end in 0..stream.len() {
+            recordio(&stream[..end]);
+            json_event(&event[..end.min(event.len())]);
+        }
+    }
+}

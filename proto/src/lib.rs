@@ -10,11 +10,29 @@
 //! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
 //! * [`recordio`] — the RecordIO framing of the event streams.
 //! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
+//! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
+//!
+//! Notes on the generated types (prost 0.14, proto2):
+//! * required fields, messages included, are plain values (`Offer.id: OfferId`,
+//!   `event::Update.status: TaskStatus`); optional ones are `Option`s with getters that
+//!   apply the declared default (`FrameworkInfo::failover_timeout()`);
+//! * enums are `i32` fields with typed getters (`status.state() -> TaskState`); prost
+//!   strips the enum's own name from variant names (`task_status::Source::Executor`,
+//!   but `TaskState::TaskRunning`);
+//! * maps are `BTreeMap`s (deterministic encoding);
+//! * boxed fields: `ContainerID.parent` (recursive), and the large, rarely set
+//!   `Resource.disk`, `TaskInfo.{container, health_check, check, discovery}`,
+//!   `ExecutorInfo.{container, discovery}` and `Volume.{image, source}`;
+//! * `deprecated` fields (`FrameworkInfo.role`, `Resource.role`, ...) carry no
+//!   `#[deprecated]` attribute: the pre-refinement resource format still needs them;
+//! * protobuf decoding does not check required fields (absent ones read as defaults);
+//!   JSON decoding does.
 
 mod codec;
 pub mod fuzzing;
 mod generated;
 pub mod json;
+pub mod numa;
 pub mod recordio;
 
 pub use codec::{ContentType, DecodeError};

@@ -33,7 +33,7 @@ pub enum RecordIoError {
         "bad RecordIO length prefix \"{shown}\" at stream offset {offset}: expected decimal digits followed by '\\n'"
     )]
     BadPrefix {
-        /// The offending bytes, escaped (`\n`, `\x00`, ...), at most 32 of them.
+        /// The prefix up to and including the first offending byte, escaped (`\x00`, ...).
         shown: String,
         /// Stream offset of the prefix.
         offset: u64,
@@ -213,9 +213,10 @@ impl RecordDecoder {
         let window = &self.buf[..self.buf.len().min(MAX_PREFIX_DIGITS + 1)];
         let newline = window.iter().position(|b| *b == b'\n');
         let digits = &window[..newline.unwrap_or(window.len())];
-        if digits.iter().any(|b| !b.is_ascii_digit()) {
+        if let Some(bad) = digits.iter().position(|b| !b.is_ascii_digit()) {
+            // Shown up to the first bad byte: the same whatever the chunking.
             return Err(RecordIoError::BadPrefix {
-                shown: escape(digits),
+                shown: escape(&digits[..=bad]),
                 offset: self.offset,
             });
         }
@@ -315,11 +316,15 @@ mod tests {
         assert_eq!(
             err,
             RecordIoError::BadPrefix {
-                shown: "1a\\x00".into(),
+                shown: "1a".into(),
                 offset: 0
             }
         );
-        assert!(err.to_string().contains(r#""1a\x00""#), "{err}");
+        assert!(
+            err.to_string()
+                .contains(r#"prefix "1a" at stream offset 0"#),
+            "{err}"
+        );
         dec.push(b"1\nx");
         assert_eq!(dec.next_record().unwrap_err(), err);
         assert_eq!(dec.buffered(), 0);

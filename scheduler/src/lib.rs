@@ -1,2 +1,4 @@
 //! `retz-server`: the Mesos scheduler client, the job queue, the planner loop, the store and
 //! the HTTP API.
+
+pub mod mesos;

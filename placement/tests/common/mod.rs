@@ -131,9 +131,11 @@ pub fn check_plan(agents: &[AgentState], queue: &[JobRequest], plan: &Plan, stri
         assert!(a.cpus.is_disjoint(topo.offline_cpus()));
         assert_eq!(a.granted_cpus as usize, a.cpus.len());
         // Grants in the requested ranges.
-        if job.numanodes.is_some() && a.whole_nodes > 0 {
+        if let Some(n) = job.numanodes
+            && a.whole_nodes > 0
+        {
             assert!(a.granted_cpus >= job.cpus.min);
-            assert_eq!(a.whole_nodes, job.numanodes.unwrap());
+            assert_eq!(a.whole_nodes, n);
             for n in a.cpu_nodes.iter() {
                 assert!(
                     topo.node(n).unwrap().cpus().is_subset(&a.cpus),
@@ -189,7 +191,7 @@ pub fn check_plan(agents: &[AgentState], queue: &[JobRequest], plan: &Plan, stri
         if !agent.numa_aware() {
             assert!(!a.pinned);
         }
-        if a.policy == AffinityPolicy::None {
+        if a.policy == AffinityPolicy::None && a.whole_nodes == 0 {
             assert!(!a.pinned);
         }
         // Applying it to the agent works (memory per node fits, GPUs fit).

@@ -123,11 +123,24 @@ pub fn to_string<M: MesosJson>(msg: &M) -> String {
 pub fn from_json<M: MesosJson>(bytes: &[u8]) -> Result<M, JsonError> {
     use rt::Kind as _;
     let mut ctx = rt::DeCtx::default();
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = rt::KMsg::<M>::de_present(&mut de, &mut ctx).and_then(|m| {
-        de.end()?;
-        Ok(m)
-    });
+    // Validating UTF-8 once up front is cheaper than string by string; invalid input
+    // takes the byte path, which reports where the bad byte is.
+    let result = match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            rt::KMsg::<M>::de_present(&mut de, &mut ctx).and_then(|m| {
+                de.end()?;
+                Ok(m)
+            })
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            rt::KMsg::<M>::de_present(&mut de, &mut ctx).and_then(|m| {
+                de.end()?;
+                Ok(m)
+            })
+        }
+    };
     match result {
         Ok(Some(m)) => Ok(m),
         Ok(None) => Err(JsonError {

@@ -1,0 +1,314 @@
+//! `retz-mesos-local`: the embedded local Mesos cluster as a standalone process — a v1
+//! master on `--bind` plus `--agents N` agents that run real executors — for tests and
+//! demos. Runs until SIGINT/SIGTERM, then stops executors gracefully.
+//!
+//! Topologies: none given = this machine (hwloc) for every agent; one `--xml`/`--synthetic`
+//! = that topology for every agent; N of them = one per agent, in command-line order.
+//! Bad input ends with one error line and exit status 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use retz_executor::topology::TopologySource;
+use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
+use retz_mesos_local::master::MasterConfig;
+
+/// The embedded local Mesos cluster: a Mesos v1 master plus agents that launch real
+/// executors, on this machine, with no Mesos installed.
+#[derive(Parser, Debug)]
+#[command(name = "retz-mesos-local", version, about, long_about = None)]
+struct Cli {
+    /// Address of the master's HTTP API (scheduler API, /state, /version).
+    #[arg(long, default_value = "127.0.0.1:5050", value_name = "ADDR")]
+    bind: SocketAddr,
+
+    /// Number of agents.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    agents: usize,
+
+    /// hwloc XML export giving an agent's topology (once for all agents, or once per agent).
+    #[arg(long, value_name = "FILE")]
+    xml: Vec<PathBuf>,
+
+    /// hwloc synthetic topology such as "pack:2 numa:2 core:4 pu:2" (once for all agents,
+    /// or once per agent).
+    #[arg(long, value_name = "DESC")]
+    synthetic: Vec<String>,
+
+    /// Root of the agents' work directories (sandboxes).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+
+    /// Interval between HEARTBEAT events on SUBSCRIBE streams (e.g. 15s, 500ms).
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+
+    /// Interval between allocation rounds (offers), e.g. 1s, 100ms.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    allocation_interval: Duration,
+
+    /// Rescind offers outstanding for this long (default: never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    offer_timeout: Option<Duration>,
+
+    /// Hostname the master and agents advertise.
+    #[arg(long, default_value = "localhost")]
+    hostname: String,
+
+    /// Disk each agent advertises, MB (default: from the free space of the work directory).
+    #[arg(long, value_name = "MB")]
+    disk_mb: Option<u64>,
+}
+
+/// Parses `15`, `1.5s`, `500ms`, `2m`, `15secs`, `2mins` into a duration.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!("'{s}' is not a duration: write a number with an optional unit, e.g. 15s or 500ms")
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" | "mins" => value * 60.0,
+        other => return Err(format!("'{s}': unknown unit '{other}' (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("'{s}' must be a positive duration"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long"))
+}
+
+/// The topologies in command-line order.
+fn topologies(matches: &clap::ArgMatches, cli: &Cli) -> Vec<TopologySource> {
+    let mut indexed: Vec<(usize, TopologySource)> = Vec::new();
+    if let Some(idx) = matches.indices_of("xml") {
+        indexed.extend(
+            idx.zip(&cli.xml)
+                .map(|(i, p)| (i, TopologySource::XmlFile(p.clone()))),
+        );
+    }
+    if let Some(idx) = matches.indices_of("synthetic") {
+        indexed.extend(
+            idx.zip(&cli.synthetic)
+                .map(|(i, d)| (i, TopologySource::Synthetic(d.clone()))),
+        );
+    }
+    indexed.sort_by_key(|(i, _)| *i);
+    indexed.into_iter().map(|(_, t)| t).collect()
+}
+
+fn cluster_config(cli: &Cli, topologies: Vec<TopologySource>) -> anyhow::Result<ClusterConfig> {
+    if cli.agents == 0 {
+        bail!("--agents must be at least 1");
+    }
+    let per_agent: Vec<TopologySource> = match topologies.len() {
+        0 => vec![TopologySource::ThisMachine; cli.agents],
+        1 => vec![topologies[0].clone(); cli.agents],
+        n if n == cli.agents => topologies,
+        n => bail!(
+            "{n} topologies for {} agents: give one --xml/--synthetic for all agents or exactly one per agent",
+            cli.agents
+        ),
+    };
+    for t in &per_agent {
+        if let TopologySource::XmlFile(p) = t
+            && !p.is_file()
+        {
+            bail!(
+                "--xml {}: no such file (give an hwloc XML export, `lstopo file.xml`)",
+                p.display()
+            );
+        }
+    }
+    let work_dir = cli
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("retz-mesos-local"));
+    let mut config = ClusterConfig::new(work_dir);
+    config.master = MasterConfig {
+        bind: cli.bind,
+        hostname: cli.hostname.clone(),
+        heartbeat_interval: cli.heartbeat_interval,
+        allocation_interval: cli.allocation_interval,
+        offer_timeout: cli.offer_timeout,
+        ..MasterConfig::default()
+    };
+    config
+        .master
+        .flags
+        .insert("work_dir".into(), config.work_dir.display().to_string());
+    config.agents = per_agent
+        .into_iter()
+        .map(|t| AgentSpec {
+            topology: t,
+            hostname: cli.hostname.clone(),
+            disk_mb: cli.disk_mb,
+        })
+        .collect();
+    Ok(config)
+}
+
+async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
+    let config = cluster_config(&cli, topologies)?;
+    let cluster = LocalCluster::start(config)
+        .await
+        .context("cannot start the local cluster")?;
+    println!(
+        "retz-mesos-local: master {} listening on http://{} (scheduler API at /api/v1/scheduler)",
+        cluster.master().id(),
+        cluster.master_addr()
+    );
+    for a in cluster.agents() {
+        let info = a.info();
+        let cpus = info
+            .resources
+            .iter()
+            .find(|r| r.name == "cpus")
+            .and_then(|r| r.scalar.as_ref())
+            .map_or(0.0, |s| s.value);
+        println!(
+            "retz-mesos-local: agent {} on http://{} ({} cpus, sandboxes under {})",
+            a.id().value,
+            a.endpoint(),
+            cpus,
+            a.config().work_dir.display()
+        );
+    }
+    wait_for_signal().await?;
+    println!("retz-mesos-local: stopping");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "retz-mesos-local: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("retz-mesos-local: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let topologies = topologies(&matches, &cli);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("retz-mesos-local: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, topologies)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("retz-mesos-local: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
+        for bad in ["", "x", "0", "-1s", "5h", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn parse(args: &[&str]) -> anyhow::Result<ClusterConfig> {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let t = topologies(&matches, &cli);
+        cluster_config(&cli, t)
+    }
+
+    #[test]
+    fn topologies_for_all_or_per_agent_in_order() {
+        let c = parse(&["x", "--agents", "2", "--synthetic", "pack:1 core:2 pu:1"]).unwrap();
+        assert_eq!(c.agents.len(), 2);
+        assert!(
+            c.agents
+                .iter()
+                .all(|a| a.topology == TopologySource::Synthetic("pack:1 core:2 pu:1".into()))
+        );
+        let c = parse(&[
+            "x",
+            "--agents",
+            "2",
+            "--synthetic",
+            "core:2",
+            "--synthetic",
+            "core:4",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.agents[1].topology,
+            TopologySource::Synthetic("core:4".into())
+        );
+        let e = parse(&[
+            "x",
+            "--agents",
+            "3",
+            "--synthetic",
+            "core:2",
+            "--synthetic",
+            "core:4",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("exactly one per agent"), "{e}");
+        let e = parse(&["x", "--xml", "/nonexistent.xml"]).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+        assert!(parse(&["x", "--agents", "0"]).is_err());
+        let c = parse(&["x"]).unwrap();
+        assert_eq!(c.agents[0].topology, TopologySource::ThisMachine);
+        assert_eq!(c.master.bind, "127.0.0.1:5050".parse().unwrap());
+    }
+}

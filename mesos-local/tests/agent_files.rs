@@ -1,0 +1,262 @@
+//! `/files/browse`, `/files/read`, `/files/download` and `/state` over a real sandbox.
+
+mod agent_support;
+
+use agent_support::*;
+use retz_proto::mesos::TaskState;
+
+/// Runs a command task to completion and returns the harness and the task's sandbox.
+async fn finished(script: &str) -> (Harness, std::path::PathBuf) {
+    let mut h = Harness::start().await;
+    h.agent
+        .launch(&framework(), None, vec![command_task("f", shell(script))]);
+    h.expect_update("f", TaskState::TaskRunning).await;
+    h.expect_update("f", TaskState::TaskFinished).await;
+    h.expect_exited("f").await;
+    let sandbox = h.sandbox("f");
+    (h, sandbox)
+}
+
+const VIRTUAL: &str = "/frameworks/M-0000/executors/f/runs/latest";
+
+fn q(s: &str) -> String {
+    // the few characters our paths hold that need escaping in a query
+    s.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('&', "%26")
+}
+
+#[tokio::test]
+async fn read_offsets_lengths_and_cap() {
+    let (h, sandbox) = finished("head -c 100000 /dev/zero | tr '\\0' a; printf xyz").await;
+    let http = h.http();
+    let stdout = format!("{VIRTUAL}/stdout");
+    let read = |path: String, extra: &'static str| {
+        let http = &http;
+        async move {
+            http.get(&format!("/files/read?path={}{extra}", q(&path)))
+                .await
+        }
+    };
+    // offset -1 (or none): the size
+    let r = read(stdout.clone(), "&offset=-1").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"data": "", "offset": 100003}));
+    assert_eq!(read(stdout.clone(), "").await.json()["offset"], 100003);
+    // a window
+    let r = read(stdout.clone(), "&offset=99998&length=4").await.json();
+    assert_eq!(r, serde_json::json!({"data": "aaxy", "offset": 99998}));
+    // to EOF
+    let r = read(stdout.clone(), "&offset=100000").await.json();
+    assert_eq!(r["data"], "xyz");
+    let r = read(stdout.clone(), "&offset=100000&length=-1")
+        .await
+        .json();
+    assert_eq!(r["data"], "xyz");
+    // capped at 64 KiB
+    let r = read(stdout.clone(), "&offset=0").await.json();
+    assert_eq!(r["data"].as_str().unwrap().len(), 65536);
+    let r = read(stdout.clone(), "&offset=10&length=1000000")
+        .await
+        .json();
+    assert_eq!(r["data"].as_str().unwrap().len(), 65536);
+    assert_eq!(r["offset"], 10);
+    // at or past EOF
+    let r = read(stdout.clone(), "&offset=100003&length=10")
+        .await
+        .json();
+    assert_eq!(r, serde_json::json!({"data": "", "offset": 100003}));
+    let r = read(stdout.clone(), "&offset=500000").await.json();
+    assert_eq!(r["data"], "");
+    // the real path reads the same file
+    let real = sandbox.join("stdout").to_string_lossy().into_owned();
+    let r = read(real, "&offset=100000").await.json();
+    assert_eq!(r["data"], "xyz");
+    // errors
+    assert_eq!(read(stdout.clone(), "&offset=-2").await.status, 400);
+    assert_eq!(read(stdout.clone(), "&offset=abc").await.status, 400);
+    assert_eq!(
+        read(stdout.clone(), "&offset=0&length=-5").await.status,
+        400
+    );
+    assert_eq!(
+        read(VIRTUAL.to_string(), "&offset=0").await.status,
+        400,
+        "a directory"
+    );
+    assert_eq!(http.get("/files/read").await.status, 400, "no path");
+    assert_eq!(read(format!("{VIRTUAL}/nope"), "").await.status, 404);
+    // JSONP
+    let r = read(stdout, "&offset=100000&jsonp=cb").await;
+    assert_eq!(r.text(), r#"cb({"data":"xyz","offset":100000});"#);
+}
+
+#[tokio::test]
+async fn browse_shape() {
+    let (h, sandbox) = finished("mkdir sub; echo hi > sub/x; chmod 640 sub/x; echo out").await;
+    let http = h.http();
+    let r = http.get(&format!("/files/browse?path={VIRTUAL}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let entries = r.json();
+    let entries = entries.as_array().unwrap();
+    let paths: Vec<&str> = entries
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            format!("{VIRTUAL}/stderr"),
+            format!("{VIRTUAL}/stdout"),
+            format!("{VIRTUAL}/sub"),
+        ]
+    );
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    for e in entries {
+        let obj = e.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec!["gid", "mode", "mtime", "nlink", "path", "size", "uid"]
+        );
+        assert_eq!(e["uid"], me.as_str());
+        assert!(e["gid"].is_string());
+        assert!(e["mtime"].as_i64().unwrap() > 1_600_000_000);
+    }
+    assert_eq!(entries[1]["size"], 4);
+    assert_eq!(entries[1]["mode"], "-rw-r--r--");
+    assert!(entries[2]["mode"].as_str().unwrap().starts_with('d'));
+
+    let r = http
+        .get(&format!("/files/browse?path={VIRTUAL}/sub"))
+        .await
+        .json();
+    assert_eq!(r[0]["path"], format!("{VIRTUAL}/sub/x"));
+    assert_eq!(r[0]["mode"], "-rw-r-----");
+    assert_eq!(r[0]["size"], 3);
+    // a file browses as itself
+    let r = http
+        .get(&format!("/files/browse?path={VIRTUAL}/sub/x"))
+        .await
+        .json();
+    assert_eq!(r.as_array().unwrap().len(), 1);
+    // the real path, and the container id instead of `latest`
+    let r = http
+        .get(&format!(
+            "/files/browse?path={}",
+            q(&sandbox.to_string_lossy())
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().as_array().unwrap().len(), 3);
+    let cid = sandbox.file_name().unwrap().to_string_lossy().into_owned();
+    let r = http
+        .get(&format!(
+            "/files/browse?path=/frameworks/M-0000/executors/f/runs/{cid}"
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    // errors
+    assert_eq!(http.get("/files/browse").await.status, 400);
+    assert_eq!(
+        http.get(&format!("/files/browse?path={VIRTUAL}/none"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn paths_outside_the_sandboxes_are_refused() {
+    let (h, sandbox) =
+        finished("ln -s /etc etc; ln -s ../../../../../../../../.. up; echo ok").await;
+    let http = h.http();
+    for (path, want) in [
+        (format!("{VIRTUAL}/../../../../../../etc/passwd"), 403),
+        (format!("{VIRTUAL}/etc/passwd"), 403),
+        (format!("{VIRTUAL}/up"), 403),
+        ("/etc/passwd".to_string(), 404),
+        ("/frameworks/M-0000".to_string(), 404),
+        (format!("{}/../../x", sandbox.display()), 403),
+        (
+            h.dir
+                .path()
+                .join("work/fetch")
+                .to_string_lossy()
+                .into_owned(),
+            404,
+        ),
+        ("relative/path".to_string(), 400),
+    ] {
+        for endpoint in ["read", "browse", "download"] {
+            let r = http
+                .get(&format!("/files/{endpoint}?path={}&offset=0", q(&path)))
+                .await;
+            assert_eq!(r.status.as_u16(), want, "{endpoint} {path}: {}", r.text());
+            assert!(!r.text().contains("root:"), "{endpoint} {path} leaked");
+        }
+    }
+}
+
+#[tokio::test]
+async fn download_and_state() {
+    let (h, sandbox) = finished("printf 'a\\0b' > bin.dat; echo log").await;
+    let http = h.http();
+    let r = http
+        .get(&format!("/files/download?path={VIRTUAL}/bin.dat"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"a\0b");
+    assert_eq!(
+        r.headers.get("content-disposition").unwrap(),
+        "attachment; filename=bin.dat"
+    );
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    let r = http
+        .get(&format!("/files/download?path={VIRTUAL}/stdout"))
+        .await;
+    assert_eq!(r.text(), "log\n");
+    assert_eq!(
+        http.get(&format!("/files/download?path={VIRTUAL}"))
+            .await
+            .status,
+        400,
+        "a directory"
+    );
+
+    let state = http.get("/state").await;
+    assert_eq!(state.status, 200);
+    let state = state.json();
+    assert_eq!(state, h.agent.state_json());
+    assert_eq!(state["id"], "M-S0");
+    assert_eq!(state["hostname"], "localhost");
+    assert_eq!(state["port"], h.agent.endpoint().port());
+    assert_eq!(state["resources"]["cpus"], 2.0);
+    assert_eq!(state["resources"]["cpuids"], "[0-1]");
+    assert_eq!(state["attributes"]["retz_numa"], "v1");
+    let fw = &state["frameworks"][0];
+    assert_eq!(fw["id"], FID);
+    let done = &fw["completed_executors"][0];
+    assert_eq!(done["id"], "f");
+    assert_eq!(done["directory"], sandbox.to_string_lossy().as_ref());
+    assert_eq!(done["virtual_directory"], VIRTUAL);
+    assert_eq!(done["completed_tasks"][0]["state"], "TASK_FINISHED");
+    let statuses: Vec<&str> = done["completed_tasks"][0]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["TASK_RUNNING", "TASK_FINISHED"]);
+    let info = h.agent.info();
+    assert_eq!(info.port, Some(i32::from(h.agent.endpoint().port())));
+    assert_eq!(info.id.unwrap().value, "M-S0");
+    assert!(!info.attributes.is_empty());
+}

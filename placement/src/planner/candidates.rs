@@ -1,0 +1,580 @@
+//! Candidate placements and their cost: one function per policy shape scores a node or an
+//! agent for a job (see the parent module for the rules), and `search` walks the capacity
+//! indexes best fit first and keeps the cheapest of the first
+//! [`crate::PolicyConfig::candidates`] feasible candidates.
+//!
+//! Invariant: evaluation never mutates the planner; a candidate only lists node positions
+//! that are not reserved, with counts no larger than their free CPUs and memory.
+
+use super::{AgentWork, Planner};
+use crate::index::CapIndex;
+use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
+use crate::select::split_memory;
+use crate::topology::Topology;
+
+/// A candidate before its CPU ids are chosen.
+#[derive(Clone, Debug)]
+pub(super) struct Cand {
+    pub(super) agent: u32,
+    pub(super) takes: Vec<(usize, u32)>,
+    pub(super) mem: Vec<(usize, u64)>,
+    pub(super) whole_nodes: bool,
+    pub(super) pinned: bool,
+    pub(super) cost: f64,
+}
+
+pub(super) fn frac(num: f64, den: f64) -> f64 {
+    if den <= 0.0 { 0.0 } else { num / den }
+}
+
+/// Σ_i Σ_j f_i f_j (d_ij / d_ii - 1) over the CPU shares.
+fn cross_term(topo: &Topology, takes: &[(usize, u32)]) -> f64 {
+    let total: f64 = takes.iter().map(|t| f64::from(t.1)).sum();
+    if takes.len() < 2 || total <= 0.0 {
+        return 0.0;
+    }
+    let mut x = 0.0;
+    for &(i, ti) in takes {
+        let local = f64::from(topo.distance_by_index(i, i).max(1));
+        for &(j, tj) in takes {
+            if i != j {
+                let rel = (f64::from(topo.distance_by_index(i, j)) / local - 1.0).max(0.0);
+                x += f64::from(ti) / total * f64::from(tj) / total * rel;
+            }
+        }
+    }
+    x
+}
+
+/// Share of an open CPU range a placement with `avail` free CPUs can grant.
+fn grant_term(job: &JobRequest, avail: u32) -> f64 {
+    let min = job.cpus.min;
+    match job.cpus.max {
+        Some(max) if max > min => {
+            f64::from(avail.min(max).saturating_sub(min)) / f64::from(max - min)
+        }
+        Some(_) => 0.0,
+        None => frac(f64::from(avail.saturating_sub(min)), f64::from(avail)),
+    }
+}
+
+fn better(a: &Cand, b: &Cand) -> bool {
+    a.cost.total_cmp(&b.cost).is_lt()
+}
+
+/// Keeps the lowest-cost candidate among the first `k` (ties: the earlier one).
+fn pick(k: usize, it: impl Iterator<Item = Cand>) -> Option<Cand> {
+    let mut best: Option<Cand> = None;
+    for c in it.take(k.max(1)) {
+        if best.as_ref().is_none_or(|b| better(&c, b)) {
+            best = Some(c);
+        }
+    }
+    best
+}
+
+impl<'a> Planner<'a> {
+    // ----- candidate evaluation -------------------------------------------------------
+
+    /// Cost of placing `job` entirely in node `i` of agent `a`, if it fits there.
+    fn node_cost(&self, a: u32, i: usize, job: &JobRequest) -> Option<f64> {
+        let w = &self.work[a as usize];
+        let x = &w.nodes[i];
+        let c = job.cpus.min;
+        if x.reserved.is_some() || x.free < c || x.mem < job.mem_mb.min {
+            return None;
+        }
+        if job.gpus > w.avail_gpus() {
+            return None;
+        }
+        let wt = &self.cfg.weights;
+        let fragment = frac(f64::from(x.free - c), f64::from(x.total));
+        let smt = match job.smt {
+            SmtPolicy::WholeCores => frac(f64::from(c.saturating_sub(x.whole)), f64::from(c)),
+            SmtPolicy::Pack => 0.0,
+        };
+        Some(wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free))
+    }
+
+    fn node_cand(a: u32, i: usize, job: &JobRequest, cost: f64) -> Cand {
+        let m = job.mem_mb.min;
+        Cand {
+            agent: a,
+            takes: vec![(i, job.cpus.min)],
+            mem: if m > 0 { vec![(i, m)] } else { Vec::new() },
+            whole_nodes: false,
+            pinned: true,
+            cost,
+        }
+    }
+
+    /// The lowest-cost node among the first `k` feasible `(agent, node)` pairs (ties: the
+    /// earlier one); candidates are only materialized for the winner.
+    fn pick_node(
+        &self,
+        k: usize,
+        it: impl Iterator<Item = (u32, usize)>,
+        job: &JobRequest,
+    ) -> Option<Cand> {
+        let mut best: Option<(f64, u32, usize)> = None;
+        let mut seen = 0;
+        for (a, i) in it {
+            let Some(cost) = self.node_cost(a, i, job) else {
+                continue;
+            };
+            if best.is_none_or(|b| cost.total_cmp(&b.0).is_lt()) {
+                best = Some((cost, a, i));
+            }
+            seen += 1;
+            if seen >= k.max(1) {
+                break;
+            }
+        }
+        best.map(|(cost, a, i)| Self::node_cand(a, i, job, cost))
+    }
+
+    /// The nodes of agent `a` (GPU path: all of them are scored).
+    fn agent_nodes(&self, a: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
+        let n = if self.agents[a as usize].numa_aware() {
+            self.work[a as usize].nodes.len()
+        } else {
+            0
+        };
+        (0..n).map(move |i| (a, i))
+    }
+
+    fn smt_estimate(&self, w: &AgentWork, job: &JobRequest, takes: &[(usize, u32)]) -> f64 {
+        if job.smt == SmtPolicy::Pack {
+            return 0.0;
+        }
+        let total: u32 = takes.iter().map(|t| t.1).sum();
+        let shared: u32 = takes
+            .iter()
+            .map(|&(i, t)| t.saturating_sub(w.nodes[i].whole))
+            .sum();
+        frac(f64::from(shared), f64::from(total))
+    }
+
+    /// numa-prefer across several nodes of one NUMA-aware agent.
+    fn eval_multi(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+        let agent = &self.agents[a as usize];
+        if !agent.numa_aware() {
+            return None;
+        }
+        let topo = agent.topology();
+        let w = &self.work[a as usize];
+        let c = job.cpus.min;
+        if job.gpus > w.avail_gpus() {
+            return None;
+        }
+        let open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
+            .collect();
+        let sum: u32 = open.iter().map(|&i| w.nodes[i].free).sum();
+        if sum < c {
+            return None;
+        }
+        let mut seeds = open;
+        seeds.sort_by(|&x, &y| w.nodes[y].free.cmp(&w.nodes[x].free).then(x.cmp(&y)));
+        seeds.truncate(self.cfg.max_seeds.max(1));
+        let wt = &self.cfg.weights;
+        let mut best: Option<Cand> = None;
+        let mut group: Vec<usize> = Vec::new();
+        let mut takes: Vec<(usize, u32)> = Vec::new();
+        for &s in &seeds {
+            // Grow from the seed by distance; among equally distant nodes, most free first.
+            takes.clear();
+            let mut need = c;
+            let mut avail = 0;
+            let mut total = 0;
+            let order = topo.nodes_by_distance(s);
+            let mut k = 0;
+            while need > 0 && k < order.len() {
+                let d = topo.distance_by_index(s, order[k] as usize);
+                group.clear();
+                while k < order.len() && topo.distance_by_index(s, order[k] as usize) == d {
+                    let j = order[k] as usize;
+                    if w.nodes[j].reserved.is_none() && w.nodes[j].free > 0 {
+                        group.push(j);
+                    }
+                    k += 1;
+                }
+                group.sort_by(|&x, &y| {
+                    (x != s)
+                        .cmp(&(y != s))
+                        .then(w.nodes[y].free.cmp(&w.nodes[x].free))
+                        .then(x.cmp(&y))
+                });
+                for &j in &group {
+                    if need == 0 {
+                        break;
+                    }
+                    let t = w.nodes[j].free.min(need);
+                    takes.push((j, t));
+                    need -= t;
+                    avail += w.nodes[j].free;
+                    total += w.nodes[j].total;
+                }
+            }
+            if need > 0 {
+                continue;
+            }
+            // Every term but the (non-negative) spill: a lower bound to prune with.
+            let bound = wt.extra_node * (takes.len() as f64 - 1.0)
+                + wt.cross_node * cross_term(topo, &takes)
+                + wt.fragmentation * frac(f64::from(avail - c), f64::from(total))
+                + wt.smt_shared * self.smt_estimate(w, job, &takes)
+                - wt.grant * grant_term(job, avail);
+            if best
+                .as_ref()
+                .is_some_and(|b| b.cost.total_cmp(&bound).is_le())
+            {
+                continue;
+            }
+            let Some((mem, spill)) = split_memory(
+                topo,
+                |i| w.nodes[i].mem,
+                |i| w.nodes[i].reserved.is_some(),
+                &takes,
+                job.mem_mb.min,
+                true,
+            ) else {
+                continue;
+            };
+            let cand = Cand {
+                agent: a,
+                takes: takes.clone(),
+                mem,
+                whole_nodes: false,
+                pinned: true,
+                cost: bound + wt.memory_spill * spill,
+            };
+            if best.as_ref().is_none_or(|b| better(&cand, b)) {
+                best = Some(cand);
+            }
+        }
+        best
+    }
+
+    /// spread: even split over the nodes with the most free CPUs.
+    fn eval_spread(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+        let agent = &self.agents[a as usize];
+        if !agent.numa_aware() {
+            return None;
+        }
+        let topo = agent.topology();
+        let w = &self.work[a as usize];
+        let c = job.cpus.min;
+        if job.gpus > w.avail_gpus() {
+            return None;
+        }
+        let mut open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
+            .collect();
+        let (agent_free, agent_total, _) = w.open_totals();
+        if agent_free < c {
+            return None;
+        }
+        open.sort_by(|&x, &y| w.nodes[y].free.cmp(&w.nodes[x].free).then(x.cmp(&y)));
+        open.truncate(c as usize);
+        // Water-fill, smallest first, so capped nodes pass their share on.
+        let mut order = open.clone();
+        order.sort_by(|&x, &y| w.nodes[x].free.cmp(&w.nodes[y].free).then(x.cmp(&y)));
+        let mut left = c;
+        let mut takes = Vec::with_capacity(order.len());
+        for (k, &i) in order.iter().enumerate() {
+            let nodes_left = (order.len() - k) as u32;
+            let share = left.div_ceil(nodes_left);
+            let t = w.nodes[i].free.min(share);
+            if t > 0 {
+                takes.push((i, t));
+            }
+            left -= t;
+        }
+        if left > 0 {
+            return None;
+        }
+        takes.sort_unstable();
+        let (mem, spill) = split_memory(
+            topo,
+            |i| w.nodes[i].mem,
+            |i| w.nodes[i].reserved.is_some(),
+            &takes,
+            job.mem_mb.min,
+            true,
+        )?;
+        // Balance: std-dev of the free fraction of the agent's open CPU nodes afterwards.
+        let mut fr = Vec::new();
+        for i in 0..w.nodes.len() {
+            if w.nodes[i].reserved.is_none() && w.nodes[i].total > 0 {
+                let took = takes.iter().find(|t| t.0 == i).map_or(0, |t| t.1);
+                fr.push(f64::from(w.nodes[i].free - took) / f64::from(w.nodes[i].total));
+            }
+        }
+        let mean = fr.iter().sum::<f64>() / fr.len().max(1) as f64;
+        let sd = (fr.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / fr.len().max(1) as f64)
+            .sqrt();
+        let wt = &self.cfg.weights;
+        let cost = wt.balance * sd
+            + wt.fragmentation * frac(f64::from(agent_free - c), f64::from(agent_total))
+            + wt.smt_shared * self.smt_estimate(w, job, &takes)
+            + wt.memory_spill * spill
+            - wt.grant * grant_term(job, agent_free);
+        Some(Cand {
+            agent: a,
+            takes,
+            mem,
+            whole_nodes: false,
+            pinned: true,
+            cost,
+        })
+    }
+
+    /// Counts only: fullest nodes first, unpinned.
+    fn eval_counts(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+        let topo = self.topo(a);
+        let w = &self.work[a as usize];
+        let c = job.cpus.min;
+        if job.gpus > w.avail_gpus() {
+            return None;
+        }
+        let (agent_free, agent_total, agent_mem) = w.open_totals();
+        if agent_free < c || agent_mem < job.mem_mb.min {
+            return None;
+        }
+        let mut open: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| w.nodes[i].reserved.is_none() && w.nodes[i].free > 0)
+            .collect();
+        open.sort_by(|&x, &y| w.nodes[x].free.cmp(&w.nodes[y].free).then(x.cmp(&y)));
+        let mut need = c;
+        let mut takes = Vec::new();
+        for i in open {
+            if need == 0 {
+                break;
+            }
+            let t = w.nodes[i].free.min(need);
+            takes.push((i, t));
+            need -= t;
+        }
+        takes.sort_unstable();
+        let (mem, _) = split_memory(
+            topo,
+            |i| w.nodes[i].mem,
+            |i| w.nodes[i].reserved.is_some(),
+            &takes,
+            job.mem_mb.min,
+            true,
+        )?;
+        Some(Cand {
+            agent: a,
+            takes,
+            mem,
+            whole_nodes: false,
+            pinned: false,
+            cost: self.cfg.weights.fragmentation
+                * frac(f64::from(agent_free - c), f64::from(agent_total)),
+        })
+    }
+
+    /// numanodes: N entirely free nodes, closest together.
+    fn eval_whole(&self, a: u32, job: &JobRequest, n: u32) -> Option<Cand> {
+        let agent = &self.agents[a as usize];
+        if !agent.numa_aware() {
+            return None;
+        }
+        let topo = agent.topology();
+        let w = &self.work[a as usize];
+        if job.gpus > w.avail_gpus() {
+            return None;
+        }
+        let full: Vec<usize> = (0..w.nodes.len())
+            .filter(|&i| {
+                w.nodes[i].reserved.is_none()
+                    && w.nodes[i].total > 0
+                    && w.nodes[i].free == w.nodes[i].total
+            })
+            .collect();
+        let n = n as usize;
+        if full.len() < n {
+            return None;
+        }
+        let cpu_nodes = w.nodes.iter().filter(|x| x.total > 0).count();
+        let wt = &self.cfg.weights;
+        let mut best: Option<Cand> = None;
+        for &s in full.iter().take(self.cfg.max_seeds.max(1)) {
+            let mut others: Vec<usize> = full.iter().copied().filter(|&j| j != s).collect();
+            others.sort_by(|&x, &y| {
+                topo.distance_by_index(s, x)
+                    .cmp(&topo.distance_by_index(s, y))
+                    .then(x.cmp(&y))
+            });
+            let mut chosen: Vec<usize> = std::iter::once(s).chain(others).take(n).collect();
+            chosen.sort_unstable();
+            let cpus: u32 = chosen.iter().map(|&i| w.nodes[i].total).sum();
+            if cpus < job.cpus.min {
+                continue;
+            }
+            let free_mem = chosen
+                .iter()
+                .fold(0u64, |s, &i| s.saturating_add(w.nodes[i].mem));
+            let grant_mem = job.mem_mb.max.map_or(free_mem, |mx| mx.min(free_mem));
+            if grant_mem < job.mem_mb.min {
+                continue;
+            }
+            let takes: Vec<(usize, u32)> = chosen.iter().map(|&i| (i, w.nodes[i].total)).collect();
+            let Some((mem, _)) = split_memory(
+                topo,
+                |i| w.nodes[i].mem,
+                |i| w.nodes[i].reserved.is_some(),
+                &takes,
+                grant_mem,
+                false,
+            ) else {
+                continue;
+            };
+            let cost = wt.cross_node * cross_term(topo, &takes)
+                + wt.fragmentation * frac((full.len() - n) as f64, cpu_nodes as f64);
+            let cand = Cand {
+                agent: a,
+                takes,
+                mem,
+                whole_nodes: true,
+                pinned: true,
+                cost,
+            };
+            if best.as_ref().is_none_or(|b| better(&cand, b)) {
+                best = Some(cand);
+            }
+        }
+        best
+    }
+
+    // ----- search ---------------------------------------------------------------------
+
+    fn gpu_agents(&self, g: u32) -> impl Iterator<Item = u32> + '_ {
+        self.gpu_ix.range((g, 0)..).map(|&(_, a)| a)
+    }
+
+    fn counts_from<'s>(
+        &'s self,
+        ix: &'s CapIndex,
+        job: &'s JobRequest,
+    ) -> impl Iterator<Item = Cand> + 's {
+        ix.fitting(job.cpus.min, job.mem_mb.min)
+            .filter_map(move |(_, (_, a, _))| self.eval_counts(a, job))
+    }
+
+    pub(super) fn search(&self, job: &JobRequest) -> Option<Cand> {
+        let k = self.cfg.candidates.max(1);
+        let c = job.cpus.min;
+        let m = job.mem_mb.min;
+        let g = job.gpus;
+        if let Some(n) = job.numanodes {
+            return if g > 0 {
+                pick(
+                    k,
+                    self.gpu_agents(g)
+                        .filter_map(|a| self.eval_whole(a, job, n)),
+                )
+            } else {
+                let it = self
+                    .whole_ix
+                    .range(n..)
+                    .flat_map(|(_, s)| s.iter().copied())
+                    .filter_map(|a| self.eval_whole(a, job, n));
+                pick(k, it)
+            };
+        }
+        let counts = |ix| self.counts_from(ix, job);
+        match self.policy_of(job) {
+            AffinityPolicy::NumaStrict => {
+                if g > 0 {
+                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
+                } else {
+                    self.pick_node(
+                        k,
+                        self.nodes_ix
+                            .fitting(c, m)
+                            .map(|(_, (_, a, i))| (a, i as usize)),
+                        job,
+                    )
+                }
+            }
+            AffinityPolicy::NumaPrefer => {
+                if g > 0 {
+                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
+                        .or_else(|| {
+                            pick(
+                                k,
+                                self.gpu_agents(g).filter_map(|a| self.eval_multi(a, job)),
+                            )
+                        })
+                        .or_else(|| {
+                            pick(
+                                k,
+                                self.gpu_agents(g)
+                                    .filter(|&a| !self.agents[a as usize].numa_aware())
+                                    .filter_map(|a| self.eval_counts(a, job)),
+                            )
+                        })
+                } else {
+                    self.pick_node(
+                        k,
+                        self.nodes_ix
+                            .fitting(c, m)
+                            .map(|(_, (_, a, i))| (a, i as usize)),
+                        job,
+                    )
+                    .or_else(|| {
+                        pick(
+                            k,
+                            self.agents_ix
+                                .fitting(c, m)
+                                .filter_map(|(_, (_, a, _))| self.eval_multi(a, job)),
+                        )
+                    })
+                    .or_else(|| pick(k, counts(&self.plain_ix)))
+                }
+            }
+            AffinityPolicy::Spread => {
+                if g > 0 {
+                    pick(
+                        k,
+                        self.gpu_agents(g).filter_map(|a| self.eval_spread(a, job)),
+                    )
+                    .or_else(|| {
+                        pick(
+                            k,
+                            self.gpu_agents(g)
+                                .filter(|&a| !self.agents[a as usize].numa_aware())
+                                .filter_map(|a| self.eval_counts(a, job)),
+                        )
+                    })
+                } else {
+                    pick(
+                        k,
+                        self.agents_ix
+                            .fitting(c, m)
+                            .filter_map(|(_, (_, a, _))| self.eval_spread(a, job)),
+                    )
+                    .or_else(|| pick(k, counts(&self.plain_ix)))
+                }
+            }
+            AffinityPolicy::None => {
+                if g > 0 {
+                    pick(
+                        k,
+                        self.gpu_agents(g).filter_map(|a| self.eval_counts(a, job)),
+                    )
+                } else {
+                    let a = pick(k, counts(&self.agents_ix));
+                    let b = pick(k, counts(&self.plain_ix));
+                    match (a, b) {
+                        (Some(x), Some(y)) => Some(if better(&y, &x) { y } else { x }),
+                        (x, y) => x.or(y),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! [`SchedulerConfig`]: what the client needs to know, and its validation.
+//!
+//! Invariant: a config that passed [`SchedulerConfig::validate`] has at least one usable
+//! master, non-zero timeouts and buffer, and a FrameworkInfo the master can accept as far
+//! as can be checked locally (user and name set, failover timeout finite and ≥ 0).
+
+use std::time::Duration;
+
+use retz_proto::ContentType;
+use retz_proto::mesos::FrameworkInfo;
+
+use super::endpoint::{Endpoint, EndpointError, MasterList};
+
+/// Settings of the Mesos scheduler client. Build with [`SchedulerConfig::new`] and
+/// adjust the public fields.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Master addresses, `HOST:PORT` (port 5050 if omitted, `http://` allowed), tried in
+    /// order and rotated on failure. A 307 from one of them is followed.
+    pub masters: Vec<String>,
+    /// The framework. Its `id`, when set, is re-used to fail over a previous instance;
+    /// set `failover_timeout` (seconds) to how long the master keeps the framework's
+    /// tasks while the client is disconnected: the master's default of 0 kills them at
+    /// once, so production wants days or weeks.
+    pub framework_info: FrameworkInfo,
+    /// The body encoding of calls and of the event stream.
+    pub content_type: ContentType,
+    /// Missed heartbeats before the master is declared lost and the client reconnects.
+    pub heartbeat_misses: u32,
+    /// First delay between reconnect attempts.
+    pub backoff_initial: Duration,
+    /// Cap of the doubling reconnect delay.
+    pub backoff_max: Duration,
+    /// Time for a call's complete answer, and for SUBSCRIBE's response headers and its
+    /// SUBSCRIBED event.
+    pub call_timeout: Duration,
+    /// Time to open a TCP connection to a master.
+    pub connect_timeout: Duration,
+    /// Redirects followed in a row before the attempt counts as failed.
+    pub max_redirects: u32,
+    /// Events buffered for a slow consumer before the stream is no longer read.
+    pub event_buffer: usize,
+    /// The largest event accepted on the stream, in bytes.
+    pub max_event_size: usize,
+    /// Roles whose offers start suppressed at the first SUBSCRIBE. Afterwards the client
+    /// tracks SUPPRESS/REVIVE calls and re-subscribes with the roles suppressed then.
+    pub suppressed_roles: Vec<String>,
+}
+
+impl SchedulerConfig {
+    /// A config with the defaults: protobuf, 5 missed heartbeats, backoff 500 ms doubling
+    /// to 15 s, 10 s call timeout, 5 s connect timeout, 8 redirects, 1024 buffered
+    /// events, 16 MiB events, nothing suppressed.
+    pub fn new(masters: Vec<String>, framework_info: FrameworkInfo) -> Self {
+        SchedulerConfig {
+            masters,
+            framework_info,
+            content_type: ContentType::Protobuf,
+            heartbeat_misses: 5,
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(15),
+            call_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_redirects: 8,
+            event_buffer: 1024,
+            max_event_size: 16 * 1024 * 1024,
+            suppressed_roles: Vec::new(),
+        }
+    }
+
+    /// Checks the config and parses the master addresses.
+    pub fn validate(&self) -> Result<MasterList, ConfigError> {
+        let info = &self.framework_info;
+        if info.user.is_empty() {
+            return Err(ConfigError::FrameworkInfo(
+                "user is empty; set the Unix user tasks run as".into(),
+            ));
+        }
+        if info.name.is_empty() {
+            return Err(ConfigError::FrameworkInfo("name is empty".into()));
+        }
+        if let Some(t) = info.failover_timeout
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(ConfigError::FrameworkInfo(format!(
+                "failover_timeout {t} is not a finite number of seconds ≥ 0"
+            )));
+        }
+        if info.id.as_ref().is_some_and(|id| id.value.is_empty()) {
+            return Err(ConfigError::FrameworkInfo(
+                "id is set but empty; leave it unset for a new framework".into(),
+            ));
+        }
+        for (name, value) in [
+            ("heartbeat_misses", u64::from(self.heartbeat_misses)),
+            ("event_buffer", self.event_buffer as u64),
+            ("max_event_size", self.max_event_size as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        for (name, value) in [
+            ("call_timeout", self.call_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        let masters = self
+            .masters
+            .iter()
+            .enumerate()
+            .map(|(index, m)| {
+                Endpoint::parse_master(m).map_err(|source| ConfigError::Master { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        MasterList::new(masters).ok_or(ConfigError::NoMasters)
+    }
+}
+
+/// A [`SchedulerConfig`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `masters` is empty.
+    #[error("no Mesos master configured: give at least one HOST:PORT")]
+    NoMasters,
+    /// A master address does not parse.
+    #[error("Mesos master #{} in the list: {source}", index + 1)]
+    Master {
+        /// Its position in `masters` (0-based).
+        index: usize,
+        /// What is wrong.
+        #[source]
+        source: EndpointError,
+    },
+    /// A setting that must be positive is zero.
+    #[error("scheduler client setting {0} must be greater than zero")]
+    Zero(&'static str),
+    /// The FrameworkInfo would be refused.
+    #[error("invalid FrameworkInfo: {0}")]
+    FrameworkInfo(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retz_proto::mesos::FrameworkId;
+
+    fn ok() -> SchedulerConfig {
+        SchedulerConfig::new(
+            vec!["m1:5050".into(), "m2".into()],
+            FrameworkInfo {
+                user: "retz".into(),
+                name: "Retz".into(),
+                failover_timeout: Some(7.0 * 86400.0),
+                ..FrameworkInfo::default()
+            },
+        )
+    }
+
+    #[test]
+    fn accepts_a_sane_config() {
+        let list = ok().validate().unwrap();
+        assert_eq!(list.masters().len(), 2);
+        assert_eq!(list.current().authority().as_str(), "m1:5050");
+    }
+
+    #[test]
+    fn rejects_each_bad_setting_with_a_clear_error() {
+        let mut c = ok();
+        c.masters.clear();
+        assert_eq!(c.validate().unwrap_err(), ConfigError::NoMasters);
+        let mut c = ok();
+        c.masters[1] = "m2:notaport".into();
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::Master { index: 1, .. }));
+        assert!(e.to_string().starts_with("Mesos master #2"), "{e}");
+        let mut c = ok();
+        c.heartbeat_misses = 0;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            ConfigError::Zero("heartbeat_misses")
+        );
+        let mut c = ok();
+        c.call_timeout = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err(), ConfigError::Zero("call_timeout"));
+        let mut c = ok();
+        c.event_buffer = 0;
+        assert_eq!(c.validate().unwrap_err(), ConfigError::Zero("event_buffer"));
+        for f in [
+            |i: &mut FrameworkInfo| i.user.clear(),
+            |i: &mut FrameworkInfo| i.name.clear(),
+            |i: &mut FrameworkInfo| i.failover_timeout = Some(f64::NAN),
+            |i: &mut FrameworkInfo| i.failover_timeout = Some(-1.0),
+            |i: &mut FrameworkInfo| i.id = Some(FrameworkId::default()),
+        ] {
+            let mut c = ok();
+            f(&mut c.framework_info);
+            assert!(matches!(c.validate(), Err(ConfigError::FrameworkInfo(_))));
+        }
+    }
+}

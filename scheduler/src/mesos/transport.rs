@@ -1,0 +1,380 @@
+//! HTTP transport to the masters: SUBSCRIBE on a dedicated connection, calls on a
+//! keep-alive connection pool, both with a connect timeout.
+//!
+//! Invariants: the SUBSCRIBE connection is never shared with calls (its response body
+//! is the event stream and stays open); every call carries `Mesos-Stream-Id`; every
+//! request carries exactly the configured `Content-Type`, and SUBSCRIBE an `Accept` of
+//! the same type; error bodies are read only up to [`MAX_ERROR_BODY`] bytes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use retz_proto::ContentType;
+use retz_proto::scheduler::Call;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tracing::debug;
+
+use super::calls;
+use super::endpoint::Endpoint;
+use super::error::CallError;
+use super::events::DisconnectReason;
+
+/// The stream id header of the scheduler API.
+pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
+
+/// The most of an error response body kept for messages.
+pub const MAX_ERROR_BODY: usize = 4096;
+
+/// Shown characters of an error body.
+const SHOWN_BODY_CHARS: usize = 512;
+
+/// Reads up to [`MAX_ERROR_BODY`] bytes of `body` as trimmed text.
+async fn error_text(body: Incoming) -> String {
+    match Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(c) => shown(&c.to_bytes()),
+        Err(e) => format!("(body unreadable: {e})"),
+    }
+}
+
+fn shown(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let mut out: String = text.chars().take(SHOWN_BODY_CHARS).collect();
+    if out.len() < text.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Sends calls to the master holding the subscription, over pooled keep-alive
+/// connections.
+#[derive(Debug, Clone)]
+pub(crate) struct CallClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    content_type: ContentType,
+    timeout: Duration,
+}
+
+impl CallClient {
+    pub(crate) fn new(
+        content_type: ContentType,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        CallClient {
+            client,
+            content_type,
+            timeout: call_timeout,
+        }
+    }
+
+    /// POSTs `call` on the subscription `stream_id` at `endpoint`; `Ok` on 202 (or 200).
+    pub(crate) async fn post(
+        &self,
+        endpoint: &Endpoint,
+        stream_id: &str,
+        call: &Call,
+    ) -> Result<(), CallError> {
+        let name = calls::type_name(call);
+        let master = endpoint.to_string();
+        let transport = |source: Box<dyn std::error::Error + Send + Sync>| CallError::Transport {
+            call: name,
+            master: master.clone(),
+            source,
+        };
+        let stream_id = HeaderValue::from_str(stream_id).map_err(|e| transport(Box::new(e)))?;
+        let request = Request::post(endpoint.uri().clone())
+            .header(CONTENT_TYPE, self.content_type.mime())
+            .header(ACCEPT, self.content_type.mime())
+            .header(STREAM_ID_HEADER, stream_id)
+            .body(Full::new(Bytes::from(self.content_type.encode(call))))
+            .map_err(|e| transport(Box::new(e)))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| transport(Box::new(e)))?;
+            let status = response.status();
+            let location = header_text(&response, LOCATION);
+            let body = error_text(response.into_body()).await;
+            Ok::<_, CallError>((status, location, body))
+        };
+        let (status, location, body) = match timeout(self.timeout, exchange).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(CallError::Timeout {
+                    call: name,
+                    master,
+                    after: self.timeout,
+                });
+            }
+        };
+        debug!(call = name, %master, %status, "call answered");
+        call_result(name, master, status, location, body)
+    }
+}
+
+fn header_text<B>(response: &Response<B>, name: http::header::HeaderName) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// Maps a call's answer to its outcome.
+fn call_result(
+    call: &'static str,
+    master: String,
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+) -> Result<(), CallError> {
+    match status {
+        StatusCode::ACCEPTED | StatusCode::OK => Ok(()),
+        StatusCode::FORBIDDEN => Err(CallError::Forbidden { call, master, body }),
+        StatusCode::SERVICE_UNAVAILABLE => Err(CallError::Unavailable { call, master, body }),
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => {
+            Err(CallError::NotLeader {
+                call,
+                master,
+                location,
+            })
+        }
+        s if s.is_client_error() => Err(CallError::BadRequest {
+            call,
+            master,
+            status: s.as_u16(),
+            body,
+        }),
+        s => Err(CallError::UnexpectedStatus {
+            call,
+            master,
+            status: s.as_u16(),
+            body,
+        }),
+    }
+}
+
+/// Aborts the connection task when the subscription is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An accepted SUBSCRIBE: the open event stream.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    /// The response body: RecordIO-framed events.
+    pub body: Incoming,
+    /// The `Mesos-Stream-Id` to send on calls.
+    pub stream_id: String,
+    /// The encoding of the events.
+    pub content_type: ContentType,
+    _connection: AbortOnDrop,
+}
+
+/// What a SUBSCRIBE attempt gave.
+#[derive(Debug)]
+pub(crate) enum SubscribeOutcome {
+    /// 200: the event stream is open.
+    Stream(Subscription),
+    /// 307 (or 301/302/308): the leader is elsewhere.
+    Redirect(Option<String>),
+    /// The master refused the subscription for good (400, 401, 403).
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The master's explanation.
+        body: String,
+    },
+    /// The attempt failed; try again later (or elsewhere).
+    Failed(DisconnectReason),
+}
+
+/// Opens a dedicated connection to `endpoint` and sends SUBSCRIBE (`body`, already
+/// encoded as `content_type`).
+pub(crate) async fn subscribe(
+    endpoint: &Endpoint,
+    body: Bytes,
+    content_type: ContentType,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> SubscribeOutcome {
+    let authority = endpoint.authority().as_str();
+    let tcp = match timeout(connect_timeout, TcpStream::connect(authority)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return SubscribeOutcome::Failed(DisconnectReason::Connect(e.to_string())),
+        Err(_) => {
+            return SubscribeOutcome::Failed(DisconnectReason::Connect(format!(
+                "timed out after {connect_timeout:?}"
+            )));
+        }
+    };
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY on the subscription");
+    }
+    let handshake = timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(TokioIo::new(tcp)),
+    )
+    .await;
+    let (mut sender, connection) = match handshake {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return SubscribeOutcome::Failed(DisconnectReason::Transport(e.to_string())),
+        Err(_) => {
+            return SubscribeOutcome::Failed(DisconnectReason::Connect(format!(
+                "HTTP handshake timed out after {connect_timeout:?}"
+            )));
+        }
+    };
+    let connection = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(error = %e, "subscription connection ended");
+        }
+    }));
+    let request = Request::post(endpoint.path())
+        .header(HOST, authority)
+        .header(CONTENT_TYPE, content_type.mime())
+        .header(ACCEPT, content_type.mime())
+        .body(Full::new(body));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return SubscribeOutcome::Failed(DisconnectReason::Transport(e.to_string())),
+    };
+    let response = match timeout(response_timeout, sender.send_request(request)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return SubscribeOutcome::Failed(DisconnectReason::Transport(e.to_string())),
+        Err(_) => return SubscribeOutcome::Failed(DisconnectReason::Silent(response_timeout)),
+    };
+    let status = response.status();
+    match status {
+        StatusCode::OK => {}
+        StatusCode::TEMPORARY_REDIRECT
+        | StatusCode::PERMANENT_REDIRECT
+        | StatusCode::MOVED_PERMANENTLY
+        | StatusCode::FOUND => {
+            return SubscribeOutcome::Redirect(header_text(&response, LOCATION));
+        }
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            let body = bounded_error_text(response, response_timeout).await;
+            return SubscribeOutcome::Rejected {
+                status: status.as_u16(),
+                body,
+            };
+        }
+        _ => {
+            let body = bounded_error_text(response, response_timeout).await;
+            return SubscribeOutcome::Failed(DisconnectReason::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+    }
+    let Some(stream_id) = response
+        .headers()
+        .get(STREAM_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+    else {
+        return SubscribeOutcome::Failed(DisconnectReason::MissingStreamId);
+    };
+    // Decode with the type the master says it chose; masters honour `Accept`.
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ContentType::from_header)
+        .unwrap_or(content_type);
+    SubscribeOutcome::Stream(Subscription {
+        body: response.into_body(),
+        stream_id,
+        content_type,
+        _connection: connection,
+    })
+}
+
+async fn bounded_error_text(response: Response<Incoming>, limit: Duration) -> String {
+    timeout(limit, error_text(response.into_body()))
+        .await
+        .unwrap_or_else(|_| "(body not received in time)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: u16) -> Result<(), CallError> {
+        call_result(
+            "KILL",
+            "m".into(),
+            StatusCode::from_u16(status).unwrap(),
+            Some("//l:1/api/v1/scheduler".into()),
+            "why".into(),
+        )
+    }
+
+    #[test]
+    fn statuses_map_to_typed_errors() {
+        assert!(result(202).is_ok());
+        assert!(result(200).is_ok());
+        assert!(matches!(
+            result(400),
+            Err(CallError::BadRequest { status: 400, .. })
+        ));
+        assert!(matches!(
+            result(415),
+            Err(CallError::BadRequest { status: 415, .. })
+        ));
+        assert!(matches!(result(403), Err(CallError::Forbidden { .. })));
+        assert!(matches!(result(503), Err(CallError::Unavailable { .. })));
+        assert!(matches!(
+            result(307),
+            Err(CallError::NotLeader {
+                location: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            result(500),
+            Err(CallError::UnexpectedStatus { status: 500, .. })
+        ));
+    }
+
+    #[test]
+    fn error_bodies_are_trimmed_and_cut() {
+        assert_eq!(
+            shown(b"  Framework is not subscribed\n"),
+            "Framework is not subscribed"
+        );
+        assert_eq!(shown(b""), "(empty body)");
+        let long = "x".repeat(2000);
+        let s = shown(long.as_bytes());
+        assert!(s.ends_with("...") && s.len() == SHOWN_BODY_CHARS + 3);
+        assert_eq!(shown(&[0xff, b'a']), "\u{fffd}a");
+    }
+}

@@ -1,0 +1,178 @@
+//! Small scenarios whose waits, utilisation and NUMA figures are computed by hand here.
+
+use retz_placement::AffinityPolicy;
+use retz_sim::engine::{SimOptions, simulate};
+use retz_sim::metrics::summarize;
+use retz_sim::workload::{Format, Job, Workload};
+use retz_sim::{ClusterOptions, load_cluster, load_policy};
+
+fn workload(jobs: Vec<Job>) -> Workload {
+    let mut jobs = jobs;
+    jobs.sort_by_key(|j| (j.submit_s, j.id));
+    Workload {
+        source: "test".into(),
+        format: Format::Jsonl,
+        jobs,
+        header: vec![],
+        notes: vec![],
+        skipped: Default::default(),
+    }
+}
+
+fn run(spec: &str, w: &Workload, policy: &str, interval: u64) -> retz_sim::Summary {
+    let c = load_cluster(spec, &ClusterOptions { node_mem_mb: 4096 }).unwrap();
+    let p = load_policy(policy).unwrap();
+    let r = simulate(
+        &c,
+        w,
+        &p,
+        &SimOptions {
+            cycle_interval_s: interval,
+            measure_latency: false,
+        },
+    )
+    .unwrap();
+    summarize(w, c.total_cpus(), &p, &r)
+}
+
+#[test]
+fn three_full_host_jobs_queue_behind_each_other() {
+    // One 4-CPU host, three 4-CPU jobs of 10 s submitted at 0: they run one after the
+    // other, so they wait 0, 10 and 20 s; the host is busy the whole 30 s.
+    let w = workload((1..=3).map(|i| Job::new(i, 0, 10, 4, 0)).collect());
+    for policy in [
+        "numa-prefer",
+        "numa-strict",
+        "spread",
+        "none",
+        "first-fit",
+        "node-blind",
+    ] {
+        let s = run("1x@core:4", &w, policy, 0);
+        assert_eq!((s.jobs, s.placed, s.unplaced), (3, 3, 0), "{policy}");
+        assert_eq!(s.makespan_s, 30, "{policy}");
+        assert_eq!(s.wait_p50_s, 10, "{policy}");
+        assert_eq!(s.wait_p95_s, 20, "{policy}");
+        assert_eq!(s.wait_p99_s, 20, "{policy}");
+        assert_eq!(s.wait_mean_s, 10.0, "{policy}");
+        // Slowdowns (wait + 10) / 10 = 1, 2, 3.
+        assert_eq!(s.bounded_slowdown_mean, 2.0, "{policy}");
+        assert_eq!(s.utilization_mean, 1.0, "{policy}");
+        // One node fully used or fully free at every instant: nothing stranded.
+        assert_eq!(s.fragmentation_mean, 0.0, "{policy}");
+        assert_eq!(s.cycles, 3, "{policy}");
+    }
+}
+
+#[test]
+fn a_timer_driven_server_frees_cpus_at_its_next_tick() {
+    // Same jobs, cycles every 7 s: starts at 0, 14 (first tick at or after 10), 28
+    // (first tick at or after 24); the last ends at 38.
+    let w = workload((1..=3).map(|i| Job::new(i, 0, 10, 4, 0)).collect());
+    let s = run("1x@core:4", &w, "numa-prefer", 7);
+    assert_eq!(s.makespan_s, 38);
+    assert_eq!((s.wait_p50_s, s.wait_p99_s), (14, 28));
+    assert_eq!(s.wait_mean_s, 14.0);
+    // 3 jobs x 4 CPUs x 10 s over 4 CPUs x 38 s.
+    assert_eq!(s.utilization_mean, ((120.0 / 152.0) * 1e6f64).round() / 1e6);
+    // Slowdowns 1, 2.4, 3.8.
+    assert_eq!(s.bounded_slowdown_mean, 2.4);
+}
+
+#[test]
+fn small_jobs_share_a_host_and_short_runtimes_are_bounded() {
+    // Two 2-CPU jobs fit side by side on one 4-CPU host; a third waits for the first
+    // (runtime 4 s, so its slowdown is bounded by 10 s: (4+0)/10 -> 1).
+    let w = workload(vec![
+        Job::new(1, 0, 4, 2, 0),
+        Job::new(2, 0, 20, 2, 0),
+        Job::new(3, 1, 5, 2, 0),
+    ]);
+    let s = run("1x@core:4", &w, "numa-prefer", 0);
+    // Job 3 arrives at 1, starts at 4 when job 1 ends: waits 0, 0, 3.
+    assert_eq!(s.wait_p99_s, 3);
+    assert_eq!(s.wait_mean_s, 1.0);
+    // Slowdowns: 1, 1, max(1, (3+5)/10) = 1.
+    assert_eq!(s.bounded_slowdown_mean, 1.0);
+    assert_eq!(s.makespan_s, 20);
+    // CPU-seconds 2*4 + 2*20 + 2*5 = 58 over 4 CPUs x 20 s.
+    assert_eq!(s.utilization_mean, 0.725);
+}
+
+#[test]
+fn numa_locality_first_fit_splits_a_job_across_nodes() {
+    // Host: 2 NUMA nodes of 2 CPUs (0-1 and 2-3). Job 1 takes 1 CPU, job 2 wants 2.
+    // first-fit gives job 2 the lowest free ids, 1-2: two nodes, not local.
+    // numa-prefer puts job 2 on the empty node: local. Both jobs fit one node.
+    let w = workload(vec![Job::new(1, 0, 100, 1, 0), Job::new(2, 0, 100, 2, 0)]);
+    let spec = "1x@pack:1 numa:2 core:2 pu:1";
+    let ff = run(spec, &w, "first-fit", 0);
+    assert_eq!((ff.numa_fit_jobs, ff.numa_local_jobs), (2, 1));
+    assert_eq!(ff.numa_local_ratio, Some(0.5));
+    assert_eq!(ff.cross_node_jobs, 1);
+    let np = run(spec, &w, "numa-prefer", 0);
+    assert_eq!((np.numa_fit_jobs, np.numa_local_jobs), (2, 2));
+    assert_eq!(np.numa_local_ratio, Some(1.0));
+    assert_eq!(np.cross_node_jobs, 0);
+    // Fragmentation with numa-prefer: node 0 has 1 of 2 CPUs free (partly used), node 1
+    // is full: the only free CPU is stranded for the whole run -> 1.0, one partial node.
+    assert_eq!(np.fragmentation_mean, 1.0);
+    assert_eq!(np.partial_nodes_mean, 1.0);
+    // A 4-CPU job never fits one node: it is not counted in the ratio.
+    let w = workload(vec![Job::new(1, 0, 10, 4, 0)]);
+    let s = run(spec, &w, "numa-prefer", 0);
+    assert_eq!(
+        (s.placed, s.numa_fit_jobs, s.numa_local_ratio),
+        (1, 0, None)
+    );
+}
+
+#[test]
+fn jobs_that_never_fit_are_reported_with_the_packers_reason() {
+    let mut strict = Job::new(3, 0, 10, 3, 0);
+    strict.policy = AffinityPolicy::NumaStrict;
+    let w = workload(vec![
+        Job::new(1, 0, 10, 8, 0),
+        Job::new(2, 0, 10, 2, 0),
+        strict,
+        Job::new(4, 0, 10, 1, 1_000_000),
+    ]);
+    let spec = "1x@pack:1 numa:2 core:2 pu:1";
+    let s = run(spec, &w, "retz", 0);
+    assert_eq!((s.placed, s.unplaced), (1, 3));
+    let reasons: Vec<&String> = s.unplaced_reasons.keys().collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("needs 8 CPUs") && r.contains("largest agent has 4 CPUs")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("in one NUMA node")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("1000000 MB")),
+        "{reasons:?}"
+    );
+    // first-fit counts only: the numa-strict 3-CPU job fits by counts there.
+    let s = run(spec, &w, "first-fit", 0);
+    assert_eq!((s.placed, s.unplaced), (2, 2));
+    assert_eq!(s.unplaced_reasons.values().sum::<u64>(), 2);
+}
+
+#[test]
+fn zero_runtime_jobs_and_gaps() {
+    let w = workload(vec![
+        Job::new(1, 5, 0, 4, 0),
+        Job::new(2, 5, 10, 4, 0),
+        Job::new(3, 100, 10, 4, 0),
+    ]);
+    let s = run("1x@core:4", &w, "numa-prefer", 0);
+    assert_eq!(s.placed, 3);
+    // Job 1 runs 0 s at 5, job 2 starts at 5 too (same instant, freed in the next batch).
+    assert_eq!(s.wait_max_s, 0);
+    assert_eq!(s.makespan_s, 105);
+    // 4*10 + 4*10 CPU-seconds over 4 CPUs x 105 s.
+    assert_eq!(s.utilization_mean, ((80.0 / 420.0) * 1e6f64).round() / 1e6);
+}
