@@ -381,6 +381,7 @@ impl Inner {
             during_launch: true,
             message: "killed before the task started".into(),
         };
+        let started = std::time::Instant::now();
         let spec = match spec.validate() {
             Ok(s) => s,
             Err(e) => return failed(FailReason::InvalidTask, e.to_string()),
@@ -418,18 +419,19 @@ impl Inner {
         };
 
         let sys = self.sys.as_ref();
+        let prepared = started.elapsed();
         let (mut cgroup, mut unavailable) = self.create_cgroup(&key, &spec, &plan).await;
+        let with_cgroup = started.elapsed();
         if let Some(cg) = &cgroup {
             spawn_plan.cgroup_procs = cg.procs_files();
         }
-        if tokio::time::timeout(Duration::ZERO, kill_requested(&mut kill_rx))
-            .await
-            .is_ok()
-        {
+        // A kill that came while the cgroup was being made (a plain read: no timer).
+        if kill_rx.borrow().is_some() {
             self.cleanup(cgroup.as_ref(), None).await;
             return killed_early();
         }
 
+        let before_spawn = started.elapsed();
         let spawned = match sys.spawn(&spawn_plan) {
             Ok(s) => Ok(s),
             // Joining the cgroup failed (e.g. no permission): pin by affinity alone.
@@ -448,6 +450,7 @@ impl Inner {
                 return failed(FailReason::LaunchFailed, e.to_string());
             }
         };
+        let spawned_at = started.elapsed();
         let pid = spawned.pid;
         let mut exit = spawned.exit;
 
@@ -473,6 +476,15 @@ impl Inner {
                 ),
             );
         }
+        tracing::debug!(
+            task = task_id,
+            pid,
+            prepare_us = prepared.as_micros() as u64,
+            cgroup_us = (with_cgroup - prepared).as_micros() as u64,
+            spawn_us = (spawned_at - before_spawn).as_micros() as u64,
+            verify_us = (started.elapsed() - spawned_at).as_micros() as u64,
+            "task running"
+        );
         self.emit(
             task_id,
             TaskUpdate::Running {
