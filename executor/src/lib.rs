@@ -9,6 +9,7 @@
 pub mod api;
 pub mod archive;
 pub mod cgroup;
+pub mod fuzzing;
 pub mod idlist;
 pub mod pinning;
 pub mod procfs;

@@ -381,6 +381,7 @@ impl Inner {
             during_launch: true,
             message: "killed before the task started".into(),
         };
+        let started = std::time::Instant::now();
         let spec = match spec.validate() {
             Ok(s) => s,
             Err(e) => return failed(FailReason::InvalidTask, e.to_string()),
@@ -396,33 +397,9 @@ impl Inner {
             Err(e) => return failed(FailReason::PinningImpossible, e.to_string()),
         };
 
-        // The application directory: unpacked by the first task, reused by the others.
-        let app_lock = self.app_lock(&spec.app);
-        let sandbox = self.sandbox.clone();
-        let app_name = spec.app.clone();
-        let prepare = async move {
-            let guard = app_lock.lock_owned().await;
-            // The guard moves into the blocking job so that a cancelled launch cannot let
-            // another task start unpacking while this one still is.
-            tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                sandbox.prepare_app(&app_name)
-            })
-            .await
-        };
-        let app = tokio::select! {
-            r = prepare => r,
-            _ = kill_requested(&mut kill_rx) => return killed_early(),
-        };
-        let app = match app {
-            Ok(Ok(app)) => app,
-            Ok(Err(e)) => return failed(FailReason::LaunchFailed, e.to_string()),
-            Err(e) => {
-                return failed(
-                    FailReason::LaunchFailed,
-                    format!("unpacking the application failed: {e}"),
-                );
-            }
+        let app = match self.prepare_app(&spec.app, &mut kill_rx).await {
+            Ok(app) => app,
+            Err(update) => return update,
         };
         let dir = match self.sandbox.task_dir(task_id) {
             Ok(d) => d,
@@ -442,38 +419,19 @@ impl Inner {
         };
 
         let sys = self.sys.as_ref();
-        let mut unavailable = None;
-        let mut cgroup = match &self.cgroups {
-            Ok(cgs) => {
-                let limit = (spec.spec.mem_mb > 0 && cgs.has_memory())
-                    .then(|| spec.spec.mem_mb.saturating_mul(1 << 20));
-                match cgs
-                    .create_task(sys, &key, plan.cpus.as_ref(), plan.mems.as_ref(), limit)
-                    .await
-                {
-                    Ok(cg) => Some(cg),
-                    Err(e) => {
-                        unavailable = Some(e.to_string());
-                        None
-                    }
-                }
-            }
-            Err(why) => {
-                unavailable = Some(why.clone());
-                None
-            }
-        };
+        let prepared = started.elapsed();
+        let (mut cgroup, mut unavailable) = self.create_cgroup(&key, &spec, &plan).await;
+        let with_cgroup = started.elapsed();
         if let Some(cg) = &cgroup {
             spawn_plan.cgroup_procs = cg.procs_files();
         }
-        if tokio::time::timeout(Duration::ZERO, kill_requested(&mut kill_rx))
-            .await
-            .is_ok()
-        {
+        // A kill that came while the cgroup was being made (a plain read: no timer).
+        if kill_rx.borrow().is_some() {
             self.cleanup(cgroup.as_ref(), None).await;
             return killed_early();
         }
 
+        let before_spawn = started.elapsed();
         let spawned = match sys.spawn(&spawn_plan) {
             Ok(s) => Ok(s),
             // Joining the cgroup failed (e.g. no permission): pin by affinity alone.
@@ -492,6 +450,7 @@ impl Inner {
                 return failed(FailReason::LaunchFailed, e.to_string());
             }
         };
+        let spawned_at = started.elapsed();
         let pid = spawned.pid;
         let mut exit = spawned.exit;
 
@@ -517,6 +476,15 @@ impl Inner {
                 ),
             );
         }
+        tracing::debug!(
+            task = task_id,
+            pid,
+            prepare_us = prepared.as_micros() as u64,
+            cgroup_us = (with_cgroup - prepared).as_micros() as u64,
+            spawn_us = (spawned_at - before_spawn).as_micros() as u64,
+            verify_us = (started.elapsed() - spawned_at).as_micros() as u64,
+            "task running"
+        );
         self.emit(
             task_id,
             TaskUpdate::Running {
@@ -553,6 +521,76 @@ impl Inner {
                     message: format!("killed on request: {how}{cleanup}"),
                 }
             }
+        }
+    }
+
+    /// The application directory: unpacked by the first task, reused by the others.
+    /// `Err` is the task's terminal update (killed meanwhile, or unpacking failed).
+    async fn prepare_app(
+        &self,
+        app: &str,
+        kill_rx: &mut watch::Receiver<Option<Duration>>,
+    ) -> Result<crate::sandbox::AppDir, TaskUpdate> {
+        let path = self.sandbox.app_path(app);
+        if path.join(crate::sandbox::MARKER).is_file() {
+            // Fast path for every task after the first: one stat, no thread hop.
+            return Ok(crate::sandbox::AppDir { path, reused: true });
+        }
+        let app_lock = self.app_lock(app);
+        let sandbox = self.sandbox.clone();
+        let app_name = app.to_owned();
+        let prepare = async move {
+            let guard = app_lock.lock_owned().await;
+            // The guard moves into the blocking job so that a cancelled launch cannot let
+            // another task start unpacking while this one still is.
+            tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                sandbox.prepare_app(&app_name)
+            })
+            .await
+        };
+        let failed = |message| TaskUpdate::Failed {
+            reason: FailReason::LaunchFailed,
+            message,
+        };
+        tokio::select! {
+            r = prepare => match r {
+                Ok(Ok(app)) => Ok(app),
+                Ok(Err(e)) => Err(failed(e.to_string())),
+                Err(e) => Err(failed(format!("unpacking the application failed: {e}"))),
+            },
+            _ = kill_requested(kill_rx) => Err(TaskUpdate::Killed {
+                during_launch: true,
+                message: "killed before the task started".into(),
+            }),
+        }
+    }
+
+    /// The task's cgroup, or why it has none (it is then pinned by affinity alone).
+    async fn create_cgroup(
+        &self,
+        key: &str,
+        spec: &crate::spec::ValidSpec,
+        plan: &pinning::PinPlan,
+    ) -> (Option<TaskCgroup>, Option<String>) {
+        let cgs = match &self.cgroups {
+            Ok(cgs) => cgs,
+            Err(why) => return (None, Some(why.clone())),
+        };
+        let limit = (spec.spec.mem_mb > 0 && cgs.has_memory())
+            .then(|| spec.spec.mem_mb.saturating_mul(1 << 20));
+        match cgs
+            .create_task(
+                self.sys.as_ref(),
+                key,
+                plan.cpus.as_ref(),
+                plan.mems.as_ref(),
+                limit,
+            )
+            .await
+        {
+            Ok(cg) => (Some(cg), None),
+            Err(e) => (None, Some(e.to_string())),
         }
     }
 

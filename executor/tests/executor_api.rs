@@ -566,3 +566,117 @@ async fn calls_carry_the_bearer_token_and_unreachable_agents_are_reported() {
         .to_string();
     assert!(err.contains(&addr.to_string()), "{err}");
 }
+
+/// Skips (or fails under CI) when `ok` is false.
+fn require(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} (CI=true: a missing capability is a failure)"
+        );
+        eprintln!("skipping: {what}");
+    }
+    ok
+}
+
+/// The real binary, started as an agent would (no arguments, MESOS_* environment), runs a
+/// task pinned to one CPU with the real kernel, then shuts down leaving no cgroup.
+#[tokio::test]
+async fn the_binary_as_started_by_an_agent() {
+    if !require(nix::unistd::geteuid().is_root(), "not root") {
+        return;
+    }
+    if !require(
+        std::path::Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists()
+            || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+                .is_ok_and(|c| c.contains("cpuset")),
+        "no cpuset cgroup controller",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sandbox = tmp.path().join("sandbox");
+    std::fs::create_dir(&sandbox).unwrap();
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(enc);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "lib/x", &b"hi\n"[..]).unwrap();
+    std::fs::write(
+        sandbox.join("app.tgz"),
+        tar.into_inner().unwrap().finish().unwrap(),
+    )
+    .unwrap();
+
+    let mut agent = start_agent().await;
+    let executor_id = format!("e2e-{}", std::process::id());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_retz-executor"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MESOS_AGENT_ENDPOINT", agent.addr.to_string())
+        .env("MESOS_FRAMEWORK_ID", "fw-e2e")
+        .env("MESOS_EXECUTOR_ID", &executor_id)
+        .env("MESOS_SANDBOX", &sandbox)
+        .env("MESOS_DIRECTORY", &sandbox)
+        .env("MESOS_CHECKPOINT", "0")
+        .env("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "3secs")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let mut s = agent.stream().await;
+    s.send(subscribed()).await;
+    let allowed = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| retz_executor::idlist::IdList::parse(l).unwrap())
+        .unwrap();
+    let cpu = if allowed.contains(1) { "1" } else { "0" };
+    let mut spec = TaskSpec::from_json(&spec_json(cpu)).unwrap();
+    spec.command = "grep Cpus_allowed_list /proc/self/status; cat \"$RETZ_PVNAME/lib/x\"".into();
+    s.send(launch("job-1", Some(spec.to_json()))).await;
+    let mut states = Vec::new();
+    let mut running_message = String::new();
+    while !states.contains(&TaskState::TaskFinished) {
+        let st = agent.update().await;
+        s.send(ack(&st)).await;
+        assert!(
+            !matches!(st.state(), TaskState::TaskFailed | TaskState::TaskKilled),
+            "{st:?}"
+        );
+        if st.state() == TaskState::TaskRunning {
+            running_message = st.message.clone().unwrap_or_default();
+        }
+        states.push(st.state());
+    }
+    assert_eq!(
+        states,
+        vec![
+            TaskState::TaskStarting,
+            TaskState::TaskRunning,
+            TaskState::TaskFinished
+        ]
+    );
+    assert!(
+        running_message.contains(&format!("pinned to CPUs {cpu}")),
+        "{running_message}"
+    );
+    let out = std::fs::read_to_string(sandbox.join("tasks/job-1/stdout")).unwrap();
+    assert_eq!(out, format!("Cpus_allowed_list:\t{cpu}\nhi\n"));
+
+    s.send(event(event::Type::Shutdown)).await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the executor exits after SHUTDOWN")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let scope = retz_executor::sandbox::task_key(&format!("fw-e2e_{executor_id}")).unwrap();
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/cpuset/retz")
+            .join(&scope)
+            .exists()
+    );
+}

@@ -94,6 +94,9 @@ pub enum ExecutorError {
 /// First subscription attempts allowed without checkpointing.
 const FIRST_ATTEMPTS: u32 = 10;
 
+/// How long to wait for the agent to answer a SUBSCRIBE.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 struct Shutdown {
     task: Option<JoinHandle<()>>,
     deadline: Instant,
@@ -238,7 +241,13 @@ impl Executor {
                     subscribe: Some(self.pending.subscribe()),
                     ..self.call(call::Type::Subscribe)
                 };
-                match self.transport.subscribe(&call).await {
+                let attempt =
+                    tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.transport.subscribe(&call));
+                let result = match attempt.await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {SUBSCRIBE_TIMEOUT:?}")),
+                };
+                match result {
                     Ok(s) => {
                         tracing::info!(endpoint = %self.config.agent.endpoint, "subscribed");
                         stream = Some(s);
@@ -249,9 +258,8 @@ impl Executor {
                         attempts = 0;
                         backoff = self.config.backoff_min;
                     }
-                    Err(e) => {
-                        tracing::warn!("SUBSCRIBE failed: {e}");
-                        let why = e.to_string();
+                    Err(why) => {
+                        tracing::warn!("SUBSCRIBE failed: {why}");
                         if let Some(exit) =
                             self.after_disconnect(ever_subscribed, attempts, disconnected_at, &why)
                         {
@@ -279,11 +287,11 @@ impl Executor {
                         return Ok(Exit::Stopped);
                     }
                 }
-                ev = next_task_event(&mut self.events) => {
-                    if let Some(ev) = ev {
-                        self.on_task_event(&ev);
-                    }
-                }
+                ev = next_task_event(&mut self.events) => match ev {
+                    Some(ev) => self.on_task_event(&ev),
+                    // The runtime is gone (cannot happen while we hold it); stop polling.
+                    None => self.events = None,
+                },
                 ev = next_event(&mut stream) => match ev {
                     Ok(Some(event)) => {
                         if let Some(exit) = self.on_event(event).await? {

@@ -70,6 +70,10 @@ pub(super) struct Hier {
     pub mount: PathBuf,
     /// The executor's scope directory.
     pub scope: PathBuf,
+    /// Parent levels inside the executor's own (non-root) cgroup, deepest first: private
+    /// to this executor's container, so removed with the scope. Levels under a hierarchy
+    /// root are shared by every executor of the machine and stay.
+    pub private_parents: Vec<PathBuf>,
 }
 
 /// The executor's prepared cgroups.
@@ -107,11 +111,13 @@ impl Cgroups {
                     return Err("the executor lacks CAP_SYS_ADMIN, which cgroup v1 needs".into());
                 }
                 let own_cpuset = v1_path(&own, "cpuset").unwrap_or("/");
-                let scope = prepare_chain(sys, &cpuset, own_cpuset, config, &[])?;
+                let (scope, private_parents) =
+                    prepare_chain(sys, &cpuset, own_cpuset, config, &[])?;
                 let cpuset = Hier {
                     name: "cpuset".into(),
                     mount: cpuset,
                     scope,
+                    private_parents,
                 };
                 let memory = match (config.memory_limit, memory) {
                     (false, _) => None,
@@ -124,10 +130,11 @@ impl Cgroups {
                     (true, Some(mount)) => {
                         let own_memory = v1_path(&own, "memory").unwrap_or("/");
                         match prepare_chain(sys, &mount, own_memory, config, &[]) {
-                            Ok(scope) => Some(Hier {
+                            Ok((scope, private_parents)) => Some(Hier {
                                 name: "memory".into(),
                                 mount,
                                 scope,
+                                private_parents,
                             }),
                             Err(reason) => {
                                 notes.push(format!("memory limits not applied: {reason}"));
@@ -162,11 +169,13 @@ impl Cgroups {
                     }
                 }
                 let own_v2 = v2_path(&own).unwrap_or("/");
-                let scope = prepare_chain(sys, &mount, own_v2, config, &controllers)?;
+                let (scope, private_parents) =
+                    prepare_chain(sys, &mount, own_v2, config, &controllers)?;
                 let hier = Hier {
                     name: String::new(),
                     mount,
                     scope,
+                    private_parents,
                 };
                 let memory = controllers.contains(&"memory").then(|| hier.clone());
                 Ok(Cgroups {
@@ -234,20 +243,30 @@ impl Cgroups {
         if let Err(e) = super::task::empty_and_remove(sys, &dirs).await {
             failures.push(e);
         }
+        for hier in self.scopes() {
+            for dir in &hier.private_parents {
+                // Still used (another scope, a process) or already gone: leave it.
+                if sys.remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+        }
         failures
     }
 }
 
 /// Creates `<mount>/<own>/<parent>/<scope>` level by level. v1 cpuset levels get their
 /// `cpuset.cpus`/`cpuset.mems` copied from the level above when empty; v2 levels enable
-/// `controllers` for their children. Returns the scope directory.
+/// `controllers` for their children. Returns the scope directory and the private parent
+/// levels (see [`Hier::private_parents`]).
 fn prepare_chain(
     sys: &dyn Sys,
     mount: &Path,
     own: &str,
     config: &CgroupConfig,
     controllers: &[&str],
-) -> Result<PathBuf, String> {
+) -> Result<(PathBuf, Vec<PathBuf>), String> {
+    let private = !config.parent.starts_with('/') && !own.trim_start_matches('/').is_empty();
     let base = if config.parent.starts_with('/') {
         mount.to_path_buf()
     } else {
@@ -272,7 +291,7 @@ fn prepare_chain(
         .chain(std::iter::once(config.scope.as_str()))
         .collect();
     let v1_cpuset = sys.exists(&mount.join("cpuset.cpus"));
-    let mut dir = base;
+    let mut dir = base.clone();
     enable_controllers(sys, &dir, controllers).map_err(|e| {
         format!(
             "{e}; with cgroup v2 the executor's own cgroup cannot hand controllers to \
@@ -296,7 +315,15 @@ fn prepare_chain(
         }
         enable_controllers(sys, &dir, controllers).map_err(|e| e.to_string())?;
     }
-    Ok(dir)
+    let mut parents = Vec::new();
+    if private {
+        let mut level = dir.parent();
+        while let Some(p) = level.filter(|p| *p != base) {
+            parents.push(p.to_path_buf());
+            level = p.parent();
+        }
+    }
+    Ok((dir, parents))
 }
 
 fn read(sys: &dyn Sys, path: &Path) -> Result<String, CgroupError> {
@@ -399,8 +426,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn relative_parent_nests_under_own_cgroup() {
+    #[tokio::test]
+    async fn relative_parent_nests_under_own_cgroup() {
         let tmp = tempfile::tempdir().unwrap();
         let fake = FakeSys::new(tmp.path(), FakeLayout::V1).unwrap();
         std::fs::create_dir_all(fake.cgroup_root().join("memory/mesos/c1")).unwrap();
