@@ -132,6 +132,8 @@ pub enum TaskUpdate {
         reason: FailReason,
         /// Human-readable cause.
         message: String,
+        /// The command's exit code, when it ran and exited (not when killed by a signal).
+        exit_code: Option<i32>,
     },
     /// It was killed on request.
     Killed {
@@ -376,7 +378,11 @@ impl Inner {
         launch_grace: Option<Duration>,
         mut kill_rx: watch::Receiver<Option<Duration>>,
     ) -> TaskUpdate {
-        let failed = |reason, message: String| TaskUpdate::Failed { reason, message };
+        let failed = |reason, message: String| TaskUpdate::Failed {
+            reason,
+            message,
+            exit_code: None,
+        };
         let killed_early = || TaskUpdate::Killed {
             during_launch: true,
             message: "killed before the task started".into(),
@@ -501,7 +507,14 @@ impl Inner {
                     Ok(s) if s.success() => TaskUpdate::Finished {
                         message: format!("command exited with code 0{cleanup}"),
                     },
-                    Ok(s) => failed(FailReason::CommandFailed, format!("command {s}{cleanup}")),
+                    Ok(s) => TaskUpdate::Failed {
+                        reason: FailReason::CommandFailed,
+                        message: format!("command {s}{cleanup}"),
+                        exit_code: match s {
+                            crate::sys::ExitStatus::Code(c) => Some(c),
+                            crate::sys::ExitStatus::Signal(_) => None,
+                        },
+                    },
                     Err(e) => failed(
                         FailReason::CommandFailed,
                         format!("lost track of the task's process {pid}: {e}{cleanup}"),
@@ -552,6 +565,7 @@ impl Inner {
         let failed = |message| TaskUpdate::Failed {
             reason: FailReason::LaunchFailed,
             message,
+            exit_code: None,
         };
         tokio::select! {
             r = prepare => match r {

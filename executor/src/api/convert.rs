@@ -114,8 +114,17 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
             pinning.summary(),
             Some(pinning.to_json()),
         ),
-        TaskUpdate::Finished { message } => (TaskState::TaskFinished, None, message.clone(), None),
-        TaskUpdate::Failed { reason, message } => {
+        TaskUpdate::Finished { message } => (
+            TaskState::TaskFinished,
+            None,
+            message.clone(),
+            Some(exit_data(0)),
+        ),
+        TaskUpdate::Failed {
+            reason,
+            message,
+            exit_code,
+        } => {
             let reason = match reason {
                 FailReason::InvalidTask => Some(Reason::TaskInvalid),
                 FailReason::PinningImpossible | FailReason::LaunchFailed => {
@@ -123,7 +132,12 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
                 }
                 FailReason::CommandFailed => None,
             };
-            (TaskState::TaskFailed, reason, message.clone(), None)
+            (
+                TaskState::TaskFailed,
+                reason,
+                message.clone(),
+                exit_code.map(exit_data),
+            )
         }
         TaskUpdate::Killed {
             during_launch,
@@ -136,6 +150,12 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
         ),
     };
     new_status(task_id, executor_id, state, reason, message, data)
+}
+
+/// `TaskStatus.data` of a task whose command exited: `{"exit_code":N}`, read by
+/// retz-server as the job's `result`.
+pub fn exit_data(code: i32) -> Vec<u8> {
+    format!("{{\"exit_code\":{code}}}").into_bytes()
 }
 
 /// A `TaskStatus` with the executor's fixed fields filled in.
@@ -297,10 +317,23 @@ mod tests {
             &TaskUpdate::Failed {
                 reason: FailReason::InvalidTask,
                 message: "bad".into(),
+                exit_code: None,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFailed);
         assert_eq!(s.reason(), task_status::Reason::TaskInvalid);
+        assert_eq!(s.data, None);
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Failed {
+                reason: FailReason::CommandFailed,
+                message: "command exited with code 3".into(),
+                exit_code: Some(3),
+            },
+        );
+        assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":3}"[..]));
+        assert_eq!(s.reason, None);
         let s = status(
             "t",
             "e",
@@ -320,5 +353,6 @@ mod tests {
         );
         assert_eq!(s.state(), TaskState::TaskFinished);
         assert_eq!(s.reason, None);
+        assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":0}"[..]));
     }
 }

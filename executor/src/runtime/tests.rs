@@ -189,9 +189,14 @@ async fn exit_codes_and_signals_fail_the_task() {
     );
     let ev = next(&mut r.events).await;
     match ev.update {
-        TaskUpdate::Failed { reason, message } => {
+        TaskUpdate::Failed {
+            reason,
+            message,
+            exit_code,
+        } => {
             assert_eq!(reason, FailReason::CommandFailed);
             assert!(message.contains("exited with code 3"), "{message}");
+            assert_eq!(exit_code, Some(3));
         }
         other => panic!("{other:?}"),
     }
@@ -294,7 +299,9 @@ async fn impossible_required_pinning_fails_before_spawning() {
     launch(&r.rt, "t", spec("2-9"));
     let ev = next(&mut r.events).await;
     match ev.update {
-        TaskUpdate::Failed { reason, message } => {
+        TaskUpdate::Failed {
+            reason, message, ..
+        } => {
             assert_eq!(reason, FailReason::PinningImpossible);
             assert!(
                 message.contains("4-9") && message.contains("0-3"),
@@ -328,7 +335,7 @@ async fn drift_fails_a_required_task_and_is_reported_otherwise() {
     launch(&r.rt, "req", spec("1"));
     let ev = next(&mut r.events).await;
     assert!(
-        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::PinningImpossible, message }
+        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::PinningImpossible, message, .. }
             if message.contains("Cpus_allowed_list is 0-3, applied 1")),
         "{ev:?}"
     );
@@ -395,7 +402,7 @@ async fn bad_specs_and_duplicates() {
     launch(&r.rt, "empty", s);
     let ev = next(&mut r.events).await;
     assert!(
-        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::InvalidTask, message } if message.contains("`command`")),
+        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::InvalidTask, message, .. } if message.contains("`command`")),
         "{ev:?}"
     );
     launch(&r.rt, "dup", spec("1"));
@@ -415,7 +422,7 @@ async fn bad_specs_and_duplicates() {
     launch(&r.rt, "noexec", spec("1"));
     let ev = next(&mut r.events).await;
     assert!(
-        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::LaunchFailed, message } if message.contains("`sh`")),
+        matches!(&ev.update, TaskUpdate::Failed { reason: FailReason::LaunchFailed, message, .. } if message.contains("`sh`")),
         "{ev:?}"
     );
     assert!(!r.fake.cgroup_root().join("retz/exec/noexec").exists());
