@@ -8,6 +8,7 @@
 //! * [`executor`] — package `mesos.v1.executor` (`Call`, `Event`).
 //! * [`json`] — the Mesos JSON dialect for every message ([`json::MesosJson`]).
 //! * [`ContentType`] — JSON or protobuf bodies, chosen by header.
+//! * [`recording`] — one line of a `--record-events` recording.
 //! * [`recordio`] — the RecordIO framing of the event streams.
 //! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
 //! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
@@ -35,6 +36,7 @@ pub mod fuzzing;
 mod generated;
 pub mod json;
 pub mod numa;
+pub mod recording;
 pub mod recordio;
 
 pub use codec::{ContentType, DecodeError};

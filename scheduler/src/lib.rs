@@ -1,5 +1,10 @@
 //! `retz-server`: the Mesos scheduler client, the job queue, the planner loop, the store and
 //! the HTTP API.
+//!
+//! * [`config`] — `retz.toml` / `retz.properties`, parsed once into typed sections.
+//! * [`mesos`] — the Mesos v1 scheduler client (typed events in, calls out).
+//! * [`offers`] — offers ↔ placement agent states, assignments → task resources.
 
+pub mod config;
 pub mod mesos;
 pub mod offers;

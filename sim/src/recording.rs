@@ -38,30 +38,11 @@ use std::sync::Arc;
 use retz_placement::{CpuSet, Topology, TopologySpec};
 use retz_proto::numa::offer_topology;
 use retz_proto::scheduler::{Event, event};
-use serde::{Deserialize, Serialize};
 
 use crate::cluster::Host;
 use crate::error::{InputError, excerpt, read_text};
 
-/// One line of a recording.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordLine {
-    /// Seconds since the Unix epoch when the event arrived.
-    pub ts: f64,
-    /// The Mesos scheduler event, in Mesos JSON.
-    pub event: serde_json::Value,
-}
-
-/// Writes one recording line (no trailing newline) for `event` received at `ts`.
-pub fn encode_line(ts: f64, event: &Event) -> String {
-    let line = RecordLine {
-        ts: if ts.is_finite() && ts >= 0.0 { ts } else { 0.0 },
-        event: retz_proto::json::to_json(event),
-    };
-    // A struct of a finite f64 and a JSON value always serialises.
-    serde_json::to_string(&line).unwrap_or_default()
-}
+pub use retz_proto::recording::{RecordLine, encode_line};
 
 /// One decoded recording line.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,515 @@
+//! [`ServerConfig`]: everything `retz-server` reads, parsed once into typed sections.
+//!
+//! Sources, later ones winning: built-in defaults → a config file (`retz.toml`, or an
+//! original `retz.properties`, detected by its `.properties` extension) → command-line
+//! flags (applied by the binary). `retz-server --local --data-dir DIR` needs no file.
+//! Every value is checked by [`ServerConfig::validate`] so the server never starts on a
+//! config it would trip over later; errors name the key and say what to write instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use retz_placement::{AffinityPolicy, PolicyConfig, SmtPolicy};
+use serde::{Deserialize, Serialize};
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {key}: {message}")]
+    Invalid {
+        /// The key, as written in `retz.toml` (`section.key`).
+        key: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+/// The whole server config (`retz.toml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `[server]`: HTTP, storage, authentication.
+    pub server: ServerSection,
+    /// `[mesos]`: the master, the framework, the executor.
+    pub mesos: MesosSection,
+    /// `[planner]`: placement policy, retries, running limits.
+    pub planner: PlannerSection,
+    /// `[limits]`: the most one job may ask for.
+    pub limits: LimitsSection,
+    /// `[local]`: the embedded local cluster (used with `mesos.local = true`).
+    pub local: LocalSection,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address of the HTTP API.
+    pub bind: SocketAddr,
+    /// Directory for the SQLite store, `client.toml` and (local) the agent work dir.
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: `sqlite://PATH` or `postgres://USER:PASS@HOST:PORT/DB`. Default:
+    /// `sqlite://DATA_DIR/retz.db`.
+    pub database: Option<String>,
+    /// Write every Mesos event received to this JSON-lines file (replayable by retz-sim).
+    pub record_events: Option<PathBuf>,
+    /// Require `Retz-auth-v1` signatures (users must exist and be enabled either way).
+    pub authentication: bool,
+    /// Accepted difference between a request's `Date` and the server clock, seconds.
+    pub date_skew_s: u64,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most jobs one `POST /jobs` returns.
+    pub max_list_jobs: u32,
+    /// Largest file `/job/{id}/download` serves, bytes; negative = no limit.
+    pub max_file_size: i64,
+    /// Access keys allowed to use `/admin/*` (the admin user made at first start is
+    /// added automatically).
+    pub admin_keys: Vec<String>,
+    /// TLS certificate chain (PEM); with `tls_key`, the API is served over HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            data_dir: None,
+            database: None,
+            record_events: None,
+            authentication: true,
+            date_skew_s: 300,
+            max_body_bytes: 1024 * 1024,
+            max_list_jobs: 65536,
+            max_file_size: 64 * 1024 * 1024,
+            admin_keys: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// `[mesos]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MesosSection {
+    /// Run the embedded local cluster instead of connecting to masters.
+    pub local: bool,
+    /// Master addresses, `HOST:PORT`, tried in order.
+    pub masters: Vec<String>,
+    /// Framework name.
+    pub framework_name: String,
+    /// Framework principal.
+    pub principal: String,
+    /// Framework role.
+    pub role: String,
+    /// Unix user tasks run as unless the application names one (`root` refused).
+    pub user: String,
+    /// Seconds the master keeps tasks while the server is away.
+    pub failover_timeout_s: f64,
+    /// Seconds a declined offer's resources stay away.
+    pub refuse_seconds: f64,
+    /// The `retz-executor` the agents run: an absolute path on the agents, or a URI
+    /// (`http://...`) the Mesos fetcher downloads into the sandbox. Default: the
+    /// `retz-executor` next to the `retz-server` binary.
+    pub executor: Option<String>,
+    /// Ask for GPU offers (the GPU_RESOURCES capability); jobs may then ask for `gpus`.
+    pub gpus: bool,
+}
+
+impl Default for MesosSection {
+    fn default() -> Self {
+        MesosSection {
+            local: false,
+            masters: vec!["127.0.0.1:5050".to_owned()],
+            framework_name: "Retz-Framework".to_owned(),
+            principal: "retz".to_owned(),
+            role: "*".to_owned(),
+            user: "nobody".to_owned(),
+            failover_timeout_s: 604_800.0,
+            refuse_seconds: 3.0,
+            executor: None,
+            gpus: false,
+        }
+    }
+}
+
+/// `[planner]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlannerSection {
+    /// The cluster's affinity policy (applications and jobs may override it).
+    pub affinity: AffinityPolicy,
+    /// Use of SMT siblings.
+    pub smt: SmtPolicy,
+    /// At most this many jobs STARTING or STARTED at once.
+    pub max_running: u32,
+    /// Retries after a lost task (TASK_LOST, DROPPED, GONE, unreachable too long); jobs
+    /// may override it.
+    pub max_retries: u32,
+    /// Seconds a task may stay TASK_UNREACHABLE before it counts as lost.
+    pub unreachable_timeout_s: u64,
+    /// Cost-model weights, starvation protection and search bounds (`[planner.policy]`,
+    /// the same keys as a retz-sim policy file).
+    pub policy: PolicyConfig,
+}
+
+impl Default for PlannerSection {
+    fn default() -> Self {
+        PlannerSection {
+            affinity: AffinityPolicy::NumaPrefer,
+            smt: SmtPolicy::WholeCores,
+            max_running: 128,
+            max_retries: 5,
+            unreachable_timeout_s: 600,
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+/// `[limits]`: requests above these are refused with 400 at schedule time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// CPUs (the minimum of a range is checked).
+    pub max_cpus: u32,
+    /// Memory, MB.
+    pub max_mem_mb: u64,
+    /// GPUs.
+    pub max_gpus: u32,
+    /// Disk, MB.
+    pub max_disk_mb: u64,
+    /// Ports.
+    pub max_ports: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_cpus: 256,
+            max_mem_mb: 1024 * 1024,
+            max_gpus: 0,
+            max_disk_mb: 1024 * 1024,
+            max_ports: 10,
+        }
+    }
+}
+
+/// `[local]`: the embedded cluster's agents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalSection {
+    /// Number of agents.
+    pub agents: u32,
+    /// Give every agent this hwloc synthetic topology (`pack:2 numa:1 core:4 pu:1`)
+    /// instead of this machine's.
+    pub synthetic: Option<String>,
+    /// Give every agent the topology of this hwloc XML file.
+    pub xml: Option<PathBuf>,
+    /// Seconds between offer rounds.
+    pub allocation_interval_s: f64,
+}
+
+impl Default for LocalSection {
+    fn default() -> Self {
+        LocalSection {
+            agents: 1,
+            synthetic: None,
+            xml: None,
+            allocation_interval_s: 0.5,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads `path`: TOML, or an original `retz.properties` when it ends in
+    /// `.properties`.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if path.extension().is_some_and(|e| e == "properties") {
+            return ServerConfig::from_properties(&text);
+        }
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().replace('\n', " ").trim().to_owned(),
+        })
+    }
+
+    /// Maps the keys of an original `retz.properties` (reference §5) onto a config.
+    /// Keys with no counterpart (JMX, class paths, H2 drivers) are ignored; their values
+    /// are not checked.
+    pub fn from_properties(text: &str) -> Result<ServerConfig, ConfigError> {
+        let mut c = ServerConfig::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once(['=', ':']) else {
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            apply_property(&mut c, k, v)?;
+        }
+        Ok(c)
+    }
+
+    /// The data directory, if any.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.server.data_dir.as_deref()
+    }
+
+    /// The store URL: `server.database`, else SQLite in the data dir.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        if let Some(url) = &self.server.database {
+            return Ok(url.clone());
+        }
+        match self.data_dir() {
+            Some(dir) => Ok(format!("sqlite://{}", dir.join("retz.db").display())),
+            None => Err(ConfigError::Invalid {
+                key: "server.database",
+                message: "no store configured; set server.database (sqlite://PATH or \
+                          postgres://...) or server.data_dir, or pass --data-dir DIR"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Checks every value; the error names the key and what to write.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        if !self.mesos.local && self.mesos.masters.is_empty() {
+            return bad(
+                "mesos.masters",
+                "no master given; list HOST:PORT addresses or run with --local".into(),
+            );
+        }
+        if self.mesos.user == "root" {
+            return bad(
+                "mesos.user",
+                "tasks may not run as root; name an unprivileged user".into(),
+            );
+        }
+        if !(self.mesos.failover_timeout_s.is_finite() && self.mesos.failover_timeout_s >= 0.0) {
+            return bad(
+                "mesos.failover_timeout_s",
+                "must be a number of seconds ≥ 0".into(),
+            );
+        }
+        if !(self.mesos.refuse_seconds.is_finite() && self.mesos.refuse_seconds >= 0.0) {
+            return bad(
+                "mesos.refuse_seconds",
+                "must be a number of seconds ≥ 0".into(),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad(
+                "server.max_body_bytes",
+                "must be at least 1024 bytes".into(),
+            );
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return bad(
+                "server.tls_cert",
+                "HTTPS needs both tls_cert and tls_key".into(),
+            );
+        }
+        if self.planner.max_running == 0 {
+            return bad("planner.max_running", "must be at least 1".into());
+        }
+        if self.limits.max_cpus == 0 {
+            return bad("limits.max_cpus", "must be at least 1".into());
+        }
+        if self.local.agents == 0 || self.local.agents > 1024 {
+            return bad("local.agents", "must be between 1 and 1024".into());
+        }
+        if self.local.synthetic.is_some() && self.local.xml.is_some() {
+            return bad(
+                "local.synthetic",
+                "give either local.synthetic or local.xml, not both".into(),
+            );
+        }
+        if !(self.local.allocation_interval_s.is_finite() && self.local.allocation_interval_s > 0.0)
+        {
+            return bad(
+                "local.allocation_interval_s",
+                "must be a positive number of seconds".into(),
+            );
+        }
+        if let Some(db) = &self.server.database
+            && !(db.starts_with("sqlite:")
+                || db.starts_with("postgres:")
+                || db.starts_with("postgresql:"))
+        {
+            return bad(
+                "server.database",
+                format!("{db:?} is neither sqlite://PATH nor postgres://..."),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn apply_property(c: &mut ServerConfig, k: &str, v: &str) -> Result<(), ConfigError> {
+    fn num<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T, ConfigError> {
+        v.parse().map_err(|_| ConfigError::Invalid {
+            key,
+            message: format!("{v:?} is not a number"),
+        })
+    }
+    fn flag(key: &'static str, v: &str) -> Result<bool, ConfigError> {
+        match v.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                key,
+                message: format!("{v:?} is neither true nor false"),
+            }),
+        }
+    }
+    match k {
+        "retz.mesos" => {
+            if v.starts_with("zk://") {
+                return Err(ConfigError::Invalid {
+                    key: "retz.mesos",
+                    message: "ZooKeeper master detection is not supported; list the masters \
+                              as HOST:PORT,HOST:PORT"
+                        .into(),
+                });
+            }
+            c.mesos.masters = v.split(',').map(|m| m.trim().to_owned()).collect();
+        }
+        "retz.bind" => {
+            let rest = v
+                .strip_prefix("http://")
+                .or_else(|| v.strip_prefix("https://"))
+                .unwrap_or(v);
+            let addr = rest.trim_end_matches('/');
+            let addr = addr
+                .replace("localhost", "127.0.0.1")
+                .parse()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "retz.bind",
+                    message: format!("{v:?} is not http://HOST:PORT with a numeric host"),
+                })?;
+            c.server.bind = addr;
+        }
+        "retz.mesos.principal" => c.mesos.principal = v.to_owned(),
+        "retz.mesos.role" => c.mesos.role = v.to_owned(),
+        "retz.mesos.refuse" => c.mesos.refuse_seconds = num("retz.mesos.refuse", v)?,
+        "retz.mesos.failover.timeout" => {
+            c.mesos.failover_timeout_s = num("retz.mesos.failover.timeout", v)?;
+        }
+        "retz.user" => c.mesos.user = v.to_owned(),
+        "retz.authentication" => c.server.authentication = flag("retz.authentication", v)?,
+        "retz.access.key" => c.server.admin_keys.push(v.to_owned()),
+        "retz.max.running" => c.planner.max_running = num("retz.max.running", v)?,
+        "retz.max.cpus" => c.limits.max_cpus = num("retz.max.cpus", v)?,
+        "retz.max.mem" => c.limits.max_mem_mb = num("retz.max.mem", v)?,
+        "retz.max.gpus" => {
+            c.limits.max_gpus = num("retz.max.gpus", v)?;
+            c.mesos.gpus = c.limits.max_gpus > 0;
+        }
+        "retz.max.ports" => c.limits.max_ports = num("retz.max.ports", v)?,
+        "retz.max.disk" => c.limits.max_disk_mb = num("retz.max.disk", v)?,
+        "retz.max.list-jobs" => c.server.max_list_jobs = num("retz.max.list-jobs", v)?,
+        "retz.max.file-size" => c.server.max_file_size = num("retz.max.file-size", v)?,
+        "retz.database.url" => {
+            if let Some(pg) = v.strip_prefix("jdbc:postgresql:") {
+                c.server.database = Some(format!("postgres:{pg}"));
+            } else if !v.starts_with("jdbc:h2:") {
+                c.server.database = Some(v.to_owned());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults_and_valid_with_a_data_dir() {
+        let c: ServerConfig = toml::from_str("").unwrap();
+        assert_eq!(c, ServerConfig::default());
+        c.validate().unwrap();
+        assert!(c.database_url().is_err());
+        let mut c = c;
+        c.server.data_dir = Some("/var/lib/retz".into());
+        assert_eq!(c.database_url().unwrap(), "sqlite:///var/lib/retz/retz.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = toml::from_str::<ServerConfig>("[server]\nbnd = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("bnd"), "{e}");
+        let mut c = ServerConfig::default();
+        c.mesos.user = "root".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("mesos.user"), "{e}");
+        let mut c = ServerConfig::default();
+        c.server.database = Some("mysql://x".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.database")
+        );
+        let e = toml::from_str::<ServerConfig>("[planner]\naffinity = \"numa-stric\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("numa-stric"), "{e}");
+    }
+
+    #[test]
+    fn original_properties_map_onto_the_sections() {
+        let c = ServerConfig::from_properties(
+            "retz.mesos = 10.0.0.1:5050,10.0.0.2:5050\nretz.bind = http://10.0.0.9:9090\n\
+             retz.mesos.refuse = 7\nretz.user = batch\nretz.max.running = 64\n\
+             retz.max.cpus = 32\nretz.max.gpus = 2\nretz.access.key = deadbeef\n\
+             retz.database.url = jdbc:postgresql://db:5432/retz\nretz.jmx.port = 9999\n",
+        )
+        .unwrap();
+        assert_eq!(c.mesos.masters, ["10.0.0.1:5050", "10.0.0.2:5050"]);
+        assert_eq!(c.server.bind, "10.0.0.9:9090".parse().unwrap());
+        assert_eq!(c.mesos.refuse_seconds, 7.0);
+        assert_eq!(c.mesos.user, "batch");
+        assert_eq!(c.planner.max_running, 64);
+        assert_eq!(c.limits.max_cpus, 32);
+        assert!(c.mesos.gpus);
+        assert_eq!(c.server.admin_keys, ["deadbeef"]);
+        assert_eq!(
+            c.server.database.as_deref(),
+            Some("postgres://db:5432/retz")
+        );
+        c.validate().unwrap();
+        let e = ServerConfig::from_properties("retz.max.running = lots").unwrap_err();
+        assert!(e.to_string().contains("retz.max.running"), "{e}");
+        let e = ServerConfig::from_properties("retz.mesos = zk://a:2181/mesos").unwrap_err();
+        assert!(e.to_string().contains("ZooKeeper"), "{e}");
+    }
+}
