@@ -108,11 +108,13 @@ pub fn artifacts(info: &ExecutorInfo) -> Vec<PathBuf> {
 pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStatus {
     use task_status::Reason;
     let (state, reason, message, data) = match update {
-        TaskUpdate::Running { pinning, .. } => (
+        TaskUpdate::Running {
+            pinning, work_dir, ..
+        } => (
             TaskState::TaskRunning,
             None,
             pinning.summary(),
-            Some(pinning.to_json()),
+            Some(running_data(pinning, work_dir)),
         ),
         TaskUpdate::Finished { message } => (
             TaskState::TaskFinished,
@@ -150,6 +152,19 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
         ),
     };
     new_status(task_id, executor_id, state, reason, message, data)
+}
+
+/// `TaskStatus.data` of TASK_RUNNING: the pinning report's fields plus `work_dir`, the
+/// task's directory (retz-server serves the job's files from there).
+fn running_data(pinning: &crate::pinning::PinningReport, work_dir: &std::path::Path) -> Vec<u8> {
+    let mut value = serde_json::to_value(pinning).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "work_dir".to_owned(),
+            serde_json::Value::String(work_dir.display().to_string()),
+        );
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
 }
 
 /// `TaskStatus.data` of a task whose command exited: `{"exit_code":N}`, read by
@@ -309,7 +324,9 @@ mod tests {
                 .get_version_num(),
             4
         );
-        assert!(s.data.is_some());
+        let data: serde_json::Value = serde_json::from_slice(s.data.as_ref().unwrap()).unwrap();
+        assert!(data.get("work_dir").is_some_and(|w| w.is_string()), "{data}");
+        assert!(data.get("drift").is_some(), "{data}");
         assert_eq!(s.executor_id.as_ref().unwrap().value, "e");
         let s = status(
             "t",

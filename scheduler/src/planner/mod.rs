@@ -1,0 +1,20 @@
+//! The planner: Mesos offers → placement → launches, status updates → the job state
+//! machine, all against the store.
+//!
+//! * [`request`] — a stored job as a placement request (policy fallback job → app →
+//!   cluster).
+//! * [`task`] — the executor and task infos of a launch (task spec in `TaskInfo.data`).
+//! * [`cycle`] — one pure planning cycle over a batch of offers.
+//! * [`service`] — the loop ([`Planner`]) and its link to the HTTP API ([`PlannerLink`]).
+//! * [`metrics`] — counters and the placement-latency histogram.
+//! * [`record`] — `--record-events`.
+
+pub mod cycle;
+pub mod metrics;
+pub mod record;
+pub mod request;
+pub mod service;
+pub mod task;
+
+pub use service::{Planner, PlannerError, PlannerLink, PlannerOptions};
+pub use task::ExecutorLocation;

@@ -1,0 +1,648 @@
+//! The planner loop: Mesos events in, calls out, the store as the source of truth.
+//!
+//! One task owns the queue window and the Mesos driver; the HTTP API talks to it through
+//! [`PlannerLink`] (a [`PlannerHandle`]) without waiting. Order of effects, so that a
+//! crash at any point neither loses nor doubles a job:
+//! - launch: the job is stored STARTING with its new task id (compare-and-set on QUEUED)
+//!   *before* the ACCEPT is sent; after a crash in between, reconciliation answers
+//!   TASK_LOST for the never-launched task and the job is requeued under a new task id;
+//! - status update: the job's next state is stored *before* the update is acknowledged,
+//!   so Mesos resends anything not yet stored;
+//! - (re)subscribe: every STARTING/STARTED job is reconciled and settled by the answers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use retz_placement::Packer;
+use retz_proto::api::{Application, Job, JobState};
+use retz_proto::mesos::{AgentId, FrameworkId, OfferId, TaskId, TaskState, TaskStatus, task_status};
+use retz_proto::scheduler::call;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::cycle::{CycleContext, plan_cycle};
+use super::metrics::PlannerMetrics;
+use super::record::Recorder;
+use super::task::ExecutorLocation;
+use crate::config::PlannerSection;
+use crate::http::{PlannerHandle, PlannerStatus};
+use crate::mesos::{SchedulerDriver, SchedulerEvent};
+use crate::statem::{self, RetryPolicy, StatusInput, Transition};
+use crate::store::{Store, StoreError, now_string};
+
+/// What the loop needs besides the store and the driver.
+#[derive(Clone, Debug)]
+pub struct PlannerOptions {
+    /// Placement and retry settings.
+    pub cfg: PlannerSection,
+    /// Where agents find retz-executor.
+    pub executor: ExecutorLocation,
+    /// Seconds declined offers stay away.
+    pub refuse_seconds: f64,
+    /// Record events to this file.
+    pub record_events: Option<PathBuf>,
+    /// How many queued jobs one cycle considers (in priority, id order).
+    pub window: usize,
+}
+
+enum Command {
+    Queued(Box<Job>),
+    Kill(Box<Job>),
+}
+
+/// The planner as the HTTP API sees it: non-blocking signals plus shared read-only state.
+#[derive(Debug)]
+pub struct PlannerLink {
+    tx: mpsc::UnboundedSender<Command>,
+    pending: Mutex<HashMap<u64, String>>,
+    status: Mutex<PlannerStatus>,
+    /// The loop's counters.
+    pub metrics: PlannerMetrics,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Queued(j) => write!(f, "Queued({})", j.id),
+            Command::Kill(j) => write!(f, "Kill({})", j.id),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl PlannerHandle for PlannerLink {
+    fn job_queued(&self, job: &Job) {
+        let _ = self.tx.send(Command::Queued(Box::new(job.clone())));
+    }
+    fn kill_requested(&self, job: &Job) {
+        let _ = self.tx.send(Command::Kill(Box::new(job.clone())));
+    }
+    fn pending_reason(&self, job_id: u64) -> Option<String> {
+        lock(&self.pending).get(&job_id).cloned()
+    }
+    fn status(&self) -> PlannerStatus {
+        lock(&self.status).clone()
+    }
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+}
+
+/// Why the loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PlannerError {
+    /// The master ended the framework (ERROR event) or the client stopped.
+    #[error("Mesos: {0}")]
+    Mesos(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The loop's state.
+pub struct Planner {
+    store: Store,
+    driver: SchedulerDriver,
+    link: Arc<PlannerLink>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    opts: PlannerOptions,
+    packer: Packer,
+    retry: RetryPolicy,
+    /// QUEUED jobs by (priority, id): the planner's copy of the queue.
+    queue: BTreeMap<(i32, u64), Job>,
+    framework_id: Option<FrameworkId>,
+    suppressed: bool,
+    recorder: Option<Recorder>,
+    /// Tasks reported TASK_UNREACHABLE, with when.
+    unreachable: HashMap<String, Instant>,
+    agents_seen: HashMap<String, Instant>,
+}
+
+impl Planner {
+    /// A planner over `store` driving `driver`, and the link the HTTP API uses.
+    pub fn new(
+        store: Store,
+        driver: SchedulerDriver,
+        opts: PlannerOptions,
+    ) -> Result<(Planner, Arc<PlannerLink>), std::io::Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let link = Arc::new(PlannerLink {
+            tx,
+            pending: Mutex::new(HashMap::new()),
+            status: Mutex::new(PlannerStatus::default()),
+            metrics: PlannerMetrics::default(),
+        });
+        let recorder = match &opts.record_events {
+            Some(p) => Some(Recorder::open(p)?),
+            None => None,
+        };
+        let mut packer_cfg = opts.cfg.policy.clone();
+        packer_cfg.name = "retz-server".into();
+        let planner = Planner {
+            store,
+            driver,
+            link: Arc::clone(&link),
+            rx,
+            retry: RetryPolicy {
+                max_retries: opts.cfg.max_retries,
+            },
+            packer: Packer::new(packer_cfg),
+            opts,
+            queue: BTreeMap::new(),
+            framework_id: None,
+            suppressed: false,
+            recorder,
+            unreachable: HashMap::new(),
+            agents_seen: HashMap::new(),
+        };
+        Ok((planner, link))
+    }
+
+    /// Runs until the master ends the framework or the event stream closes.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<SchedulerEvent>,
+    ) -> Result<(), PlannerError> {
+        for job in self.store.queued_jobs().await? {
+            self.queue.insert((job.priority, job.id), job);
+        }
+        info!(queued = self.queue.len(), "planner started");
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else {
+                        return Err(PlannerError::Mesos("the scheduler client stopped".into()));
+                    };
+                    self.set_waiting(events.len());
+                    if let Some(r) = &mut self.recorder {
+                        r.record(&ev);
+                    }
+                    self.on_event(ev).await?;
+                }
+                Some(cmd) = self.rx.recv() => self.on_command(cmd).await?,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+        }
+    }
+
+    fn set_waiting(&self, n: usize) {
+        let mut s = lock(&self.link.status);
+        s.events_waiting = n as u64;
+        let horizon = Duration::from_secs(60);
+        s.agents = self
+            .agents_seen
+            .values()
+            .filter(|t| t.elapsed() < horizon)
+            .count() as u64;
+    }
+
+    async fn on_event(&mut self, ev: SchedulerEvent) -> Result<(), PlannerError> {
+        match ev {
+            SchedulerEvent::Subscribed {
+                framework_id,
+                master_info,
+                ..
+            } => {
+                info!(framework = %framework_id.value, "subscribed");
+                self.store.set_framework_id(&framework_id.value).await?;
+                self.framework_id = Some(framework_id);
+                if let Some(m) = master_info {
+                    let addr = m
+                        .address
+                        .as_ref()
+                        .map(|a| format!("{}:{}", a.ip.clone().or(a.hostname.clone()).unwrap_or_default(), a.port))
+                        .unwrap_or_else(|| format!("{}:{}", m.hostname.clone().unwrap_or_default(), m.port));
+                    lock(&self.link.status).master = addr;
+                }
+                self.suppressed = false;
+                self.reconcile().await?;
+                self.update_suppression().await;
+            }
+            SchedulerEvent::Offers(offers) => self.on_offers(offers).await?,
+            SchedulerEvent::Rescind(id) => debug!(offer = %id.value, "offer rescinded"),
+            SchedulerEvent::Update(status) => self.on_update(status).await?,
+            SchedulerEvent::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => warn!(
+                agent = ?agent_id.map(|a| a.value),
+                executor = ?executor_id.map(|e| e.value),
+                ?status,
+                "agent or executor failure"
+            ),
+            SchedulerEvent::Message { .. } => {}
+            SchedulerEvent::Error(message) => {
+                error!(%message, "the master ended the framework");
+                return Err(PlannerError::Mesos(message));
+            }
+            SchedulerEvent::Disconnected {
+                master,
+                reason,
+                retry_in,
+            } => warn!(%master, %reason, ?retry_in, "disconnected from the master; retrying"),
+        }
+        Ok(())
+    }
+
+    /// Asks the master for the state of every STARTING/STARTED job's task.
+    async fn reconcile(&mut self) -> Result<(), PlannerError> {
+        let active = self.store.active_jobs().await?;
+        let tasks: Vec<call::reconcile::Task> = active
+            .iter()
+            .filter_map(|j| {
+                Some(call::reconcile::Task {
+                    task_id: TaskId {
+                        value: j.task_id.clone()?,
+                    },
+                    agent_id: j.slave_id.clone().map(|value| AgentId { value }),
+                })
+            })
+            .collect();
+        info!(tasks = tasks.len(), "reconciling active jobs");
+        if !tasks.is_empty()
+            && let Err(e) = self.driver.reconcile(tasks).await
+        {
+            warn!(error = %e, "RECONCILE failed; will retry at the next subscription");
+        }
+        for j in active.iter().filter(|j| j.kill_requested) {
+            self.send_kill(j).await;
+        }
+        Ok(())
+    }
+
+    fn now_unix() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    async fn on_offers(
+        &mut self,
+        offers: Vec<retz_proto::mesos::Offer>,
+    ) -> Result<(), PlannerError> {
+        let m = &self.link.metrics;
+        m.offers_received
+            .fetch_add(offers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for o in &offers {
+            self.agents_seen.insert(o.agent_id.value.clone(), Instant::now());
+        }
+        let Some(fid) = self.framework_id.clone() else {
+            return Ok(());
+        };
+        if self.queue.is_empty() {
+            let ids: Vec<OfferId> = offers.into_iter().map(|o| o.id).collect();
+            self.decline(ids).await;
+            self.update_suppression().await;
+            return Ok(());
+        }
+        let window: Vec<Job> = self.queue.values().take(self.opts.window).cloned().collect();
+        let mut apps: BTreeMap<String, Application> = BTreeMap::new();
+        for job in &window {
+            if !apps.contains_key(&job.appid)
+                && let Some(app) = self.store.get_app(&job.appid).await?
+                && app.enabled
+            {
+                apps.insert(app.appid.clone(), app);
+            }
+        }
+        let running = self.store.counts().await?.running() as usize;
+        let room = (self.opts.cfg.max_running as usize).saturating_sub(running);
+        let started = Instant::now();
+        let outcome = {
+            let ctx = CycleContext {
+                queue: &window,
+                apps: &apps,
+                cfg: &self.opts.cfg,
+                executor: &self.opts.executor,
+                framework_id: &fid,
+                room,
+                now: Self::now_unix(),
+            };
+            plan_cycle(&mut self.packer, offers, &ctx)
+        };
+        self.link.metrics.observe_cycle(started.elapsed());
+        {
+            let mut p = lock(&self.link.pending);
+            p.clear();
+            p.extend(outcome.pending.iter().cloned());
+        }
+        for (id, why) in &outcome.bad_offers {
+            warn!(offer = %id.value, %why, "offer breaks the NUMA convention; declined");
+        }
+        self.decline(outcome.bad_offers.iter().map(|(id, _)| id.clone()).collect())
+            .await;
+        for job_id in &outcome.orphans {
+            self.end_orphan(*job_id).await?;
+        }
+        for agent in outcome.agents {
+            let mut tasks = Vec::new();
+            for l in agent.launches {
+                let Some(job) = self.queue.values().find(|j| j.id == l.job_id).cloned() else {
+                    continue;
+                };
+                let url = l.agent_base.map(|b| format!("{b}/files/browse?path="));
+                let Some(next) = statem::on_launch(
+                    &job,
+                    statem::Launch {
+                        agent_id: l.task.agent_id.value.clone(),
+                        url,
+                        grant: l.grant.clone(),
+                    },
+                ) else {
+                    continue;
+                };
+                debug_assert_eq!(next.attempt, l.attempt);
+                // Stored before the ACCEPT: see the module doc.
+                if self.store.update_job(&next, JobState::Queued).await? {
+                    self.queue.remove(&(job.priority, job.id));
+                    lock(&self.link.pending).remove(&job.id);
+                    let m = &self.link.metrics;
+                    m.tasks_launched
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if l.numa_local {
+                        m.tasks_numa_local
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    info!(job = job.id, task = %l.task.task_id.value, cpus = ?l.grant.cpuset, "launching");
+                    tasks.push(l.task);
+                } else {
+                    // Killed (or changed) meanwhile: drop it from the queue copy.
+                    self.queue.remove(&(job.priority, job.id));
+                }
+            }
+            if tasks.is_empty() {
+                self.decline(agent.offer_ids).await;
+            } else if let Err(e) = self.driver.launch(agent.offer_ids, tasks, None).await {
+                // The jobs stay STARTING; Mesos answers TASK_LOST/DROPPED for tasks it
+                // never saw at the next reconciliation, which requeues them.
+                warn!(error = %e, "ACCEPT failed; the launched jobs are settled by reconciliation");
+                self.reconcile().await?;
+            }
+        }
+        self.update_suppression().await;
+        Ok(())
+    }
+
+    async fn decline(&self, ids: Vec<OfferId>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.link
+            .metrics
+            .offers_declined
+            .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = self.driver.decline(ids, Some(self.opts.refuse_seconds)).await {
+            debug!(error = %e, "DECLINE failed");
+        }
+    }
+
+    async fn update_suppression(&mut self) {
+        let want = self.queue.is_empty();
+        if want == self.suppressed {
+            return;
+        }
+        let r = if want {
+            self.driver.suppress(Vec::new()).await
+        } else {
+            self.driver.revive(Vec::new()).await
+        };
+        match r {
+            Ok(()) => {
+                debug!(suppressed = want, "offer suppression changed");
+                self.suppressed = want;
+            }
+            Err(e) => debug!(error = %e, "SUPPRESS/REVIVE failed; retried later"),
+        }
+    }
+
+    async fn end_orphan(&mut self, job_id: u64) -> Result<(), PlannerError> {
+        let Some(job) = self.queue.values().find(|j| j.id == job_id).cloned() else {
+            return Ok(());
+        };
+        let mut next = job.clone();
+        next.state = JobState::Killed;
+        next.reason = Some(format!(
+            "No such application: {} (unloaded or disabled while the job waited)",
+            job.appid
+        ));
+        next.finished = Some(now_string());
+        if self.store.update_job(&next, JobState::Queued).await? {
+            warn!(job = job_id, app = %job.appid, "application gone; job ended KILLED");
+        }
+        self.queue.remove(&(job.priority, job.id));
+        Ok(())
+    }
+
+    async fn on_update(&mut self, status: TaskStatus) -> Result<(), PlannerError> {
+        self.link
+            .metrics
+            .status_updates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let task_id = status.task_id.value.clone();
+        let state = status.state();
+        if state == TaskState::TaskUnreachable {
+            self.unreachable.entry(task_id.clone()).or_insert_with(Instant::now);
+        } else {
+            self.unreachable.remove(&task_id);
+        }
+        let gone = matches!(state, TaskState::TaskLost | TaskState::TaskUnknown)
+            && status.reason() == task_status::Reason::Reconciliation;
+        let input = StatusInput {
+            task_id: task_id.clone(),
+            state,
+            message: status.message.clone(),
+            exit_code: exit_code(&status),
+            agent_id: status.agent_id.as_ref().map(|a| a.value.clone()),
+            gone_for_good: gone,
+        };
+        match self.store.job_by_task_id(&task_id).await? {
+            Some(job) => self.apply(&job, &input, work_dir(&status)).await?,
+            None => {
+                if !is_terminal(state) {
+                    // Not ours (any more): a task of a deleted job. Stop it.
+                    warn!(task = %task_id, "update for an unknown task; killing it");
+                    let _ = self
+                        .driver
+                        .kill(status.task_id.clone(), status.agent_id.clone(), None)
+                        .await;
+                }
+            }
+        }
+        if let Err(e) = self.driver.acknowledge(&status).await {
+            debug!(task = %task_id, error = %e, "ACKNOWLEDGE failed; Mesos will resend");
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &mut self,
+        job: &Job,
+        input: &StatusInput,
+        work_dir: Option<String>,
+    ) -> Result<(), PlannerError> {
+        let now = now_string();
+        match statem::on_status(job, input, &self.retry, &now) {
+            Transition::Unchanged(why) => {
+                debug!(job = job.id, task = %input.task_id, state = ?input.state, ?why, "no change");
+                if job.state.is_terminal() && !is_terminal(input.state) {
+                    // A task still running for an ended job: stop it.
+                    let _ = self
+                        .driver
+                        .kill(
+                            TaskId {
+                                value: input.task_id.clone(),
+                            },
+                            input.agent_id.clone().map(|value| AgentId { value }),
+                            None,
+                        )
+                        .await;
+                }
+            }
+            Transition::Changed(mut next) => {
+                if next.state == JobState::Started
+                    && let Some(dir) = work_dir
+                    && let Some(url) = &next.url
+                    && let Some(base) = url.split("/files/browse?path=").next()
+                {
+                    next.url = Some(format!("{base}/files/browse?path={dir}"));
+                }
+                if self.store.update_job(&next, job.state).await? {
+                    info!(job = job.id, from = %job.state, to = %next.state, task = %input.task_id, "job state");
+                    if next.state == JobState::Queued {
+                        self.link
+                            .metrics
+                            .retries
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.queue.insert((next.priority, next.id), next);
+                        self.update_suppression().await;
+                    }
+                } else {
+                    // Changed meanwhile (a kill): re-read and apply again.
+                    if let Some((_, fresh)) = self.store.get_job(job.id).await?
+                        && fresh.state != job.state
+                    {
+                        Box::pin(self.apply(&fresh, input, None)).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), PlannerError> {
+        match cmd {
+            Command::Queued(job) => {
+                if job.state == JobState::Queued {
+                    self.queue.insert((job.priority, job.id), *job);
+                    self.update_suppression().await;
+                }
+            }
+            Command::Kill(job) => {
+                self.queue.retain(|_, j| j.id != job.id);
+                self.send_kill(&job).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_kill(&self, job: &Job) {
+        let Some(task) = job.task_id.clone() else {
+            return;
+        };
+        info!(job = job.id, %task, "killing");
+        if let Err(e) = self
+            .driver
+            .kill(
+                TaskId { value: task },
+                job.slave_id.clone().map(|value| AgentId { value }),
+                None,
+            )
+            .await
+        {
+            warn!(job = job.id, error = %e, "KILL failed; resent at the next subscription");
+        }
+    }
+
+    /// Tasks unreachable for longer than the timeout count as lost.
+    async fn on_tick(&mut self) -> Result<(), PlannerError> {
+        let timeout = Duration::from_secs(self.opts.cfg.unreachable_timeout_s);
+        let expired: Vec<String> = self
+            .unreachable
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for task_id in expired {
+            self.unreachable.remove(&task_id);
+            if let Some(job) = self.store.job_by_task_id(&task_id).await? {
+                let mut input = StatusInput::new(task_id, TaskState::TaskUnreachable);
+                input.gone_for_good = true;
+                input.message = Some("unreachable for longer than the timeout".into());
+                self.apply(&job, &input, None).await?;
+            }
+        }
+        self.update_suppression().await;
+        Ok(())
+    }
+}
+
+fn is_terminal(s: TaskState) -> bool {
+    !matches!(
+        s,
+        TaskState::TaskStaging
+            | TaskState::TaskStarting
+            | TaskState::TaskRunning
+            | TaskState::TaskKilling
+            | TaskState::TaskUnreachable
+    )
+}
+
+/// The exit code retz-executor puts in terminal statuses (`{"exit_code":N}`).
+fn exit_code(status: &TaskStatus) -> Option<i32> {
+    let data = status.data.as_ref()?;
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    i32::try_from(v.get("exit_code")?.as_i64()?).ok()
+}
+
+/// The task's directory retz-executor reports with TASK_RUNNING (`work_dir`).
+fn work_dir(status: &TaskStatus) -> Option<String> {
+    if status.state() != TaskState::TaskRunning {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(status.data.as_ref()?).ok()?;
+    let dir = v.get("work_dir")?.as_str()?;
+    dir.starts_with('/').then(|| dir.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_and_work_dirs_come_from_the_status_data() {
+        let mut s = TaskStatus {
+            data: Some(br#"{"exit_code":3}"#.to_vec()),
+            ..TaskStatus::default()
+        };
+        s.set_state(TaskState::TaskFailed);
+        assert_eq!(exit_code(&s), Some(3));
+        assert_eq!(work_dir(&s), None);
+        s.data = Some(b"not json".to_vec());
+        assert_eq!(exit_code(&s), None);
+        s.set_state(TaskState::TaskRunning);
+        s.data = Some(br#"{"work_dir":"/sb/tasks/t1","drift":[]}"#.to_vec());
+        assert_eq!(work_dir(&s).as_deref(), Some("/sb/tasks/t1"));
+        s.data = Some(br#"{"work_dir":"relative"}"#.to_vec());
+        assert_eq!(work_dir(&s), None);
+        assert!(is_terminal(TaskState::TaskFinished));
+        assert!(!is_terminal(TaskState::TaskUnreachable));
+    }
+}

@@ -1,0 +1,323 @@
+//! `retz-server` put together: store, admin user, (local cluster), Mesos client, planner
+//! loop and HTTP API, with a clean shutdown. The binary only parses flags and calls
+//! [`Server::start`]; tests start servers in-process the same way.
+//!
+//! First start with a data dir: an admin user is created (its key kept in the store's
+//! properties) and `DATA_DIR/client.toml` is written (mode 0600, atomically), so
+//! `retz-client -C DATA_DIR/client.toml` and `retz-admin -C DATA_DIR/client.toml` work.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use retz_executor::topology::TopologySource;
+use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
+use retz_proto::api::ClientConfig;
+use retz_proto::mesos::{FrameworkId, FrameworkInfo, framework_info};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::ServerConfig;
+use crate::http::{AppState, HttpConfig, app};
+use crate::mesos::{SchedulerConfig, start};
+use crate::planner::{ExecutorLocation, Planner, PlannerError, PlannerOptions};
+use crate::store::Store;
+
+/// The property holding the admin user's key.
+const ADMIN_KEY_PROPERTY: &str = "admin_key";
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The config is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A file or socket could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The embedded local cluster failed to start.
+    #[error("local cluster: {0}")]
+    Local(String),
+    /// The Mesos client refused the settings.
+    #[error("Mesos client: {0}")]
+    Mesos(String),
+    /// The planner loop stopped.
+    #[error("planner: {0}")]
+    Planner(#[from] PlannerError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    client_config: Option<PathBuf>,
+    cluster: Option<LocalCluster>,
+    planner: JoinHandle<Result<(), PlannerError>>,
+    http: JoinHandle<()>,
+    store: Store,
+}
+
+impl Server {
+    /// Starts everything `cfg` asks for. `cfg` must have passed `validate`.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        cfg.validate()?;
+        if let Some(dir) = cfg.data_dir() {
+            std::fs::create_dir_all(dir)
+                .map_err(io(format!("cannot create data dir {}", dir.display())))?;
+        }
+        let url = cfg.database_url()?;
+        let store = Store::open(&url).await?;
+        info!(database = %crate::store::redact_url(&url), "store open");
+
+        let listener = TcpListener::bind(cfg.server.bind)
+            .await
+            .map_err(io(format!("cannot listen on {}", cfg.server.bind)))?;
+        let addr = listener.local_addr().map_err(io("listener address"))?;
+
+        let mut admin_keys: BTreeSet<String> = cfg.server.admin_keys.iter().cloned().collect();
+        let mut client_config = None;
+        if let Some(dir) = cfg.data_dir() {
+            let (key, path) = ensure_admin(&store, dir, addr).await?;
+            admin_keys.insert(key);
+            client_config = Some(path);
+        }
+
+        let (masters, cluster, executor) = if cfg.mesos.local {
+            let cluster = start_local(&cfg).await?;
+            let exe = default_executor();
+            (vec![cluster.master_addr().to_string()], Some(cluster), exe)
+        } else {
+            let exe = cfg.mesos.executor.clone().unwrap_or_else(default_executor);
+            (cfg.mesos.masters.clone(), None, exe)
+        };
+        let framework = framework_info(&cfg, store.framework_id().await?);
+        let mut sched = SchedulerConfig::new(masters, framework);
+        sched.backoff_max = Duration::from_secs(5);
+        let (driver, events) = start(sched).map_err(|e| ServerError::Mesos(e.to_string()))?;
+        let opts = PlannerOptions {
+            cfg: cfg.planner.clone(),
+            executor: ExecutorLocation::parse(&executor),
+            refuse_seconds: cfg.mesos.refuse_seconds,
+            record_events: cfg.server.record_events.clone(),
+            window: 10_000,
+        };
+        let (planner, link) = Planner::new(store.clone(), driver, opts).map_err(io(
+            "cannot open the event recording (server.record_events)",
+        ))?;
+        let planner = tokio::spawn(planner.run(events));
+
+        let http_cfg = HttpConfig {
+            authentication: cfg.server.authentication,
+            date_skew_s: cfg.server.date_skew_s,
+            body_limit: cfg.server.max_body_bytes,
+            max_list_jobs: cfg.server.max_list_jobs as usize,
+            max_file_size: u64::try_from(cfg.server.max_file_size).unwrap_or(u64::MAX),
+            max_cpus: cfg.limits.max_cpus,
+            max_mem_mb: cfg.limits.max_mem_mb,
+            max_gpus: if cfg.mesos.gpus { cfg.limits.max_gpus } else { 0 },
+            admin_keys,
+            default_max_retries: cfg.planner.max_retries,
+            ..HttpConfig::default()
+        };
+        let router = app(AppState::new(store.clone(), http_cfg, link));
+        let http = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                warn!(error = %e, "HTTP server stopped");
+            }
+        });
+        info!(%addr, local = cfg.mesos.local, "retz-server listening");
+        Ok(Server {
+            addr,
+            client_config,
+            cluster,
+            planner,
+            http,
+            store,
+        })
+    }
+
+    /// The HTTP API's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin's `client.toml`, when the server has a data dir.
+    pub fn client_config(&self) -> Option<&Path> {
+        self.client_config.as_deref()
+    }
+
+    /// The embedded cluster, when local.
+    pub fn cluster(&self) -> Option<&LocalCluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Waits until the planner stops (an error) or `shutdown` resolves, then stops
+    /// everything.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let result = tokio::select! {
+            r = &mut self.planner => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(ServerError::Planner(e)),
+                Err(e) => Err(ServerError::Mesos(format!("planner task failed: {e}"))),
+            },
+            () = shutdown => Ok(()),
+        };
+        self.stop().await;
+        result
+    }
+
+    /// Stops the HTTP API, the planner and the local cluster.
+    pub async fn stop(self) {
+        self.http.abort();
+        self.planner.abort();
+        if let Some(c) = &self.cluster {
+            c.shutdown().await;
+        }
+        self.store.close().await;
+    }
+}
+
+/// The `retz-executor` next to this program (where `cargo build` and packages put it).
+pub fn default_executor() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("retz-executor")))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "retz-executor".into())
+}
+
+fn framework_info(cfg: &ServerConfig, id: Option<String>) -> FrameworkInfo {
+    let user = if cfg.mesos.local {
+        // The local agent runs executors as itself; name that user.
+        std::env::var("USER").unwrap_or_else(|_| "root".into())
+    } else {
+        cfg.mesos.user.clone()
+    };
+    let mut capabilities = vec![framework_info::Capability {
+        r#type: Some(framework_info::capability::Type::PartitionAware as i32),
+    }];
+    if cfg.mesos.gpus {
+        capabilities.push(framework_info::Capability {
+            r#type: Some(framework_info::capability::Type::GpuResources as i32),
+        });
+    }
+    FrameworkInfo {
+        user,
+        name: cfg.mesos.framework_name.clone(),
+        id: id.map(|value| FrameworkId { value }),
+        failover_timeout: Some(cfg.mesos.failover_timeout_s),
+        checkpoint: Some(true),
+        principal: Some(cfg.mesos.principal.clone()),
+        roles: vec![cfg.mesos.role.clone()],
+        capabilities: {
+            capabilities.push(framework_info::Capability {
+                r#type: Some(framework_info::capability::Type::MultiRole as i32),
+            });
+            capabilities
+        },
+        ..FrameworkInfo::default()
+    }
+}
+
+async fn start_local(cfg: &ServerConfig) -> Result<LocalCluster, ServerError> {
+    let work_dir = cfg
+        .data_dir()
+        .map(|d| d.join("local"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("retz-local-{}", std::process::id())));
+    let mut cc = ClusterConfig::new(&work_dir);
+    cc.master.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    cc.master.allocation_interval = Duration::from_secs_f64(cfg.local.allocation_interval_s);
+    let source = match (&cfg.local.synthetic, &cfg.local.xml) {
+        (Some(s), _) => TopologySource::Synthetic(s.clone()),
+        (None, Some(x)) => TopologySource::XmlFile(x.clone()),
+        (None, None) => TopologySource::ThisMachine,
+    };
+    cc.agents = (0..cfg.local.agents)
+        .map(|i| {
+            let mut a = AgentSpec::new(source.clone());
+            if cfg.local.agents > 1 {
+                a.hostname = format!("local-agent-{i}");
+            }
+            a
+        })
+        .collect();
+    info!(agents = cfg.local.agents, topology = %source, work_dir = %work_dir.display(), "starting the embedded local cluster");
+    LocalCluster::start(cc)
+        .await
+        .map_err(|e| ServerError::Local(e.to_string()))
+}
+
+/// Creates the admin user on first start and (re)writes `DIR/client.toml` for it.
+async fn ensure_admin(
+    store: &Store,
+    dir: &Path,
+    addr: SocketAddr,
+) -> Result<(String, PathBuf), ServerError> {
+    let user = match store.property(ADMIN_KEY_PROPERTY).await? {
+        Some(key) => match store.get_user(&key).await? {
+            Some(u) => u,
+            None => create_admin(store).await?,
+        },
+        None => create_admin(store).await?,
+    };
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let config = ClientConfig {
+        server: format!("http://{host}"),
+        access_key: user.key_id.clone(),
+        secret: user.secret.clone(),
+        authentication: true,
+        tls_insecure: false,
+    };
+    let text = format!(
+        "# retz-client / retz-admin config of the admin user, written by retz-server.\n{}",
+        toml::to_string(&config).unwrap_or_default()
+    );
+    let path = dir.join("client.toml");
+    write_private(&path, &text).map_err(io(format!("cannot write {}", path.display())))?;
+    Ok((user.key_id, path))
+}
+
+async fn create_admin(store: &Store) -> Result<retz_proto::api::User, ServerError> {
+    let user = store.create_user("admin (created by retz-server)").await?;
+    store.set_property(ADMIN_KEY_PROPERTY, &user.key_id).await?;
+    info!(key = %user.key_id, "created the admin user");
+    Ok(user)
+}
+
+/// Writes `text` to `path` with mode 0600 via a temporary file and a rename.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("toml.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
