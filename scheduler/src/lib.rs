@@ -6,9 +6,15 @@
 //! * [`offers`] — offers ↔ placement agent states, assignments → task resources.
 //! * [`planner`] — the planner loop: offers → placement → launches, updates → jobs.
 //! * [`server`] — everything put together (`retz-server`).
+//! * [`statem`] — the job state machine (pure).
+//! * [`store`] — the durable store (SQLite or PostgreSQL).
+//! * [`http`] — the HTTP API (axum), auth, isolation, files proxy, admin, metrics.
 
 pub mod config;
+pub mod http;
 pub mod mesos;
 pub mod offers;
 pub mod planner;
 pub mod server;
+pub mod statem;
+pub mod store;

@@ -243,6 +243,14 @@ pub struct Job {
     /// Why the job is still waiting (the planner's pending reason), while QUEUED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
+    /// Its user asked to kill it while it ran: the planner (re)sends KILL, and the
+    /// TASK_KILLED that follows ends it with `Canceled by user`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub kill_requested: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_state() -> JobState {
@@ -278,6 +286,7 @@ impl Job {
             state: JobState::Created,
             granted: None,
             pending: None,
+            kill_requested: false,
         }
     }
 

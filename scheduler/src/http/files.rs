@@ -1,0 +1,370 @@
+//! Sandbox files of a job: `/job/{id}/file`, `/download`, `/dir`, proxied to the Mesos
+//! agent's `/files/read`, `/files/download`, `/files/browse` of the job's sandbox (taken
+//! from the job's `url`, `http://AGENT/files/browse?path=SANDBOX`).
+//!
+//! Invariant: a client path is relative to the sandbox (`$MESOS_SANDBOX` or empty means
+//! the sandbox itself); absolute paths and `..` components are refused with 400 before
+//! any request leaves the server, so no path outside the sandbox is ever asked for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use retz_proto::api::{DirEntry, FileChunk, GetFileResponse, Job, ListFilesResponse};
+
+use super::{ApiError, ApiResult, AppState, Caller, job_id};
+
+/// The sandbox placeholder clients may use in paths.
+const SANDBOX_VAR: &str = "$MESOS_SANDBOX";
+
+/// Largest agent answer read for `/file` and `/dir` (JSON), bytes.
+const MAX_AGENT_JSON: usize = 64 << 20;
+
+/// An HTTP client for agents' `/files` endpoints.
+#[derive(Clone)]
+pub(super) struct AgentClient {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl AgentClient {
+    pub(super) fn new(connect_timeout: Duration) -> AgentClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        AgentClient {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    async fn get(
+        &self,
+        uri: &str,
+        timeout: Duration,
+    ) -> ApiResult<axum::http::Response<hyper::body::Incoming>> {
+        let uri: Uri = uri
+            .parse()
+            .map_err(|e| ApiError::internal(format!("bad agent url {uri}: {e}")))?;
+        let req = Request::get(uri.clone())
+            .body(Empty::new())
+            .map_err(|e| ApiError::internal(format!("agent request {uri}: {e}")))?;
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
+            Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) => Err(ApiError::bad_gateway(format!(
+                "the job's agent did not answer ({uri}): {e}"
+            ))),
+            Err(_) => Err(ApiError::bad_gateway(format!(
+                "the job's agent did not answer within {} s ({uri})",
+                timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+/// Splits a sandbox url `http://AGENT/files/browse?path=SANDBOX` into the agent's base
+/// url (`http://AGENT`) and the sandbox directory.
+pub fn split_sandbox_url(url: &str) -> Option<(String, String)> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let base = match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    };
+    let sandbox = u
+        .query_pairs()
+        .find(|(k, _)| k == "path")
+        .map(|(_, v)| v.into_owned())?;
+    Some((base, sandbox))
+}
+
+/// The agent path of `rel` inside `sandbox`. `rel` is relative to the sandbox; empty or
+/// `$MESOS_SANDBOX` is the sandbox itself. Absolute paths, `..` components and control
+/// characters are refused.
+pub fn sandbox_path(sandbox: &str, rel: &str) -> Result<String, ApiError> {
+    let rest = if rel == SANDBOX_VAR {
+        ""
+    } else if let Some(r) = rel
+        .strip_prefix(SANDBOX_VAR)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        r
+    } else {
+        rel
+    };
+    if rest.starts_with('/') {
+        return Err(ApiError::bad_request(format!(
+            "path {rel:?} is absolute; give a path relative to the sandbox"
+        )));
+    }
+    if rest.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "path contains control characters; give a plain relative path",
+        ));
+    }
+    let parts: Vec<&str> = rest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(ApiError::bad_request(format!(
+            "path {rel:?} leaves the sandbox (`..`); give a path inside it"
+        )));
+    }
+    let mut out = sandbox.trim_end_matches('/').to_owned();
+    for p in parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// The query's parameters; only `allowed` names are accepted.
+fn query_params(
+    query: Option<String>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if !allowed.contains(&&*k) {
+            return Err(ApiError::bad_request(format!(
+                "unknown parameter {:?}; use {}",
+                k.chars().take(40).collect::<String>(),
+                allowed.join(", ")
+            )));
+        }
+        out.insert(k.into_owned(), v.into_owned());
+    }
+    Ok(out)
+}
+
+fn number(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::bad_request(format!("{name}={v:?} is not a whole number of bytes"))
+            })
+        })
+        .transpose()
+}
+
+async fn owned_job(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Job> {
+    match state.store.get_job(id).await? {
+        Some((owner, job)) if owner == caller.key() => Ok(job),
+        _ => Err(ApiError::not_found(format!("No such job: {id}"))),
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The agent base url and sandbox of `job`, `None` before it runs.
+fn sandbox_of(job: &Job) -> ApiResult<Option<(String, String)>> {
+    match &job.url {
+        None => Ok(None),
+        Some(url) => split_sandbox_url(url).map(Some).ok_or_else(|| {
+            ApiError::internal(format!(
+                "job {} has a malformed sandbox url {url:?}",
+                job.id
+            ))
+        }),
+    }
+}
+
+async fn agent_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    uri: &str,
+    what: &str,
+) -> ApiResult<Option<T>> {
+    let res = state.agents.get(uri, state.config.agent_timeout).await?;
+    let status = res.status();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "the job's agent answered {status} for {what}"
+        )));
+    }
+    let body = tokio::time::timeout(
+        state.config.agent_timeout,
+        Limited::new(res.into_body(), MAX_AGENT_JSON).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::bad_gateway(format!("the job's agent stalled sending {what}")))?
+    .map_err(|e| ApiError::bad_gateway(format!("reading {what} from the job's agent: {e}")))?
+    .to_bytes();
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_gateway(format!("the job's agent sent unreadable {what}: {e}")))
+}
+
+/// `GET /job/{id}/file?path&offset&length`: a chunk of a sandbox file; `file` is null
+/// before the job runs or when the file is absent.
+pub(super) async fn file(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    caller: Caller,
+) -> ApiResult<Json<GetFileResponse>> {
+    let id = job_id(path)?;
+    let params = query_params(query, &["path", "offset", "length"])?;
+    let rel = params
+        .get("path")
+        .ok_or_else(|| ApiError::bad_request("missing path=FILE (relative to the sandbox)"))?;
+    sandbox_path("", rel)?;
+    let offset = number(&params, "offset")?.unwrap_or(0);
+    let length = number(&params, "length")?;
+    let job = owned_job(&state, &caller, id).await?;
+    let Some((base, sandbox)) = sandbox_of(&job)? else {
+        return Ok(Json(GetFileResponse { job, file: None }));
+    };
+    let full = sandbox_path(&sandbox, rel)?;
+    let mut uri = format!("{base}/files/read?path={}&offset={offset}", encode(&full));
+    if let Some(l) = length {
+        uri.push_str(&format!("&length={l}"));
+    }
+    let file: Option<FileChunk> = agent_json(&state, &uri, rel).await?;
+    Ok(Json(GetFileResponse { job, file }))
+}
+
+/// `GET /job/{id}/dir?path`: a sandbox directory listing; `[]` before the job runs.
+pub(super) async fn dir(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    caller: Caller,
+) -> ApiResult<Json<ListFilesResponse>> {
+    let id = job_id(path)?;
+    let params = query_params(query, &["path"])?;
+    let rel = params.get("path").map_or("", String::as_str);
+    sandbox_path("", rel)?;
+    let job = owned_job(&state, &caller, id).await?;
+    let Some((base, sandbox)) = sandbox_of(&job)? else {
+        return Ok(Json(ListFilesResponse {
+            job,
+            entries: Vec::new(),
+        }));
+    };
+    let full = sandbox_path(&sandbox, rel)?;
+    let uri = format!("{base}/files/browse?path={}", encode(&full));
+    let entries: Vec<DirEntry> = agent_json(&state, &uri, rel)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{rel} not found")))?;
+    Ok(Json(ListFilesResponse { job, entries }))
+}
+
+/// `GET /job/{id}/download?path`: the raw file, up to the server's max file size.
+pub(super) async fn download(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+    caller: Caller,
+) -> ApiResult<Response> {
+    let id = job_id(path)?;
+    let params = query_params(query, &["path"])?;
+    let rel = params
+        .get("path")
+        .ok_or_else(|| ApiError::bad_request("missing path=FILE (relative to the sandbox)"))?;
+    sandbox_path("", rel)?;
+    let job = owned_job(&state, &caller, id).await?;
+    let Some((base, sandbox)) = sandbox_of(&job)? else {
+        return Err(ApiError::not_found(format!(
+            "job {id} has not started; it has no sandbox yet"
+        )));
+    };
+    let full = sandbox_path(&sandbox, rel)?;
+    let uri = format!("{base}/files/download?path={}", encode(&full));
+    let res = state.agents.get(&uri, state.config.agent_timeout).await?;
+    let status = res.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found(format!("{rel} not found")));
+    }
+    if !status.is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "the job's agent answered {status} for {rel}"
+        )));
+    }
+    let max = state.config.max_file_size;
+    let size = res
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(size) = size.filter(|s| *s > max) {
+        return Err(ApiError::bad_request(format!(
+            "{rel} is {size} bytes, over the server's max file size of {max}; \
+             read it in pieces with get-file (offset, length)"
+        )));
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let body = Body::new(Limited::new(res.into_body(), limit));
+    let mut response = ([(CONTENT_TYPE, "application/octet-stream")], body).into_response();
+    if let Some(size) = size {
+        response.headers_mut().insert(CONTENT_LENGTH, size.into());
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_paths_stay_inside() {
+        assert_eq!(sandbox_path("/s/x", "").unwrap(), "/s/x");
+        assert_eq!(sandbox_path("/s/x/", "$MESOS_SANDBOX").unwrap(), "/s/x");
+        assert_eq!(
+            sandbox_path("/s/x", "$MESOS_SANDBOX/a/b").unwrap(),
+            "/s/x/a/b"
+        );
+        assert_eq!(sandbox_path("/s/x", "./a//b/").unwrap(), "/s/x/a/b");
+        assert_eq!(
+            sandbox_path("/s", "dead + poet + society.txt").unwrap(),
+            "/s/dead + poet + society.txt"
+        );
+        for bad in [
+            "/etc/passwd",
+            "..",
+            "a/../../b",
+            "$MESOS_SANDBOX/..",
+            "a\nb",
+            "$MESOS_SANDBOX//etc",
+        ] {
+            assert!(sandbox_path("/s", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_paths_never_leave_the_sandbox(rel in "[a-z./$A-Z_ \\\\-]{0,40}") {
+            if let Ok(p) = sandbox_path("/sb/x", &rel) {
+                proptest::prop_assert!(p == "/sb/x" || p.starts_with("/sb/x/"), "{p}");
+                proptest::prop_assert!(!p.split('/').any(|c| c == ".."), "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn sandbox_urls_split_into_agent_and_directory() {
+        assert_eq!(
+            split_sandbox_url("http://10.0.0.1:5051/files/browse?path=/var/lib/mesos/s%201"),
+            Some(("http://10.0.0.1:5051".into(), "/var/lib/mesos/s 1".into()))
+        );
+        assert_eq!(split_sandbox_url("http://a/files/browse"), None);
+        assert_eq!(split_sandbox_url("not a url"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Job endpoints: list (`POST /jobs`), schedule (`POST /job`), get and kill
+//! (`GET`/`DELETE /job/{id}`). A job of another user is answered as absent.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use retz_proto::api::{
+    GetJobResponse, Job, JobResponse, JobState, ListJobsRequest, ListJobsResponse, ScheduleRequest,
+};
+
+use super::{ApiError, ApiResult, AppState, Caller, job_id, parse_json};
+use crate::statem::{self, KillOutcome};
+use crate::store::now_string;
+
+/// Attempts at a kill's compare-and-set before giving up (the planner moved the job).
+const KILL_ATTEMPTS: usize = 5;
+
+fn with_pending(state: &AppState, mut job: Job) -> Job {
+    if job.state == JobState::Queued {
+        job.pending = state.planner.pending_reason(job.id);
+    }
+    job
+}
+
+/// `POST /jobs`: the caller's jobs in one state (and with one tag), newest first.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ListJobsResponse>> {
+    let req: ListJobsRequest = parse_json(&caller.body)?;
+    if req.state == JobState::Created {
+        return Err(ApiError::bad_request(
+            "state CREATED exists only in clients; list QUEUED, STARTING, STARTED, FINISHED or KILLED",
+        ));
+    }
+    let (jobs, more) = state
+        .store
+        .list_jobs(
+            caller.key(),
+            req.state,
+            req.tag.as_deref(),
+            state.config.max_list_jobs,
+        )
+        .await?;
+    let jobs = jobs.into_iter().map(|j| with_pending(&state, j)).collect();
+    Ok(Json(ListJobsResponse { jobs, more }))
+}
+
+/// Checks a job request against the server's rules; the message says what to change.
+fn validate(job: &Job, state: &AppState) -> Result<(), ApiError> {
+    let cfg = &state.config;
+    if job.cmd.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "job has an empty cmd; give the command to run",
+        ));
+    }
+    if !(-20..=19).contains(&job.priority) {
+        return Err(ApiError::bad_request(format!(
+            "priority {} is out of range; use -20 (first) to 19 (last)",
+            job.priority
+        )));
+    }
+    let r = &job.resources;
+    let over = |what: &str, asked: u64, limit: u64| {
+        ApiError::bad_request(format!(
+            "{what} {asked} does not fit system limit {limit}; ask for at most {limit}"
+        ))
+    };
+    if r.cpu.min > cfg.max_cpus {
+        return Err(over("cpu", r.cpu.min.into(), cfg.max_cpus.into()));
+    }
+    if r.mem_mb.min > cfg.max_mem_mb {
+        return Err(over("memMB", r.mem_mb.min, cfg.max_mem_mb));
+    }
+    if r.gpu > cfg.max_gpus {
+        return Err(over("gpu", r.gpu.into(), cfg.max_gpus.into()));
+    }
+    if r.cpu.min == 0 && r.cpu.max == Some(0) {
+        return Err(ApiError::bad_request(
+            "cpu 0 requests nothing; ask for at least 1 CPU",
+        ));
+    }
+    Ok(())
+}
+
+/// The original's default name: the command's Java `String.hashCode()`.
+fn default_name(cmd: &str) -> String {
+    let h = cmd
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    h.to_string()
+}
+
+/// `POST /job`: validates, commits as QUEUED, answers 201, then wakes the planner.
+pub(super) async fn schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<JobResponse>)> {
+    let ScheduleRequest { mut job } = parse_json(&caller.body)?;
+    let app = state
+        .store
+        .get_app(&job.appid)
+        .await?
+        .filter(|a| a.owner == caller.key())
+        .ok_or_else(|| ApiError::not_found(format!("No such application: {}", job.appid)))?;
+    if !app.enabled {
+        return Err(ApiError::forbidden(format!(
+            "Application {} is disabled; load it again to enable it",
+            app.appid
+        )));
+    }
+    validate(&job, &state)?;
+    if job.name.is_empty() {
+        job.name = default_name(&job.cmd);
+    }
+    job.reason = None;
+    let job = state.store.insert_job(caller.key(), job).await?;
+    state.counts.invalidate();
+    state.planner.job_queued(&job);
+    Ok((StatusCode::CREATED, Json(JobResponse { job })))
+}
+
+/// `GET /job/{id}`: the job if it is the caller's, else `null`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    caller: Caller,
+) -> ApiResult<Json<GetJobResponse>> {
+    let id = job_id(path)?;
+    let job = state
+        .store
+        .get_job(id)
+        .await?
+        .filter(|(owner, _)| owner == caller.key())
+        .map(|(_, j)| with_pending(&state, j));
+    let queue_position = match &job {
+        Some(j) if j.state == JobState::Queued => state.store.queue_position(id).await?,
+        _ => None,
+    };
+    Ok(Json(GetJobResponse {
+        job,
+        queue_position,
+    }))
+}
+
+/// `DELETE /job/{id}`: a queued job is KILLED at once; a running one is marked and the
+/// planner sends KILL (TASK_KILLED ends it); a killed one stays killed (200).
+pub(super) async fn kill(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    caller: Caller,
+) -> ApiResult<Json<JobResponse>> {
+    let id = job_id(path)?;
+    for _ in 0..KILL_ATTEMPTS {
+        let job = match state.store.get_job(id).await? {
+            Some((owner, job)) if owner == caller.key() => job,
+            _ => return Err(ApiError::not_found(format!("No such job: {id}"))),
+        };
+        match statem::on_kill(&job, &now_string()) {
+            KillOutcome::Killed(next) => {
+                if state.store.update_job(&next, job.state).await? {
+                    state.counts.invalidate();
+                    return Ok(Json(JobResponse { job: next }));
+                }
+            }
+            KillOutcome::Requested(next) => {
+                if next == job || state.store.update_job(&next, job.state).await? {
+                    state.planner.kill_requested(&next);
+                    return Ok(Json(JobResponse { job: next }));
+                }
+            }
+            KillOutcome::AlreadyKilled => return Ok(Json(JobResponse { job })),
+            KillOutcome::AlreadyFinished => {
+                return Err(ApiError::conflict(format!(
+                    "job {id} already finished; there is nothing to kill"
+                )));
+            }
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "job {id} kept changing state while being killed; try again"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_name_is_the_java_string_hash() {
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(super::default_name("hello"), "99162322");
+        assert_eq!(super::default_name(""), "0");
+    }
+}

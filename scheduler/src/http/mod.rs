@@ -1,0 +1,203 @@
+//! The HTTP API of `retz-server` (axum): the original Retz paths and status codes, signed
+//! requests (`Retz-auth-v1`), per-user isolation, JSON errors, plus `/metrics` and a plain
+//! status page. [`app`] builds the router over an [`AppState`].
+//!
+//! Invariants:
+//! - every error is a JSON [`retz_proto::api::ErrorBody`] (also for unknown paths, wrong
+//!   methods, malformed bodies, over-limit bodies);
+//! - a user sees and touches only their own jobs and applications; another user's job or
+//!   application answers exactly as if it did not exist;
+//! - a job is answered 201 only after its commit, and only then is the planner woken;
+//! - every response carries `Server: retz-server-<version>`.
+
+mod admin;
+mod apps;
+mod auth;
+mod error;
+mod files;
+mod jobs;
+mod planner;
+mod status;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::routing::{get, post};
+
+pub use auth::Caller;
+pub use error::{ApiError, parse_json};
+pub use files::{sandbox_path, split_sandbox_url};
+pub use planner::{PlannerHandle, PlannerStatus};
+
+use crate::statem::{DEFAULT_MAX_RETRIES, RetryPolicy};
+use crate::store::Store;
+
+/// The HTTP API's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Check signatures and the `Date` header (`retz.authentication`).
+    pub authentication: bool,
+    /// How far a request's `Date` may be from the server's clock, seconds.
+    pub date_skew_s: u64,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Most jobs one `POST /jobs` returns (`retz.max.list-jobs`).
+    pub max_list_jobs: usize,
+    /// Largest file `/job/{id}/download` serves, bytes (`retz.max.file-size`).
+    pub max_file_size: u64,
+    /// Largest CPU request one job may make (its minimum).
+    pub max_cpus: u32,
+    /// Largest memory request one job may make (its minimum), MB.
+    pub max_mem_mb: u64,
+    /// Largest GPU request one job may make.
+    pub max_gpus: u32,
+    /// Access keys allowed on `/admin/...`.
+    pub admin_keys: BTreeSet<String>,
+    /// Version string shown in `/status` and the `Server` header.
+    pub server_version: String,
+    /// Retries after lost tasks when a job names none.
+    pub default_max_retries: u32,
+    /// Connect timeout to agents' `/files` endpoints.
+    pub agent_connect_timeout: Duration,
+    /// Timeout of a whole request to an agent's `/files` endpoints.
+    pub agent_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            authentication: true,
+            date_skew_s: 300,
+            body_limit: 1 << 20,
+            max_list_jobs: 65536,
+            max_file_size: 100 << 20,
+            max_cpus: 1024,
+            max_mem_mb: 4 << 20,
+            max_gpus: 64,
+            admin_keys: BTreeSet::new(),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            default_max_retries: DEFAULT_MAX_RETRIES,
+            agent_connect_timeout: Duration::from_secs(3),
+            agent_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The retry policy the server applies to jobs that name none.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.default_max_retries,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<HttpConfig>,
+    /// The planner loop.
+    pub planner: Arc<dyn PlannerHandle>,
+    counts: Arc<status::CountsCache>,
+    agents: files::AgentClient,
+}
+
+impl AppState {
+    /// State over `store`, `config` and `planner`.
+    pub fn new(store: Store, config: HttpConfig, planner: Arc<dyn PlannerHandle>) -> AppState {
+        let agents = files::AgentClient::new(config.agent_connect_timeout);
+        AppState {
+            store,
+            config: Arc::new(config),
+            planner,
+            counts: Arc::new(status::CountsCache::default()),
+            agents,
+        }
+    }
+}
+
+/// The API router over `state`.
+pub fn app(state: AppState) -> Router {
+    let server = HeaderValue::from_str(&format!("retz-server-{}", state.config.server_version))
+        .unwrap_or_else(|_| HeaderValue::from_static("retz-server"));
+    Router::new()
+        .route("/ping", get(status::ping))
+        .route("/status", get(status::status))
+        .route("/metrics", get(status::metrics))
+        .route("/", get(status::index))
+        .route("/jobs", post(jobs::list))
+        .route("/job", post(jobs::schedule))
+        .route("/job/{id}", get(jobs::get).delete(jobs::kill))
+        .route("/job/{id}/file", get(files::file))
+        .route("/job/{id}/download", get(files::download))
+        .route("/job/{id}/dir", get(files::dir))
+        .route("/apps", get(apps::list))
+        .route(
+            "/app/{name}",
+            get(apps::get).put(apps::put).delete(apps::delete),
+        )
+        .route(
+            "/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/admin/user/{key}", get(admin::get_user))
+        .route("/admin/user/{key}/enable", post(admin::enable_user))
+        .route("/admin/user/{key}/disable", post(admin::disable_user))
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/gc", post(admin::gc))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let server = server.clone();
+            async move {
+                let mut res = next.run(req).await;
+                res.headers_mut().insert(header::SERVER, server);
+                res
+            }
+        }))
+        .with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// The `{id}` path segment as a job id (400 if it is not a number).
+fn job_id(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "job id {:?} is not a number",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// A `{name}` path segment (400 if it does not decode).
+fn path_text(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(s)| s)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// What handlers return.
+type ApiResult<T> = Result<T, ApiError>;

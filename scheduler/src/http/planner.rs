@@ -1,0 +1,34 @@
+//! [`PlannerHandle`]: what the HTTP API needs from the planner loop (implemented by the
+//! planner; tests use a recording fake). Calls must not block: they only signal.
+
+use retz_proto::api::Job;
+
+/// The planner's view of the cluster, for `/status`, `/metrics` and the web page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlannerStatus {
+    /// Agents that sent offers recently.
+    pub agents: u64,
+    /// Offers held now.
+    pub offers: u64,
+    /// CPUs in the offers held now.
+    pub offered_cpus: f64,
+    /// The Mesos master in use (`local` for the embedded cluster), empty if none yet.
+    pub master: String,
+    /// Mesos events waiting for the planner loop.
+    pub events_waiting: u64,
+}
+
+/// The planner loop as the HTTP API sees it.
+pub trait PlannerHandle: Send + Sync + 'static {
+    /// A job was committed as QUEUED (new, or requeued): wake the planner (REVIVE).
+    fn job_queued(&self, job: &Job);
+    /// The user asked to kill a STARTING/STARTED job (stored with `kill_requested`):
+    /// send KILL for its current task.
+    fn kill_requested(&self, job: &Job);
+    /// Why the QUEUED job `job_id` still waits, if the planner knows.
+    fn pending_reason(&self, job_id: u64) -> Option<String>;
+    /// The planner's current status.
+    fn status(&self) -> PlannerStatus;
+    /// The planner's own metrics, Prometheus text format (complete `# TYPE` blocks).
+    fn metrics_text(&self) -> String;
+}

@@ -1,0 +1,300 @@
+//! Jobs: insert (group-committed), read, list, the planner's queue order, compare-and-set
+//! updates, counts, usage and garbage collection.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use retz_proto::api::{Job, JobState, TIME_FORMAT};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tokio::sync::oneshot;
+
+use super::writer::InsertRequest;
+use super::{Store, StoreError, to_i64, to_u64};
+
+/// How many jobs are in each state, and totals the metrics need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Jobs per state (states with no job are absent).
+    pub by_state: BTreeMap<JobState, u64>,
+    /// Sum of `retry` over all stored jobs.
+    pub retries: u64,
+    /// CPUs granted to STARTING and STARTED jobs.
+    pub cpus_used: u64,
+}
+
+impl JobCounts {
+    /// Jobs in `state`.
+    pub fn get(&self, state: JobState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+
+    /// STARTING + STARTED jobs.
+    pub fn running(&self) -> u64 {
+        self.get(JobState::Starting) + self.get(JobState::Started)
+    }
+}
+
+/// The current time in the job time format.
+pub fn now_string() -> String {
+    Utc::now().format(TIME_FORMAT).to_string()
+}
+
+/// Milliseconds since the epoch of a job time (the Retz format or RFC 3339).
+pub fn time_ms(s: &str) -> Option<i64> {
+    DateTime::parse_from_str(s, TIME_FORMAT)
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+fn decode_job(row: &AnyRow) -> Result<Job, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let json: String = row.try_get("json")?;
+    let mut job: Job = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+        what: "job",
+        key: id.to_string(),
+        detail: e.to_string(),
+    })?;
+    job.id = to_u64(id);
+    Ok(job)
+}
+
+fn decode_all(rows: &[AnyRow]) -> Result<Vec<Job>, StoreError> {
+    rows.iter().map(decode_job).collect()
+}
+
+fn encode_job(job: &Job) -> Result<String, StoreError> {
+    serde_json::to_string(job).map_err(|e| StoreError::Corrupt {
+        what: "job",
+        key: job.id.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+impl Store {
+    /// Stores `job` of `owner` as a new QUEUED job (`scheduled` = now, no placement, no
+    /// retries) and returns it with its id. Returns only after the commit.
+    pub async fn insert_job(&self, owner: &str, mut job: Job) -> Result<Job, StoreError> {
+        job.id = 0;
+        job.state = JobState::Queued;
+        job.scheduled = Some(now_string());
+        job.started = None;
+        job.finished = None;
+        job.result = -1;
+        job.retry = 0;
+        job.attempt = 0;
+        job.url = None;
+        job.task_id = None;
+        job.slave_id = None;
+        job.granted = None;
+        job.pending = None;
+        job.kill_requested = false;
+        let (reply, answer) = oneshot::channel();
+        let request = InsertRequest {
+            owner: owner.to_owned(),
+            job,
+            reply,
+        };
+        let stopped = || StoreError::Insert("the store's writer has stopped".to_owned());
+        self.inner
+            .inserts
+            .send(request)
+            .await
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Insert)
+    }
+
+    /// The job with `id` and its owner's key.
+    pub async fn get_job(&self, id: u64) -> Result<Option<(String, Job)>, StoreError> {
+        let row = sqlx::query("SELECT id, owner, json FROM jobs WHERE id = $1")
+            .bind(to_i64(id))
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.try_get("owner")?, decode_job(&r)?)))
+            .transpose()
+    }
+
+    /// `owner`'s jobs in `state` (with `tag`, if given), newest first, at most `limit`;
+    /// the flag says whether more matched.
+    pub async fn list_jobs(
+        &self,
+        owner: &str,
+        state: JobState,
+        tag: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, bool), StoreError> {
+        const SQL: &str =
+            "SELECT id, json FROM jobs WHERE owner = $1 AND state = $2 ORDER BY id DESC";
+        let mut jobs = Vec::new();
+        match tag {
+            None => {
+                let rows = sqlx::query(&format!("{SQL} LIMIT $3"))
+                    .bind(owner)
+                    .bind(state.as_str())
+                    .bind(to_i64(limit as u64).saturating_add(1))
+                    .fetch_all(self.pool())
+                    .await?;
+                jobs = decode_all(&rows)?;
+            }
+            Some(tag) => {
+                let mut rows = sqlx::query(SQL)
+                    .bind(owner)
+                    .bind(state.as_str())
+                    .fetch(self.pool());
+                while let Some(row) = rows.try_next().await? {
+                    let job = decode_job(&row)?;
+                    if job.tags.contains(tag) {
+                        jobs.push(job);
+                        if jobs.len() > limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        Ok((jobs, more))
+    }
+
+    /// Every QUEUED job in planner order: priority ascending, then id ascending.
+    pub async fn queued_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, json FROM jobs WHERE state = 'QUEUED' ORDER BY priority ASC, id ASC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// Every STARTING or STARTED job (to reconcile), by id.
+    pub async fn active_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, json FROM jobs WHERE state IN ('STARTING', 'STARTED') ORDER BY id ASC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// The job whose current task id is `task_id`.
+    pub async fn job_by_task_id(&self, task_id: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT id, json FROM jobs WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(decode_job).transpose()
+    }
+
+    /// Stores `job` (found by id) if its stored state is still `expected`; returns whether
+    /// it did. One statement, so one transaction: a concurrent transition wins or loses
+    /// whole.
+    pub async fn update_job(&self, job: &Job, expected: JobState) -> Result<bool, StoreError> {
+        let json = encode_job(job)?;
+        let cpus = if job.state.is_active() {
+            job.granted.as_ref().map_or(0, |g| i64::from(g.cpu))
+        } else {
+            0
+        };
+        let finished_ms = job.finished.as_deref().and_then(time_ms);
+        let done = sqlx::query(
+            "UPDATE jobs SET state = $1, priority = $2, task_id = $3, retry = $4, cpus = $5, \
+             finished_ms = $6, json = $7 WHERE id = $8 AND state = $9",
+        )
+        .bind(job.state.as_str())
+        .bind(i64::from(job.priority))
+        .bind(job.task_id.as_deref())
+        .bind(i64::from(job.retry))
+        .bind(cpus)
+        .bind(finished_ms)
+        .bind(json)
+        .bind(to_i64(job.id))
+        .bind(expected.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many QUEUED jobs run before job `id` (0 = next); `None` unless it is QUEUED.
+    pub async fn queue_position(&self, id: u64) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT priority FROM jobs WHERE id = $1 AND state = 'QUEUED'")
+            .bind(to_i64(id))
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let priority: i64 = row.try_get("priority")?;
+        let before: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED' \
+             AND (priority < $1 OR (priority = $1 AND id < $2))",
+        )
+        .bind(priority)
+        .bind(to_i64(id))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Some(to_u64(before)))
+    }
+
+    /// Jobs per state, total retries, CPUs granted to running jobs.
+    pub async fn counts(&self) -> Result<JobCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n, CAST(SUM(retry) AS BIGINT) AS retries, \
+             CAST(SUM(cpus) AS BIGINT) AS cpus FROM jobs GROUP BY state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let state: JobState = state.parse().map_err(|e| StoreError::Corrupt {
+                what: "job state",
+                key: state.clone(),
+                detail: format!("{e}"),
+            })?;
+            let n: i64 = row.try_get("n")?;
+            let retries: Option<i64> = row.try_get("retries")?;
+            let cpus: Option<i64> = row.try_get("cpus")?;
+            counts.by_state.insert(state, to_u64(n));
+            counts.retries += to_u64(retries.unwrap_or(0));
+            if state.is_active() {
+                counts.cpus_used += to_u64(cpus.unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Jobs that ended (FINISHED or KILLED) in `[start, end)`, by end time, with owners.
+    pub async fn finished_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, json FROM jobs WHERE finished_ms >= $1 AND finished_ms < $2 \
+             AND state IN ('FINISHED', 'KILLED') ORDER BY finished_ms ASC, id ASC",
+        )
+        .bind(start.timestamp_millis())
+        .bind(end.timestamp_millis())
+        .fetch_all(self.pool())
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// Deletes FINISHED and KILLED jobs that ended more than `leeway_s` seconds ago;
+    /// returns how many.
+    pub async fn gc(&self, leeway_s: u64) -> Result<u64, StoreError> {
+        let leeway_ms = to_i64(leeway_s).saturating_mul(1000);
+        let cutoff = Utc::now().timestamp_millis().saturating_sub(leeway_ms);
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('FINISHED', 'KILLED') AND finished_ms < $1",
+        )
+        .bind(cutoff)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

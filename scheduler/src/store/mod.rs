@@ -1,0 +1,207 @@
+//! The durable store of users, applications, jobs and server properties (the framework
+//! id), on SQLite (default, one file) or PostgreSQL (by URL), through sqlx.
+//!
+//! One code path for both databases: the store talks to an `sqlx::Any` pool, and every
+//! statement is written in the SQL both accept (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT ... DO UPDATE`). Only the DDL differs (AUTOINCREMENT vs IDENTITY), so
+//! there is one migration set per database, chosen by the URL's scheme.
+//!
+//! Invariants:
+//! - the `json` column of a job or application is authoritative; the other columns are
+//!   copies kept in the same statement, for indexes and filters;
+//! - job ids come from the database (AUTOINCREMENT / IDENTITY), never `max + 1`, and are
+//!   never reused;
+//! - accepted means committed: [`Store::insert_job`] returns only after the transaction
+//!   holding the job committed (SQLite runs in WAL mode with `synchronous=FULL`, so a
+//!   commit survives `kill -9` and power loss). Concurrent inserts are group-committed by
+//!   one writer task: one transaction, one fsync, for every insert waiting at that moment;
+//! - job updates are compare-and-set on the state ([`Store::update_job`]), so the planner
+//!   and the HTTP API never overwrite each other's transition.
+
+mod apps;
+mod jobs;
+mod properties;
+mod users;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use tokio::sync::mpsc;
+
+pub use jobs::{JobCounts, now_string, time_ms};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one the store supports.
+    #[error(
+        "unsupported database URL {url:?}: use sqlite://PATH (created if missing) or postgres://USER:PASSWORD@HOST:PORT/DB"
+    )]
+    BadUrl {
+        /// The URL, with any password removed.
+        url: String,
+    },
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row does not decode (written by another program, or damaged).
+    #[error("stored {what} {key} is unreadable: {detail}")]
+    Corrupt {
+        /// `job`, `application`, ...
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The group-commit writer failed a batch or has stopped.
+    #[error("job insert failed: {0}")]
+    Insert(String),
+}
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The store: cheap to clone, shareable across tasks.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    backend: Backend,
+    inserts: mpsc::Sender<writer::InsertRequest>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the password (between `:` and `@` of the authority) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password cannot fail on a URL that already has one.
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(Backend::Sqlite),
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        _ => Err(StoreError::BadUrl {
+            url: redact_url(url),
+        }),
+    }
+}
+
+/// `sqlite://PATH` with `mode=rwc` added (create the file if missing) unless the URL names
+/// a mode.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` (`sqlite://PATH` or
+    /// `postgres://...`) and brings its schema up to date. Must be called inside a tokio
+    /// runtime (it starts the group-commit writer task).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let (url, max_conns) = match backend {
+            Backend::Sqlite => (sqlite_url(url), 8),
+            Backend::Postgres => (url.to_owned(), 16),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| match e {
+            sqlx::Error::Configuration(_) => StoreError::BadUrl {
+                url: redact_url(&url),
+            },
+            other => StoreError::Db(other),
+        })?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(max_conns)
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        let inserts = writer::start(pool.clone());
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                inserts,
+            }),
+        })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Closes every connection; later calls fail. Waits for statements in flight.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+}
+
+/// Converts a stored integer to u64 (negative values are corrupt rows; read as 0).
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Converts a u64 to the i64 the databases store (saturating; ids never get there).
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,280 @@
+//! `/job/{id}/file|download|dir` against a fake Mesos agent (axum on 127.0.0.1:0) that
+//! serves `/files/read`, `/files/browse` and `/files/download` from memory and records
+//! every path it is asked for.
+
+mod http_support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_support::{Env, error_message, signed};
+use retz_proto::api::auth;
+use retz_proto::api::{Grant, JobState, User};
+use retz_scheduler::http::HttpConfig;
+use retz_scheduler::statem::{self, Launch};
+use serde_json::json;
+
+const SANDBOX: &str = "/var/lib/mesos/slaves/S0/sandbox";
+
+#[derive(Clone, Default)]
+struct Agent {
+    files: Arc<BTreeMap<String, Vec<u8>>>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    fn file(&self, q: &BTreeMap<String, String>) -> Option<(String, Vec<u8>)> {
+        let path = q.get("path")?.clone();
+        self.asked.lock().unwrap().push(path.clone());
+        self.files.get(&path).map(|d| (path, d.clone()))
+    }
+}
+
+async fn read(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let Some((_, data)) = a.file(&q) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let offset: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let length: usize = q
+        .get("length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let start = offset.min(data.len());
+    let end = start.saturating_add(length).min(data.len());
+    axum::Json(json!({
+        "data": String::from_utf8_lossy(&data[start..end]),
+        "offset": offset,
+    }))
+    .into_response()
+}
+
+async fn browse(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let path = q.get("path").cloned().unwrap_or_default();
+    a.asked.lock().unwrap().push(path.clone());
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    let entries: Vec<_> = a
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+        .map(|(p, d)| {
+            json!({"path": p, "size": d.len(), "mode": "-rw-r--r--", "nlink": 1,
+                   "uid": "retz", "gid": "retz", "mtime": 1_700_000_000.0})
+        })
+        .collect();
+    if entries.is_empty() && !a.files.keys().any(|p| p.starts_with(&prefix)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    axum::Json(entries).into_response()
+}
+
+async fn download(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    match a.file(&q) {
+        Some((_, data)) => data.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Starts the fake agent; returns its base url.
+async fn start_agent(agent: Agent) -> String {
+    let app = Router::new()
+        .route("/files/read", get(read))
+        .route("/files/browse", get(browse))
+        .route("/files/download", get(download))
+        .with_state(agent);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A job of `user`, launched with a sandbox on the agent at `base`.
+async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
+    env.load_app(user, "app").await;
+    let (_, v) = env
+        .schedule(user, json!({"appid": "app", "cmd": "x"}))
+        .await;
+    let id = v["job"]["id"].as_u64().unwrap();
+    let (_, job) = env.store.get_job(id).await.unwrap().unwrap();
+    let running = statem::on_launch(
+        &job,
+        Launch {
+            agent_id: "S0".into(),
+            url: Some(format!("{base}/files/browse?path={SANDBOX}")),
+            grant: Grant {
+                cpu: 1,
+                mem_mb: 32,
+                gpu: 0,
+                cpuset: None,
+                numa_nodes: None,
+                pinned: false,
+            },
+        },
+    )
+    .unwrap();
+    assert!(
+        env.store
+            .update_job(&running, JobState::Queued)
+            .await
+            .unwrap()
+    );
+    id
+}
+
+fn agent_with_files() -> Agent {
+    let mut files = BTreeMap::new();
+    files.insert(format!("{SANDBOX}/stdout"), b"hello world\n".to_vec());
+    files.insert(format!("{SANDBOX}/d/e"), b"PPAP\n".to_vec());
+    files.insert(
+        format!("{SANDBOX}/dead + poet + society.txt"),
+        b"123456789".to_vec(),
+    );
+    files.insert(format!("{SANDBOX}/big.bin"), vec![0xAB; 4096]);
+    files.insert(format!("{SANDBOX}/bin"), (0..=255u8).collect());
+    Agent {
+        files: Arc::new(files),
+        asked: Arc::default(),
+    }
+}
+
+#[tokio::test]
+async fn files_are_read_listed_and_downloaded_from_the_sandbox() {
+    let agent = agent_with_files();
+    let base = start_agent(agent.clone()).await;
+    let env = Env::new(HttpConfig {
+        max_file_size: 1000,
+        ..HttpConfig::default()
+    })
+    .await;
+    let alice = env.user("alice").await;
+    let id = running_job(&env, &alice, &base).await;
+
+    let (s, v) = env
+        .get(&alice, &format!("/job/{id}/file?path=stdout"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["file"], json!({"data": "hello world\n", "offset": 0}));
+    assert_eq!(v["job"]["id"], id);
+    let (_, v) = env
+        .get(
+            &alice,
+            &format!("/job/{id}/file?path=$MESOS_SANDBOX/stdout&offset=6&length=5"),
+        )
+        .await;
+    assert_eq!(v["file"], json!({"data": "world", "offset": 6}));
+    let (_, v) = env.get(&alice, &format!("/job/{id}/file?path=d/e")).await;
+    assert_eq!(v["file"]["data"], "PPAP\n");
+    let (s, v) = env
+        .get(&alice, &format!("/job/{id}/file?path=absent"))
+        .await;
+    assert_eq!((s, &v["file"]), (StatusCode::OK, &json!(null)));
+
+    let (s, v) = env
+        .get(&alice, &format!("/job/{id}/dir?path=$MESOS_SANDBOX"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["big.bin", "bin", "dead + poet + society.txt", "stdout"]
+    );
+    let (_, v) = env.get(&alice, &format!("/job/{id}/dir?path=d")).await;
+    assert_eq!(v["entries"][0]["size"], 5);
+    let (s, v) = env.get(&alice, &format!("/job/{id}/dir?path=nodir")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // Binary bytes survive; names with spaces and '+' are encoded right.
+    let now = auth::now_date();
+    let (s, h, body) = env
+        .send(signed(
+            &alice,
+            Method::GET,
+            &format!("/job/{id}/download?path=bin"),
+            vec![],
+            &now,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body.to_vec(), (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(h["content-length"], "256");
+    let path = format!("/job/{id}/download?path=dead%20%2B%20poet%20%2B%20society.txt");
+    let (s, _, body) = env
+        .send(signed(&alice, Method::GET, &path, vec![], &now))
+        .await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 9));
+    let (s, _, body) = env
+        .send(signed(
+            &alice,
+            Method::GET,
+            &format!("/job/{id}/download?path=big.bin"),
+            vec![],
+            &now,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("max file size"));
+    let (s, _) = env
+        .get(&alice, &format!("/job/{id}/download?path=absent"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Every path the agent was asked for is inside the sandbox.
+    let asked = agent.asked.lock().unwrap().clone();
+    assert!(!asked.is_empty());
+    assert!(asked.iter().all(|p| p.starts_with(SANDBOX)), "{asked:?}");
+}
+
+#[tokio::test]
+async fn traversal_never_reaches_the_agent_and_others_see_nothing() {
+    let agent = agent_with_files();
+    let base = start_agent(agent.clone()).await;
+    let env = Env::default().await;
+    let alice = env.user("alice").await;
+    let eve = env.user("eve").await;
+    let id = running_job(&env, &alice, &base).await;
+    for path in [
+        format!("/job/{id}/file?path=../../../etc/passwd"),
+        format!("/job/{id}/file?path=/etc/passwd"),
+        format!("/job/{id}/dir?path=.."),
+        format!("/job/{id}/download?path=d/../../x"),
+    ] {
+        let (s, v) = env.get(&alice, &path).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        error_message(&v);
+    }
+    for path in [
+        format!("/job/{id}/file?path=stdout"),
+        format!("/job/{id}/dir?path="),
+        format!("/job/{id}/download?path=stdout"),
+    ] {
+        let (s, _) = env.get(&eve, &path).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(agent.asked.lock().unwrap().is_empty(), "agent was asked");
+}
+
+#[tokio::test]
+async fn an_unreachable_agent_is_a_json_502() {
+    // A port that was just free: nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let env = Env::default().await;
+    let alice = env.user("alice").await;
+    let id = running_job(&env, &alice, &format!("http://127.0.0.1:{port}")).await;
+    let (s, v) = env
+        .get(&alice, &format!("/job/{id}/file?path=stdout"))
+        .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    assert!(error_message(&v).contains("agent"));
+}

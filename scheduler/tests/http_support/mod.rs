@@ -1,0 +1,195 @@
+//! Shared by the HTTP tests: a recording fake planner, a server over a SQLite store in a
+//! tempdir, and signed request helpers (driven with `tower::ServiceExt::oneshot`).
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use retz_proto::api::auth;
+use retz_proto::api::{Application, Job, User};
+use retz_scheduler::http::{AppState, HttpConfig, PlannerHandle, PlannerStatus, app};
+use retz_scheduler::store::Store;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A planner that records what the API told it.
+#[derive(Default)]
+pub struct FakePlanner {
+    pub queued: Mutex<Vec<u64>>,
+    pub kills: Mutex<Vec<u64>>,
+}
+
+impl PlannerHandle for FakePlanner {
+    fn job_queued(&self, job: &Job) {
+        self.queued.lock().unwrap().push(job.id);
+    }
+    fn kill_requested(&self, job: &Job) {
+        self.kills.lock().unwrap().push(job.id);
+    }
+    fn pending_reason(&self, job_id: u64) -> Option<String> {
+        Some(format!("no offer fits job {job_id}"))
+    }
+    fn status(&self) -> PlannerStatus {
+        PlannerStatus {
+            agents: 2,
+            offers: 3,
+            offered_cpus: 12.0,
+            master: "local".into(),
+            events_waiting: 0,
+        }
+    }
+    fn metrics_text(&self) -> String {
+        "# TYPE retz_placement_seconds histogram\nretz_placement_seconds_count 0\n".into()
+    }
+}
+
+pub struct Env {
+    pub router: Router,
+    pub store: Store,
+    pub planner: Arc<FakePlanner>,
+    pub admin: User,
+    pub config: HttpConfig,
+    _dir: tempfile::TempDir,
+}
+
+/// The state of the store a bad request must not change.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    users: Vec<User>,
+    jobs: Vec<(u64, Job)>,
+    apps: Vec<Application>,
+}
+
+impl Env {
+    pub async fn new(mut config: HttpConfig) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/retz.db", dir.path().display()))
+            .await
+            .unwrap();
+        let admin = store.create_user("admin").await.unwrap();
+        config.admin_keys.insert(admin.key_id.clone());
+        let planner = Arc::new(FakePlanner::default());
+        let state = AppState::new(store.clone(), config.clone(), planner.clone());
+        Env {
+            router: app(state),
+            store,
+            planner,
+            admin,
+            config,
+            _dir: dir,
+        }
+    }
+
+    pub async fn default() -> Env {
+        Env::new(HttpConfig::default()).await
+    }
+
+    pub async fn user(&self, info: &str) -> User {
+        self.store.create_user(info).await.unwrap()
+    }
+
+    /// Sends `req`; returns status, headers and body.
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, body)
+    }
+
+    /// A signed request of `user`, with a JSON body if given.
+    pub async fn call(
+        &self,
+        user: &User,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (status, _, bytes) = self
+            .send(signed(user, method, path, body, &auth::now_date()))
+            .await;
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{path}: body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
+    }
+
+    pub async fn get(&self, user: &User, path: &str) -> (StatusCode, Value) {
+        self.call(user, Method::GET, path, None).await
+    }
+
+    pub async fn load_app(&self, user: &User, name: &str) {
+        let (s, v) = self
+            .call(
+                user,
+                Method::PUT,
+                &format!("/app/{name}"),
+                Some(serde_json::json!({"application": {"appid": name}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    pub async fn schedule(&self, user: &User, job: Value) -> (StatusCode, Value) {
+        self.call(
+            user,
+            Method::POST,
+            "/job",
+            Some(serde_json::json!({ "job": job })),
+        )
+        .await
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let users = self.store.list_users().await.unwrap();
+        let mut jobs = Vec::new();
+        let mut apps = Vec::new();
+        for u in &users {
+            apps.extend(self.store.list_apps(&u.key_id).await.unwrap());
+            for st in retz_proto::api::JobState::ALL {
+                let (l, _) = self
+                    .store
+                    .list_jobs(&u.key_id, st, None, 1000)
+                    .await
+                    .unwrap();
+                jobs.extend(l.into_iter().map(|j| (j.id, j)));
+            }
+        }
+        Snapshot { users, jobs, apps }
+    }
+}
+
+/// A request signed with Retz-auth-v1 by `user` at `date`.
+pub fn signed(user: &User, method: Method, path: &str, body: Vec<u8>, date: &str) -> Request<Body> {
+    let md5 = auth::content_md5(&body);
+    let sig = auth::sign(
+        &user.secret,
+        &auth::string_to_sign(method.as_str(), &md5, date, path),
+    );
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Date", date)
+        .header("Authorization", auth::authorization(&user.key_id, &sig));
+    if !body.is_empty() {
+        b = b
+            .header("Content-Type", "application/json")
+            .header("Content-MD5", md5);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+/// An error body's message, checking the shape.
+pub fn error_message(v: &Value) -> &str {
+    assert_eq!(v["command"], "error", "{v}");
+    v["status"].as_str().unwrap()
+}

@@ -1,0 +1,402 @@
+//! The store against SQLite (a file in a tempdir) and PostgreSQL (`RETZ_TEST_DATABASE_URL`,
+//! one fresh schema per test). Without the variable the PostgreSQL half is skipped, unless
+//! `CI=true`, where it fails.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, Utc};
+use retz_proto::api::{Application, Grant, Job, JobState, User};
+use retz_proto::mesos::TaskState;
+use retz_scheduler::statem::{self, Launch, StatusInput, Transition};
+use retz_scheduler::store::{Backend, Store, StoreError, now_string};
+
+struct TestDb {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/retz.db", dir.path().display());
+    TestDb {
+        store: Store::open(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Option<TestDb> {
+    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "RETZ_TEST_DATABASE_URL is not set but CI=true: the PostgreSQL store tests must run"
+            );
+        }
+        eprintln!("skipping the PostgreSQL half: RETZ_TEST_DATABASE_URL is not set");
+        return None;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = Store::open(&format!("{url}{sep}options[search_path]={schema}"))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    Some(TestDb { store, _dir: None })
+}
+
+/// Runs `check` against SQLite, then PostgreSQL when available.
+macro_rules! both {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::sqlite().await;
+                super::$check(db.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::postgres().await {
+                    super::$check(db.store.clone()).await;
+                }
+            }
+        }
+    };
+}
+
+fn job(app: &str, cmd: &str) -> Job {
+    Job::new(app, cmd)
+}
+
+fn grant(cpu: u32) -> Grant {
+    Grant {
+        cpu,
+        mem_mb: 32,
+        gpu: 0,
+        cpuset: None,
+        numa_nodes: None,
+        pinned: false,
+    }
+}
+
+fn launch(j: &Job, cpu: u32) -> Job {
+    statem::on_launch(
+        j,
+        Launch {
+            agent_id: "agent".into(),
+            url: Some("http://127.0.0.1:1/files/browse?path=/s".into()),
+            grant: grant(cpu),
+        },
+    )
+    .unwrap()
+}
+
+async fn users(store: Store) {
+    let u = store.create_user("alice").await.unwrap();
+    assert_eq!(u.key_id.len(), 32);
+    assert_eq!(u.secret.len(), 32);
+    assert!(u.key_id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(u.key_id, u.secret);
+    assert!(u.enabled);
+    assert_eq!(store.get_user(&u.key_id).await.unwrap(), Some(u.clone()));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    let v = store.create_user("bob").await.unwrap();
+    let mut all = store.list_users().await.unwrap();
+    all.sort_by(|a, b| a.info.cmp(&b.info));
+    assert_eq!(all, vec![u.clone(), v]);
+    let off = store
+        .set_user_enabled(&u.key_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!off.enabled);
+    assert!(!store.get_user(&u.key_id).await.unwrap().unwrap().enabled);
+    assert!(
+        store
+            .set_user_enabled(&u.key_id, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert_eq!(store.set_user_enabled("nobody", true).await.unwrap(), None);
+    let fixed = User {
+        key_id: "admin".into(),
+        secret: "s".into(),
+        enabled: true,
+        info: "admin".into(),
+    };
+    assert!(store.put_user(&fixed).await.unwrap());
+    assert!(
+        !store.put_user(&fixed).await.unwrap(),
+        "second put is a no-op"
+    );
+}
+both!(users_roundtrip, users);
+
+async fn apps(store: Store) {
+    let mut a = Application::new("app1", "alice");
+    a.files = vec!["http://example/x.tgz".into()];
+    assert!(store.put_app(&a).await.unwrap());
+    assert_eq!(store.get_app("app1").await.unwrap(), Some(a.clone()));
+    a.files.push("http://example/y.tgz".into());
+    assert!(store.put_app(&a).await.unwrap(), "owner may overwrite");
+    assert_eq!(store.get_app("app1").await.unwrap().unwrap().files.len(), 2);
+    let stolen = Application::new("app1", "mallory");
+    assert!(!store.put_app(&stolen).await.unwrap(), "others may not");
+    assert_eq!(store.get_app("app1").await.unwrap().unwrap().owner, "alice");
+    store
+        .put_app(&Application::new("app0", "alice"))
+        .await
+        .unwrap();
+    store
+        .put_app(&Application::new("zzz", "bob"))
+        .await
+        .unwrap();
+    let names: Vec<_> = store
+        .list_apps("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.appid)
+        .collect();
+    assert_eq!(names, ["app0", "app1"]);
+    assert!(store.delete_app("app1").await.unwrap());
+    assert!(!store.delete_app("app1").await.unwrap());
+    assert_eq!(store.get_app("app1").await.unwrap(), None);
+}
+both!(apps_roundtrip, apps);
+
+async fn jobs(store: Store) {
+    let mut j = job("app", "echo hi");
+    j.state = JobState::Killed; // the store ignores client-set state
+    j.result = 5;
+    j.tags = BTreeSet::from(["a".to_owned()]);
+    let a = store.insert_job("alice", j).await.unwrap();
+    assert!(a.id > 0);
+    assert_eq!(a.state, JobState::Queued);
+    assert_eq!(a.result, -1);
+    assert!(a.scheduled.is_some());
+    let b = store.insert_job("alice", job("app", "b")).await.unwrap();
+    assert!(b.id > a.id);
+    let (owner, got) = store.get_job(a.id).await.unwrap().unwrap();
+    assert_eq!((owner.as_str(), &got), ("alice", &a));
+    assert_eq!(store.get_job(999_999).await.unwrap(), None);
+
+    // list: newest first, per owner, per state, per tag, with `more`.
+    let c = store.insert_job("bob", job("app", "c")).await.unwrap();
+    let (l, more) = store
+        .list_jobs("alice", JobState::Queued, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(l.iter().map(|j| j.id).collect::<Vec<_>>(), [b.id, a.id]);
+    assert!(!more);
+    let (l, more) = store
+        .list_jobs("alice", JobState::Queued, None, 1)
+        .await
+        .unwrap();
+    assert_eq!((l.len(), more), (1, true));
+    let (l, _) = store
+        .list_jobs("alice", JobState::Queued, Some("a"), 10)
+        .await
+        .unwrap();
+    assert_eq!(l.iter().map(|j| j.id).collect::<Vec<_>>(), [a.id]);
+    let (l, _) = store
+        .list_jobs("alice", JobState::Finished, None, 10)
+        .await
+        .unwrap();
+    assert!(l.is_empty());
+    let (l, _) = store
+        .list_jobs("bob", JobState::Queued, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(l, vec![c.clone()]);
+
+    // launch, task id lookup, compare-and-set.
+    let started = launch(&b, 3);
+    assert!(store.update_job(&started, JobState::Queued).await.unwrap());
+    assert!(
+        !store.update_job(&started, JobState::Queued).await.unwrap(),
+        "CAS on a stale state fails"
+    );
+    let tid = started.task_id.clone().unwrap();
+    assert_eq!(
+        store.job_by_task_id(&tid).await.unwrap(),
+        Some(started.clone())
+    );
+    assert_eq!(store.job_by_task_id("retz-none").await.unwrap(), None);
+    assert_eq!(store.active_jobs().await.unwrap(), vec![started.clone()]);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.get(JobState::Queued), 2);
+    assert_eq!(counts.get(JobState::Starting), 1);
+    assert_eq!(counts.running(), 1);
+    assert_eq!(counts.cpus_used, 3);
+
+    // Finish it through the state machine; it leaves active_jobs.
+    let Transition::Changed(done) = statem::on_status(
+        &started,
+        &StatusInput::new(tid, TaskState::TaskFinished),
+        &Default::default(),
+        &now_string(),
+    ) else {
+        panic!("no transition")
+    };
+    assert!(store.update_job(&done, JobState::Starting).await.unwrap());
+    assert!(store.active_jobs().await.unwrap().is_empty());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.get(JobState::Finished), 1);
+    assert_eq!(counts.cpus_used, 0);
+
+    // usage and gc.
+    let hour = Duration::hours(1);
+    let usage = store
+        .finished_between(Utc::now() - hour, Utc::now() + hour)
+        .await
+        .unwrap();
+    assert_eq!(usage.iter().map(|j| j.id).collect::<Vec<_>>(), [b.id]);
+    assert!(
+        store
+            .finished_between(Utc::now() + hour, Utc::now() + hour + hour)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.gc(3600).await.unwrap(), 0, "too recent");
+    let mut old = done.clone();
+    old.finished = Some("2000-01-01T00:00:00.000+00:00".into());
+    assert!(store.update_job(&old, JobState::Finished).await.unwrap());
+    assert_eq!(store.gc(3600).await.unwrap(), 1);
+    assert_eq!(store.get_job(b.id).await.unwrap(), None);
+    // ids are never reused after gc.
+    let d = store.insert_job("alice", job("app", "d")).await.unwrap();
+    assert!(d.id > c.id);
+}
+both!(jobs_roundtrip, jobs);
+
+async fn queue_order(store: Store) {
+    let mut ids = Vec::new();
+    for p in [5, -3, 0, -3, 19] {
+        let mut j = job("app", "q");
+        j.priority = p;
+        ids.push(store.insert_job("alice", j).await.unwrap().id);
+    }
+    let order: Vec<u64> = store
+        .queued_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(order, [ids[1], ids[3], ids[2], ids[0], ids[4]]);
+    assert_eq!(store.queue_position(ids[1]).await.unwrap(), Some(0));
+    assert_eq!(store.queue_position(ids[0]).await.unwrap(), Some(3));
+    assert_eq!(store.queue_position(ids[4]).await.unwrap(), Some(4));
+    assert_eq!(store.queue_position(999_999).await.unwrap(), None);
+}
+both!(queue_is_priority_then_id, queue_order);
+
+async fn framework(store: Store) {
+    assert_eq!(store.framework_id().await.unwrap(), None);
+    store.set_framework_id("fw-1").await.unwrap();
+    store.set_framework_id("fw-2").await.unwrap();
+    assert_eq!(store.framework_id().await.unwrap().as_deref(), Some("fw-2"));
+}
+both!(framework_id_roundtrip, framework);
+
+async fn concurrent(store: Store) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(
+                async move { s.insert_job("alice", job("app", &format!("job {i}"))).await },
+            )
+        })
+        .collect();
+    let mut ids = BTreeSet::new();
+    for t in tasks {
+        let j = t.await.unwrap().unwrap();
+        assert!(ids.insert(j.id), "duplicate id {}", j.id);
+        let (_, read) = store.get_job(j.id).await.unwrap().unwrap();
+        assert_eq!(read, j);
+    }
+    assert_eq!(ids.len(), 64);
+    let (all, more) = store
+        .list_jobs("alice", JobState::Queued, None, 100)
+        .await
+        .unwrap();
+    assert_eq!((all.len(), more), (64, false));
+}
+both!(concurrent_inserts_get_distinct_ids, concurrent);
+
+async fn updates(store: Store) {
+    let j = store.insert_job("alice", job("app", "x")).await.unwrap();
+    let mut broken = j.clone();
+    broken.cmd = "y".into();
+    assert!(store.update_job(&broken, JobState::Queued).await.unwrap());
+    assert_eq!(store.get_job(j.id).await.unwrap().unwrap().1.cmd, "y");
+}
+both!(updates_are_read_back, updates);
+
+#[tokio::test]
+async fn unreadable_rows_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let j = store.insert_job("alice", job("app", "x")).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE jobs SET json = '{not json' WHERE id = $1")
+        .bind(j.id as i64)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let e = store.get_job(j.id).await.unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { what: "job", .. }), "{e}");
+    assert!(e.to_string().contains(&j.id.to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/sub.db", dir.path().display());
+    let id = {
+        let store = Store::open(&url).await.unwrap();
+        let u = store.create_user("x").await.unwrap();
+        store
+            .put_app(&Application::new("app", &u.key_id))
+            .await
+            .unwrap();
+        store.set_framework_id("fw").await.unwrap();
+        let id = store
+            .insert_job(&u.key_id, job("app", "x"))
+            .await
+            .unwrap()
+            .id;
+        store.close().await;
+        id
+    };
+    let store = Store::open(&url).await.unwrap();
+    let (owner, j) = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(j.cmd, "x");
+    assert_eq!(store.get_user(&owner).await.unwrap().unwrap().info, "x");
+    assert!(store.get_app("app").await.unwrap().is_some());
+    assert_eq!(store.framework_id().await.unwrap().as_deref(), Some("fw"));
+    let next = store.insert_job(&owner, job("app", "y")).await.unwrap();
+    assert!(next.id > id);
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_clearly() {
+    for url in ["mysql://x/y", "", "/tmp/x.db"] {
+        let e = Store::open(url).await.unwrap_err();
+        assert!(matches!(e, StoreError::BadUrl { .. }), "{url}: {e}");
+        assert!(e.to_string().contains("sqlite://PATH"), "{e}");
+    }
+    let e = Store::open("sqlite:///nonexistent-dir/sub/x.db")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Db(_)), "{e}");
+}
