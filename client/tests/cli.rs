@@ -601,3 +601,69 @@ fn admin_usage_and_gc() {
     let o = f.admin(&["gc"]);
     assert_eq!(o.code, 2, "{o:?}");
 }
+
+#[test]
+fn run_kills_the_job_at_the_timeout() {
+    let f = Fake::start();
+    // 0.02 min = 1.2 s; the job never ends
+    let o = f.client(&[
+        "run",
+        "-A",
+        "app",
+        "-c",
+        "forever pieces 1",
+        "--timeout",
+        "0.02",
+    ]);
+    assert_eq!(o.code, 255, "{o:?}");
+    assert_eq!(o.stdout, "line 1\n");
+    assert!(
+        o.stderr.contains("did not end within 0.02 min") && one_line(&o.stderr),
+        "{o:?}"
+    );
+    assert!(
+        f.log().iter().any(|l| l == "DELETE /job/1"),
+        "{:?}",
+        f.log()
+    );
+    let o = f.client(&["get-job", "-i", "1", "--json"]);
+    assert!(o.stdout.contains("KILLED"), "{o:?}");
+}
+
+#[test]
+fn run_shows_queue_position_and_pending_reason_on_a_terminal() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !ci,
+            "script(1) (util-linux) is needed to give the client a terminal"
+        );
+        eprintln!("skipped: script(1) not installed, cannot give the client a terminal");
+        return;
+    }
+    let f = Fake::start();
+    let cmd = format!(
+        "{} -C {} run -A app -c 'work pieces 1 exit 0'",
+        env!("CARGO_BIN_EXE_retz-client"),
+        f.config().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("job 1 QUEUED, position 1 in the queue"),
+        "{text}"
+    );
+    assert!(
+        text.contains("waiting for 2 free CPUs on one NUMA node"),
+        "{text}"
+    );
+    assert!(text.contains("line 1"), "{text}");
+}

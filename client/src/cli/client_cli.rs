@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::cli::argv::OptionNames;
-use crate::cli::exit::{CliError, EXIT_CODES_HELP, clap_one_line};
+use crate::cli::exit::{CliError, clap_one_line};
 use crate::cli::follow::{FileRead, ignore_broken_pipe, no_such_job, read_file};
 use crate::cli::{output, parse};
 use crate::config::Sources;
@@ -34,10 +34,20 @@ const CONFIG_HELP: &str = "Client config: TOML (see etc/client.toml) or an origi
 retz.properties. Without -C: $RETZ_CLIENT_CONFIG, then $XDG_CONFIG_HOME/retz/client.toml \
 or ~/.config/retz/client.toml, then /opt/retz-client/etc/retz.properties";
 
+const CLIENT_AFTER_HELP: &str = concat!(
+    "The original single-dash long options are accepted too: -cmd, -cpu, -mem, -gpu, -id,\n",
+    "-stderr, -ports, -prio, ... (any long option, e.g. -cpu=2-4).\n\n",
+    "Exit status (run exits with the job's exit code instead):\n",
+    "  0  success\n",
+    "  1  the server refused the request (HTTP 4xx/5xx) or the job/app/user does not exist\n",
+    "  2  usage error (unknown subcommand, bad or missing option)\n",
+    "  3  cannot reach the server, config missing or invalid, or a local file problem"
+);
+
 /// The command line of `retz-client`.
 #[derive(Debug, Parser)]
-#[command(name = "retz-client", version, about = ABOUT, after_help = EXIT_CODES_HELP,
-          after_long_help = EXIT_CODES_HELP)]
+#[command(name = "retz-client", version, about = ABOUT, after_help = CLIENT_AFTER_HELP,
+          after_long_help = CLIENT_AFTER_HELP)]
 #[command(disable_help_subcommand = false)]
 pub struct Cli {
     /// Client config file.
@@ -195,14 +205,14 @@ struct RunArgs {
     /// Print the job's stderr after it ended.
     #[arg(long)]
     stderr: bool,
-    /// Kill the job after this many minutes (0 or less: no limit).
+    /// Kill the job after this many minutes (fractions allowed; 0 or less: no limit).
     #[arg(
         long,
-        default_value_t = 1440,
+        default_value_t = 1440.0,
         allow_negative_numbers = true,
         value_name = "MIN"
     )]
-    timeout: i64,
+    timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -240,14 +250,14 @@ struct GetFileArgs {
     /// Download the raw bytes (needs -R DIR; not with --poll).
     #[arg(long)]
     binary: bool,
-    /// Stop polling after this many minutes (0 or less: no limit).
+    /// Stop polling after this many minutes (fractions allowed; 0 or less: no limit).
     #[arg(
         long,
-        default_value_t = 1440,
+        default_value_t = 1440.0,
         allow_negative_numbers = true,
         value_name = "MIN"
     )]
-    timeout: i64,
+    timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -675,8 +685,10 @@ fn build_app(a: LoadAppArgs, config: &ClientConfig) -> Result<Application, CliEr
     Ok(app)
 }
 
-fn deadline(minutes: i64) -> Option<Instant> {
-    (minutes > 0).then(|| Instant::now() + Duration::from_secs(minutes.unsigned_abs() * 60))
+/// The time `minutes` from now; `None` for no limit (0, negative, NaN). Capped at about
+/// 19 years so that the addition cannot overflow.
+fn deadline(minutes: f64) -> Option<Instant> {
+    (minutes > 0.0).then(|| Instant::now() + Duration::from_secs_f64(minutes.min(1.0e7) * 60.0))
 }
 
 /// The file a `-R DIR` download goes to: DIR plus the last component of `path`.
@@ -875,7 +887,7 @@ async fn run(client: &Client, a: &RunArgs, verbose: bool) -> Result<u8, CliError
     Ok(job_exit_code(&job))
 }
 
-async fn timed_out(client: &Client, id: u64, minutes: i64, progress: bool) -> Result<u8, CliError> {
+async fn timed_out(client: &Client, id: u64, minutes: f64, progress: bool) -> Result<u8, CliError> {
     if progress {
         eprint!("\r\x1b[2K");
     }

@@ -32,6 +32,8 @@ pub struct Plan {
     pub reads: usize,
     /// Looks at the job (GET /job) so far.
     pub looks: usize,
+    /// Never finishes (stdout stops growing after the pieces).
+    pub endless: bool,
 }
 
 #[derive(Default)]
@@ -366,6 +368,7 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
                 result: num("exit").unwrap_or(0),
                 reads: 0,
                 looks: 0,
+                endless: words.contains(&"forever"),
             };
             s.plans.insert(id, plan);
             s.files.insert((id, "stdout".into()), Vec::new());
@@ -430,7 +433,7 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
                     let reads = p.reads;
                     let delivered = reads.saturating_sub(1).min(p.pieces.len());
                     let text: String = p.pieces[..delivered].concat();
-                    let done = delivered == p.pieces.len();
+                    let done = delivered == p.pieces.len() && !p.endless;
                     let result = p.result;
                     s.files.insert((id, "stdout".into()), text.into_bytes());
                     if done {
