@@ -460,20 +460,7 @@ impl Client {
     }
 
     fn refusal(&self, verb: &str, res: &str, status: StatusCode, text: &str) -> Error {
-        let message = match serde_json::from_str::<ErrorBody>(text) {
-            Ok(b) => b.status,
-            Err(_) => {
-                let t = text.trim();
-                if t.is_empty() {
-                    status
-                        .canonical_reason()
-                        .unwrap_or("no explanation")
-                        .to_owned()
-                } else {
-                    t.lines().next().unwrap_or(t).chars().take(500).collect()
-                }
-            }
-        };
+        let message = error_message(status, text);
         Error::Server {
             server: self.base.clone(),
             method: verb.to_owned(),
@@ -515,6 +502,34 @@ impl Client {
     }
 }
 
+/// The message of an error answer on one line: the [`ErrorBody`] `status`, else the
+/// body's first line, else the status's reason; control characters escaped, at most
+/// 500 characters.
+fn error_message(status: StatusCode, text: &str) -> String {
+    let raw = match serde_json::from_str::<ErrorBody>(text) {
+        Ok(b) => b.status,
+        Err(_) => text.trim().lines().next().unwrap_or("").to_owned(),
+    };
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return status
+            .canonical_reason()
+            .unwrap_or("no explanation")
+            .to_owned();
+    }
+    raw.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .take(500)
+        .collect()
+}
+
 /// The innermost cause of a reqwest error, e.g. `Connection refused (os error 111)`.
 fn root_cause(e: &reqwest::Error) -> String {
     let mut cur: &dyn std::error::Error = e;
@@ -523,4 +538,39 @@ fn root_cause(e: &reqwest::Error) -> String {
     }
     let s = cur.to_string();
     if s.is_empty() { e.to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_are_one_line() {
+        let body = serde_json::to_string(&ErrorBody::new(
+            "Authentication failed. String to sign: GET\n\nD\n/apps\n",
+        ))
+        .unwrap();
+        let m = error_message(StatusCode::UNAUTHORIZED, &body);
+        assert_eq!(
+            m,
+            "Authentication failed. String to sign: GET\\n\\nD\\n/apps"
+        );
+        assert!(!m.contains('\n'));
+        assert_eq!(error_message(StatusCode::NOT_FOUND, ""), "Not Found");
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, "proxy down\nmore"),
+            "proxy down"
+        );
+        assert_eq!(
+            error_message(StatusCode::BAD_REQUEST, &"x".repeat(900)).len(),
+            500
+        );
+    }
+
+    #[test]
+    fn default_options_are_the_documented_ones() {
+        let o = ClientOptions::default();
+        assert_eq!(o.connect_timeout, Duration::from_secs(3));
+        assert!(o.retries > 0 && o.retry_delay <= o.retry_max_delay);
+    }
 }

@@ -428,20 +428,18 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
                 && job.state == JobState::Started
                 && let Some(p) = s.plans.get_mut(&id)
             {
-                {
-                    p.reads += 1;
-                    let reads = p.reads;
-                    let delivered = reads.saturating_sub(1).min(p.pieces.len());
-                    let text: String = p.pieces[..delivered].concat();
-                    let done = delivered == p.pieces.len() && !p.endless;
-                    let result = p.result;
-                    s.files.insert((id, "stdout".into()), text.into_bytes());
-                    if done {
-                        let j = s.jobs.get_mut(&id).unwrap();
-                        j.state = JobState::Finished;
-                        j.result = result;
-                        j.finished = Some("2026-11-22T07:30:03.250+00:00".into());
-                    }
+                p.reads += 1;
+                let reads = p.reads;
+                let delivered = reads.saturating_sub(1).min(p.pieces.len());
+                let text: String = p.pieces[..delivered].concat();
+                let done = delivered == p.pieces.len() && !p.endless;
+                let result = p.result;
+                s.files.insert((id, "stdout".into()), text.into_bytes());
+                if done {
+                    let j = s.jobs.get_mut(&id).unwrap();
+                    j.state = JobState::Finished;
+                    j.result = result;
+                    j.finished = Some("2026-11-22T07:30:03.250+00:00".into());
                 }
             }
             let job = s.jobs.get(&id).cloned().unwrap();
