@@ -1,0 +1,1063 @@
+//! `retz-client`: every subcommand and option of the original client, with the ranges
+//! back (`-cpu 2-4`, `-mem 512-`), the affinity policy, `--json` on every read command
+//! and shell completions.
+//!
+//! Output contract: data goes to stdout (tables, `--json`, file contents, the job's
+//! stdout for `run`); every error is one line on stderr; `run`'s progress line (queue
+//! position, pending reason) goes to stderr and only when stderr is a terminal.
+//! `schedule` prints `Job (id=N): ok registered at <ts>` as the original, or only the id
+//! with `--quiet`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use retz_placement::{AffinityPolicy, ResourceRange};
+use retz_proto::api::{Application, ClientConfig, Container, DockerVolume, Job, JobState};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::cli::argv::OptionNames;
+use crate::cli::exit::{CliError, clap_one_line};
+use crate::cli::follow::{FileRead, ignore_broken_pipe, no_such_job, read_file};
+use crate::cli::{output, parse};
+use crate::config::Sources;
+use crate::{Client, ClientOptions};
+
+const ABOUT: &str = "Command-line client of Retz, the NUMA-aware batch job scheduler for Mesos";
+
+const CONFIG_HELP: &str = "Client config: TOML (see etc/client.toml) or an original \
+retz.properties. Without -C: $RETZ_CLIENT_CONFIG, then $XDG_CONFIG_HOME/retz/client.toml \
+or ~/.config/retz/client.toml, then /opt/retz-client/etc/retz.properties";
+
+const CLIENT_AFTER_HELP: &str = concat!(
+    "The original single-dash long options are accepted too: -cmd, -cpu, -mem, -gpu, -id,\n",
+    "-stderr, -ports, -prio, ... (any long option, e.g. -cpu=2-4).\n\n",
+    "Exit status (run exits with the job's exit code instead):\n",
+    "  0  success\n",
+    "  1  the server refused the request (HTTP 4xx/5xx) or the job/app/user does not exist\n",
+    "  2  usage error (unknown subcommand, bad or missing option)\n",
+    "  3  cannot reach the server, config missing or invalid, or a local file problem"
+);
+
+/// The command line of `retz-client`.
+#[derive(Debug, Parser)]
+#[command(name = "retz-client", version, about = ABOUT, after_help = CLIENT_AFTER_HELP,
+          after_long_help = CLIENT_AFTER_HELP)]
+#[command(disable_help_subcommand = false)]
+pub struct Cli {
+    /// Client config file.
+    #[arg(short = 'C', long = "config", global = true, value_name = "FILE", long_help = CONFIG_HELP)]
+    config: Option<PathBuf>,
+    /// Say more on stderr (requests made, state changes).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Print machine-readable JSON instead of tables (read commands and schedule).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the config in use (secret masked) and where it came from.
+    Config,
+    /// List your jobs (default: QUEUED, STARTING and STARTED), sorted by id.
+    List(ListArgs),
+    /// Queue a job and print its id.
+    Schedule(ScheduleArgs),
+    /// Queue a job, print its stdout as it is written, exit with its exit code.
+    #[command(
+        after_help = "Exit status: the job's exit code when it finished; 255 when it \
+        was killed, failed or timed out (the original's -1); 1-3 as for other subcommands when \
+        it could not be scheduled or followed."
+    )]
+    Run(RunArgs),
+    /// Show one job.
+    GetJob(IdArg),
+    /// Print a file of a job's sandbox (stdout by default), or save it with -R.
+    GetFile(GetFileArgs),
+    /// List a directory of a job's sandbox.
+    ListFiles(ListFilesArgs),
+    /// Kill a job.
+    Kill(IdArg),
+    /// Kill every QUEUED, STARTING and STARTED job carrying a tag.
+    Killall(KillallArgs),
+    /// Create or replace an application.
+    LoadApp(LoadAppArgs),
+    /// Show an application (JSON).
+    GetApp(AppArg),
+    /// List your applications.
+    ListApp,
+    /// Remove an application.
+    UnloadApp(AppArg),
+    /// Show the server's status (queue length, running jobs, offers).
+    Status,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Only jobs in this state (overrides --states).
+    #[arg(long, value_parser = parse::state, value_name = "STATE")]
+    state: Option<JobState>,
+    /// Comma separated states, or ALL.
+    #[arg(long, value_parser = parse::states, value_name = "CSV|ALL",
+          default_value = "QUEUED,STARTING,STARTED")]
+    states: parse::States,
+    /// Only jobs with this tag.
+    #[arg(short = 't', long)]
+    tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// Application name.
+    #[arg(
+        short = 'A',
+        long = "appname",
+        visible_alias = "app",
+        value_name = "NAME"
+    )]
+    appname: String,
+    /// Shell command to run (`-` reads it from stdin).
+    #[arg(
+        short = 'c',
+        long = "command",
+        alias = "cmd",
+        value_name = "COMMAND",
+        allow_hyphen_values = true
+    )]
+    command: String,
+    /// Environment variable KEY=VALUE (repeatable; $RETZ_CPU etc. are expanded by the executor).
+    #[arg(short = 'E', long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair,
+          allow_hyphen_values = true)]
+    env: Vec<(String, String)>,
+    /// CPUs: N, N-M (from N to M) or N- (at least N).
+    #[arg(long, value_parser = parse::cpu_range, default_value = "1", value_name = "RANGE")]
+    cpu: ResourceRange<u32>,
+    /// Memory in MB: N, N-M or N-.
+    #[arg(long, value_parser = parse::mem_range, default_value = "32", value_name = "RANGE")]
+    mem: ResourceRange<u64>,
+    /// Disk in MB.
+    #[arg(long, default_value_t = 32, value_name = "MB")]
+    disk: u64,
+    /// GPUs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpu: u32,
+    /// Number of ports ($PORT0...), 0 to 1000.
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    ports: u32,
+    /// Whole NUMA nodes to take exclusively.
+    #[arg(long, value_name = "N")]
+    nodes: Option<u32>,
+    /// Priority, -20 (first) to 19 (last).
+    #[arg(long = "priority", alias = "prio", default_value = "0", value_parser = parse::priority,
+          allow_negative_numbers = true, value_name = "P")]
+    priority: i32,
+    /// Mesos attribute constraint string.
+    #[arg(long, value_name = "STR")]
+    attributes: Option<String>,
+    /// Job name.
+    #[arg(short = 'N', long)]
+    name: Option<String>,
+    /// Comma separated tags.
+    #[arg(long, value_name = "a,b")]
+    tags: Option<String>,
+    /// Affinity policy: numa-strict, numa-prefer, spread or none (default: the app's, else the cluster's).
+    #[arg(long, value_parser = parse_affinity, value_name = "POLICY")]
+    affinity: Option<AffinityPolicy>,
+    /// Retries after lost tasks (default: the server's).
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
+    /// Also retry when the task fails, not only when it is lost.
+    #[arg(long)]
+    retry_on_failure: bool,
+}
+
+fn parse_affinity(s: &str) -> Result<AffinityPolicy, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+#[derive(Debug, Args)]
+struct ScheduleArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Print only the job id.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Print the job's stderr after it ended.
+    #[arg(long)]
+    stderr: bool,
+    /// Kill the job after this many minutes (fractions allowed; 0 or less: no limit).
+    #[arg(
+        long,
+        default_value_t = 1440.0,
+        allow_negative_numbers = true,
+        value_name = "MIN"
+    )]
+    timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct IdArg {
+    /// Job id.
+    #[arg(short = 'i', long = "id", value_name = "ID")]
+    id: u64,
+}
+
+#[derive(Debug, Args)]
+struct GetFileArgs {
+    /// Job id.
+    #[arg(short = 'i', long = "id", value_name = "ID")]
+    id: u64,
+    /// Path in the sandbox.
+    #[arg(long, default_value = "stdout")]
+    path: String,
+    /// Directory to save the file in (named as its last path component); `-` = stdout.
+    #[arg(
+        short = 'R',
+        long = "resultdir",
+        default_value = "-",
+        value_name = "DIR"
+    )]
+    resultdir: String,
+    /// Follow the file as it grows until the job ends.
+    #[arg(long)]
+    poll: bool,
+    /// Start at this byte.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+    /// Read at most this many bytes (-1: to the end).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    length: i64,
+    /// Download the raw bytes (needs -R DIR; not with --poll).
+    #[arg(long)]
+    binary: bool,
+    /// Stop polling after this many minutes (fractions allowed; 0 or less: no limit).
+    #[arg(
+        long,
+        default_value_t = 1440.0,
+        allow_negative_numbers = true,
+        value_name = "MIN"
+    )]
+    timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct ListFilesArgs {
+    /// Job id.
+    #[arg(short = 'i', long = "id", value_name = "ID")]
+    id: u64,
+    /// Directory in the sandbox ($MESOS_SANDBOX = its root).
+    #[arg(long, default_value = "$MESOS_SANDBOX")]
+    path: String,
+}
+
+#[derive(Debug, Args)]
+struct KillallArgs {
+    /// The tag.
+    #[arg(short = 't', long)]
+    tag: String,
+}
+
+#[derive(Debug, Args)]
+struct AppArg {
+    /// Application name.
+    #[arg(
+        short = 'A',
+        long = "appname",
+        visible_alias = "app",
+        value_name = "NAME"
+    )]
+    appname: String,
+}
+
+#[derive(Debug, Args)]
+struct LoadAppArgs {
+    /// Application name.
+    #[arg(
+        short = 'A',
+        long = "appname",
+        visible_alias = "app",
+        value_name = "NAME"
+    )]
+    appname: String,
+    /// URIs fetched for every executor, not cached.
+    #[arg(short = 'F', long = "file", num_args = 1.., value_name = "URI")]
+    files: Vec<String>,
+    /// URIs fetched through the agent's cache.
+    #[arg(short = 'L', long = "large-file", num_args = 1.., value_name = "URI")]
+    large_files: Vec<String>,
+    /// Unix user the jobs run as (root only with --container docker).
+    #[arg(short = 'U', long = "user")]
+    user: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL on kill (0: the Mesos default; at most 1024).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    grace_period: u32,
+    /// Container: mesos or docker.
+    #[arg(long, default_value = "mesos", value_parser = ["mesos", "docker"])]
+    container: String,
+    /// Docker image (required with --container docker).
+    #[arg(long)]
+    image: Option<String>,
+    /// Docker volumes: driver:name:path[:mode=RO|RW][:key=value...] (repeatable or comma separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse::docker_volume, value_name = "VOLUME")]
+    docker_volumes: Vec<DockerVolume>,
+    /// Whether jobs may be scheduled: true or false.
+    #[arg(long, default_value = "true", value_parser = parse::boolean, value_name = "BOOL",
+          action = clap::ArgAction::Set)]
+    enabled: bool,
+    /// The application's affinity policy.
+    #[arg(long, value_parser = parse_affinity, value_name = "POLICY")]
+    affinity: Option<AffinityPolicy>,
+}
+
+/// Entry point of the `retz-client` binary.
+pub fn main() -> ExitCode {
+    let cli: Cli = match parse_argv("retz-client", std::env::args_os().collect()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    finish(
+        "retz-client",
+        runtime().and_then(|rt| rt.block_on(dispatch(cli))),
+    )
+}
+
+/// Parses `argv` (after rewriting single-dash long options); on failure prints help or
+/// one error line and returns the exit code.
+pub fn parse_argv<P: Parser>(program: &str, argv: Vec<std::ffi::OsString>) -> Result<P, ExitCode> {
+    let names = OptionNames::of(&P::command());
+    match P::try_parse_from(names.rewrite(argv)) {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    Err(ExitCode::SUCCESS)
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    Err(ExitCode::from(super::exit::USAGE))
+                }
+                _ => {
+                    eprintln!("{program}: {}; see {program} --help", clap_one_line(&e));
+                    Err(ExitCode::from(super::exit::USAGE))
+                }
+            }
+        }
+    }
+}
+
+/// A single-threaded tokio runtime.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("cannot start the async runtime", &e))
+}
+
+/// Prints the error line (if any) and turns the outcome into the exit code.
+pub fn finish(program: &str, r: Result<u8, CliError>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Writes `text` to stdout (a closed pipe is not an error).
+pub fn emit(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .or_else(ignore_broken_pipe)
+        .map_err(|e| CliError::io("cannot write to stdout", &e))
+}
+
+/// Writes `value` as pretty JSON plus a newline to stdout.
+pub fn emit_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Local(format!("cannot render JSON: {e}")))?;
+    emit(&format!("{text}\n"))
+}
+
+/// Loads the config for `-C` (or the defaults) and builds a client.
+pub fn connect(config: Option<PathBuf>) -> Result<(Client, PathBuf), CliError> {
+    let (cfg, path) = Sources::from_env(config).load()?;
+    let client = Client::with_options(cfg, ClientOptions::default())?;
+    Ok((client, path))
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    let json = cli.json;
+    if let Cmd::Completions { shell } = cli.cmd {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "retz-client", &mut out);
+        emit(&String::from_utf8_lossy(&out))?;
+        return Ok(0);
+    }
+    let (client, path) = connect(cli.config)?;
+    if cli.verbose {
+        eprintln!(
+            "retz-client: config {}, server {}",
+            path.display(),
+            client.server()
+        );
+    }
+    match cli.cmd {
+        Cmd::Completions { .. } => Ok(0),
+        Cmd::Config => {
+            let masked = output::masked_config(client.config());
+            if json {
+                emit_json(&masked)?;
+            } else {
+                let text = toml::to_string(&masked)
+                    .map_err(|e| CliError::Local(format!("cannot render the config: {e}")))?;
+                emit(&format!("# {}\n{text}", path.display()))?;
+            }
+            Ok(0)
+        }
+        Cmd::List(a) => list(&client, &a, json).await,
+        Cmd::Schedule(a) => {
+            let job = build_job(&a.job, client.config())?;
+            let job = client.schedule(job).await?;
+            if json {
+                emit_json(&job)?;
+            } else if a.quiet {
+                emit(&format!("{}\n", job.id))?;
+            } else {
+                emit(&format!(
+                    "Job (id={}): ok registered at {}\n",
+                    job.id,
+                    job.scheduled.as_deref().unwrap_or("-")
+                ))?;
+            }
+            Ok(0)
+        }
+        Cmd::Run(a) => run(&client, &a, cli.verbose).await,
+        Cmd::GetJob(a) => {
+            let r = client.get_job(a.id).await?;
+            let Some(job) = &r.job else {
+                return Err(no_such_job(&client, a.id));
+            };
+            if json {
+                emit_json(&r)?;
+            } else {
+                emit(&output::job_view(job, r.queue_position))?;
+            }
+            Ok(0)
+        }
+        Cmd::GetFile(a) => get_file(&client, &a, json).await,
+        Cmd::ListFiles(a) => {
+            let r = client.list_files(a.id, &a.path).await?;
+            if json {
+                emit_json(&r.entries)?;
+            } else {
+                emit(&output::files_table(&r.entries))?;
+            }
+            Ok(0)
+        }
+        Cmd::Kill(a) => {
+            let job = client.kill(a.id).await?;
+            if json {
+                emit_json(&job)?;
+            } else {
+                emit(&format!("Job (id={}): {}\n", job.id, job.state))?;
+            }
+            Ok(0)
+        }
+        Cmd::Killall(a) => killall(&client, &a.tag, json).await,
+        Cmd::LoadApp(a) => {
+            let app = build_app(a, client.config())?;
+            let app = client.load_app(app).await?;
+            if json {
+                emit_json(&app)?;
+            } else {
+                emit(&format!("Application {} loaded\n", app.appid))?;
+            }
+            Ok(0)
+        }
+        Cmd::GetApp(a) => {
+            let app = client.get_app(&a.appname).await?;
+            emit_json(&app)?;
+            Ok(0)
+        }
+        Cmd::ListApp => {
+            let apps = client.list_apps().await?;
+            if json {
+                emit_json(&apps)?;
+            } else {
+                emit(&output::apps_table(&apps))?;
+            }
+            Ok(0)
+        }
+        Cmd::UnloadApp(a) => {
+            let app = client.unload_app(&a.appname).await?;
+            if json {
+                emit_json(&app)?;
+            } else {
+                emit(&format!("Application {} unloaded\n", app.appid))?;
+            }
+            Ok(0)
+        }
+        Cmd::Status => {
+            let s = client.status().await?;
+            if json {
+                emit_json(&s)?;
+            } else {
+                emit(&format!(
+                    "server {}\nmaster {}\nqueued {}\nrunning {}\ncpus used {}\nagents {}\noffers {} ({} cpus)\nplanner backlog {}\n",
+                    s.server_version,
+                    s.master,
+                    s.queue_length,
+                    s.running_length,
+                    s.total_used,
+                    s.num_slaves,
+                    s.offers,
+                    s.total_offered,
+                    s.stanchion_queue_length
+                ))?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn list(client: &Client, a: &ListArgs, json: bool) -> Result<u8, CliError> {
+    let states = match a.state {
+        Some(s) => vec![s],
+        None => a.states.0.clone(),
+    };
+    let mut jobs = Vec::new();
+    for st in states {
+        let r = client.list_jobs(st, a.tag.as_deref()).await?;
+        if r.more {
+            eprintln!(
+                "retz-client: the server cut the list of {st} jobs at its limit; narrow it with --tag"
+            );
+        }
+        jobs.extend(r.jobs);
+    }
+    jobs.sort_by_key(|j| j.id);
+    jobs.dedup_by_key(|j| j.id);
+    if json {
+        emit_json(&jobs)?;
+    } else {
+        emit(&output::jobs_table(&jobs))?;
+    }
+    Ok(0)
+}
+
+async fn killall(client: &Client, tag: &str, json: bool) -> Result<u8, CliError> {
+    let mut targets = Vec::new();
+    for st in [JobState::Queued, JobState::Starting, JobState::Started] {
+        targets.extend(client.list_jobs(st, Some(tag)).await?.jobs);
+    }
+    targets.sort_by_key(|j| j.id);
+    targets.dedup_by_key(|j| j.id);
+    let mut killed = Vec::new();
+    let mut failed = 0;
+    for j in &targets {
+        match client.kill(j.id).await {
+            Ok(k) => {
+                if !json {
+                    emit(&format!("Job (id={}): {}\n", k.id, k.state))?;
+                }
+                killed.push(k);
+            }
+            Err(e) if e.is_refusal() => {
+                eprintln!("retz-client: cannot kill job {}: {e}", j.id);
+                failed += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if json {
+        emit_json(&killed)?;
+    }
+    Ok(if failed > 0 { super::exit::REFUSED } else { 0 })
+}
+
+/// Reads the command, or stdin for `-`.
+fn command_text(cmd: &str) -> Result<String, CliError> {
+    if cmd != "-" {
+        return Ok(cmd.to_owned());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::io("cannot read the command from stdin", &e))?;
+    let s = s.trim_end_matches(['\n', '\r']).to_owned();
+    if s.trim().is_empty() {
+        return Err(CliError::Usage(
+            "-c - read an empty command from stdin; pipe the command in".into(),
+        ));
+    }
+    Ok(s)
+}
+
+fn build_job(a: &JobArgs, _config: &ClientConfig) -> Result<Job, CliError> {
+    let cmd = command_text(&a.command)?;
+    if cmd.trim().is_empty() {
+        return Err(CliError::Usage(
+            "the command (-c) is empty; give the shell command to run".into(),
+        ));
+    }
+    let mut job = Job::new(a.appname.clone(), cmd);
+    job.props = a.env.iter().cloned().collect::<BTreeMap<_, _>>();
+    job.resources.cpu = a.cpu;
+    job.resources.mem_mb = a.mem;
+    job.resources.disk_mb = a.disk;
+    job.resources.gpu = a.gpu;
+    job.resources.ports = a.ports;
+    job.resources.nodes = a.nodes;
+    job.priority = a.priority;
+    job.attributes = a.attributes.clone();
+    if let Some(n) = &a.name {
+        job.name = n.clone();
+    }
+    if let Some(t) = &a.tags {
+        job.tags = parse::tags(t);
+    }
+    job.affinity = a.affinity;
+    job.max_retries = a.retries;
+    job.retry_on_failure = a.retry_on_failure;
+    Ok(job)
+}
+
+fn build_app(a: LoadAppArgs, config: &ClientConfig) -> Result<Application, CliError> {
+    let container = match (a.container.as_str(), a.image) {
+        ("docker", Some(image)) => Container::Docker {
+            image,
+            volumes: a.docker_volumes,
+        },
+        ("docker", None) => {
+            return Err(CliError::Usage(
+                "--container docker needs --image IMAGE".into(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(CliError::Usage(
+                "--image is only for --container docker".into(),
+            ));
+        }
+        (_, None) if !a.docker_volumes.is_empty() => {
+            return Err(CliError::Usage(
+                "--docker-volumes is only for --container docker".into(),
+            ));
+        }
+        _ => Container::Mesos,
+    };
+    if a.user.as_deref() == Some("root") && container == Container::Mesos {
+        return Err(CliError::Usage(
+            "-U root is refused with the mesos container; run as another user or use --container docker".into(),
+        ));
+    }
+    let mut app = Application::new(a.appname, config.access_key.clone());
+    app.files = a.files;
+    app.large_files = a.large_files;
+    app.user = a.user;
+    app.grace_period = a.grace_period;
+    app.container = container;
+    app.enabled = a.enabled;
+    app.affinity = a.affinity;
+    Ok(app)
+}
+
+/// The time `minutes` from now; `None` for no limit (0, negative, NaN). Capped at about
+/// 19 years so that the addition cannot overflow.
+fn deadline(minutes: f64) -> Option<Instant> {
+    (minutes > 0.0).then(|| Instant::now() + Duration::from_secs_f64(minutes.min(1.0e7) * 60.0))
+}
+
+/// The file a `-R DIR` download goes to: DIR plus the last component of `path`.
+fn result_file(dir: &str, path: &str) -> Result<PathBuf, CliError> {
+    let name = Path::new(path)
+        .file_name()
+        .ok_or_else(|| CliError::Usage(format!("--path {path:?} names no file")))?;
+    let dir = Path::new(dir);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::io(&format!("cannot create {}", dir.display()), &e))?;
+    Ok(dir.join(name))
+}
+
+async fn get_file(client: &Client, a: &GetFileArgs, json: bool) -> Result<u8, CliError> {
+    if a.binary && a.resultdir == "-" {
+        return Err(CliError::Usage(
+            "--binary needs -R DIR (raw bytes are not printed); add -R .".into(),
+        ));
+    }
+    if a.binary && a.poll {
+        return Err(CliError::Usage(
+            "--binary cannot be used with --poll".into(),
+        ));
+    }
+    if json && (a.binary || a.poll) {
+        return Err(CliError::Usage(
+            "--json cannot be used with --binary or --poll".into(),
+        ));
+    }
+    if a.length < -1 {
+        return Err(CliError::Usage(format!(
+            "--length {} is negative; give a byte count or -1 for the whole file",
+            a.length
+        )));
+    }
+    if a.binary {
+        let target = result_file(&a.resultdir, &a.path)?;
+        let mut f = std::fs::File::create(&target)
+            .map_err(|e| CliError::io(&format!("cannot create {}", target.display()), &e))?;
+        let n = client.download(a.id, &a.path, &mut f).await?;
+        eprintln!("retz-client: saved {n} bytes to {}", target.display());
+        return Ok(0);
+    }
+    let what = FileRead {
+        id: a.id,
+        path: &a.path,
+        offset: a.offset,
+        limit: u64::try_from(a.length).ok(),
+        poll: a.poll,
+        deadline: deadline(a.timeout),
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut file;
+    let mut stdout;
+    let out: &mut dyn Write = if json {
+        &mut buf
+    } else if a.resultdir == "-" {
+        stdout = std::io::stdout();
+        &mut stdout
+    } else {
+        let target = result_file(&a.resultdir, &a.path)?;
+        file = std::fs::File::create(&target)
+            .map_err(|e| CliError::io(&format!("cannot create {}", target.display()), &e))?;
+        &mut file
+    };
+    let end = read_file(client, &what, out, &mut |_| {}).await?;
+    if json {
+        let resp = retz_proto::api::GetFileResponse {
+            job: end.job,
+            file: (!end.absent || !buf.is_empty()).then(|| retz_proto::api::FileChunk {
+                data: String::from_utf8_lossy(&buf).into_owned(),
+                offset: a.offset,
+            }),
+        };
+        emit_json(&resp)?;
+        return Ok(0);
+    }
+    if end.timed_out {
+        eprintln!(
+            "retz-client: stopped following {} of job {} after {} min (job still {})",
+            a.path, a.id, a.timeout, end.job.state
+        );
+        return Ok(super::exit::REFUSED);
+    }
+    if end.absent && end.bytes == 0 {
+        return Err(CliError::Refused(format!(
+            "job {} has no file {:?} yet (state {}); wait until it started or check --path with list-files",
+            a.id, a.path, end.job.state
+        )));
+    }
+    Ok(0)
+}
+
+/// What `run` exits with for a job that ended.
+pub fn job_exit_code(job: &Job) -> u8 {
+    match job.state {
+        JobState::Finished => u8::try_from(job.result).unwrap_or(255),
+        _ => 255,
+    }
+}
+
+async fn run(client: &Client, a: &RunArgs, verbose: bool) -> Result<u8, CliError> {
+    let job = build_job(&a.job, client.config())?;
+    let job = client.schedule(job).await?;
+    let id = job.id;
+    if verbose {
+        eprintln!(
+            "retz-client: job {id} registered at {}",
+            job.scheduled.as_deref().unwrap_or("-")
+        );
+    }
+    let until = deadline(a.timeout);
+    let tty = std::io::stderr().is_terminal();
+    let mut progress_shown = false;
+    let mut backoff = Backoff::poll();
+    let mut last_state = job.state;
+    // wait until the job runs (or ended)
+    loop {
+        let r = client.get_job(id).await?;
+        let job = r.job.ok_or_else(|| no_such_job(client, id))?;
+        if job.state != last_state {
+            backoff.reset();
+            if verbose {
+                eprintln!("retz-client: job {id} is {}", job.state);
+            }
+            last_state = job.state;
+        }
+        if !matches!(
+            job.state,
+            JobState::Queued | JobState::Starting | JobState::Created
+        ) {
+            break;
+        }
+        if tty {
+            let pos = r
+                .queue_position
+                .map(|p| format!(", position {p} in the queue"))
+                .unwrap_or_default();
+            let why = job
+                .pending
+                .as_deref()
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default();
+            let line: String = format!("job {id} {}{pos}{why}", job.state)
+                .chars()
+                .take(200)
+                .collect();
+            eprint!("\r\x1b[2K{line}");
+            progress_shown = true;
+        }
+        if until.is_some_and(|d| Instant::now() >= d) {
+            return timed_out(client, id, a.timeout, progress_shown).await;
+        }
+        let mut pause = backoff.next_delay();
+        if let Some(d) = until {
+            pause = pause.min(d.saturating_duration_since(Instant::now()));
+        }
+        tokio::time::sleep(pause).await;
+    }
+    if progress_shown {
+        eprint!("\r\x1b[2K");
+    }
+    let what = FileRead {
+        id,
+        path: "stdout",
+        offset: 0,
+        limit: None,
+        poll: true,
+        deadline: until,
+    };
+    let mut stdout = std::io::stdout();
+    let end = read_file(client, &what, &mut stdout, &mut |_| {}).await?;
+    if end.timed_out {
+        return timed_out(client, id, a.timeout, false).await;
+    }
+    if a.stderr {
+        let what = FileRead {
+            path: "stderr",
+            poll: false,
+            deadline: None,
+            ..what
+        };
+        let mut stderr = std::io::stderr();
+        read_file(client, &what, &mut stderr, &mut |_| {}).await?;
+    }
+    let job = end.job;
+    if job.state != JobState::Finished {
+        eprintln!(
+            "retz-client: job {id} ended {}: {}",
+            job.state,
+            job.reason.as_deref().unwrap_or("no reason given")
+        );
+    } else if verbose {
+        eprintln!("retz-client: job {id} finished with {}", job.result);
+    }
+    Ok(job_exit_code(&job))
+}
+
+async fn timed_out(client: &Client, id: u64, minutes: f64, progress: bool) -> Result<u8, CliError> {
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    client.kill(id).await?;
+    eprintln!("retz-client: job {id} did not end within {minutes} min (--timeout); killed it");
+    Ok(255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, ExitCode> {
+        parse_argv("retz-client", args.iter().map(Into::into).collect())
+    }
+
+    #[test]
+    fn original_single_dash_options_parse() {
+        let cli = parse(&[
+            "retz-client",
+            "schedule",
+            "-A",
+            "app",
+            "-cmd",
+            "echo $RETZ_CPU",
+            "-cpu",
+            "2-4",
+            "-mem",
+            "512-",
+            "-gpu",
+            "1",
+            "-ports",
+            "2",
+            "-prio",
+            "-3",
+            "-E",
+            "K=a=b",
+            "--tags",
+            "x,y",
+            "--affinity",
+            "spread",
+        ])
+        .unwrap();
+        let Cmd::Schedule(s) = cli.cmd else {
+            panic!("not schedule")
+        };
+        let job = build_job(&s.job, &dummy_config()).unwrap();
+        assert_eq!(job.cmd, "echo $RETZ_CPU");
+        assert_eq!(job.resources.cpu, ResourceRange::between(2, 4));
+        assert_eq!(job.resources.mem_mb, ResourceRange::at_least(512));
+        assert_eq!(
+            (job.resources.gpu, job.resources.ports, job.priority),
+            (1, 2, -3)
+        );
+        assert_eq!(job.props["K"], "a=b");
+        assert_eq!(job.tags.len(), 2);
+        assert_eq!(job.affinity, Some(AffinityPolicy::Spread));
+        let cli = parse(&["retz-client", "get-job", "-id", "5"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::GetJob(IdArg { id: 5 })));
+        let cli = parse(&["retz-client", "run", "-A", "a", "-c", "x", "-stderr"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Run(RunArgs { stderr: true, .. })));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for bad in [
+            &[
+                "retz-client",
+                "schedule",
+                "-A",
+                "a",
+                "-c",
+                "x",
+                "--cpu",
+                "4-2",
+            ][..],
+            &["retz-client", "schedule", "-A", "a", "-c", "x", "-E", "=v"],
+            &[
+                "retz-client",
+                "schedule",
+                "-A",
+                "a",
+                "-c",
+                "x",
+                "--priority",
+                "20",
+            ],
+            &[
+                "retz-client",
+                "schedule",
+                "-A",
+                "a",
+                "-c",
+                "x",
+                "--ports",
+                "1001",
+            ],
+            &["retz-client", "schedule", "-A", "a"],
+            &["retz-client", "frobnicate"],
+            &[
+                "retz-client",
+                "load-app",
+                "-A",
+                "a",
+                "--grace-period",
+                "2000",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn apps_are_checked_before_sending() {
+        let app = |args: &[&str]| {
+            let mut v = vec!["retz-client", "load-app", "-A", "a"];
+            v.extend_from_slice(args);
+            let Cmd::LoadApp(a) = parse(&v).unwrap().cmd else {
+                panic!()
+            };
+            build_app(a, &dummy_config())
+        };
+        let ok = app(&[
+            "-F",
+            "http://x/a.tgz",
+            "http://x/b.tgz",
+            "-L",
+            "http://x/big",
+        ])
+        .unwrap();
+        assert_eq!(ok.files.len(), 2);
+        assert_eq!(ok.owner, "key");
+        assert!(app(&["-U", "root"]).is_err());
+        assert!(app(&["--container", "docker"]).is_err());
+        assert!(app(&["--image", "x"]).is_err());
+        let d = app(&[
+            "-U",
+            "root",
+            "--container",
+            "docker",
+            "--image",
+            "i",
+            "--docker-volumes",
+            "d:n:/a,d:m:/b:mode=RW",
+        ])
+        .unwrap();
+        assert!(matches!(d.container, Container::Docker { ref volumes, .. } if volumes.len() == 2));
+        assert!(!app(&["--enabled", "false"]).unwrap().enabled);
+    }
+
+    #[test]
+    fn exit_codes_of_ended_jobs() {
+        let mut j = Job::new("a", "x");
+        j.state = JobState::Finished;
+        j.result = 3;
+        assert_eq!(job_exit_code(&j), 3);
+        j.result = 300;
+        assert_eq!(job_exit_code(&j), 255);
+        j.state = JobState::Killed;
+        j.result = 0;
+        assert_eq!(job_exit_code(&j), 255);
+    }
+
+    fn dummy_config() -> ClientConfig {
+        ClientConfig {
+            server: "http://127.0.0.1:1".into(),
+            access_key: "key".into(),
+            secret: "s".into(),
+            authentication: true,
+            tls_insecure: false,
+        }
+    }
+}

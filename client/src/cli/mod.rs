@@ -1,0 +1,11 @@
+//! The `retz-client` and `retz-admin` command lines: argument rewriting and parsing,
+//! output formatting, following files, exit codes. The binaries only call
+//! [`client_cli::main`] and [`admin_cli::main`].
+
+pub mod admin_cli;
+pub mod argv;
+pub mod client_cli;
+pub mod exit;
+pub mod follow;
+pub mod output;
+pub mod parse;
