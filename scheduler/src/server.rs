@@ -115,9 +115,8 @@ impl Server {
             record_events: cfg.server.record_events.clone(),
             window: 10_000,
         };
-        let (planner, link) = Planner::new(store.clone(), driver, opts).map_err(io(
-            "cannot open the event recording (server.record_events)",
-        ))?;
+        let (planner, link) = Planner::new(store.clone(), driver, opts)
+            .map_err(io("cannot open the event recording (server.record_events)"))?;
         let planner = tokio::spawn(planner.run(events));
 
         let http_cfg = HttpConfig {
@@ -128,7 +127,11 @@ impl Server {
             max_file_size: u64::try_from(cfg.server.max_file_size).unwrap_or(u64::MAX),
             max_cpus: cfg.limits.max_cpus,
             max_mem_mb: cfg.limits.max_mem_mb,
-            max_gpus: if cfg.mesos.gpus { cfg.limits.max_gpus } else { 0 },
+            max_gpus: if cfg.mesos.gpus {
+                cfg.limits.max_gpus
+            } else {
+                0
+            },
             admin_keys,
             default_max_retries: cfg.planner.max_retries,
             ..HttpConfig::default()
@@ -320,4 +323,3 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
-

@@ -73,8 +73,8 @@ enum Cmd {
     Schedule(ScheduleArgs),
     /// Queue a job, print its stdout as it is written, exit with its exit code.
     #[command(
-        after_help = "Exit status: the job's exit code when it finished; 255 when it \
-        was killed, failed or timed out (the original's -1); 1-3 as for other subcommands when \
+        after_help = "Exit status: the job's exit code when its command exited (0 when it \
+        finished); 255 when it was killed before exiting, failed to start or timed out (the original's -1); 1-3 as for other subcommands when \
         it could not be scheduled or followed."
     )]
     Run(RunArgs),
@@ -786,6 +786,8 @@ async fn get_file(client: &Client, a: &GetFileArgs, json: bool) -> Result<u8, Cl
 pub fn job_exit_code(job: &Job) -> u8 {
     match job.state {
         JobState::Finished => u8::try_from(job.result).unwrap_or(255),
+        // The command ran and exited non-zero (TASK_FAILED): its own code.
+        JobState::Killed if job.result > 0 => u8::try_from(job.result).unwrap_or(255),
         _ => 255,
     }
 }
@@ -1047,8 +1049,10 @@ mod tests {
         j.result = 300;
         assert_eq!(job_exit_code(&j), 255);
         j.state = JobState::Killed;
-        j.result = 0;
-        assert_eq!(job_exit_code(&j), 255);
+        j.result = 3;
+        assert_eq!(job_exit_code(&j), 3, "a command that exited 3");
+        j.result = -1;
+        assert_eq!(job_exit_code(&j), 255, "killed, never exited");
     }
 
     fn dummy_config() -> ClientConfig {

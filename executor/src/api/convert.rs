@@ -325,7 +325,10 @@ mod tests {
             4
         );
         let data: serde_json::Value = serde_json::from_slice(s.data.as_ref().unwrap()).unwrap();
-        assert!(data.get("work_dir").is_some_and(|w| w.is_string()), "{data}");
+        assert!(
+            data.get("work_dir").is_some_and(|w| w.is_string()),
+            "{data}"
+        );
         assert!(data.get("drift").is_some(), "{data}");
         assert_eq!(s.executor_id.as_ref().unwrap().value, "e");
         let s = status(

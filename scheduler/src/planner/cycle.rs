@@ -141,7 +141,7 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
     } else {
         Some(packer.plan(&states, &requests, ctx.now))
     };
-    let mut by_agent: BTreeMap<&str, Vec<Launch>> = BTreeMap::new();
+    let mut by_agent: BTreeMap<String, Vec<Launch>> = BTreeMap::new();
     if let Some(plan) = &plan {
         for asg in plan.assignments.iter().take(ctx.room) {
             let (Some(job), Some(agent)) = (
@@ -158,7 +158,7 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
             let executor = executor_info(app, ctx.executor, ctx.framework_id);
             let attempt = job.attempt + 1;
             by_agent
-                .entry(agent.merged.agent_id.value.as_str())
+                .entry(agent.merged.agent_id.value.clone())
                 .or_default()
                 .push(Launch {
                     job_id: job.id,
@@ -175,8 +175,10 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
         let launched: Vec<u64> = by_agent.values().flatten().map(|l| l.job_id).collect();
         for asg in plan.assignments.iter().skip(ctx.room) {
             if !launched.contains(&asg.job_id) {
-                out.pending
-                    .push((asg.job_id, "the server's max_running limit is reached".into()));
+                out.pending.push((
+                    asg.job_id,
+                    "the server's max_running limit is reached".into(),
+                ));
             }
         }
     } else if ctx.room == 0 {
@@ -186,7 +188,9 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
         }
     }
     for a in agents {
-        let launches = by_agent.remove(a.merged.agent_id.value.as_str()).unwrap_or_default();
+        let launches = by_agent
+            .remove(&a.merged.agent_id.value)
+            .unwrap_or_default();
         out.agents.push(AgentDecision {
             offer_ids: a.offer_ids,
             launches,
@@ -269,7 +273,11 @@ mod tests {
 
     #[test]
     fn a_strict_range_job_gets_cpus_of_one_node_and_the_task_says_so() {
-        let queue = [job(1, ResourceRange::between(2, 4), AffinityPolicy::NumaStrict)];
+        let queue = [job(
+            1,
+            ResourceRange::between(2, 4),
+            AffinityPolicy::NumaStrict,
+        )];
         let out = run(vec![numa_offer("o1", "a1")], &queue, 10, true);
         assert_eq!(out.agents.len(), 1);
         let l = &out.agents[0].launches[0];
@@ -281,7 +289,12 @@ mod tests {
         let spec: TaskSpecView = serde_json::from_slice(l.task.data.as_ref().unwrap()).unwrap();
         assert_eq!(spec.cpus, l.grant.cpu);
         assert_eq!(spec.cpuset, l.grant.cpuset);
-        let cpuids = l.task.resources.iter().find(|r| r.name == "cpuids").unwrap();
+        let cpuids = l
+            .task
+            .resources
+            .iter()
+            .find(|r| r.name == "cpuids")
+            .unwrap();
         let n: u64 = cpuids
             .ranges
             .as_ref()
@@ -301,9 +314,16 @@ mod tests {
 
     #[test]
     fn unplaced_offers_are_declined_and_waiting_jobs_say_why() {
-        let queue = [job(1, ResourceRange::exactly(6), AffinityPolicy::NumaStrict)];
+        let queue = [job(
+            1,
+            ResourceRange::exactly(6),
+            AffinityPolicy::NumaStrict,
+        )];
         let out = run(vec![numa_offer("o1", "a1")], &queue, 10, true);
-        assert!(out.agents[0].launches.is_empty(), "6 CPUs fit no 4-CPU node");
+        assert!(
+            out.agents[0].launches.is_empty(),
+            "6 CPUs fit no 4-CPU node"
+        );
         assert_eq!(out.pending.len(), 1);
         assert!(!out.pending[0].1.is_empty());
     }
@@ -320,7 +340,10 @@ mod tests {
         assert_eq!(out.agents.len(), 1);
         assert_eq!(out.agents[0].offer_ids.len(), 2);
         assert_eq!(out.agents[0].launches.len(), 1);
-        assert!(!out.agents[0].launches[0].grant.pinned, "plain offers never pin");
+        assert!(
+            !out.agents[0].launches[0].grant.pinned,
+            "plain offers never pin"
+        );
     }
 
     #[test]

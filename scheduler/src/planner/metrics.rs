@@ -59,15 +59,31 @@ impl PlannerMetrics {
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter("retz_offers_received_total", "Mesos offers received.", get(&self.offers_received));
-        counter("retz_offers_declined_total", "Mesos offers declined.", get(&self.offers_declined));
-        counter("retz_tasks_launched_total", "Tasks launched.", get(&self.tasks_launched));
+        counter(
+            "retz_offers_received_total",
+            "Mesos offers received.",
+            get(&self.offers_received),
+        );
+        counter(
+            "retz_offers_declined_total",
+            "Mesos offers declined.",
+            get(&self.offers_declined),
+        );
+        counter(
+            "retz_tasks_launched_total",
+            "Tasks launched.",
+            get(&self.tasks_launched),
+        );
         counter(
             "retz_tasks_numa_local_total",
             "Tasks launched with every CPU on one NUMA node.",
             get(&self.tasks_numa_local),
         );
-        counter("retz_job_retries_total", "Jobs requeued after a lost task.", get(&self.retries));
+        counter(
+            "retz_job_retries_total",
+            "Jobs requeued after a lost task.",
+            get(&self.retries),
+        );
         counter(
             "retz_status_updates_total",
             "Mesos task status updates handled.",
@@ -114,9 +130,18 @@ mod tests {
         m.observe_cycle(Duration::from_millis(3));
         m.observe_cycle(Duration::from_secs(1));
         let text = m.render();
-        assert!(text.contains("retz_placement_cycle_seconds_bucket{le=\"0.0001\"} 1"), "{text}");
-        assert!(text.contains("retz_placement_cycle_seconds_bucket{le=\"0.005\"} 2"), "{text}");
-        assert!(text.contains("retz_placement_cycle_seconds_bucket{le=\"+Inf\"} 3"), "{text}");
+        assert!(
+            text.contains("retz_placement_cycle_seconds_bucket{le=\"0.0001\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("retz_placement_cycle_seconds_bucket{le=\"0.005\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("retz_placement_cycle_seconds_bucket{le=\"+Inf\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("retz_placement_cycle_seconds_count 3"));
         assert_eq!(m.numa_local_ratio(), 1.0);
         m.tasks_launched.store(4, Ordering::Relaxed);

@@ -59,7 +59,9 @@ fn to_event(ev: &SchedulerEvent) -> Option<Event> {
         }
         SchedulerEvent::Rescind(id) => {
             out.r#type = Some(event::Type::Rescind as i32);
-            out.rescind = Some(event::Rescind { offer_id: id.clone() });
+            out.rescind = Some(event::Rescind {
+                offer_id: id.clone(),
+            });
         }
         SchedulerEvent::Update(status) => {
             out.r#type = Some(event::Type::Update as i32);

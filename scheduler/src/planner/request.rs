@@ -62,9 +62,15 @@ mod tests {
         assert_eq!(r.cpus, ResourceRange::between(2, 4));
         assert_eq!(r.submitted_at, 1_795_332_600);
         app.affinity = Some(AffinityPolicy::Spread);
-        assert_eq!(job_request(&job, Some(&app), &cfg, 5).policy, AffinityPolicy::Spread);
+        assert_eq!(
+            job_request(&job, Some(&app), &cfg, 5).policy,
+            AffinityPolicy::Spread
+        );
         job.affinity = Some(AffinityPolicy::NumaStrict);
-        assert_eq!(job_request(&job, Some(&app), &cfg, 5).policy, AffinityPolicy::NumaStrict);
+        assert_eq!(
+            job_request(&job, Some(&app), &cfg, 5).policy,
+            AffinityPolicy::NumaStrict
+        );
         job.scheduled = Some("garbage".into());
         assert_eq!(job_request(&job, None, &cfg, 5).submitted_at, 5);
     }

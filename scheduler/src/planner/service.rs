@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use retz_placement::Packer;
 use retz_proto::api::{Application, Job, JobState};
-use retz_proto::mesos::{AgentId, FrameworkId, OfferId, TaskId, TaskState, TaskStatus, task_status};
+use retz_proto::mesos::{
+    AgentId, FrameworkId, OfferId, TaskId, TaskState, TaskStatus, task_status,
+};
 use retz_proto::scheduler::call;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -216,8 +218,16 @@ impl Planner {
                     let addr = m
                         .address
                         .as_ref()
-                        .map(|a| format!("{}:{}", a.ip.clone().or(a.hostname.clone()).unwrap_or_default(), a.port))
-                        .unwrap_or_else(|| format!("{}:{}", m.hostname.clone().unwrap_or_default(), m.port));
+                        .map(|a| {
+                            format!(
+                                "{}:{}",
+                                a.ip.clone().or(a.hostname.clone()).unwrap_or_default(),
+                                a.port
+                            )
+                        })
+                        .unwrap_or_else(|| {
+                            format!("{}:{}", m.hostname.clone().unwrap_or_default(), m.port)
+                        });
                     lock(&self.link.status).master = addr;
                 }
                 self.suppressed = false;
@@ -292,7 +302,8 @@ impl Planner {
         m.offers_received
             .fetch_add(offers.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for o in &offers {
-            self.agents_seen.insert(o.agent_id.value.clone(), Instant::now());
+            self.agents_seen
+                .insert(o.agent_id.value.clone(), Instant::now());
         }
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
@@ -303,7 +314,12 @@ impl Planner {
             self.update_suppression().await;
             return Ok(());
         }
-        let window: Vec<Job> = self.queue.values().take(self.opts.window).cloned().collect();
+        let window: Vec<Job> = self
+            .queue
+            .values()
+            .take(self.opts.window)
+            .cloned()
+            .collect();
         let mut apps: BTreeMap<String, Application> = BTreeMap::new();
         for job in &window {
             if !apps.contains_key(&job.appid)
@@ -337,8 +353,14 @@ impl Planner {
         for (id, why) in &outcome.bad_offers {
             warn!(offer = %id.value, %why, "offer breaks the NUMA convention; declined");
         }
-        self.decline(outcome.bad_offers.iter().map(|(id, _)| id.clone()).collect())
-            .await;
+        self.decline(
+            outcome
+                .bad_offers
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect(),
+        )
+        .await;
         for job_id in &outcome.orphans {
             self.end_orphan(*job_id).await?;
         }
@@ -399,7 +421,11 @@ impl Planner {
             .metrics
             .offers_declined
             .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = self.driver.decline(ids, Some(self.opts.refuse_seconds)).await {
+        if let Err(e) = self
+            .driver
+            .decline(ids, Some(self.opts.refuse_seconds))
+            .await
+        {
             debug!(error = %e, "DECLINE failed");
         }
     }
@@ -449,7 +475,9 @@ impl Planner {
         let task_id = status.task_id.value.clone();
         let state = status.state();
         if state == TaskState::TaskUnreachable {
-            self.unreachable.entry(task_id.clone()).or_insert_with(Instant::now);
+            self.unreachable
+                .entry(task_id.clone())
+                .or_insert_with(Instant::now);
         } else {
             self.unreachable.remove(&task_id);
         }
