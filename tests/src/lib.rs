@@ -1,5 +1,223 @@
-//! Shared pieces of the end-to-end tests (the tests themselves live in `tests/`), and the
-//! quickstart's main job ([`quickstart`]), which `scripts/quickstart.sh` runs through the
-//! `quickstart` example.
+//! Shared pieces of the end-to-end tests (the tests themselves live in `tests/`): finding
+//! the workspace's binaries, running `retz-server`, `retz-mesos-local` and `retz-client`
+//! as real processes, and waiting for them.
+//!
+//! Binaries are taken from the test's own target directory (`cargo test --workspace`
+//! builds every binary of the workspace first); a missing one is built with the same
+//! cargo, so `cargo test -p retz-e2e-tests` works alone too.
 
-pub mod quickstart;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/<name>`, built if missing (package `package`).
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test>-<hash>
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target layout: target/<profile>/deps");
+    let path = profile.join(name);
+    if !path.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} --bin {name} failed");
+    }
+    path
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            start.elapsed() < timeout,
+            "nothing listens on {addr} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed (SIGKILL) when dropped, its output in a log file.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `bin args...`, output appended to `log`.
+    pub fn spawn(bin: &Path, args: &[String], log: &Path, envs: &[(&str, &str)]) -> Proc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Proc {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `retz-mesos-local` process.
+pub struct MesosLocal {
+    /// The process.
+    pub proc: Proc,
+    /// Its master address.
+    pub addr: SocketAddr,
+}
+
+impl MesosLocal {
+    /// Starts `retz-mesos-local` with `agents` agents of topology `synthetic` (this
+    /// machine when `None`), work dir under `dir`.
+    pub fn start(dir: &Path, agents: u32, synthetic: Option<&str>) -> MesosLocal {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut args = vec![
+            "--bind".to_owned(),
+            addr.to_string(),
+            "--agents".to_owned(),
+            agents.to_string(),
+            "--work-dir".to_owned(),
+            dir.join("mesos").display().to_string(),
+            "--allocation-interval".to_owned(),
+            "200ms".to_owned(),
+        ];
+        if let Some(s) = synthetic {
+            args.push("--synthetic".to_owned());
+            args.push(s.to_owned());
+        }
+        let proc = Proc::spawn(
+            &binary("retz-mesos-local", "retz-mesos-local"),
+            &args,
+            &dir.join("mesos-local.log"),
+            &[],
+        );
+        wait_for_port(addr, Duration::from_secs(30));
+        MesosLocal { proc, addr }
+    }
+}
+
+/// A `retz-server` process.
+pub struct Server {
+    /// The process.
+    pub proc: Proc,
+    /// The HTTP API.
+    pub addr: SocketAddr,
+    /// The admin's client config.
+    pub client_config: PathBuf,
+}
+
+impl Server {
+    /// Starts `retz-server --data-dir DIR --bind 127.0.0.1:PORT extra...` and waits for
+    /// its API and the admin's `client.toml`.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_on(data_dir, free_port(), extra)
+    }
+
+    /// As [`Server::start`], on a given port (to restart a server where it was).
+    pub fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--bind".to_owned(),
+            addr.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let proc = Proc::spawn(
+            &binary("retz-scheduler", "retz-server"),
+            &args,
+            &data_dir.with_extension("server.log"),
+            &[("RUST_LOG", "info")],
+        );
+        wait_for_port(addr, Duration::from_secs(60));
+        Server {
+            proc,
+            addr,
+            client_config: data_dir.join("client.toml"),
+        }
+    }
+}
+
+/// Runs `retz-client -C config args...`.
+pub fn client(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["-C", config.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    Command::new(binary("retz-client", "retz-client"))
+        .args(&all)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run retz-client")
+}
+
+/// Runs `retz-client` and returns its stdout, asserting exit status 0.
+pub fn client_ok(config: &Path, args: &[&str]) -> String {
+    let out = client(config, args);
+    assert!(
+        out.status.success(),
+        "retz-client {args:?} exited {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `get-job -i ID --json` as JSON.
+pub fn job_json(config: &Path, id: u64) -> serde_json::Value {
+    let text = client_ok(config, &["get-job", "-i", &id.to_string(), "--json"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("get-job --json: {e}: {text}"))
+}
