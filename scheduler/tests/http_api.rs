@@ -452,6 +452,13 @@ async fn admin_endpoints_are_for_admin_keys_only() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["jobs"][0]["id"], id);
+    let (_, v) = env
+        .get(
+            &env.admin,
+            "/admin/usage?start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z",
+        )
+        .await;
+    assert_eq!(v["jobs"], json!([]));
     let (s, v) = env.get(&env.admin, "/admin/usage?start=yesterday").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = env

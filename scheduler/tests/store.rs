@@ -13,6 +13,22 @@ use retz_scheduler::store::{Backend, Store, StoreError, now_string};
 struct TestDb {
     store: Store,
     _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: the server URL and the test's schema, dropped by [`TestDb::finish`].
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((url, schema)) = self.pg {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
 }
 
 async fn sqlite() -> TestDb {
@@ -21,6 +37,7 @@ async fn sqlite() -> TestDb {
     TestDb {
         store: Store::open(&url).await.unwrap(),
         _dir: Some(dir),
+        pg: None,
     }
 }
 
@@ -46,7 +63,11 @@ async fn postgres() -> Option<TestDb> {
         .await
         .unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
-    Some(TestDb { store, _dir: None })
+    Some(TestDb {
+        store,
+        _dir: None,
+        pg: Some((url, schema)),
+    })
 }
 
 /// Runs `check` against SQLite, then PostgreSQL when available.
@@ -57,11 +78,13 @@ macro_rules! both {
             async fn sqlite() {
                 let db = super::sqlite().await;
                 super::$check(db.store.clone()).await;
+                db.finish().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(db) = super::postgres().await {
                     super::$check(db.store.clone()).await;
+                    db.finish().await;
                 }
             }
         }
@@ -386,6 +409,22 @@ async fn sqlite_data_survives_reopen() {
     assert_eq!(store.framework_id().await.unwrap().as_deref(), Some("fw"));
     let next = store.insert_job(&owner, job("app", "y")).await.unwrap();
     assert!(next.id > id);
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/w.db", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.insert_job("alice", job("app", "x")).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(dir.path().join("w.db-wal").exists());
 }
 
 #[tokio::test]

@@ -120,7 +120,8 @@ pub(super) async fn usage(
         }
     }
     let start = start.ok_or_else(|| ApiError::bad_request("missing start=TIME"))?;
-    let end = end.unwrap_or_else(Utc::now);
+    // Without `end`: everything that ended so far, including this very millisecond.
+    let end = end.unwrap_or_else(|| Utc::now() + chrono::Duration::milliseconds(1));
     let jobs = state.store.finished_between(start, end).await?;
     Ok(Json(UsageResponse { jobs }))
 }

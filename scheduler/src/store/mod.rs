@@ -7,8 +7,10 @@
 //! there is one migration set per database, chosen by the URL's scheme.
 //!
 //! Invariants:
-//! - the `json` column of a job or application is authoritative; the other columns are
-//!   copies kept in the same statement, for indexes and filters;
+//! - the `json` column of a job or application is authoritative, except for a job's id,
+//!   which is the `id` column's (a new row's json carries id 0; reads set the id from the
+//!   column); the other columns are copies kept in the same statement, for indexes and
+//!   filters;
 //! - job ids come from the database (AUTOINCREMENT / IDENTITY), never `max + 1`, and are
 //!   never reused;
 //! - accepted means committed: [`Store::insert_job`] returns only after the transaction

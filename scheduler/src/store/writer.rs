@@ -61,9 +61,12 @@ async fn insert_all(pool: &AnyPool, reqs: &[InsertRequest]) -> Result<Vec<Job>, 
     let mut tx = pool.begin().await?;
     let mut out = Vec::with_capacity(reqs.len());
     for r in reqs {
+        // The json is written with id 0: the id column is authoritative for the id (every
+        // read sets it from there), which saves a second statement per job.
+        let json = serde_json::to_string(&r.job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (owner, appid, name, state, priority, task_id, retry, cpus, \
-             finished_ms, json) VALUES ($1, $2, $3, $4, $5, NULL, $6, 0, NULL, '') RETURNING id",
+             finished_ms, json) VALUES ($1, $2, $3, $4, $5, NULL, $6, 0, NULL, $7) RETURNING id",
         )
         .bind(&r.owner)
         .bind(&r.job.appid)
@@ -71,16 +74,11 @@ async fn insert_all(pool: &AnyPool, reqs: &[InsertRequest]) -> Result<Vec<Job>, 
         .bind(r.job.state.as_str())
         .bind(i64::from(r.job.priority))
         .bind(i64::from(r.job.retry))
+        .bind(json)
         .fetch_one(&mut *tx)
         .await?;
         let mut job = r.job.clone();
         job.id = super::to_u64(id);
-        let json = serde_json::to_string(&job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query("UPDATE jobs SET json = $1 WHERE id = $2")
-            .bind(json)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         out.push(job);
     }
     tx.commit().await?;
