@@ -1,0 +1,322 @@
+//! retz-server end to end: the quickstart's steps on `retz-server --local`, NUMA-strict
+//! ranges on synthetic two-socket agents of `retz-mesos-local`, durability across
+//! `kill -9` of the server (SQLite and PostgreSQL), and a master restart mid-job.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use retz_e2e_tests::{MesosLocal, Server, client, client_ok, job_json, wait_until};
+
+const LONG: Duration = Duration::from_secs(180);
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// `Cpus_allowed_list` of this test process: the CPUs jobs can really be pinned to.
+fn host_cpus() -> Vec<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    expand(&list)
+}
+
+fn expand(list: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => out.push(part.parse().unwrap()),
+        }
+    }
+    out
+}
+
+/// Writes `app.tar.gz` holding `bin/hello.sh` and returns its file:// URI.
+fn app_tarball(dir: &Path) -> String {
+    let path = dir.join("app.tar.gz");
+    let file = std::fs::File::create(&path).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let script = b"#!/bin/sh\necho hello from the app\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(script.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "bin/hello.sh", &script[..])
+        .unwrap();
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    format!("file://{}", path.display())
+}
+
+fn schedule(config: &Path, args: &[&str]) -> u64 {
+    let mut all = vec!["schedule", "-q"];
+    all.extend_from_slice(args);
+    client_ok(config, &all)
+        .trim()
+        .parse()
+        .expect("schedule -q prints the id")
+}
+
+fn state(job: &serde_json::Value) -> &str {
+    job["state"].as_str().unwrap_or("")
+}
+
+#[test]
+fn quickstart_on_the_local_cluster_runs_jobs_pinned_to_their_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--local"]);
+    let c = &server.client_config;
+    let uri = app_tarball(dir.path());
+    client_ok(c, &["load-app", "-A", "quickstart", "-F", &uri]);
+    // A range under numa-strict: granted within 2-4 and within one NUMA node.
+    let out = client_ok(
+        c,
+        &[
+            "run",
+            "-A",
+            "quickstart",
+            "-cpu",
+            "2-4",
+            "--affinity",
+            "numa-strict",
+            "-cmd",
+            "echo RETZ_CPU=$RETZ_CPU RETZ_CPUSET=$RETZ_CPUSET NODES=$RETZ_NUMA_NODES; \
+             grep Cpus_allowed_list /proc/self/status; $RETZ_PVNAME/bin/hello.sh",
+        ],
+    );
+    assert!(out.contains("hello from the app"), "{out}");
+    let jobs: serde_json::Value =
+        serde_json::from_str(&client_ok(c, &["list", "--states", "ALL", "--json"])).unwrap();
+    let job = jobs
+        .as_array()
+        .and_then(|a| a.first())
+        .or_else(|| jobs["jobs"].as_array().and_then(|a| a.first()))
+        .unwrap_or_else(|| panic!("list --json: {jobs}"));
+    assert_eq!(state(job), "FINISHED", "{job}");
+    let granted = &job["granted"];
+    let cpu = granted["cpu"].as_u64().unwrap();
+    let cpuset = granted["cpuset"].as_str().unwrap();
+    assert!((2..=4).contains(&cpu) || host_cpus().len() < 2, "{granted}");
+    assert_eq!(expand(cpuset).len() as u64, cpu);
+    assert!(
+        !granted["numaNodes"].as_str().unwrap().contains(','),
+        "one node: {granted}"
+    );
+    assert!(
+        out.contains(&format!("RETZ_CPU={cpu} RETZ_CPUSET={cpuset} ")),
+        "{out}"
+    );
+    let allowed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("the job printed its Cpus_allowed_list")
+        .trim();
+    assert_eq!(
+        expand(allowed),
+        expand(cpuset),
+        "pinned to exactly the grant: {out}"
+    );
+}
+
+#[test]
+fn numa_strict_ranges_on_synthetic_two_socket_agents_take_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two agents, each 2 sockets × 2 cores: nodes {0,1} and {2,3}.
+    let mesos = MesosLocal::start(dir.path(), 2, Some("pack:2 numa:1 core:2 pu:1"));
+    let master = mesos.addr.to_string();
+    let server = Server::start(&dir.path().join("data"), &["--mesos", &master]);
+    let c = &server.client_config;
+    client_ok(c, &["load-app", "-A", "numa"]);
+    let id = schedule(
+        c,
+        &[
+            "-A",
+            "numa",
+            "-cpu",
+            "2-4",
+            "--affinity",
+            "numa-strict",
+            "-cmd",
+            "echo RETZ_CPU=$RETZ_CPU RETZ_CPUSET=$RETZ_CPUSET",
+        ],
+    );
+    let job = wait_until("the job is placed", LONG, || {
+        let j = job_json(c, id);
+        j["job"]["granted"].is_object().then_some(j)
+    });
+    let granted = &job["job"]["granted"];
+    let cpuset = expand(granted["cpuset"].as_str().unwrap());
+    assert_eq!(
+        granted["cpu"].as_u64().unwrap(),
+        2,
+        "a node has 2 CPUs: {granted}"
+    );
+    assert!(
+        cpuset == [0, 1] || cpuset == [2, 3],
+        "both CPUs on one node: {granted}"
+    );
+    assert_eq!(granted["numaNodes"].as_str().map(str::len), Some(1));
+    // CPUs 2-3 do not exist on a 2-CPU host: the executor refuses to run unpinned, so the
+    // job only finishes when its node is one this machine has.
+    if cpuset.iter().all(|c| host_cpus().contains(c)) {
+        let done = wait_until("the job ends", LONG, || {
+            let j = job_json(c, id);
+            matches!(state(&j["job"]), "FINISHED" | "KILLED").then_some(j)
+        });
+        assert_eq!(state(&done["job"]), "FINISHED", "{done}");
+        let out = client_ok(c, &["get-file", "-i", &id.to_string(), "--path", "stdout"]);
+        assert!(out.contains("RETZ_CPU=2 RETZ_CPUSET="), "{out}");
+    }
+}
+
+/// 64 jobs, `kill -9` of the server while they run, restart: every job ends FINISHED
+/// with result 0 and every command ran exactly once.
+fn persistence(database: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mesos = MesosLocal::start(dir.path(), 1, None);
+    let master = mesos.addr.to_string();
+    let data = dir.path().join("data");
+    let mut args = vec!["--mesos", master.as_str()];
+    if let Some(db) = database {
+        args.extend(["--database", db]);
+    }
+    let mut server = Server::start(&data, &args);
+    let port = server.addr.port();
+    let c = server.client_config.clone();
+    client_ok(&c, &["load-app", "-A", "persist"]);
+    let ran = dir.path().join("ran.txt");
+    let cmd = format!("sleep 0.3; echo $RETZ_JOB_ID >> {}", ran.display());
+    let ids: Vec<u64> = (0..64)
+        .map(|_| schedule(&c, &["-A", "persist", "-cmd", &cmd, "-cpu", "1"]))
+        .collect();
+    wait_until("some jobs have run", LONG, || {
+        let n = std::fs::read_to_string(&ran)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        (n >= 4).then_some(())
+    });
+    server.proc.kill();
+    let log = server.proc.log_text();
+    drop(server);
+    let server = Server::start_on(&data, port, &args);
+    let done = wait_until("all 64 jobs end", Duration::from_secs(600), || {
+        let jobs: Vec<serde_json::Value> = ids.iter().map(|&id| job_json(&c, id)).collect();
+        jobs.iter()
+            .all(|j| matches!(state(&j["job"]), "FINISHED" | "KILLED"))
+            .then_some(jobs)
+    });
+    for j in &done {
+        assert_eq!(state(&j["job"]), "FINISHED", "{j}\nfirst server:\n{log}");
+        assert_eq!(j["job"]["result"], 0, "{j}");
+    }
+    let mut runs: BTreeMap<u64, u32> = BTreeMap::new();
+    for line in std::fs::read_to_string(&ran).unwrap().lines() {
+        *runs.entry(line.trim().parse().unwrap()).or_default() += 1;
+    }
+    for id in &ids {
+        assert_eq!(
+            runs.get(id),
+            Some(&1),
+            "job {id} ran {:?} times",
+            runs.get(id)
+        );
+    }
+    drop(server);
+}
+
+#[test]
+fn accepted_jobs_survive_kill_9_of_the_server_on_sqlite_and_run_once() {
+    persistence(None);
+}
+
+#[test]
+fn accepted_jobs_survive_kill_9_of_the_server_on_postgresql_and_run_once() {
+    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
+        assert!(
+            !ci(),
+            "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)"
+        );
+        eprintln!("skipping: RETZ_TEST_DATABASE_URL is not set");
+        return;
+    };
+    // A database of its own, so other tests' rows do not matter.
+    let name = format!("retz_e2e_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([url.as_str(), "-qc", sql])
+            .output()
+            .expect("psql (installed with PostgreSQL)");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let (base, _) = url.rsplit_once('/').expect("postgres://.../db");
+    persistence(Some(&format!("{base}/{name}")));
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+#[test]
+fn a_job_survives_a_master_restart_and_runs_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cc = retz_mesos_local::cluster::ClusterConfig::new(dir.path().join("mesos"));
+    cc.master.bind = "127.0.0.1:0".parse().unwrap();
+    cc.master.allocation_interval = Duration::from_millis(200);
+    let cluster = rt
+        .block_on(retz_mesos_local::cluster::LocalCluster::start(cc))
+        .unwrap();
+    let mut cfg = retz_scheduler::config::ServerConfig::default();
+    cfg.server.bind = "127.0.0.1:0".parse().unwrap();
+    cfg.server.data_dir = Some(dir.path().join("data"));
+    cfg.mesos.masters = vec![cluster.master_addr().to_string()];
+    cfg.mesos.executor = Some(
+        retz_e2e_tests::binary("retz-executor", "retz-executor")
+            .display()
+            .to_string(),
+    );
+    let server = rt
+        .block_on(retz_scheduler::server::Server::start(cfg))
+        .unwrap();
+    let c = server.client_config().unwrap().to_owned();
+    client_ok(&c, &["load-app", "-A", "failover"]);
+    let ran = dir.path().join("ran.txt");
+    let id = schedule(
+        &c,
+        &[
+            "-A",
+            "failover",
+            "-cmd",
+            &format!("sleep 3; echo $RETZ_JOB_ID >> {}", ran.display()),
+        ],
+    );
+    wait_until("the job runs", LONG, || {
+        (state(&job_json(&c, id)["job"]) == "STARTED").then_some(())
+    });
+    rt.block_on(cluster.restart_master()).unwrap();
+    let done = wait_until("the job ends", LONG, || {
+        let j = job_json(&c, id);
+        matches!(state(&j["job"]), "FINISHED" | "KILLED").then_some(j)
+    });
+    assert_eq!(state(&done["job"]), "FINISHED", "{done}");
+    assert_eq!(done["job"]["retry"], 0, "not requeued: {done}");
+    assert_eq!(std::fs::read_to_string(&ran).unwrap().lines().count(), 1);
+    // A bad request changes nothing and says why.
+    let bad = client(
+        &c,
+        &["schedule", "-A", "failover", "-cmd", "true", "-cpu", "4-2"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    rt.block_on(server.stop());
+    rt.block_on(cluster.shutdown());
+}
