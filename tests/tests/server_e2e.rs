@@ -320,3 +320,58 @@ fn a_job_survives_a_master_restart_and_runs_once() {
     rt.block_on(server.stop());
     rt.block_on(cluster.shutdown());
 }
+
+#[test]
+fn a_server_recording_replays_in_retz_sim() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("events.jsonl");
+    let rec_arg = rec.display().to_string();
+    let mesos = MesosLocal::start(dir.path(), 2, Some("pack:2 numa:1 core:2 pu:1"));
+    let master = mesos.addr.to_string();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--mesos", &master, "--record-events", &rec_arg],
+    );
+    let c = &server.client_config;
+    client_ok(c, &["load-app", "-A", "rec"]);
+    let id = schedule(c, &["-A", "rec", "-cpu", "1", "-cmd", "true"]);
+    wait_until("the job is placed and offers recorded", LONG, || {
+        let placed = job_json(c, id)["job"]["granted"].is_object();
+        let lines = std::fs::read_to_string(&rec)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        (placed && lines >= 2).then_some(())
+    });
+    let workload = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &workload,
+        "{\"id\":1,\"submit\":0,\"runtime\":60,\"cpus\":\"2\",\"mem\":64,\"policy\":\"numa-strict\"}\n\
+         {\"id\":2,\"submit\":0,\"runtime\":60,\"cpus\":\"2\",\"mem\":64,\"policy\":\"numa-strict\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("sim");
+    let sim = std::process::Command::new(retz_e2e_tests::binary("retz-sim", "retz-sim"))
+        .args(["run", "--cluster"])
+        .arg(format!("recording:{}", rec.display()))
+        .arg("--workload")
+        .arg(&workload)
+        .args(["--policy", "numa-strict", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "retz-sim: {}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let first = summary
+        .as_array()
+        .and_then(|a| a.first())
+        .or_else(|| summary["policies"].as_array().and_then(|a| a.first()))
+        .unwrap_or_else(|| panic!("summary.json: {summary}"));
+    // The recorded cluster is two 2×2-CPU agents: both 2-CPU jobs fit a node at once.
+    assert_eq!(first["placed"], 2, "{summary}");
+    assert_eq!(first["numa_local_ratio"], 1.0, "{summary}");
+}
