@@ -101,7 +101,11 @@ fn bench(c: &mut Criterion) {
         room: usize::MAX,
         now: 0,
     };
-    let sample = plan_cycle(&mut Packer::new(cfg.policy.clone()), offers.clone(), &ctx);
+    let sample = plan_cycle(
+        &mut Packer::new(retz_placement::PolicyConfig::default()),
+        offers.clone(),
+        &ctx,
+    );
     let launched: usize = sample.agents.iter().map(|a| a.launches.len()).sum();
     println!(
         "planner_cycle: {launched} of {} jobs launched on {} agents, {} pending, {} bytes of calls",
@@ -116,7 +120,11 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || offers.clone(),
             |o| {
-                let out = plan_cycle(&mut Packer::new(cfg.policy.clone()), o, &ctx);
+                let out = plan_cycle(
+                    &mut Packer::new(retz_placement::PolicyConfig::default()),
+                    o,
+                    &ctx,
+                );
                 encode(&out, &fid)
             },
             BatchSize::LargeInput,

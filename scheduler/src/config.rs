@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     /// `[local]`: the embedded local cluster (used with `mesos.local = true`).
     pub local: LocalSection,
+    /// `[placement]`: cost-model weights, starvation protection and search bounds — the
+    /// same section a `retz-sim` policy file holds (`retz-sim tune` writes one), so a
+    /// tuned policy is pasted here verbatim or given with `retz-server --policy FILE`.
+    pub placement: PolicyConfig,
 }
 
 /// `[server]`.
@@ -168,9 +172,6 @@ pub struct PlannerSection {
     pub max_retries: u32,
     /// Seconds a task may stay TASK_UNREACHABLE before it counts as lost.
     pub unreachable_timeout_s: u64,
-    /// Cost-model weights, starvation protection and search bounds (`[planner.policy]`,
-    /// the same keys as a retz-sim policy file).
-    pub policy: PolicyConfig,
 }
 
 impl Default for PlannerSection {
@@ -181,7 +182,6 @@ impl Default for PlannerSection {
             max_running: 128,
             max_retries: 5,
             unreachable_timeout_s: 600,
-            policy: PolicyConfig::default(),
         }
     }
 }
@@ -274,6 +274,26 @@ impl ServerConfig {
             apply_property(&mut c, k, v)?;
         }
         Ok(c)
+    }
+
+    /// Reads a policy file (`[placement]`, as `retz-sim tune` writes) into
+    /// `self.placement`.
+    pub fn load_policy(&mut self, path: &Path) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PolicyFile {
+            placement: PolicyConfig,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: PolicyFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().replace('\n', " ").trim().to_owned(),
+        })?;
+        self.placement = file.placement;
+        Ok(())
     }
 
     /// The data directory, if any.

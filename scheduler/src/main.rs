@@ -57,6 +57,9 @@ struct Args {
     /// Cluster affinity policy: numa-strict, numa-prefer, spread, none.
     #[arg(long, value_name = "POLICY")]
     affinity: Option<retz_placement::AffinityPolicy>,
+    /// Placement policy file ([placement] section, as `retz-sim tune` writes it).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -102,6 +105,9 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     }
     if let Some(a) = args.affinity {
         c.planner.affinity = a;
+    }
+    if let Some(p) = &args.policy {
+        c.load_policy(p)?;
     }
     c.validate()?;
     Ok(c)

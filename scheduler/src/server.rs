@@ -110,6 +110,7 @@ impl Server {
         let (driver, events) = start(sched).map_err(|e| ServerError::Mesos(e.to_string()))?;
         let opts = PlannerOptions {
             cfg: cfg.planner.clone(),
+            policy: cfg.placement.clone(),
             executor: ExecutorLocation::parse(&executor),
             refuse_seconds: cfg.mesos.refuse_seconds,
             record_events: cfg.server.record_events.clone(),

@@ -37,8 +37,10 @@ use crate::store::{Store, StoreError, now_string};
 /// What the loop needs besides the store and the driver.
 #[derive(Clone, Debug)]
 pub struct PlannerOptions {
-    /// Placement and retry settings.
+    /// Planner settings (default affinity, SMT, retries, limits).
     pub cfg: PlannerSection,
+    /// Cost-model weights and starvation protection (`[placement]`).
+    pub policy: retz_placement::PolicyConfig,
     /// Where agents find retz-executor.
     pub executor: ExecutorLocation,
     /// Seconds declined offers stay away.
@@ -143,7 +145,7 @@ impl Planner {
             Some(p) => Some(Recorder::open(p)?),
             None => None,
         };
-        let mut packer_cfg = opts.cfg.policy.clone();
+        let mut packer_cfg = opts.policy.clone();
         packer_cfg.name = "retz-server".into();
         let planner = Planner {
             store,
