@@ -3,8 +3,10 @@
 //! as real processes, and waiting for them.
 //!
 //! Binaries are taken from the test's own target directory (`cargo test --workspace`
-//! builds every binary of the workspace first); a missing one is built with the same
-//! cargo, so `cargo test -p retz-e2e-tests` works alone too.
+//! builds every binary of the workspace first, so they are current); a missing one is
+//! built with the same cargo, so `cargo test -p retz-e2e-tests` works alone too — but
+//! after changing a binary's sources, run `cargo build --workspace --bins` (or the whole
+//! suite) first, or the tests run the old binary.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
