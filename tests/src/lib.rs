@@ -176,12 +176,31 @@ impl Server {
             &data_dir.with_extension("server.log"),
             &[("RUST_LOG", "info")],
         );
-        wait_for_port(addr, Duration::from_secs(60));
-        Server {
+        let mut server = Server {
             proc,
             addr,
             client_config: data_dir.join("client.toml"),
+        };
+        // The API listens before the admin's client.toml is written (it names the bound
+        // port): wait for both, and stop early if the server exited.
+        let start = Instant::now();
+        while !(server.client_config.is_file()
+            && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+        {
+            if let Ok(Some(status)) = server.proc.child.try_wait() {
+                panic!(
+                    "retz-server exited with {status} before it was ready:\n{}",
+                    server.proc.log_text()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "retz-server not ready after 60 s:\n{}",
+                server.proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
+        server
     }
 }
 
