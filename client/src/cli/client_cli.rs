@@ -53,7 +53,7 @@ pub struct Cli {
     /// Client config file.
     #[arg(short = 'C', long = "config", global = true, value_name = "FILE", long_help = CONFIG_HELP)]
     config: Option<PathBuf>,
-    /// Say more on stderr (requests made, state changes).
+    /// Say more on stderr (the config used, job state changes).
     #[arg(short, long, global = true)]
     verbose: bool,
     /// Print machine-readable JSON instead of tables (read commands and schedule).
