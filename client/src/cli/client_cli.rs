@@ -345,7 +345,7 @@ pub fn main() -> ExitCode {
 /// one error line and returns the exit code.
 pub fn parse_argv<P: Parser>(program: &str, argv: Vec<std::ffi::OsString>) -> Result<P, ExitCode> {
     let names = OptionNames::of(&P::command());
-    match P::try_parse_from(names.rewrite(argv)) {
+    match P::try_parse_from(names.rewrite(super::argv::original_help(argv))) {
         Ok(p) => Ok(p),
         Err(e) => {
             use clap::error::ErrorKind;
