@@ -36,7 +36,7 @@ fn free_port() -> u16 {
 
 fn patient() -> ClientOptions {
     ClientOptions {
-        retries: 40,
+        retries: 200,
         retry_delay: Duration::from_millis(50),
         retry_max_delay: Duration::from_millis(50),
         ..ClientOptions::default()
@@ -112,7 +112,8 @@ fn schedule_is_never_retried() {
     )
     .unwrap();
     let starter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        // long after the one attempt, well within the retry window (200 x 50 ms)
+        std::thread::sleep(Duration::from_millis(1000));
         Fake::start_at(port)
     });
     let r = rt().block_on(c.schedule(Job::new("app", "true")));

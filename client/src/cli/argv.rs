@@ -102,6 +102,30 @@ impl OptionNames {
     }
 }
 
+/// The original's `help -s SUB` / `help --subcommand SUB` as clap's `help SUB`.
+pub fn original_help(mut argv: Vec<OsString>) -> Vec<OsString> {
+    let is = |a: Option<&OsString>, names: &[&str]| a.is_some_and(|a| names.iter().any(|n| a == n));
+    // the subcommand: the first word after the global options (-C FILE, -v, --json)
+    let mut i = 1;
+    while let Some(a) = argv.get(i) {
+        if is(Some(a), &["-C", "--config"]) {
+            i += 2;
+        } else if a.to_string_lossy().starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if !is(argv.get(i), &["help"]) {
+        return argv;
+    }
+    let h = i;
+    if is(argv.get(h + 1), &["-s", "--subcommand", "-subcommand"]) {
+        argv.remove(h + 1);
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +153,23 @@ mod tests {
             .into_iter()
             .map(|s| s.into_string().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn help_dash_s_is_help() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            original_help(v(&["t", "help", "-s", "list"])),
+            v(&["t", "help", "list"])
+        );
+        assert_eq!(
+            original_help(v(&["t", "help", "list"])),
+            v(&["t", "help", "list"])
+        );
+        assert_eq!(
+            original_help(v(&["t", "list", "-s"])),
+            v(&["t", "list", "-s"])
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct Cli {
     /// Client config file.
     #[arg(short = 'C', long = "config", global = true, value_name = "FILE", long_help = CONFIG_HELP)]
     config: Option<PathBuf>,
-    /// Say more on stderr (requests made, state changes).
+    /// Say more on stderr (the config used, job state changes).
     #[arg(short, long, global = true)]
     verbose: bool,
     /// Print machine-readable JSON instead of tables (read commands and schedule).
@@ -345,7 +345,7 @@ pub fn main() -> ExitCode {
 /// one error line and returns the exit code.
 pub fn parse_argv<P: Parser>(program: &str, argv: Vec<std::ffi::OsString>) -> Result<P, ExitCode> {
     let names = OptionNames::of(&P::command());
-    match P::try_parse_from(names.rewrite(argv)) {
+    match P::try_parse_from(names.rewrite(super::argv::original_help(argv))) {
         Ok(p) => Ok(p),
         Err(e) => {
             use clap::error::ErrorKind;
