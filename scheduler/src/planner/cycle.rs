@@ -141,14 +141,18 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
     } else {
         Some(packer.plan(&states, &requests, ctx.now))
     };
+    // Agent id → position in `agents`, so each assignment finds its offer in O(log n).
+    let agent_index: BTreeMap<&str, usize> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.merged.agent_id.value.as_str(), i))
+        .collect();
     let mut by_agent: BTreeMap<String, Vec<Launch>> = BTreeMap::new();
     if let Some(plan) = &plan {
         for asg in plan.assignments.iter().take(ctx.room) {
             let (Some(job), Some(agent)) = (
                 jobs.get(&asg.job_id),
-                agents
-                    .iter()
-                    .find(|a| a.merged.agent_id.value == asg.agent_id),
+                agent_index.get(asg.agent_id.as_str()).map(|&i| &agents[i]),
             ) else {
                 continue;
             };
