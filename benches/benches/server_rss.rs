@@ -58,12 +58,13 @@ async fn seed(url: &str, n: usize) -> User {
         .expect("app");
     let started = Instant::now();
     let mut done = 0usize;
+    let owner_key = user.key_id.clone();
     let mut inserts = futures_util::stream::iter(0..n)
         .map(|i| {
             let store = store.clone();
-            let owner = user.key_id.clone();
+            let owner = owner_key.clone();
             async move {
-                let mut job = Job::new("bench", &format!("./run-batch.sh --part {i} --of {n}"));
+                let mut job = Job::new("bench", format!("./run-batch.sh --part {i} --of {n}"));
                 job.name = format!("nightly-{}", i % 97);
                 job.resources.cpu = retz_placement::ResourceRange::between(1, 4);
                 job.resources.mem_mb = retz_placement::ResourceRange::exactly(2048);
@@ -74,7 +75,7 @@ async fn seed(url: &str, n: usize) -> User {
         .buffer_unordered(4096);
     while inserts.next().await.is_some() {
         done += 1;
-        if done % 100_000 == 0 {
+        if done.is_multiple_of(100_000) {
             eprintln!(
                 "  seeded {done} jobs ({:.0}/s)",
                 done as f64 / started.elapsed().as_secs_f64()
@@ -173,6 +174,7 @@ fn main() {
         .arg("-C")
         .arg(&config)
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
