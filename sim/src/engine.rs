@@ -51,6 +51,26 @@ pub struct SimOptions {
     pub cycle_interval_s: u64,
     /// Measure each `plan` call with the real clock (non-deterministic).
     pub measure_latency: bool,
+    /// Plan over at most this many queued jobs per cycle — the most urgent by (priority,
+    /// arrival), as `retz-server` does with `planner.window` — or the whole queue (`None`).
+    pub window: Option<usize>,
+}
+
+/// The `w` most urgent jobs of `queue` (arrival order) by (priority, arrival), in that
+/// order: the window `retz-server` hands the packer.
+fn front(queue: &[JobRequest], w: usize) -> Vec<JobRequest> {
+    let first = queue.first().map_or(0, |j| j.priority);
+    if queue.iter().all(|j| j.priority == first) {
+        return queue[..w.min(queue.len())].to_vec();
+    }
+    let mut idx: Vec<usize> = (0..queue.len()).collect();
+    let key = |&i: &usize| (queue[i].priority, i);
+    if w < idx.len() {
+        idx.select_nth_unstable_by_key(w, key);
+        idx.truncate(w);
+    }
+    idx.sort_unstable_by_key(key);
+    idx.into_iter().map(|i| queue[i].clone()).collect()
 }
 
 /// Where and how a job ran.
@@ -439,7 +459,10 @@ pub fn simulate(
         if !queue.is_empty() {
             cycles += 1;
             let started = latencies.as_ref().map(|_| Instant::now());
-            let plan = packer.plan(&agents, &queue, t);
+            let plan = match opts.window {
+                Some(w) if queue.len() > w => packer.plan(&agents, &front(&queue, w), t),
+                _ => packer.plan(&agents, &queue, t),
+            };
             if let (Some(l), Some(s)) = (latencies.as_mut(), started) {
                 l.push(s.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
             }

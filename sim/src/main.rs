@@ -65,6 +65,10 @@ struct Inputs {
     /// every batch of arrivals and completions.
     #[arg(long, value_name = "S", default_value_t = 0)]
     cycle_interval: u64,
+    /// Plan over at most N queued jobs per cycle, the most urgent by (priority, arrival),
+    /// as retz-server does (its planner.window, default 10000); 0 = the whole queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    window: usize,
     /// Threads (one simulation per thread); default: the machine's CPUs.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -192,6 +196,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     let opts = SimOptions {
         cycle_interval_s: a.inputs.cycle_interval,
         measure_latency: a.measure_latency,
+        window: (a.inputs.window > 0).then_some(a.inputs.window),
     };
     // Timing is cleaner when simulations do not share the CPUs.
     let n = if a.measure_latency {
@@ -246,6 +251,7 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
         sim: SimOptions {
             cycle_interval_s: a.inputs.cycle_interval,
             measure_latency: false,
+            window: (a.inputs.window > 0).then_some(a.inputs.window),
         },
         threads: threads(a.inputs.threads),
     };

@@ -120,6 +120,7 @@ struct RunPolicyJson<'a> {
 struct RunOptionsJson {
     cycle_interval_s: u64,
     measure_latency: bool,
+    window: Option<usize>,
     time_unit: &'static str,
     slowdown_bound_s: u64,
 }
@@ -158,6 +159,7 @@ pub fn run_json(
         options: RunOptionsJson {
             cycle_interval_s: opts.cycle_interval_s,
             measure_latency: opts.measure_latency,
+            window: opts.window,
             time_unit: "seconds (virtual, whole)",
             slowdown_bound_s: crate::metrics::SLOWDOWN_BOUND_S,
         },

@@ -129,7 +129,7 @@ proptest! {
         let w = workload(jobs);
         let mut p = load_policy(PolicyConfig::BUILTIN_NAMES[policy]).unwrap();
         p.config.starvation.reserve_after_s = starve;
-        let opts = SimOptions { cycle_interval_s: interval, measure_latency: false };
+        let opts = SimOptions { cycle_interval_s: interval, measure_latency: false, window: None };
         let r = simulate(&c, &w, &p, &opts).unwrap();
         check_conservation(&c, &w, &r);
         // Deterministic.
@@ -203,6 +203,7 @@ fn measured_latency_fills_the_figure() {
     let opts = SimOptions {
         cycle_interval_s: 0,
         measure_latency: true,
+        window: None,
     };
     let r = simulate(&c, &w, &p, &opts).unwrap();
     assert_eq!(
