@@ -267,6 +267,33 @@ mod tests {
         assert!(e.starts_with("server.tls_key: k.pem"), "{e}");
     }
 
+    proptest::proptest! {
+        /// Whatever an operator's files hold, parsing answers with certificates or one
+        /// error text, never a panic; PEM-looking garbage included.
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            armour in 0usize..4,
+        ) {
+            let label = ["CERTIFICATE", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"][armour];
+            let mut text = format!("-----BEGIN {label}-----\n").into_bytes();
+            text.extend_from_slice(&body);
+            text.extend_from_slice(format!("\n-----END {label}-----\n").as_bytes());
+            for input in [&body[..], &text[..]] {
+                match parse_certs(input) {
+                    Ok(certs) => proptest::prop_assert!(!certs.is_empty()),
+                    Err(e) => proptest::prop_assert!(!e.is_empty()),
+                }
+                if let Ok(key) = parse_key(input) {
+                    // A decoded key that is not a key is refused by name, not a panic.
+                    let cert = CertificateDer::from(body.clone());
+                    let r = server_config(vec![cert], key, Path::new("c"), Path::new("k"));
+                    proptest::prop_assert!(r.is_err());
+                }
+            }
+        }
+    }
+
     #[test]
     fn missing_files_name_the_config_key_and_path() {
         let e = load(
