@@ -89,7 +89,14 @@ fn tls_settings(cfg: &ServerConfig) -> Result<Option<TlsSettings>, ServerError> 
     };
     let certs = crate::tls::load_certs(cert)?;
     let key_der = crate::tls::load_key(key)?;
-    let leaf = certs[0].clone();
+    // `load_certs` never returns an empty chain; say so rather than index.
+    let leaf = certs
+        .first()
+        .cloned()
+        .ok_or_else(|| crate::tls::TlsError::Cert {
+            path: cert.clone(),
+            reason: "holds no certificate".into(),
+        })?;
     let config = crate::tls::server_config(certs, key_der, cert, key)?;
     Ok(Some(TlsSettings {
         config,
