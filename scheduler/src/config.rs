@@ -179,6 +179,9 @@ pub struct PlannerSection {
     pub max_retries: u32,
     /// Seconds a task may stay TASK_UNREACHABLE before it counts as lost.
     pub unreachable_timeout_s: u64,
+    /// How many queued jobs (in priority, id order) one placement cycle considers; the
+    /// planner holds full records only for these, the rest of the queue as keys.
+    pub window: u32,
 }
 
 impl Default for PlannerSection {
@@ -189,6 +192,7 @@ impl Default for PlannerSection {
             max_running: 128,
             max_retries: 5,
             unreachable_timeout_s: 600,
+            window: 10_000,
         }
     }
 }
@@ -419,6 +423,12 @@ impl ServerConfig {
         if self.planner.max_running == 0 {
             return bad("planner.max_running", "must be at least 1".into());
         }
+        if self.planner.window == 0 {
+            return bad(
+                "planner.window",
+                "must be at least 1 (queued jobs one placement cycle considers)".into(),
+            );
+        }
         if self.limits.max_cpus == 0 {
             return bad("limits.max_cpus", "must be at least 1".into());
         }
@@ -561,6 +571,10 @@ mod tests {
                 .to_string()
                 .contains("server.database")
         );
+        let mut c = ServerConfig::default();
+        c.planner.window = 0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("planner.window"), "{e}");
         let e = toml::from_str::<ServerConfig>("[planner]\naffinity = \"numa-stric\"")
             .unwrap_err()
             .to_string();

@@ -158,7 +158,7 @@ impl Server {
             executor: ExecutorLocation::parse(&executor),
             refuse_seconds: cfg.mesos.refuse_seconds,
             record_events: cfg.server.record_events.clone(),
-            window: 10_000,
+            window: cfg.planner.window as usize,
         };
         let (planner, link) = Planner::new(store.clone(), driver, opts)
             .map_err(io("cannot open the event recording (server.record_events)"))?;

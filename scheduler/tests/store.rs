@@ -307,17 +307,55 @@ async fn queue_order(store: Store) {
         j.priority = p;
         ids.push(store.insert_job("alice", j).await.unwrap().id);
     }
-    let order: Vec<u64> = store
-        .queued_jobs()
+    let order: Vec<(i32, u64)> = store.queued_keys().await.unwrap();
+    assert_eq!(
+        order,
+        [
+            (-3, ids[1]),
+            (-3, ids[3]),
+            (0, ids[2]),
+            (5, ids[0]),
+            (19, ids[4])
+        ]
+    );
+    assert_eq!(store.running_count().await.unwrap(), 0);
+    let mut started = store.get_job(ids[2]).await.unwrap().unwrap().1;
+    started.state = JobState::Starting;
+    started.task_id = Some("t-1".into());
+    assert!(store.update_job(&started, JobState::Queued).await.unwrap());
+    assert_eq!(store.running_count().await.unwrap(), 1);
+    assert_eq!(
+        store.queued_keys().await.unwrap(),
+        [(-3, ids[1]), (-3, ids[3]), (5, ids[0]), (19, ids[4])]
+    );
+    // Any number of ids, unknown ones absent, any state.
+    let mut wanted: Vec<u64> = (1_000_000..1_001_200).collect();
+    wanted.extend(&ids);
+    let mut got: Vec<(u64, JobState)> = store
+        .jobs_by_ids(&wanted)
         .await
         .unwrap()
         .into_iter()
-        .map(|j| j.id)
+        .map(|j| (j.id, j.state))
         .collect();
-    assert_eq!(order, [ids[1], ids[3], ids[2], ids[0], ids[4]]);
+    got.sort_unstable();
+    let mut expected: Vec<(u64, JobState)> = ids
+        .iter()
+        .map(|&id| {
+            let state = if id == ids[2] {
+                JobState::Starting
+            } else {
+                JobState::Queued
+            };
+            (id, state)
+        })
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(got, expected);
     assert_eq!(store.queue_position(ids[1]).await.unwrap(), Some(0));
-    assert_eq!(store.queue_position(ids[0]).await.unwrap(), Some(3));
-    assert_eq!(store.queue_position(ids[4]).await.unwrap(), Some(4));
+    assert_eq!(store.queue_position(ids[0]).await.unwrap(), Some(2));
+    assert_eq!(store.queue_position(ids[4]).await.unwrap(), Some(3));
+    assert_eq!(store.queue_position(ids[2]).await.unwrap(), None);
     assert_eq!(store.queue_position(999_999).await.unwrap(), None);
 }
 both!(queue_is_priority_then_id, queue_order);

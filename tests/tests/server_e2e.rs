@@ -375,3 +375,68 @@ fn a_server_recording_replays_in_retz_sim() {
     assert_eq!(first["placed"], 2, "{summary}");
     assert_eq!(first["numa_local_ratio"], 1.0, "{summary}");
 }
+
+#[test]
+fn a_queue_longer_than_the_planner_window_drains_in_priority_order_and_kills_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The planner holds full records for 2 queued jobs only and runs one job at a time:
+    // the other jobs wait as keys and are read from the store when they reach the front.
+    let cfg = dir.path().join("retz.toml");
+    std::fs::write(&cfg, "[planner]\nwindow = 2\nmax_running = 1\n").unwrap();
+    let cfg_arg = cfg.display().to_string();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--local", "-C", cfg_arg.as_str()],
+    );
+    let c = &server.client_config;
+    client_ok(c, &["load-app", "-A", "window"]);
+    let ran = dir.path().join("ran.txt");
+    let cmd = format!("echo $RETZ_JOB_ID >> {}; sleep 0.5", ran.display());
+    let mut ids: Vec<u64> = (0..8)
+        .map(|_| schedule(c, &["-A", "window", "-cmd", &cmd, "-cpu", "1"]))
+        .collect();
+    // Far outside the window: killed while queued, it never runs.
+    let killed = ids.remove(6);
+    client_ok(c, &["kill", "-id", &killed.to_string()]);
+    // Submitted last, but urgent: it overtakes every job not yet launched.
+    let urgent = schedule(
+        c,
+        &[
+            "-A",
+            "window",
+            "-cmd",
+            &cmd,
+            "-cpu",
+            "1",
+            "--priority",
+            "-5",
+        ],
+    );
+    let last = *ids.last().unwrap();
+    let last_still_queued = state(&job_json(c, last)["job"]) == "QUEUED";
+    let all: Vec<u64> = ids.iter().copied().chain([urgent, killed]).collect();
+    let done = wait_until("every job ends", LONG, || {
+        let jobs: Vec<serde_json::Value> = all.iter().map(|&id| job_json(c, id)).collect();
+        jobs.iter()
+            .all(|j| matches!(state(&j["job"]), "FINISHED" | "KILLED"))
+            .then_some(jobs)
+    });
+    for (id, j) in all.iter().zip(&done) {
+        let want = if *id == killed { "KILLED" } else { "FINISHED" };
+        assert_eq!(state(&j["job"]), want, "job {id}: {j}");
+    }
+    let order: Vec<u64> = std::fs::read_to_string(&ran)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(order.len(), ids.len() + 1, "each job ran once: {order:?}");
+    assert!(!order.contains(&killed), "{order:?}");
+    // FIFO among equal priorities; the urgent job overtook what was still queued.
+    let pos = |id: u64| order.iter().position(|&x| x == id).unwrap();
+    let rest: Vec<u64> = order.iter().copied().filter(|&x| x != urgent).collect();
+    assert_eq!(rest, ids, "{order:?}");
+    if last_still_queued {
+        assert!(pos(urgent) < pos(last), "{order:?}");
+    }
+}

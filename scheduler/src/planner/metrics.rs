@@ -25,6 +25,10 @@ pub struct PlannerMetrics {
     pub retries: AtomicU64,
     /// Status updates handled.
     pub status_updates: AtomicU64,
+    /// Jobs in the planner's queue (gauge).
+    pub planner_queue: AtomicU64,
+    /// Queued jobs whose full record the planner holds (the window; gauge).
+    pub window_cached: AtomicU64,
     buckets: [AtomicU64; BUCKETS_US.len()],
     cycles: AtomicU64,
     cycle_us_sum: AtomicU64,
@@ -89,6 +93,19 @@ impl PlannerMetrics {
             "Mesos task status updates handled.",
             get(&self.status_updates),
         );
+        let mut gauge = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "retz_planner_queue_jobs",
+            "QUEUED jobs the planner orders (keys only).",
+            get(&self.planner_queue),
+        );
+        gauge(
+            "retz_planner_window_jobs",
+            "Queued jobs whose full record the planner holds for the next cycle.",
+            get(&self.window_cached),
+        );
         let _ = writeln!(
             s,
             "# HELP retz_numa_local_ratio Share of launched tasks that are NUMA-local.\n\
@@ -143,6 +160,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("retz_placement_cycle_seconds_count 3"));
+        m.planner_queue.store(1_000_000, Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "# TYPE retz_planner_queue_jobs gauge\nretz_planner_queue_jobs 1000000\n"
+            ),
+            "{text}"
+        );
         assert_eq!(m.numa_local_ratio(), 1.0);
         m.tasks_launched.store(4, Ordering::Relaxed);
         m.tasks_numa_local.store(3, Ordering::Relaxed);

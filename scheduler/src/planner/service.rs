@@ -9,8 +9,13 @@
 //! - status update: the job's next state is stored *before* the update is acknowledged,
 //!   so Mesos resends anything not yet stored;
 //! - (re)subscribe: every STARTING/STARTED job is reconciled and settled by the answers.
+//!
+//! Memory: the planner orders the whole queue by its keys `(priority, id)` only (16 bytes
+//! a job), and holds full job records just for the window a cycle considers (at most
+//! [`PlannerOptions::window`]); the rest stays in the store and is read when it moves into
+//! the window. A million queued jobs cost tens of megabytes, not gigabytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -117,8 +122,10 @@ pub struct Planner {
     opts: PlannerOptions,
     packer: Packer,
     retry: RetryPolicy,
-    /// QUEUED jobs by (priority, id): the planner's copy of the queue.
-    queue: BTreeMap<(i32, u64), Job>,
+    /// Keys `(priority, id)` of the QUEUED jobs: the planner's copy of the queue order.
+    queue: BTreeSet<(i32, u64)>,
+    /// Full records of queued jobs at the front of the queue, by id (at most `window`).
+    hot: HashMap<u64, Job>,
     framework_id: Option<FrameworkId>,
     suppressed: bool,
     recorder: Option<Recorder>,
@@ -157,7 +164,8 @@ impl Planner {
             },
             packer: Packer::new(packer_cfg),
             opts,
-            queue: BTreeMap::new(),
+            queue: BTreeSet::new(),
+            hot: HashMap::new(),
             framework_id: None,
             suppressed: false,
             recorder,
@@ -172,9 +180,8 @@ impl Planner {
         mut self,
         mut events: mpsc::Receiver<SchedulerEvent>,
     ) -> Result<(), PlannerError> {
-        for job in self.store.queued_jobs().await? {
-            self.queue.insert((job.priority, job.id), job);
-        }
+        self.queue = self.store.queued_keys().await?.into_iter().collect();
+        self.publish_queue();
         info!(queued = self.queue.len(), "planner started");
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -316,12 +323,7 @@ impl Planner {
             self.update_suppression().await;
             return Ok(());
         }
-        let window: Vec<Job> = self
-            .queue
-            .values()
-            .take(self.opts.window)
-            .cloned()
-            .collect();
+        let window = self.window().await?;
         let mut apps: BTreeMap<String, Application> = BTreeMap::new();
         for job in &window {
             if !apps.contains_key(&job.appid)
@@ -331,7 +333,7 @@ impl Planner {
                 apps.insert(app.appid.clone(), app);
             }
         }
-        let running = self.store.counts().await?.running() as usize;
+        let running = self.store.running_count().await? as usize;
         let room = (self.opts.cfg.max_running as usize).saturating_sub(running);
         let started = Instant::now();
         let outcome = {
@@ -369,7 +371,7 @@ impl Planner {
         for agent in outcome.agents {
             let mut tasks = Vec::new();
             for l in agent.launches {
-                let Some(job) = self.queue.values().find(|j| j.id == l.job_id).cloned() else {
+                let Some(job) = self.hot.get(&l.job_id).cloned() else {
                     continue;
                 };
                 let url = l.agent_base.map(|b| format!("{b}/files/browse?path="));
@@ -386,7 +388,7 @@ impl Planner {
                 debug_assert_eq!(next.attempt, l.attempt);
                 // Stored before the ACCEPT: see the module doc.
                 if self.store.update_job(&next, JobState::Queued).await? {
-                    self.queue.remove(&(job.priority, job.id));
+                    self.dequeue(job.priority, job.id);
                     lock(&self.link.pending).remove(&job.id);
                     let m = &self.link.metrics;
                     m.tasks_launched
@@ -399,7 +401,7 @@ impl Planner {
                     tasks.push(l.task);
                 } else {
                     // Killed (or changed) meanwhile: drop it from the queue copy.
-                    self.queue.remove(&(job.priority, job.id));
+                    self.dequeue(job.priority, job.id);
                 }
             }
             if tasks.is_empty() {
@@ -411,8 +413,74 @@ impl Planner {
                 self.reconcile().await?;
             }
         }
+        self.publish_queue();
         self.update_suppression().await;
         Ok(())
+    }
+
+    /// The first `window` queued jobs in queue order, with full records: those already
+    /// held, the rest read from the store. Keys whose job is no longer QUEUED in the store
+    /// (killed or ended through another path) leave the queue; records that fell out of
+    /// the window are dropped.
+    async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
+        let keys: Vec<(i32, u64)> = self.queue.iter().take(self.opts.window).copied().collect();
+        let missing: Vec<u64> = keys
+            .iter()
+            .map(|&(_, id)| id)
+            .filter(|id| !self.hot.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for job in self.store.jobs_by_ids(&missing).await? {
+                if job.state == JobState::Queued {
+                    self.hot.insert(job.id, job);
+                } else {
+                    debug!(job = job.id, state = %job.state, "left the queue meanwhile");
+                }
+            }
+            for &(priority, id) in &keys {
+                if !self.hot.contains_key(&id) {
+                    debug!(
+                        job = id,
+                        "no longer queued in the store; dropped from the queue"
+                    );
+                    self.queue.remove(&(priority, id));
+                }
+            }
+        }
+        let wanted: HashSet<u64> = keys.iter().map(|&(_, id)| id).collect();
+        self.hot.retain(|id, _| wanted.contains(id));
+        let window = keys
+            .iter()
+            .filter_map(|(_, id)| self.hot.get(id).cloned())
+            .collect();
+        self.publish_queue();
+        Ok(window)
+    }
+
+    /// Adds a QUEUED job to the queue; its record is kept while there is room in the
+    /// window, else read again when the job reaches it.
+    fn enqueue(&mut self, job: Job) {
+        self.queue.insert((job.priority, job.id));
+        if self.hot.len() < self.opts.window {
+            self.hot.insert(job.id, job);
+        }
+        self.publish_queue();
+    }
+
+    /// Removes a job from the queue (launched, killed, ended).
+    fn dequeue(&mut self, priority: i32, id: u64) {
+        self.queue.remove(&(priority, id));
+        self.hot.remove(&id);
+    }
+
+    fn publish_queue(&self) {
+        let m = &self.link.metrics;
+        m.planner_queue.store(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        m.window_cached
+            .store(self.hot.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn decline(&self, ids: Vec<OfferId>) {
@@ -452,7 +520,7 @@ impl Planner {
     }
 
     async fn end_orphan(&mut self, job_id: u64) -> Result<(), PlannerError> {
-        let Some(job) = self.queue.values().find(|j| j.id == job_id).cloned() else {
+        let Some(job) = self.hot.get(&job_id).cloned() else {
             return Ok(());
         };
         let mut next = job.clone();
@@ -465,7 +533,7 @@ impl Planner {
         if self.store.update_job(&next, JobState::Queued).await? {
             warn!(job = job_id, app = %job.appid, "application gone; job ended KILLED");
         }
-        self.queue.remove(&(job.priority, job.id));
+        self.dequeue(job.priority, job.id);
         Ok(())
     }
 
@@ -551,7 +619,7 @@ impl Planner {
                             .metrics
                             .retries
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        self.queue.insert((next.priority, next.id), next);
+                        self.enqueue(next);
                         self.update_suppression().await;
                     }
                 } else {
@@ -571,12 +639,13 @@ impl Planner {
         match cmd {
             Command::Queued(job) => {
                 if job.state == JobState::Queued {
-                    self.queue.insert((job.priority, job.id), *job);
+                    self.enqueue(*job);
                     self.update_suppression().await;
                 }
             }
             Command::Kill(job) => {
-                self.queue.retain(|_, j| j.id != job.id);
+                self.dequeue(job.priority, job.id);
+                self.publish_queue();
                 self.send_kill(&job).await;
             }
         }

@@ -26,6 +26,7 @@ impl Store {
             key: app.appid.clone(),
             detail: e.to_string(),
         })?;
+        self.inner.apps.invalidate(&app.appid);
         let done = sqlx::query(
             "INSERT INTO applications (appid, owner, json) VALUES ($1, $2, $3) \
              ON CONFLICT (appid) DO UPDATE SET json = excluded.json \
@@ -36,16 +37,25 @@ impl Store {
         .bind(json)
         .execute(self.pool())
         .await?;
+        self.inner.apps.invalidate(&app.appid);
         Ok(done.rows_affected() == 1)
     }
 
-    /// The application named `name`.
+    /// The application named `name` (cached; see the module doc of `store`).
     pub async fn get_app(&self, name: &str) -> Result<Option<Application>, StoreError> {
+        if let Some(app) = self.inner.apps.get(name) {
+            return Ok(Some(app));
+        }
+        let generation = self.inner.apps.generation();
         let row = sqlx::query("SELECT appid, json FROM applications WHERE appid = $1")
             .bind(name)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(decode_app).transpose()
+        let app = row.as_ref().map(decode_app).transpose()?;
+        if let Some(a) = &app {
+            self.inner.apps.fill(name, a, generation);
+        }
+        Ok(app)
     }
 
     /// `owner`'s applications, by name.
@@ -60,10 +70,12 @@ impl Store {
 
     /// Deletes the application `name`; returns whether it existed.
     pub async fn delete_app(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.apps.invalidate(name);
         let done = sqlx::query("DELETE FROM applications WHERE appid = $1")
             .bind(name)
             .execute(self.pool())
             .await?;
+        self.inner.apps.invalidate(name);
         Ok(done.rows_affected() == 1)
     }
 }

@@ -162,14 +162,57 @@ impl Store {
         Ok((jobs, more))
     }
 
-    /// Every QUEUED job in planner order: priority ascending, then id ascending.
-    pub async fn queued_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, json FROM jobs WHERE state = 'QUEUED' ORDER BY priority ASC, id ASC",
+    /// The queue keys `(priority, id)` of every QUEUED job, in planner order (priority
+    /// ascending, then id ascending). Streamed: memory is the keys, not the rows.
+    pub async fn queued_keys(&self) -> Result<Vec<(i32, u64)>, StoreError> {
+        let mut rows = sqlx::query(
+            "SELECT id, priority FROM jobs WHERE state = 'QUEUED' ORDER BY priority ASC, id ASC",
         )
-        .fetch_all(self.pool())
-        .await?;
-        decode_all(&rows)
+        .fetch(self.pool());
+        let mut keys = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get("id")?;
+            let priority: i64 = row.try_get("priority")?;
+            let priority = i32::try_from(priority).map_err(|_| StoreError::Corrupt {
+                what: "job priority",
+                key: id.to_string(),
+                detail: format!("{priority} is out of range"),
+            })?;
+            keys.push((priority, to_u64(id)));
+        }
+        Ok(keys)
+    }
+
+    /// The jobs with these ids (any state; ids not stored are absent), in no particular
+    /// order. Asked in chunks, so any number of ids works on both backends.
+    pub async fn jobs_by_ids(&self, ids: &[u64]) -> Result<Vec<Job>, StoreError> {
+        const CHUNK: usize = 500;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, json FROM jobs WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(to_i64(*id));
+            }
+            let rows = q.fetch_all(self.pool()).await?;
+            for row in &rows {
+                jobs.push(decode_job(row)?);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// How many jobs are STARTING or STARTED (an index range, not a table scan).
+    pub async fn running_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('STARTING', 'STARTED')")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(to_u64(n))
     }
 
     /// Every STARTING or STARTED job (to reconcile), by id.

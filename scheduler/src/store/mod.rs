@@ -17,10 +17,14 @@
 //!   holding the job committed (SQLite runs in WAL mode with `synchronous=FULL`, so a
 //!   commit survives `kill -9` and power loss). Concurrent inserts are group-committed by
 //!   one writer task: one transaction, one fsync, for every insert waiting at that moment;
+//! - users and applications are read through a [`cache::ReadCache`] that every write
+//!   through the store invalidates, so one server must own its database (as one Mesos
+//!   framework does anyway);
 //! - job updates are compare-and-set on the state ([`Store::update_job`]), so the planner
 //!   and the HTTP API never overwrite each other's transition.
 
 mod apps;
+mod cache;
 mod jobs;
 mod properties;
 mod users;
@@ -91,6 +95,8 @@ struct Inner {
     pool: AnyPool,
     backend: Backend,
     inserts: mpsc::Sender<writer::InsertRequest>,
+    users: cache::ReadCache<retz_proto::api::User>,
+    apps: cache::ReadCache<retz_proto::api::Application>,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,6 +185,8 @@ impl Store {
                 pool,
                 backend,
                 inserts,
+                users: cache::ReadCache::new(),
+                apps: cache::ReadCache::new(),
             }),
         })
     }

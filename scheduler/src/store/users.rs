@@ -37,6 +37,7 @@ impl Store {
     /// Stores `user` unless a user with its key exists; returns whether it was stored.
     /// (For the admin user a server creates at first start from its configured key.)
     pub async fn put_user(&self, user: &User) -> Result<bool, StoreError> {
+        self.inner.users.invalidate(&user.key_id);
         let done = sqlx::query(
             "INSERT INTO users (key_id, secret, enabled, info) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (key_id) DO NOTHING",
@@ -47,16 +48,25 @@ impl Store {
         .bind(&user.info)
         .execute(self.pool())
         .await?;
+        self.inner.users.invalidate(&user.key_id);
         Ok(done.rows_affected() == 1)
     }
 
-    /// The user with access key `key`.
+    /// The user with access key `key` (cached; see the module doc of `store`).
     pub async fn get_user(&self, key: &str) -> Result<Option<User>, StoreError> {
+        if let Some(user) = self.inner.users.get(key) {
+            return Ok(Some(user));
+        }
+        let generation = self.inner.users.generation();
         let row = sqlx::query("SELECT key_id, secret, enabled, info FROM users WHERE key_id = $1")
             .bind(key)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(decode_user).transpose()
+        let user = row.as_ref().map(decode_user).transpose()?;
+        if let Some(u) = &user {
+            self.inner.users.fill(key, u, generation);
+        }
+        Ok(user)
     }
 
     /// Every user, by key.
@@ -73,11 +83,13 @@ impl Store {
         key: &str,
         enabled: bool,
     ) -> Result<Option<User>, StoreError> {
+        self.inner.users.invalidate(key);
         sqlx::query("UPDATE users SET enabled = $1 WHERE key_id = $2")
             .bind(i64::from(enabled))
             .bind(key)
             .execute(self.pool())
             .await?;
+        self.inner.users.invalidate(key);
         self.get_user(key).await
     }
 }
