@@ -8,6 +8,11 @@
 //! [`ClientOptions::connect_timeout`] (3 s), whole requests after
 //! [`ClientOptions::request_timeout`]; a download has no overall limit but fails when no
 //! byte arrives for [`ClientOptions::request_timeout`].
+//!
+//! HTTPS: the server's certificate is checked against the public CAs plus the
+//! certificates of [`ClientConfig::ca_cert`] (a private CA, or the server's self-signed
+//! certificate); `tls_insecure` turns checking off. A certificate the client does not
+//! accept is [`Error::Untrusted`] at once, never retried.
 
 use std::io::Write;
 use std::time::Duration;
@@ -93,13 +98,24 @@ impl Client {
             return Err(bad("a server URL has no query or fragment"));
         }
         let base = url.as_str().trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.request_timeout)
             .danger_accept_invalid_certs(config.tls_insecure)
-            .user_agent(concat!("retz-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+            .user_agent(concat!("retz-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_cert {
+            for cert in trusted_certificates(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| match &config.ca_cert {
+            // Certificates are only decoded here; the other settings cannot fail.
+            Some(path) => Error::CaCert {
+                path: path.display().to_string(),
+                reason: root_cause(&e),
+            },
+            None => bad(&e.to_string()),
+        })?;
         Ok(Client {
             http,
             config,
@@ -441,7 +457,7 @@ impl Client {
             }
             match rb.send().await {
                 Ok(r) => break r,
-                Err(e) if e.is_connect() && retry == Retry::Idempotent => {
+                Err(e) if e.is_connect() && retry == Retry::Idempotent && !is_untrusted(&e) => {
                     if attempt >= self.options.retries {
                         return Err(self.transport(&res, &e));
                     }
@@ -481,6 +497,13 @@ impl Client {
                 method: verb.to_owned(),
                 resource: res.to_owned(),
                 secs: self.options.request_timeout.as_secs(),
+            };
+        }
+        if let Some(tls) = certificate_error(e) {
+            return Error::Untrusted {
+                server: self.base.clone(),
+                cause: tls.to_string(),
+                hint: untrusted_hint(tls, self.config.ca_cert.is_some()),
             };
         }
         if e.is_connect() || e.is_request() {
@@ -528,6 +551,63 @@ fn error_message(status: StatusCode, text: &str) -> String {
         })
         .take(500)
         .collect()
+}
+
+/// The certificates of the PEM file `path` (one or more).
+fn trusted_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Error> {
+    let fail = |reason: String| Error::CaCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| fail(format!("not a PEM file ({})", root_cause(&e))))?;
+    if certs.is_empty() {
+        return Err(fail("holds no -----BEGIN CERTIFICATE----- block".into()));
+    }
+    Ok(certs)
+}
+
+/// The TLS certificate error inside a reqwest error, if that is why it failed.
+fn certificate_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = err.downcast_ref() {
+            return Some(tls);
+        }
+        // The TLS layer wraps its error in io::Errors (possibly nested), whose `source`
+        // skips the wrapped error itself: descend through `get_ref` instead.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+fn is_untrusted(e: &reqwest::Error) -> bool {
+    certificate_error(e).is_some()
+}
+
+/// What to do about a refused server certificate.
+fn untrusted_hint(e: &rustls::Error, has_ca_cert: bool) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => "use a server URL whose host name the certificate holds".into(),
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired; the operator must renew it".into()
+        }
+        _ if has_ca_cert => "ca_cert does not hold the server's certificate or its CA; \
+                             point ca_cert (or --ca-cert) at the right PEM file"
+            .into(),
+        _ => "trust it with ca_cert = \"FILE.pem\" in the client config or --ca-cert FILE \
+              (the server's certificate or the CA that issued it)"
+            .into(),
+    }
 }
 
 /// The innermost cause of a reqwest error, e.g. `Connection refused (os error 111)`.

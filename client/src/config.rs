@@ -7,7 +7,8 @@
 //!
 //! A file is read as an original `retz.properties` when its name ends in `.properties` or
 //! its text has a `retz.<key> =` line, otherwise as TOML ([`ClientConfig`]). Either way
-//! the result is checked: a usable server URL and, with authentication on, a secret.
+//! the result is checked: a usable server URL and, with authentication on, a secret. A
+//! relative `ca_cert` is taken relative to the config file's directory.
 
 use std::path::{Path, PathBuf};
 
@@ -168,7 +169,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigError> {
         })?
     };
     check(&config).map_err(invalid)?;
-    Ok(config)
+    Ok(resolve_ca_cert(config, path))
+}
+
+/// `config` with a relative `ca_cert` made relative to the directory of `path` (the
+/// config file), so a config keeps working from any working directory.
+pub fn resolve_ca_cert(mut config: ClientConfig, path: &Path) -> ClientConfig {
+    if let Some(ca) = &config.ca_cert
+        && ca.is_relative()
+        && let Some(dir) = path.parent()
+    {
+        config.ca_cert = Some(dir.join(ca));
+    }
+    config
 }
 
 /// What is wrong with a parsed config, if anything.
@@ -190,6 +203,13 @@ pub fn check(config: &ClientConfig) -> Result<(), String> {
     }
     if config.authentication && config.secret.is_empty() {
         return Err("secret is empty while authentication is on; add secret = \"...\"".into());
+    }
+    if config
+        .ca_cert
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err("ca_cert is empty; name a PEM file or leave the key out".into());
     }
     Ok(())
 }
@@ -302,6 +322,20 @@ mod tests {
         };
         let e = s.load().unwrap_err().to_string();
         assert!(e.contains("nope.toml") && e.contains("-C"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_ca_cert_is_relative_to_the_config_file() {
+        let text = format!("{TOML}ca_cert = \"certs/ca.pem\"\n");
+        let c = parse(&text, Path::new("/etc/retz/client.toml")).unwrap();
+        assert_eq!(c.ca_cert, Some(PathBuf::from("/etc/retz/certs/ca.pem")));
+        let text = format!("{TOML}ca_cert = \"/abs/ca.pem\"\n");
+        let c = parse(&text, Path::new("/etc/retz/client.toml")).unwrap();
+        assert_eq!(c.ca_cert, Some(PathBuf::from("/abs/ca.pem")));
+        let e = parse(&format!("{TOML}ca_cert = \"\"\n"), Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca_cert is empty"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,27 @@ pub enum Error {
         /// What the network layer said.
         cause: String,
     },
+    /// The server's TLS certificate is not accepted (unknown issuer, wrong name,
+    /// expired, ...).
+    #[error("{server} presented a TLS certificate this client does not accept ({cause}); {hint}")]
+    Untrusted {
+        /// The server URL.
+        server: String,
+        /// What the TLS layer said.
+        cause: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The `ca_cert` file cannot be used.
+    #[error(
+        "cannot use ca_cert {path}: {reason}; name a PEM file holding the server's certificate or the CA that issued it"
+    )]
+    CaCert {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The server did not answer in time.
     #[error(
         "{server} did not answer {method} {resource} within {secs} s; the server may be overloaded, retry later"

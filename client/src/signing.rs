@@ -61,6 +61,7 @@ mod tests {
             secret: "s3cret".into(),
             authentication: auth,
             tls_insecure: false,
+            ca_cert: None,
         }
     }
 

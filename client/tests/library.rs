@@ -16,6 +16,7 @@ fn config(url: &str, secret: &str) -> ClientConfig {
         secret: secret.to_owned(),
         authentication: true,
         tls_insecure: false,
+        ca_cert: None,
     }
 }
 

@@ -87,9 +87,15 @@ pub struct ServerSection {
     /// Access keys allowed to use `/admin/*` (the admin user made at first start is
     /// added automatically).
     pub admin_keys: Vec<String>,
-    /// TLS certificate chain (PEM); with `tls_key`, the API is served over HTTPS.
+    /// Admit `/admin/*` requests that carry no `Authorization` header when their TCP
+    /// peer is a loopback address (the operator on the server's host). Signed requests
+    /// still need an admin key. Leave off behind a reverse proxy on the same host: every
+    /// request would then come from loopback.
+    pub admin_loopback: bool,
+    /// TLS certificate chain (PEM, the server's certificate first); with `tls_key`, the
+    /// API is served over HTTPS only.
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
+    /// TLS private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
     pub tls_key: Option<PathBuf>,
 }
 
@@ -106,6 +112,7 @@ impl Default for ServerSection {
             max_list_jobs: 65536,
             max_file_size: 64 * 1024 * 1024,
             admin_keys: Vec::new(),
+            admin_loopback: false,
             tls_cert: None,
             tls_key: None,
         }
@@ -264,8 +271,15 @@ impl ServerConfig {
     /// Maps the keys of an original `retz.properties` (reference §5) onto a config.
     /// Keys with no counterpart (JMX, class paths, H2 drivers) are ignored; their values
     /// are not checked.
+    ///
+    /// TLS: as in the original, `retz.bind = https://...` turns HTTPS on. The original's
+    /// Java keystore (`retz.tls.keystore.*`) cannot be read; the PEM files are named with
+    /// `retz.tls.cert` and `retz.tls.key` instead (an https bind without them is an
+    /// error saying how to convert the keystore).
     pub fn from_properties(text: &str) -> Result<ServerConfig, ConfigError> {
         let mut c = ServerConfig::default();
+        let mut https = false;
+        let mut keystore = false;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -275,7 +289,36 @@ impl ServerConfig {
                 continue;
             };
             let (k, v) = (k.trim(), v.trim());
+            match k {
+                "retz.bind" => https = v.starts_with("https://"),
+                k if k.starts_with("retz.tls.keystore.") => keystore = true,
+                _ => {}
+            }
             apply_property(&mut c, k, v)?;
+        }
+        let pem = c.server.tls_cert.is_some() || c.server.tls_key.is_some();
+        if https && !pem {
+            let why = if keystore {
+                "the original's Java keystore (retz.tls.keystore.*) cannot be read by this server"
+            } else {
+                "no certificate is named"
+            };
+            return Err(ConfigError::Invalid {
+                key: "retz.bind",
+                message: format!(
+                    "https needs a certificate and key, but {why}; export them to PEM (e.g. \
+                     openssl pkcs12 -in keystore.p12 -nokeys -out cert.pem, and -nocerts -nodes \
+                     -out key.pem) and set retz.tls.cert and retz.tls.key to those files"
+                ),
+            });
+        }
+        if pem && !https {
+            return Err(ConfigError::Invalid {
+                key: "retz.bind",
+                message: "retz.tls.cert/retz.tls.key are set but retz.bind is not https://; \
+                          write retz.bind = https://HOST:PORT to serve HTTPS"
+                    .into(),
+            });
         }
         Ok(c)
     }
@@ -354,11 +397,28 @@ impl ServerConfig {
                 "must be at least 1024 bytes".into(),
             );
         }
-        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return bad(
-                "server.tls_cert",
-                "HTTPS needs both tls_cert and tls_key".into(),
-            );
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => {
+                return bad(
+                    "server.tls_key",
+                    "tls_cert is set but tls_key is not; HTTPS needs both (PEM files)".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "server.tls_cert",
+                    "tls_key is set but tls_cert is not; HTTPS needs both (PEM files)".into(),
+                );
+            }
+            (Some(cert), Some(key)) => {
+                if cert.as_os_str().is_empty() {
+                    return bad("server.tls_cert", "is empty; name a PEM file".into());
+                }
+                if key.as_os_str().is_empty() {
+                    return bad("server.tls_key", "is empty; name a PEM file".into());
+                }
+            }
+            (None, None) => {}
         }
         if self.planner.max_running == 0 {
             return bad("planner.max_running", "must be at least 1".into());
@@ -446,6 +506,8 @@ fn apply_property(c: &mut ServerConfig, k: &str, v: &str) -> Result<(), ConfigEr
                 })?;
             c.server.bind = addr;
         }
+        "retz.tls.cert" => c.server.tls_cert = Some(PathBuf::from(v)),
+        "retz.tls.key" => c.server.tls_key = Some(PathBuf::from(v)),
         "retz.mesos.principal" => c.mesos.principal = v.to_owned(),
         "retz.mesos.role" => c.mesos.role = v.to_owned(),
         "retz.mesos.refuse" => c.mesos.refuse_seconds = num("retz.mesos.refuse", v)?,
@@ -545,5 +607,59 @@ mod tests {
         assert!(e.to_string().contains("retz.max.running"), "{e}");
         let e = ServerConfig::from_properties("retz.mesos = zk://a:2181/mesos").unwrap_err();
         assert!(e.to_string().contains("ZooKeeper"), "{e}");
+    }
+
+    #[test]
+    fn https_in_properties_needs_pem_files() {
+        let c = ServerConfig::from_properties(
+            "retz.bind = https://127.0.0.1:9443\nretz.tls.cert = /etc/retz/cert.pem\n\
+             retz.tls.key = /etc/retz/key.pem\nretz.tls.insecure = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(c.server.tls_cert, Some(PathBuf::from("/etc/retz/cert.pem")));
+        assert_eq!(c.server.tls_key, Some(PathBuf::from("/etc/retz/key.pem")));
+        c.validate().unwrap();
+        let e = ServerConfig::from_properties(
+            "retz.bind = https://127.0.0.1:9443\nretz.tls.keystore.file = /k.jks\n\
+             retz.tls.keystore.pass = x\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("retz.bind") && e.contains("keystore") && e.contains("retz.tls.cert"),
+            "{e}"
+        );
+        let e = ServerConfig::from_properties("retz.bind = https://127.0.0.1:9443\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no certificate is named"), "{e}");
+        let e = ServerConfig::from_properties(
+            "retz.bind = http://127.0.0.1:9090\nretz.tls.cert = c.pem\nretz.tls.key = k.pem\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not https://"), "{e}");
+    }
+
+    #[test]
+    fn half_a_tls_config_names_the_missing_key() {
+        let mut c = ServerConfig::default();
+        c.server.tls_cert = Some("cert.pem".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: server.tls_key:"), "{e}");
+        c.server.tls_cert = None;
+        c.server.tls_key = Some("key.pem".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: server.tls_cert:"), "{e}");
+        c.server.tls_cert = Some("".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: server.tls_cert: is empty"), "{e}");
+        let c: ServerConfig = toml::from_str(
+            "[server]\nadmin_loopback = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert!(c.server.admin_loopback);
+        c.validate().unwrap();
     }
 }

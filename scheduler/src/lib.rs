@@ -6,6 +6,8 @@
 //! * [`offers`] — offers ↔ placement agent states, assignments → task resources.
 //! * [`planner`] — the planner loop: offers → placement → launches, updates → jobs.
 //! * [`server`] — everything put together (`retz-server`).
+//! * [`serve`] — the accept loop of the API, plain HTTP or HTTPS, with graceful stop.
+//! * [`tls`] — the HTTPS certificate and key, checked, as a rustls (ring) config.
 //! * [`statem`] — the job state machine (pure).
 //! * [`store`] — the durable store (SQLite or PostgreSQL).
 //! * [`http`] — the HTTP API (axum), auth, isolation, files proxy, admin, metrics.
@@ -15,6 +17,8 @@ pub mod http;
 pub mod mesos;
 pub mod offers;
 pub mod planner;
+pub mod serve;
 pub mod server;
 pub mod statem;
 pub mod store;
+pub mod tls;

@@ -60,6 +60,16 @@ struct Args {
     /// Placement policy file ([placement] section, as `retz-sim tune` writes it).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Serve the API over HTTPS with this PEM certificate chain (server.tls_cert; needs
+    /// --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (server.tls_key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Admit unsigned /admin/* requests from loopback peers (server.admin_loopback).
+    #[arg(long)]
+    admin_loopback: bool,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -106,6 +116,13 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     if let Some(a) = args.affinity {
         c.planner.affinity = a;
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        c.server.tls_cert = Some(cert.clone());
+        c.server.tls_key = Some(key.clone());
+    }
+    if args.admin_loopback {
+        c.server.admin_loopback = true;
+    }
     if let Some(p) = &args.policy {
         c.load_policy(p)?;
     }
@@ -134,7 +151,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let server = Server::start(cfg).await?;
-    eprintln!("retz-server: listening on http://{}", server.addr());
+    eprintln!("retz-server: listening on {}", server.url());
     if let Some(p) = server.client_config() {
         eprintln!(
             "retz-server: admin client config in {} (retz-client -C {} list)",

@@ -5,10 +5,15 @@
 //! First start with a data dir: an admin user is created (its key kept in the store's
 //! properties) and `DATA_DIR/client.toml` is written (mode 0600, atomically), so
 //! `retz-client -C DATA_DIR/client.toml` and `retz-admin -C DATA_DIR/client.toml` work.
+//! With `server.tls_cert` / `server.tls_key` the API is served over HTTPS only; the
+//! certificate and key are checked before anything else starts, and `client.toml` then
+//! names an `https://` URL and `ca_cert = <tls_cert>` so the admin trusts the server's
+//! own (possibly self-signed) certificate.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use retz_executor::topology::TopologySource;
@@ -16,6 +21,7 @@ use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_proto::api::ClientConfig;
 use retz_proto::mesos::{FrameworkId, FrameworkInfo, framework_info};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -54,6 +60,9 @@ pub enum ServerError {
     /// The planner loop stopped.
     #[error("planner: {0}")]
     Planner(#[from] PlannerError),
+    /// The HTTPS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -64,17 +73,52 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    https: bool,
     client_config: Option<PathBuf>,
     cluster: Option<LocalCluster>,
     planner: JoinHandle<Result<(), PlannerError>>,
     http: JoinHandle<()>,
+    stop_http: oneshot::Sender<()>,
     store: Store,
+}
+
+/// The HTTPS settings of `cfg`, loaded and checked, or `None` for plain HTTP.
+fn tls_settings(cfg: &ServerConfig) -> Result<Option<TlsSettings>, ServerError> {
+    let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) else {
+        return Ok(None);
+    };
+    let certs = crate::tls::load_certs(cert)?;
+    let key_der = crate::tls::load_key(key)?;
+    // `load_certs` never returns an empty chain; say so rather than index.
+    let leaf = certs
+        .first()
+        .cloned()
+        .ok_or_else(|| crate::tls::TlsError::Cert {
+            path: cert.clone(),
+            reason: "holds no certificate".into(),
+        })?;
+    let config = crate::tls::server_config(certs, key_der, cert, key)?;
+    Ok(Some(TlsSettings {
+        config,
+        cert: cert.clone(),
+        leaf,
+    }))
+}
+
+/// What HTTPS serving needs.
+struct TlsSettings {
+    config: Arc<rustls::ServerConfig>,
+    /// `server.tls_cert`, as configured.
+    cert: PathBuf,
+    /// The server's own certificate.
+    leaf: rustls::pki_types::CertificateDer<'static>,
 }
 
 impl Server {
     /// Starts everything `cfg` asks for. `cfg` must have passed `validate`.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         cfg.validate()?;
+        let tls = tls_settings(&cfg)?;
         if let Some(dir) = cfg.data_dir() {
             std::fs::create_dir_all(dir)
                 .map_err(io(format!("cannot create data dir {}", dir.display())))?;
@@ -91,7 +135,7 @@ impl Server {
         let mut admin_keys: BTreeSet<String> = cfg.server.admin_keys.iter().cloned().collect();
         let mut client_config = None;
         if let Some(dir) = cfg.data_dir() {
-            let (key, path) = ensure_admin(&store, dir, addr).await?;
+            let (key, path) = ensure_admin(&store, dir, addr, tls.as_ref()).await?;
             admin_keys.insert(key);
             client_config = Some(path);
         }
@@ -134,22 +178,31 @@ impl Server {
                 0
             },
             admin_keys,
+            admin_loopback: cfg.server.admin_loopback,
             default_max_retries: cfg.planner.max_retries,
             ..HttpConfig::default()
         };
         let router = app(AppState::new(store.clone(), http_cfg, link));
-        let http = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                warn!(error = %e, "HTTP server stopped");
-            }
-        });
-        info!(%addr, local = cfg.mesos.local, "retz-server listening");
+        let https = tls.is_some();
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http = tokio::spawn(crate::serve::serve(
+            listener,
+            router,
+            tls.map(|t| t.config),
+            async move {
+                // A dropped sender (the Server dropped without stop) stops serving too.
+                let _ = stopped.await;
+            },
+        ));
+        info!(%addr, https, local = cfg.mesos.local, "retz-server listening");
         Ok(Server {
             addr,
+            https,
             client_config,
             cluster,
             planner,
             http,
+            stop_http,
             store,
         })
     }
@@ -157,6 +210,17 @@ impl Server {
     /// The HTTP API's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether the API is served over HTTPS.
+    pub fn https(&self) -> bool {
+        self.https
+    }
+
+    /// The API's base URL, e.g. `https://127.0.0.1:9090`.
+    pub fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The admin's `client.toml`, when the server has a data dir.
@@ -187,9 +251,16 @@ impl Server {
         result
     }
 
-    /// Stops the HTTP API, the planner and the local cluster.
+    /// Stops the HTTP API (open connections get [`crate::serve::DRAIN_TIMEOUT`] to
+    /// finish), the planner and the local cluster.
     pub async fn stop(self) {
-        self.http.abort();
+        let _ = self.stop_http.send(());
+        let mut http = self.http;
+        let grace = crate::serve::DRAIN_TIMEOUT + Duration::from_secs(1);
+        if tokio::time::timeout(grace, &mut http).await.is_err() {
+            warn!("the HTTP API did not stop in time; aborting it");
+            http.abort();
+        }
         self.planner.abort();
         if let Some(c) = &self.cluster {
             c.shutdown().await;
@@ -273,6 +344,7 @@ async fn ensure_admin(
     store: &Store,
     dir: &Path,
     addr: SocketAddr,
+    tls: Option<&TlsSettings>,
 ) -> Result<(String, PathBuf), ServerError> {
     let user = match store.property(ADMIN_KEY_PROPERTY).await? {
         Some(key) => match store.get_user(&key).await? {
@@ -281,17 +353,19 @@ async fn ensure_admin(
         },
         None => create_admin(store).await?,
     };
-    let host = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
     let config = ClientConfig {
-        server: format!("http://{host}"),
+        server: admin_url(addr, tls),
         access_key: user.key_id.clone(),
         secret: user.secret.clone(),
         authentication: true,
         tls_insecure: false,
+        ca_cert: match tls {
+            Some(t) => Some(std::path::absolute(&t.cert).map_err(io(format!(
+                "cannot make {} an absolute path for client.toml",
+                t.cert.display()
+            )))?),
+            None => None,
+        },
     };
     let text = format!(
         "# retz-client / retz-admin config of the admin user, written by retz-server.\n{}",
@@ -300,6 +374,37 @@ async fn ensure_admin(
     let path = dir.join("client.toml");
     write_private(&path, &text).map_err(io(format!("cannot write {}", path.display())))?;
     Ok((user.key_id, path))
+}
+
+/// The URL the admin on this host reaches the API at: `http://IP:PORT`, or with TLS
+/// `https://` and a host the certificate names (the IP, else `localhost`).
+fn admin_url(addr: SocketAddr, tls: Option<&TlsSettings>) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        if addr.is_ipv4() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        }
+    } else {
+        addr.ip()
+    };
+    let ip_text = SocketAddr::new(ip, addr.port()).to_string();
+    let Some(tls) = tls else {
+        return format!("http://{ip_text}");
+    };
+    match crate::tls::local_host_name(&tls.leaf, ip) {
+        Some(host) => format!("https://{host}:{}", addr.port()),
+        None => {
+            warn!(
+                cert = %tls.cert.display(),
+                %ip,
+                "the certificate names neither {ip} nor localhost: the admin's client.toml \
+                 uses https://{ip_text}, which clients will refuse; edit its server URL to a \
+                 name the certificate holds"
+            );
+            format!("https://{ip_text}")
+        }
+    }
 }
 
 async fn create_admin(store: &Store) -> Result<retz_proto::api::User, ServerError> {

@@ -20,6 +20,10 @@ pub struct AdminCli {
     /// Client config file of an admin user (same search order as retz-client).
     #[arg(short = 'C', long = "config", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Trust the certificates in this PEM file for an https:// server (overrides ca_cert
+    /// of the config): the server's own certificate or the CA that issued it.
+    #[arg(long = "ca-cert", global = true, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Say more on stderr.
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -94,7 +98,7 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
         emit(&String::from_utf8_lossy(&out))?;
         return Ok(0);
     }
-    let (client, path) = connect(cli.config)?;
+    let (client, path) = connect(cli.config, cli.ca_cert)?;
     if cli.verbose {
         eprintln!(
             "retz-admin: config {}, server {}",
@@ -117,7 +121,11 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
             if json {
                 emit_json(&user)?;
             } else {
-                emit(&output::user_config_toml(client.server(), &user))?;
+                emit(&output::user_config_toml(
+                    client.server(),
+                    client.config(),
+                    &user,
+                ))?;
             }
         }
         AdminCmd::ListUser => {

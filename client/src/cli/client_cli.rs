@@ -53,6 +53,10 @@ pub struct Cli {
     /// Client config file.
     #[arg(short = 'C', long = "config", global = true, value_name = "FILE", long_help = CONFIG_HELP)]
     config: Option<PathBuf>,
+    /// Trust the certificates in this PEM file for an https:// server (overrides ca_cert
+    /// of the config): the server's own certificate or the CA that issued it.
+    #[arg(long = "ca-cert", global = true, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Say more on stderr (the config used, job state changes).
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -403,8 +407,14 @@ pub fn emit_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
 }
 
 /// Loads the config for `-C` (or the defaults) and builds a client.
-pub fn connect(config: Option<PathBuf>) -> Result<(Client, PathBuf), CliError> {
-    let (cfg, path) = Sources::from_env(config).load()?;
+pub fn connect(
+    config: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+) -> Result<(Client, PathBuf), CliError> {
+    let (mut cfg, path) = Sources::from_env(config).load()?;
+    if ca_cert.is_some() {
+        cfg.ca_cert = ca_cert;
+    }
     let client = Client::with_options(cfg, ClientOptions::default())?;
     Ok((client, path))
 }
@@ -417,7 +427,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         emit(&String::from_utf8_lossy(&out))?;
         return Ok(0);
     }
-    let (client, path) = connect(cli.config)?;
+    let (client, path) = connect(cli.config, cli.ca_cert)?;
     if cli.verbose {
         eprintln!(
             "retz-client: config {}, server {}",
@@ -1062,6 +1072,7 @@ mod tests {
             secret: "s".into(),
             authentication: true,
             tls_insecure: false,
+            ca_cert: None,
         }
     }
 }

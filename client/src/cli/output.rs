@@ -262,14 +262,16 @@ pub fn masked_config(c: &ClientConfig) -> ClientConfig {
     m
 }
 
-/// A ready client config for `user` on `server` (`retz-admin create-user`).
-pub fn user_config_toml(server: &str, user: &User) -> String {
+/// A ready client config for `user` on `server` (`retz-admin create-user`); it trusts
+/// the server the way `admin` (the config in use) does (`ca_cert`, `tls_insecure`).
+pub fn user_config_toml(server: &str, admin: &ClientConfig, user: &User) -> String {
     let c = ClientConfig {
         server: server.to_owned(),
         access_key: user.key_id.clone(),
         secret: user.secret.clone(),
         authentication: true,
-        tls_insecure: false,
+        tls_insecure: admin.tls_insecure,
+        ca_cert: admin.ca_cert.clone(),
     };
     let body = toml::to_string(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
     format!(
@@ -343,9 +345,21 @@ mod tests {
             enabled: true,
             info: "alice".into(),
         };
-        let text = user_config_toml("http://h:1", &u);
+        let admin = ClientConfig {
+            server: "https://h:1".into(),
+            access_key: "admin".into(),
+            secret: "x".into(),
+            authentication: true,
+            tls_insecure: false,
+            ca_cert: Some("/etc/retz/ca.pem".into()),
+        };
+        let text = user_config_toml("https://h:1", &admin, &u);
         let c: ClientConfig = toml::from_str(&text).unwrap();
-        assert_eq!((c.server.as_str(), c.secret.as_str()), ("http://h:1", "s"));
+        assert_eq!((c.server.as_str(), c.secret.as_str()), ("https://h:1", "s"));
+        assert_eq!(
+            c.ca_cert, admin.ca_cert,
+            "the new user trusts the server as the admin does"
+        );
         assert_eq!(masked_config(&c).secret, "********");
     }
 }

@@ -2,6 +2,8 @@
 //! written by `retz-server --data-dir` (`DIR/client.toml`) and by `retz-admin
 //! create-user`, and as read from an original `retz.properties`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// A client's connection settings (`client.toml`).
@@ -12,6 +14,9 @@ use serde::{Deserialize, Serialize};
 /// secret = "fedcba9876543210fedcba9876543210"
 /// authentication = true
 /// tls_insecure = false
+/// # with https://: trust this PEM file (a private CA, or the server's own
+/// # self-signed certificate) besides the usual public CAs
+/// ca_cert = "/etc/retz/server-cert.pem"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,9 +31,15 @@ pub struct ClientConfig {
     /// Whether requests are signed (the server's `authentication` must agree).
     #[serde(default = "yes")]
     pub authentication: bool,
-    /// Accept any TLS certificate (testing only).
+    /// Accept any TLS certificate, unverified (testing only; the original's
+    /// `retz.tls.insecure`).
     #[serde(default)]
     pub tls_insecure: bool,
+    /// PEM file of extra trusted certificates for `https://` servers: a private CA, or
+    /// the server's own self-signed certificate. A relative path is relative to the
+    /// config file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -46,13 +57,16 @@ pub struct PropertiesError {
 impl ClientConfig {
     /// Reads the client keys of an original `retz.properties` (`retz.server.uri`,
     /// `retz.authentication`, `retz.access.key`, `retz.access.secret`,
-    /// `retz.tls.insecure`); other keys are ignored.
+    /// `retz.tls.insecure`, and `retz.tls.ca.cert`, a PEM file like [`Self::ca_cert`]
+    /// that the original, which used the JVM's trust store, did not have); other keys are
+    /// ignored.
     pub fn from_properties(text: &str) -> Result<ClientConfig, PropertiesError> {
         let mut server = None;
         let mut key = None;
         let mut secret = String::new();
         let mut authentication = true;
         let mut tls_insecure = false;
+        let mut ca_cert = None;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -77,6 +91,7 @@ impl ClientConfig {
                 "retz.access.secret" => secret = v.to_owned(),
                 "retz.authentication" => authentication = flag(v)?,
                 "retz.tls.insecure" => tls_insecure = flag(v)?,
+                "retz.tls.ca.cert" if !v.is_empty() => ca_cert = Some(PathBuf::from(v)),
                 _ => {}
             }
         }
@@ -89,6 +104,7 @@ impl ClientConfig {
             secret,
             authentication,
             tls_insecure,
+            ca_cert,
         };
         if config.authentication && config.secret.is_empty() {
             return Err(missing(
@@ -114,6 +130,30 @@ mod tests {
         assert_eq!(c.access_key, "deadbeef");
         assert_eq!(c.secret, "cafe");
         assert!(c.authentication && c.tls_insecure);
+        assert_eq!(c.ca_cert, None);
+        let c = ClientConfig::from_properties(
+            "retz.server.uri = https://h:9443\nretz.access.key=k\nretz.access.secret=s\n\
+             retz.tls.ca.cert = /etc/retz/ca.pem\n",
+        )
+        .unwrap();
+        assert_eq!(c.ca_cert, Some(PathBuf::from("/etc/retz/ca.pem")));
+        assert!(!c.tls_insecure);
+    }
+
+    #[test]
+    fn ca_cert_is_optional_and_round_trips() {
+        let c: ClientConfig =
+            serde_json::from_str(r#"{"server": "https://h:1", "access_key": "k", "secret": "s"}"#)
+                .unwrap();
+        assert_eq!(c.ca_cert, None);
+        assert!(!serde_json::to_string(&c).unwrap().contains("ca_cert"));
+        let c = ClientConfig {
+            ca_cert: Some("/x/ca.pem".into()),
+            ..c
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains(r#""ca_cert":"/x/ca.pem""#), "{text}");
+        assert_eq!(serde_json::from_str::<ClientConfig>(&text).unwrap(), c);
     }
 
     #[test]

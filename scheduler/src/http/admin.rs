@@ -1,5 +1,7 @@
-//! Admin endpoints (`/admin/...`): users, usage, garbage collection. Signed like every
-//! request, and only for keys named in [`super::HttpConfig::admin_keys`] (403 otherwise).
+//! Admin endpoints (`/admin/...`): users, usage, garbage collection. Only for the
+//! operator ([`Operator`]): a request signed with a key named in
+//! [`super::HttpConfig::admin_keys`], or, with [`super::HttpConfig::admin_loopback`] on,
+//! an unsigned request from a loopback peer; 403 otherwise.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -11,15 +13,14 @@ use retz_proto::api::{
     CreateUserRequest, GcRequest, GcResponse, ListUsersResponse, UsageResponse, UserResponse,
 };
 
-use super::auth::require_admin;
-use super::{ApiError, ApiResult, AppState, Caller, parse_json, path_text};
+use super::operator::Operator;
+use super::{ApiError, ApiResult, AppState, parse_json, path_text};
 
 /// `GET /admin/users`: every user, without secrets.
 pub(super) async fn list_users(
     State(state): State<AppState>,
-    caller: Caller,
+    _op: Operator,
 ) -> ApiResult<Json<ListUsersResponse>> {
-    require_admin(&caller, &state)?;
     let mut users = state.store.list_users().await?;
     for u in &mut users {
         u.secret.clear();
@@ -30,13 +31,12 @@ pub(super) async fn list_users(
 /// `POST /admin/users`: a new user with a random key and secret (shown once, here).
 pub(super) async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
+    op: Operator,
 ) -> ApiResult<(StatusCode, Json<UserResponse>)> {
-    require_admin(&caller, &state)?;
-    let req: CreateUserRequest = if caller.body.is_empty() {
+    let req: CreateUserRequest = if op.body.is_empty() {
         CreateUserRequest::default()
     } else {
-        parse_json(&caller.body)?
+        parse_json(&op.body)?
     };
     let user = state.store.create_user(&req.info).await?;
     Ok((StatusCode::CREATED, Json(UserResponse { user })))
@@ -46,9 +46,8 @@ pub(super) async fn create_user(
 pub(super) async fn get_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    caller: Caller,
+    _op: Operator,
 ) -> ApiResult<Json<UserResponse>> {
-    require_admin(&caller, &state)?;
     let key = path_text(path)?;
     let user = state
         .store
@@ -61,10 +60,9 @@ pub(super) async fn get_user(
 async fn set_enabled(
     state: AppState,
     path: Result<Path<String>, PathRejection>,
-    caller: Caller,
+    _op: Operator,
     enabled: bool,
 ) -> ApiResult<Json<UserResponse>> {
-    require_admin(&caller, &state)?;
     let key = path_text(path)?;
     let mut user = state
         .store
@@ -79,18 +77,18 @@ async fn set_enabled(
 pub(super) async fn enable_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    caller: Caller,
+    op: Operator,
 ) -> ApiResult<Json<UserResponse>> {
-    set_enabled(state, path, caller, true).await
+    set_enabled(state, path, op, true).await
 }
 
 /// `POST /admin/user/{key}/disable`.
 pub(super) async fn disable_user(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    caller: Caller,
+    op: Operator,
 ) -> ApiResult<Json<UserResponse>> {
-    set_enabled(state, path, caller, false).await
+    set_enabled(state, path, op, false).await
 }
 
 /// `GET /admin/usage?start=T&end=T`: jobs that ended in `[start, end)` (times in the
@@ -98,9 +96,8 @@ pub(super) async fn disable_user(
 pub(super) async fn usage(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    caller: Caller,
+    _op: Operator,
 ) -> ApiResult<Json<UsageResponse>> {
-    require_admin(&caller, &state)?;
     let mut start = None;
     let mut end = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -127,12 +124,8 @@ pub(super) async fn usage(
 }
 
 /// `POST /admin/gc {"leeway": SECONDS}`: deletes jobs that ended longer ago.
-pub(super) async fn gc(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<GcResponse>> {
-    require_admin(&caller, &state)?;
-    let req: GcRequest = parse_json(&caller.body)?;
+pub(super) async fn gc(State(state): State<AppState>, op: Operator) -> ApiResult<Json<GcResponse>> {
+    let req: GcRequest = parse_json(&op.body)?;
     let deleted = state.store.gc(req.leeway).await?;
     state.counts.invalidate();
     Ok(Json(GcResponse { deleted }))

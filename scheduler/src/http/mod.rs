@@ -16,6 +16,7 @@ mod auth;
 mod error;
 mod files;
 mod jobs;
+mod operator;
 mod planner;
 mod status;
 
@@ -33,6 +34,7 @@ use axum::routing::{get, post};
 pub use auth::Caller;
 pub use error::{ApiError, parse_json};
 pub use files::{sandbox_path, split_sandbox_url};
+pub use operator::{Operator, OperatorId, is_loopback};
 pub use planner::{PlannerHandle, PlannerStatus};
 
 use crate::statem::{DEFAULT_MAX_RETRIES, RetryPolicy};
@@ -59,6 +61,9 @@ pub struct HttpConfig {
     pub max_gpus: u32,
     /// Access keys allowed on `/admin/...`.
     pub admin_keys: BTreeSet<String>,
+    /// Admit unsigned `/admin/...` requests from loopback peers (the peer is read from
+    /// `ConnectInfo<SocketAddr>`; without it a request is not from loopback).
+    pub admin_loopback: bool,
     /// Version string shown in `/status` and the `Server` header.
     pub server_version: String,
     /// Retries after lost tasks when a job names none.
@@ -81,6 +86,7 @@ impl Default for HttpConfig {
             max_mem_mb: 4 << 20,
             max_gpus: 64,
             admin_keys: BTreeSet::new(),
+            admin_loopback: false,
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
             default_max_retries: DEFAULT_MAX_RETRIES,
             agent_connect_timeout: Duration::from_secs(3),
