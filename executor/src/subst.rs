@@ -301,7 +301,10 @@ mod tests {
     fn port_variables_are_task_variables() {
         let v = vars(&[("PORT0", "31000"), ("PORT1", "31001"), ("PORTX", "no")]);
         assert_eq!(
-            substitute_literal("$PORT0,${PORT1} $PORT10 $PORT2 $PORT $PORTX ${PORT0:-1}", &v),
+            substitute_literal(
+                "$PORT0,${PORT1} $PORT10 $PORT2 $PORT $PORTX ${PORT0:-1}",
+                &v
+            ),
             "31000,31001 $PORT10 $PORT2 $PORT $PORTX ${PORT0:-1}"
         );
         assert_eq!(

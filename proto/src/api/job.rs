@@ -372,8 +372,8 @@ mod tests {
         let v = serde_json::to_value(&g).unwrap();
         assert_eq!(v["ports"], serde_json::json!([31000, 31001]));
         assert_eq!(serde_json::from_value::<Grant>(v).unwrap(), g);
-        let e = serde_json::from_str::<Grant>(r#"{"cpu":1,"memMB":32,"ports":[70000]}"#)
-            .unwrap_err();
+        let e =
+            serde_json::from_str::<Grant>(r#"{"cpu":1,"memMB":32,"ports":[70000]}"#).unwrap_err();
         assert!(e.to_string().contains("70000"), "{e}");
     }
 
