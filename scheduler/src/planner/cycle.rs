@@ -293,21 +293,21 @@ impl Launcher<'_, '_> {
             .map(|j| j.resources.ports)
             .min()
             .unwrap_or(0);
-        let mut left = Vec::new();
-        for (at, state) in states.iter().enumerate() {
-            if self.pools[at].free() < least {
-                continue;
-            }
-            let mut state = state.clone();
-            let fits = self
-                .placed
-                .iter()
-                .filter(|(a, _)| *a == at)
-                .all(|(_, asg)| state.allocate(asg).is_ok());
-            if fits {
-                left.push(state);
+        let mut after: BTreeMap<usize, Option<AgentState>> = states
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| self.pools[*at].free() >= least)
+            .map(|(at, state)| (at, Some(state.clone())))
+            .collect();
+        for (at, asg) in &self.placed {
+            if let Some(slot) = after.get_mut(at)
+                && slot.as_mut().is_some_and(|s| s.allocate(asg).is_err())
+            {
+                // Cannot happen for a plan of these states; leave such an agent out.
+                *slot = None;
             }
         }
+        let left: Vec<AgentState> = after.into_values().flatten().collect();
         let retry: Vec<JobRequest> = requests
             .iter()
             .filter(|r| short.contains(&r.job_id))
