@@ -85,6 +85,7 @@ fn spec(cpu: &str, app: &str) -> TaskSpec {
         pin_required: true,
         job_id: None,
         app: Some(app.into()),
+        ports: Vec::new(),
     }
 }
 

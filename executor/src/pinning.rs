@@ -368,6 +368,7 @@ mod tests {
             pin_required: required,
             job_id: None,
             app: None,
+            ports: Vec::new(),
         }
         .validate()
         .unwrap()

@@ -9,7 +9,7 @@
 //!
 //! Invariants of a [`ValidSpec`]: the command is non-empty and free of NUL bytes; env
 //! names are non-empty, contain no `=` or NUL, and values contain no NUL; the app name is
-//! a single safe path component.
+//! a single safe path component; ports are distinct and non-zero.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +25,8 @@ use crate::subst::shell_quote;
 /// ```json
 /// {"command":"java -Dthreads=$RETZ_CPU -jar app.jar","env":{"X":"1"},"cpus":4,
 ///  "mem_mb":8192,"gpus":0,"cpuset":"8-11","mem_nodes":"1","affinity":"numa-strict",
-///  "mem_policy":"bind","pin_required":true,"job_id":42,"app":"asakusa"}
+///  "mem_policy":"bind","pin_required":true,"job_id":42,"app":"asakusa",
+///  "ports":[31000,31001]}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -63,6 +64,11 @@ pub struct TaskSpec {
     /// unpacked once per executor. Also accepted as `pvname`. Absent: `default`.
     #[serde(default, alias = "pvname", skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Port numbers granted (the task's `ports` resource), exported in this order as
+    /// `PORT0`, `PORT1`, ... and as the comma list `RETZ_PORTS`. Absent in specs of
+    /// jobs that asked for none (and in specs written before ports existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
 }
 
 /// Affinity policy (the cluster's, the application's or the job's).
@@ -166,6 +172,12 @@ pub enum SpecError {
         field: &'static str,
         source: IdListError,
     },
+    /// A port is 0 or given twice.
+    #[error(
+        "task spec field `ports`: port {port} {problem} (ports must be distinct numbers \
+         1-65535, as granted from the agent's `ports` resource)"
+    )]
+    Ports { port: u16, problem: &'static str },
     /// The app name is not a single safe path component.
     #[error(
         "task spec field `app` = {name:?} is not a usable directory name (use 1-200 \
@@ -238,6 +250,21 @@ impl TaskSpec {
                 .transpose()
                 .map_err(|source| SpecError::List { field, source })
         };
+        let mut seen = std::collections::BTreeSet::new();
+        for &port in &self.ports {
+            if port == 0 {
+                return Err(SpecError::Ports {
+                    port,
+                    problem: "is not a port",
+                });
+            }
+            if !seen.insert(port) {
+                return Err(SpecError::Ports {
+                    port,
+                    problem: "is given twice",
+                });
+            }
+        }
         let cpuset = parse("cpuset", &self.cpuset)?;
         let mem_nodes = parse("mem_nodes", &self.mem_nodes)?;
         let app = match &self.app {
@@ -284,6 +311,7 @@ impl TaskSpec {
             pin_required: false,
             job_id: None,
             app: None,
+            ports: Vec::new(),
         }
     }
 }
@@ -352,6 +380,7 @@ mod tests {
             pin_required: true,
             job_id: Some(7),
             app: Some("asakusa".into()),
+            ports: vec![31000, 31002],
         }
     }
 
@@ -372,6 +401,7 @@ mod tests {
             "\"pin_required\"",
             "\"job_id\"",
             "\"app\"",
+            "\"ports\":[31000,31002]",
         ] {
             assert!(text.contains(field), "{field} missing in {text}");
         }
@@ -392,6 +422,27 @@ mod tests {
         let v = spec.validate().unwrap();
         assert_eq!(v.app, "app1");
         assert_eq!(v.cpuset, None);
+        assert!(v.spec.ports.is_empty(), "specs without ports parse");
+        let text = String::from_utf8(v.spec.to_json()).unwrap();
+        assert!(!text.contains("ports"), "{text}");
+    }
+
+    #[test]
+    fn ports_must_be_distinct_real_ports() {
+        let mut s = sample();
+        s.ports = vec![31000, 0];
+        let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("`ports`") && msg.contains("port 0"), "{msg}");
+        let mut s = sample();
+        s.ports = vec![31000, 31001, 31000];
+        let msg = s.validate().unwrap_err().to_string();
+        assert!(msg.contains("31000 is given twice"), "{msg}");
+        let err = TaskSpec::from_json(
+            br#"{"command":"x","cpus":1,"mem_mb":1,"affinity":"none","ports":[65536]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("65536"), "{err}");
+        assert_eq!(sample().validate().unwrap().spec.ports, vec![31000, 31002]);
     }
 
     #[test]

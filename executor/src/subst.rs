@@ -1,4 +1,5 @@
-//! `$RETZ_X` / `${RETZ_X}` substitution, done by the executor itself, never by a shell.
+//! `$RETZ_X` / `${RETZ_X}` (and `$PORTn` / `${PORTn}`) substitution, done by the executor
+//! itself, never by a shell.
 //!
 //! Two pure functions:
 //! - [`substitute_literal`] for env values: each known `$RETZ_X` is replaced by its value
@@ -12,9 +13,11 @@
 //!   context, including arithmetic `$((…))`. Here-document bodies are not modelled; use
 //!   only such plain values there.
 //!
-//! Only names starting with `RETZ_` that are present in the variable map are replaced;
-//! an unknown `$RETZ_FOO`, `${RETZ_X:-default}` and everything else stay as written.
-//! Names are greedy like the shell's: `$RETZ_CPUS` is the (unknown) `RETZ_CPUS`.
+//! Only task variables — names starting with `RETZ_`, or `PORT` followed by digits (the
+//! granted ports) — that are present in the variable map are replaced; an unknown
+//! `$RETZ_FOO` or `$PORT9`, `${RETZ_X:-default}` and everything else stay as written.
+//! Names are greedy like the shell's: `$RETZ_CPUS` is the (unknown) `RETZ_CPUS`, `$PORT10`
+//! is `PORT10`, never `PORT1` followed by `0`.
 
 use std::collections::BTreeMap;
 
@@ -229,7 +232,7 @@ fn match_var<'v>(
     let name_len = body.iter().take_while(|&&b| is_name_byte(b)).count();
     // Name bytes are ASCII, so this slice is on char boundaries.
     let name = std::str::from_utf8(&body[..name_len]).ok()?;
-    if !name.starts_with("RETZ_") {
+    if !is_task_var(name) {
         return None;
     }
     if braced && body.get(name_len) != Some(&b'}') {
@@ -238,6 +241,14 @@ fn match_var<'v>(
     let value = vars.get(name)?;
     let len = 1 + name_len + if braced { 2 } else { 0 };
     Some((len, value.as_str()))
+}
+
+/// `RETZ_*`, or `PORT` followed by one or more digits.
+fn is_task_var(name: &str) -> bool {
+    name.starts_with("RETZ_")
+        || name
+            .strip_prefix("PORT")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn char_len_at(s: &str, at: usize) -> usize {
@@ -284,6 +295,29 @@ mod tests {
         // A value containing a variable reference is not substituted again.
         let rec = vars(&[("RETZ_A", "$RETZ_B"), ("RETZ_B", "x")]);
         assert_eq!(substitute_literal("$RETZ_A", &rec), "$RETZ_B");
+    }
+
+    #[test]
+    fn port_variables_are_task_variables() {
+        let v = vars(&[("PORT0", "31000"), ("PORT1", "31001"), ("PORTX", "no")]);
+        assert_eq!(
+            substitute_literal(
+                "$PORT0,${PORT1} $PORT10 $PORT2 $PORT $PORTX ${PORT0:-1}",
+                &v
+            ),
+            "31000,31001 $PORT10 $PORT2 $PORT $PORTX ${PORT0:-1}"
+        );
+        assert_eq!(
+            substitute_command("nc -l '$PORT0' \"${PORT1}\" $PORT01", &v),
+            "nc -l '31000' \"31001\" $PORT01"
+        );
+        assert!(is_task_var("PORT0") && is_task_var("PORT999") && is_task_var("RETZ_CPU"));
+        for not in ["PORT", "PORTX", "PORT1a", "port0", "HOME", "RETZ"] {
+            assert!(!is_task_var(not), "{not}");
+        }
+        // Only names of the map are replaced, whatever their shape.
+        let home = vars(&[("HOME", "/root")]);
+        assert_eq!(substitute_literal("$HOME", &home), "$HOME");
     }
 
     #[test]

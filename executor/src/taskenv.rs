@@ -3,11 +3,13 @@
 //! Exported to every task: `RETZ_CPU`, `RETZ_MEM`, `RETZ_GPU`, `RETZ_CPUSET` (the CPUs the
 //! task is pinned to, empty when not pinned), `RETZ_NUMA_NODES` (its memory nodes, empty
 //! when none), `RETZ_PVNAME` (the application directory), `RETZ_JOB_ID` (empty when the
-//! spec has none) and `RETZ_TASK_ID`. The environment is built in layers, later ones
-//! winning: the executor's own environment (minus the agent's executor secrets), the
-//! spec's `env` with `$RETZ_*` substituted literally, then the `RETZ_*` variables, which
-//! a spec cannot override. The command becomes `sh -c <command>` with `$RETZ_*`
-//! substituted shell-quoted.
+//! spec has none) and `RETZ_TASK_ID`; plus, for each granted port, `PORT0`, `PORT1`, ...
+//! (the original Retz's names, in the spec's order) and `RETZ_PORTS`, the comma list of
+//! them all (empty when none). The environment is built in layers, later ones winning:
+//! the executor's own environment (minus the agent's executor secrets), the spec's `env`
+//! with `$RETZ_*`/`$PORTn` substituted literally, then the task's variables, which a
+//! spec cannot override. The command becomes `sh -c <command>` with `$RETZ_*` and
+//! `$PORTn` substituted shell-quoted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +21,7 @@ use crate::subst::{substitute_command, substitute_literal};
 /// Variables of the executor's environment never passed to tasks.
 pub const PRIVATE_VARS: &[&str] = &["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"];
 
-/// The `RETZ_*` variables of a task.
+/// The task's variables: `RETZ_*`, and `PORT0`.. for its ports.
 pub fn retz_vars(
     task_id: &str,
     spec: &ValidSpec,
@@ -27,7 +29,8 @@ pub fn retz_vars(
     app_dir: &Path,
 ) -> BTreeMap<String, String> {
     let list = |l: Option<&crate::idlist::IdList>| l.map(ToString::to_string).unwrap_or_default();
-    BTreeMap::from([
+    let ports = &spec.spec.ports;
+    let mut vars = BTreeMap::from([
         ("RETZ_CPU".into(), spec.spec.cpus.to_string()),
         ("RETZ_MEM".into(), spec.spec.mem_mb.to_string()),
         ("RETZ_GPU".into(), spec.spec.gpus.to_string()),
@@ -39,7 +42,19 @@ pub fn retz_vars(
             spec.spec.job_id.map(|j| j.to_string()).unwrap_or_default(),
         ),
         ("RETZ_TASK_ID".into(), task_id.to_owned()),
-    ])
+        (
+            "RETZ_PORTS".into(),
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]);
+    for (i, port) in ports.iter().enumerate() {
+        vars.insert(format!("PORT{i}"), port.to_string());
+    }
+    vars
 }
 
 /// The complete environment of a task.
@@ -94,6 +109,7 @@ mod tests {
             pin_required: false,
             job_id: Some(42),
             app: Some("a".into()),
+            ports: Vec::new(),
         }
         .validate()
         .unwrap()
@@ -147,5 +163,33 @@ mod tests {
         let vars = retz_vars("t", &spec(), &plan, Path::new("/x"));
         assert_eq!(vars["RETZ_CPUSET"], "");
         assert_eq!(vars["RETZ_NUMA_NODES"], "");
+        assert_eq!(vars["RETZ_PORTS"], "");
+        assert!(!vars.contains_key("PORT0"), "no ports, no PORTn");
+    }
+
+    #[test]
+    fn ports_are_exported_in_order_and_substituted() {
+        let mut s = spec().spec;
+        s.ports = vec![31007, 31002, 31003];
+        s.command = "serve --port $PORT0 --admin ${PORT1} --all $RETZ_PORTS $PORT3 $PORT10".into();
+        s.env = BTreeMap::from([
+            ("URL".into(), "http://h:$PORT2/x".into()),
+            ("PORT0".into(), "1".into()),
+        ]);
+        let spec = s.validate().unwrap();
+        let vars = retz_vars("t", &spec, &PinPlan::default(), Path::new("/x"));
+        assert_eq!(vars["PORT0"], "31007");
+        assert_eq!(vars["PORT1"], "31002");
+        assert_eq!(vars["PORT2"], "31003");
+        assert!(!vars.contains_key("PORT3"));
+        assert_eq!(vars["RETZ_PORTS"], "31007,31002,31003");
+        let env: BTreeMap<_, _> = environment(&[], &spec, &vars).into_iter().collect();
+        assert_eq!(env["URL"], "http://h:31003/x");
+        assert_eq!(env["PORT0"], "31007", "PORTn cannot be overridden");
+        assert_eq!(
+            argv(&spec, &vars)[2],
+            "serve --port 31007 --admin 31002 --all 31007,31002,31003 $PORT3 $PORT10",
+            "unknown PORTn stay as written"
+        );
     }
 }

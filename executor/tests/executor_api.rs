@@ -267,6 +267,7 @@ fn spec_json(cpuset: &str) -> Vec<u8> {
         pin_required: true,
         job_id: Some(1),
         app: Some("app".into()),
+        ports: Vec::new(),
     }
     .to_json()
 }

@@ -127,6 +127,7 @@ fn spec(command: &str, cpuset: &str) -> TaskSpec {
         pin_required: true,
         job_id: Some(7),
         app: Some("app".into()),
+        ports: Vec::new(),
     }
 }
 

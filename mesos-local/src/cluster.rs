@@ -4,7 +4,8 @@
 //!
 //! Agents advertise their topology by the Retz NUMA convention (`agent_resources`): this
 //! machine read with hwloc by default, or an hwloc XML export or synthetic description
-//! per agent. Each agent's events reach the master through a forwarder task that survives
+//! per agent; each also offers ports, `[31000-32000]` as a Mesos agent does unless its
+//! [`AgentSpec::ports`] say otherwise. Each agent's events reach the master through a forwarder task that survives
 //! master restarts; after a restart every agent re-registers with what runs on it and
 //! resends its unacknowledged status updates.
 //!
@@ -26,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{
     Agent, AgentConfig, AgentError, AgentEvent, DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
-    DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD, agent_resources,
+    DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD, DEFAULT_PORTS, agent_resources_with_ports,
 };
 use crate::master::{
     AgentLink, AgentReport, AgentSnapshot, Leadership, Master, MasterConfig, MasterError,
@@ -43,6 +44,10 @@ pub struct AgentSpec {
     /// Disk to advertise, MB; `None`: derived from the free space of the work directory
     /// as a Mesos agent does (all but 5 GB when there are 10 GB or more, else half).
     pub disk_mb: Option<u64>,
+    /// The `ports` RANGES to offer: sorted, disjoint inclusive ranges (see
+    /// [`crate::agent::parse_port_ranges`]); empty offers none. Default
+    /// [`DEFAULT_PORTS`], a Mesos agent's `[31000-32000]`.
+    pub ports: Vec<(u64, u64)>,
 }
 
 impl AgentSpec {
@@ -52,6 +57,7 @@ impl AgentSpec {
             topology,
             hostname: "localhost".into(),
             disk_mb: None,
+            ports: DEFAULT_PORTS.to_vec(),
         }
     }
 }
@@ -287,7 +293,7 @@ impl LocalCluster {
                 std::fs::create_dir_all(&work_dir).ok();
                 default_disk_mb(&work_dir)
             });
-            let (resources, attributes) = agent_resources(&spec, disk);
+            let (resources, attributes) = agent_resources_with_ports(&spec, disk, &a.ports);
             let mut cfg = AgentConfig::new(cluster.master.agent_id(index), work_dir);
             cfg.hostname = a.hostname.clone();
             cfg.resources = resources;

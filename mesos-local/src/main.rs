@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use retz_executor::topology::TopologySource;
+use retz_mesos_local::agent::parse_port_ranges;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 
@@ -62,6 +63,21 @@ struct Cli {
     /// Disk each agent advertises, MB (default: from the free space of the work directory).
     #[arg(long, value_name = "MB")]
     disk_mb: Option<u64>,
+
+    /// Ports each agent offers (the `ports` RANGES resource), e.g. 31000-32000,40000-40099,
+    /// or `none`; the default is a Mesos agent's.
+    #[arg(long, value_name = "RANGES", default_value = "31000-32000", value_parser = parse_ports)]
+    ports: PortRanges,
+}
+
+/// Parsed `--ports`.
+#[derive(Clone, Debug)]
+struct PortRanges(Vec<(u64, u64)>);
+
+fn parse_ports(s: &str) -> Result<PortRanges, String> {
+    parse_port_ranges(s)
+        .map(PortRanges)
+        .map_err(|e| e.to_string())
 }
 
 /// Parses `15`, `1.5s`, `500ms`, `2m`, `15secs`, `2mins` into a duration.
@@ -151,6 +167,7 @@ fn cluster_config(cli: &Cli, topologies: Vec<TopologySource>) -> anyhow::Result<
             topology: t,
             hostname: cli.hostname.clone(),
             disk_mb: cli.disk_mb,
+            ports: cli.ports.0.clone(),
         })
         .collect();
     Ok(config)
@@ -310,5 +327,17 @@ mod tests {
         let c = parse(&["x"]).unwrap();
         assert_eq!(c.agents[0].topology, TopologySource::ThisMachine);
         assert_eq!(c.master.bind, "127.0.0.1:5050".parse().unwrap());
+    }
+
+    #[test]
+    fn ports_default_to_a_mesos_agents_and_can_be_changed() {
+        let c = parse(&["x", "--agents", "2"]).unwrap();
+        assert!(c.agents.iter().all(|a| a.ports == vec![(31000, 32000)]));
+        let c = parse(&["x", "--ports", "8000-8099,9000"]).unwrap();
+        assert_eq!(c.agents[0].ports, vec![(8000, 8099), (9000, 9000)]);
+        let c = parse(&["x", "--ports", "none"]).unwrap();
+        assert!(c.agents[0].ports.is_empty());
+        let e = parse(&["x", "--ports", "9-1"]).unwrap_err();
+        assert!(e.to_string().contains("ends before it begins"), "{e}");
     }
 }

@@ -4,13 +4,17 @@
 //! An offer carries only the agent's total free `mem`; the convention has each node's size,
 //! so the free memory is split over the nodes in proportion to their size (a node never gets
 //! more than it has). Task resources copy the `role`, `reservation(s)` and `allocation_info`
-//! of the offered resource they are cut from, as the master's `contains` check requires.
+//! of the offered resource they are cut from, as the master's `contains` check requires;
+//! granted ports are split over the offered `ports` entries that hold them, so a port
+//! offered under one role is asked for under that role.
 
 use std::sync::Arc;
 
 use retz_placement::{AgentState, Assignment, Topology};
 use retz_proto::mesos::{Offer, Resource, value};
 use retz_proto::numa::{cpuset_to_ranges, offer_topology};
+
+use crate::planner::ports::{PORTS, PortPool, merged_ranges};
 
 /// Why an offer cannot be turned into an agent state.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +108,14 @@ fn split_memory(topology: &Topology, total_mb: f64) -> Vec<u64> {
 }
 
 /// The resources a task placed by `assignment` consumes from `offer`: `cpus`, `mem`, `gpus`
-/// when granted, and — when `pinned` — the exact `cpuids`, so Mesos never offers them twice.
-pub fn task_resources(offer: &Offer, assignment: &Assignment, pinned: bool) -> Vec<Resource> {
+/// when granted, — when `pinned` — the exact `cpuids`, so Mesos never offers them twice,
+/// and the granted `ports` (taken from the offer's `ports` ranges) as RANGES.
+pub fn task_resources(
+    offer: &Offer,
+    assignment: &Assignment,
+    pinned: bool,
+    ports: &[u16],
+) -> Vec<Resource> {
     let mut out = Vec::new();
     let mut scalar = |name: &str, amount: f64| {
         if amount <= 0.0 {
@@ -125,7 +135,53 @@ pub fn task_resources(offer: &Offer, assignment: &Assignment, pinned: bool) -> V
         r.ranges = Some(cpuset_to_ranges(&assignment.cpus));
         out.push(r);
     }
+    out.extend(port_resources(offer, ports));
     out
+}
+
+/// `ports` as `ports` RANGES resources, one per offered `ports` entry holding some of them
+/// (with that entry's role and allocation; entries alike are merged). A port no entry
+/// holds is not asked for.
+pub fn port_resources(offer: &Offer, ports: &[u16]) -> Vec<Resource> {
+    let mut left: Vec<u16> = ports.to_vec();
+    left.sort_unstable();
+    left.dedup();
+    let mut out: Vec<(Resource, Vec<u16>)> = Vec::new();
+    for offered in offer
+        .resources
+        .iter()
+        .filter(|r| r.name == PORTS && r.r#type == value::Type::Ranges as i32)
+    {
+        if left.is_empty() {
+            break;
+        }
+        let pool = PortPool::from_resources(std::slice::from_ref(offered));
+        let inside = |p: &u16| pool.runs().iter().any(|&(b, e)| (b..=e).contains(p));
+        let (mine, rest): (Vec<u16>, Vec<u16>) = left.iter().partition(|p| inside(p));
+        left = rest;
+        if mine.is_empty() {
+            continue;
+        }
+        let head = Resource {
+            name: PORTS.to_string(),
+            r#type: value::Type::Ranges as i32,
+            role: offered.role.clone(),
+            allocation_info: offered.allocation_info.clone(),
+            reservation: offered.reservation.clone(),
+            reservations: offered.reservations.clone(),
+            ..Resource::default()
+        };
+        match out.iter_mut().find(|(h, _)| *h == head) {
+            Some((_, ports)) => ports.extend(mine),
+            None => out.push((head, mine)),
+        }
+    }
+    out.into_iter()
+        .map(|(mut r, ports)| {
+            r.ranges = Some(merged_ranges(&ports));
+            r
+        })
+        .collect()
 }
 
 /// A resource named `name` carrying the role and allocation of the offered one.
@@ -138,5 +194,66 @@ fn template(offer: &Offer, name: &str) -> Resource {
         reservation: offered.and_then(|r| r.reservation.clone()),
         reservations: offered.map(|r| r.reservations.clone()).unwrap_or_default(),
         ..Resource::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retz_proto::mesos::resource::AllocationInfo;
+
+    fn ports(role: &str, runs: &[(u64, u64)]) -> Resource {
+        Resource {
+            name: PORTS.into(),
+            r#type: value::Type::Ranges as i32,
+            ranges: Some(value::Ranges {
+                range: runs
+                    .iter()
+                    .map(|&(begin, end)| value::Range { begin, end })
+                    .collect(),
+            }),
+            role: Some(role.into()),
+            allocation_info: Some(AllocationInfo {
+                role: Some("retz".into()),
+            }),
+            ..Resource::default()
+        }
+    }
+
+    fn runs(r: &Resource) -> Vec<(u64, u64)> {
+        r.ranges
+            .as_ref()
+            .unwrap()
+            .range
+            .iter()
+            .map(|r| (r.begin, r.end))
+            .collect()
+    }
+
+    #[test]
+    fn ports_are_asked_for_under_the_role_they_were_offered_with() {
+        let offer = Offer {
+            resources: vec![
+                ports("*", &[(31000, 31001), (31010, 31010)]),
+                ports("retz", &[(32000, 32005)]),
+                ports("*", &[(31002, 31003)]),
+            ],
+            ..Offer::default()
+        };
+        let rs = port_resources(&offer, &[32001, 31000, 31001, 31002, 31010, 32000]);
+        assert_eq!(rs.len(), 2, "{rs:#?}");
+        assert_eq!(rs[0].role.as_deref(), Some("*"));
+        assert_eq!(runs(&rs[0]), vec![(31000, 31002), (31010, 31010)]);
+        assert_eq!(rs[1].role.as_deref(), Some("retz"));
+        assert_eq!(runs(&rs[1]), vec![(32000, 32001)]);
+        assert!(
+            rs.iter()
+                .all(|r| r.allocation_info.as_ref().unwrap().role.as_deref() == Some("retz"))
+        );
+        assert!(port_resources(&offer, &[]).is_empty());
+        assert!(
+            port_resources(&offer, &[40000]).is_empty(),
+            "ports the offer does not hold are never asked for"
+        );
     }
 }

@@ -288,6 +288,7 @@ mod tests {
             cpuset: Some("0-1".into()),
             numa_nodes: Some("0".into()),
             pinned: true,
+            ports: Vec::new(),
         }
     }
 

@@ -173,6 +173,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
                 cpuset: None,
                 numa_nodes: None,
                 pinned: false,
+                ports: Vec::new(),
             },
         },
     )

@@ -112,6 +112,7 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
                 cpuset: None,
                 numa_nodes: None,
                 pinned: false,
+                ports: Vec::new(),
             },
         },
     )

@@ -103,6 +103,7 @@ fn grant(cpu: u32) -> Grant {
         cpuset: None,
         numa_nodes: None,
         pinned: false,
+        ports: Vec::new(),
     }
 }
 

@@ -141,13 +141,19 @@ pub fn job_view(job: &Job, queue_position: Option<u64>) -> String {
         add(
             "granted",
             Some(format!(
-                "cpu={} mem={}MB gpu={} cpuset={} numa-nodes={} pinned={}",
+                "cpu={} mem={}MB gpu={} cpuset={} numa-nodes={} pinned={}{}",
                 g.cpu,
                 g.mem_mb,
                 g.gpu,
                 g.cpuset.as_deref().unwrap_or("-"),
                 g.numa_nodes.as_deref().unwrap_or("-"),
-                g.pinned
+                g.pinned,
+                if g.ports.is_empty() {
+                    String::new()
+                } else {
+                    let ports: Vec<String> = g.ports.iter().map(u16::to_string).collect();
+                    format!(" ports={}", ports.join(","))
+                }
             )),
         );
     }
@@ -308,6 +314,7 @@ mod tests {
             cpuset: Some("0-1".into()),
             numa_nodes: Some("0".into()),
             pinned: true,
+            ports: vec![31000, 31005],
         });
         let t = jobs_table(&[j.clone()]);
         let header = t.lines().next().unwrap();
@@ -319,7 +326,9 @@ mod tests {
         }
         let v = job_view(&j, Some(3));
         assert!(
-            v.contains("cpuset=0-1") && v.contains("queue position  3"),
+            v.contains("cpuset=0-1")
+                && v.contains("ports=31000,31005")
+                && v.contains("queue position  3"),
             "{v}"
         );
     }

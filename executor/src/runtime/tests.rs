@@ -67,6 +67,7 @@ fn spec(cpuset: &str) -> TaskSpec {
         pin_required: true,
         job_id: Some(5),
         app: None,
+        ports: Vec::new(),
     }
 }
 

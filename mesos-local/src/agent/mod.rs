@@ -54,7 +54,9 @@ use retz_proto::mesos::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use self::resources::agent_resources;
+pub use self::resources::{
+    DEFAULT_PORTS, PortRangesError, agent_resources, agent_resources_with_ports, parse_port_ranges,
+};
 pub use self::wire::ContentType;
 
 /// How long an executor may take to SUBSCRIBE after its launch began (fetching included).

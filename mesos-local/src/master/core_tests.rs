@@ -44,6 +44,27 @@ impl FakeAgent {
         })
     }
 
+    /// An agent that also offers `ports`.
+    fn with_ports(id: &str, cpus: f64, ports: &[(u64, u64)]) -> Arc<FakeAgent> {
+        let mut info = FakeAgent::new(id, cpus, 1024.0, (0, 3)).info.clone();
+        info.resources.push(Resource {
+            name: "ports".into(),
+            r#type: value::Type::Ranges as i32,
+            ranges: Some(value::Ranges {
+                range: ports
+                    .iter()
+                    .map(|&(begin, end)| value::Range { begin, end })
+                    .collect(),
+            }),
+            role: Some("*".into()),
+            ..Default::default()
+        });
+        Arc::new(FakeAgent {
+            info,
+            ..Default::default()
+        })
+    }
+
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
@@ -487,6 +508,101 @@ fn accept_launches_and_books_resources_then_releases_on_terminal_update() {
     assert_eq!(c.frameworks[&s.fid].completed_tasks.len(), 1);
     assert_eq!(agent.calls()[1..], ["ack t1 16", "ack t1 16"]);
     assert_eq!(c.counters.acknowledgements, 2);
+    c.check_invariants().unwrap();
+}
+
+/// The `ports` runs of the offers, merged over all of them.
+fn offered_ports(offers: &[Offer]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = offers
+        .iter()
+        .flat_map(|o| o.resources.iter())
+        .filter(|r| r.name == "ports")
+        .flat_map(|r| r.ranges.as_ref().unwrap().range.iter())
+        .map(|r| (r.begin, r.end))
+        .collect();
+    runs.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (b, e) in runs {
+        match merged.last_mut() {
+            Some(last) if last.1 + 1 >= b => last.1 = last.1.max(e),
+            _ => merged.push((b, e)),
+        }
+    }
+    merged
+}
+
+#[test]
+fn ports_are_booked_like_cpuids_never_twice_and_come_back_when_tasks_end() {
+    let (mut c, now) = core();
+    let agent = FakeAgent::with_ports("M-S0", 4.0, &[(31000, 32000)]);
+    c.add_agent(agent.clone(), now).unwrap();
+    let mut s = subscribe(&mut c, framework_info(&[]), now);
+    let offers = s.offers();
+    assert_eq!(offered_ports(&offers), vec![(31000, 32000)]);
+    let port_task = |id: &str, b: u64, e: u64| {
+        command_task(id, "M-S0", vec![scalar("cpus", 1.0), ranges("ports", b, e)])
+    };
+    let tasks = vec![
+        port_task("a", 31000, 31001),
+        // 31001 went to "a" in this very ACCEPT
+        port_task("b", 31001, 31001),
+        // never offered
+        port_task("c", 40000, 40000),
+        port_task("d", 31999, 32001),
+        port_task("e", 31002, 31002),
+    ];
+    accept(
+        &mut c,
+        &s,
+        launch(&[&offers[0].id.value], tasks, Some(0.0)),
+        now,
+    );
+    let u = s.updates();
+    let refused: Vec<&str> = u.iter().map(|u| u.task_id.value.as_str()).collect();
+    assert_eq!(refused, vec!["b", "c", "d"], "{u:#?}");
+    for status in &u {
+        expect_master_update(
+            status,
+            TaskState::TaskError,
+            task_status::Reason::TaskInvalid,
+            "more resources",
+        );
+    }
+    assert_eq!(agent.calls(), vec!["launch a -", "launch e -"]);
+    c.check_invariants().unwrap();
+    // What is left is offered again, without the booked ports.
+    c.allocate(now);
+    let rest = s.offers();
+    assert_eq!(offered_ports(&rest), vec![(31003, 32000)]);
+    // A later attempt at a booked port is refused too.
+    accept(
+        &mut c,
+        &s,
+        launch(
+            &[&rest[0].id.value],
+            vec![port_task("f", 31000, 31000)],
+            Some(0.0),
+        ),
+        now,
+    );
+    expect_master_update(
+        &s.updates()[0],
+        TaskState::TaskError,
+        task_status::Reason::TaskInvalid,
+        "more resources",
+    );
+    // "a" ends: its ports come back.
+    c.agent_report(agent_update(
+        "M-S0",
+        &s.fid,
+        "a",
+        TaskState::TaskFinished,
+        1,
+    ));
+    run(&mut c, &s, ack(&s, "M-S0", "a", 1), now).unwrap();
+    c.allocate(now);
+    let offers = s.offers();
+    assert_eq!(offered_ports(&offers), vec![(31000, 31001), (31003, 32000)]);
     c.check_invariants().unwrap();
 }
 

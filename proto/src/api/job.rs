@@ -164,6 +164,10 @@ pub struct Grant {
     /// pins). `false` means "no pinning guarantees" (DESIGN, NUMA resource convention).
     #[serde(default)]
     pub pinned: bool,
+    /// Port numbers granted, ascending (`$PORT0`, `$PORT1`, ... in this order); empty when
+    /// the job asked for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
 }
 
 /// A job, as the API shows it.
@@ -355,6 +359,22 @@ mod tests {
         assert_eq!(Job::parse_task_id(&t), Some((42, 3)));
         assert_eq!(Job::parse_task_id("retz-a-id-x-1"), None);
         assert_eq!(Job::parse_task_id("other"), None);
+    }
+
+    #[test]
+    fn grant_ports_are_optional_and_shown_only_when_granted() {
+        let old: Grant = serde_json::from_str(r#"{"cpu":1,"memMB":32}"#).unwrap();
+        assert!(old.ports.is_empty(), "grants stored before ports parse");
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("ports"), "{text}");
+        let mut g = old;
+        g.ports = vec![31000, 31001];
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["ports"], serde_json::json!([31000, 31001]));
+        assert_eq!(serde_json::from_value::<Grant>(v).unwrap(), g);
+        let e =
+            serde_json::from_str::<Grant>(r#"{"cpu":1,"memMB":32,"ports":[70000]}"#).unwrap_err();
+        assert!(e.to_string().contains("70000"), "{e}");
     }
 
     #[test]

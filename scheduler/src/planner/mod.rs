@@ -5,12 +5,14 @@
 //!   cluster).
 //! * [`task`] — the executor and task infos of a launch (task spec in `TaskInfo.data`).
 //! * [`cycle`] — one pure planning cycle over a batch of offers.
+//! * [`ports`] — the agents' offered `ports` ranges, handed out to jobs (`$PORT0`..).
 //! * [`service`] — the loop ([`Planner`]) and its link to the HTTP API ([`PlannerLink`]).
 //! * [`metrics`] — counters and the placement-latency histogram.
 //! * [`record`] — `--record-events`.
 
 pub mod cycle;
 pub mod metrics;
+pub mod ports;
 pub mod record;
 pub mod request;
 pub mod service;

@@ -5,7 +5,9 @@
 //! covering everything in the `ExecutorInfo`, so reloading an application with other
 //! files starts a fresh executor instead of tripping Mesos' "ExecutorInfo is not
 //! compatible" check. The application's `files` are fetched uncached, `large_files`
-//! through the agent's cache (as the original Retz did).
+//! through the agent's cache (as the original Retz did). A job's granted ports (taken by
+//! the cycle from the agent's `ports` offer) are in the grant, the task spec
+//! (`$PORT0`..) and the task's `ports` RANGES resource alike.
 
 use std::collections::BTreeMap;
 
@@ -98,8 +100,8 @@ fn spec_affinity(p: AffinityPolicy) -> Affinity {
     }
 }
 
-/// The grant recorded on the job for `asg`.
-pub fn grant(asg: &Assignment) -> Grant {
+/// The grant recorded on the job for `asg`, with the `ports` the cycle gave it.
+pub fn grant(asg: &Assignment, ports: &[u16]) -> Grant {
     Grant {
         cpu: asg.granted_cpus,
         mem_mb: asg.granted_mem_mb,
@@ -107,19 +109,22 @@ pub fn grant(asg: &Assignment) -> Grant {
         cpuset: (asg.pinned && !asg.cpus.is_empty()).then(|| asg.cpus.to_string()),
         numa_nodes: (asg.pinned && !asg.nodes.is_empty()).then(|| asg.nodes.to_string()),
         pinned: asg.pinned,
+        ports: ports.to_vec(),
     }
 }
 
-/// The `TaskInfo` of attempt `attempt` of `job`, placed by `asg` on `offer`'s agent.
+/// The `TaskInfo` of attempt `attempt` of `job`, placed by `asg` on `offer`'s agent and
+/// given `ports` from the offer's `ports` ranges.
 pub fn task_info(
     job: &Job,
     attempt: u32,
     app: &Application,
     asg: &Assignment,
+    ports: &[u16],
     offer: &Offer,
     executor: &ExecutorInfo,
 ) -> TaskInfo {
-    let g = grant(asg);
+    let g = grant(asg, ports);
     let spec = TaskSpec {
         command: job.cmd.clone(),
         env: job.props.clone().into_iter().collect::<BTreeMap<_, _>>(),
@@ -133,6 +138,7 @@ pub fn task_info(
         pin_required: g.pinned,
         job_id: Some(job.id),
         app: Some(app.appid.clone()),
+        ports: g.ports.clone(),
     };
     let name = if job.name.is_empty() {
         format!("retz job {}", job.id)
@@ -145,7 +151,7 @@ pub fn task_info(
             value: job.task_id_for(attempt),
         },
         agent_id: offer.agent_id.clone(),
-        resources: task_resources(offer, asg, g.pinned),
+        resources: task_resources(offer, asg, g.pinned, &g.ports),
         executor: Some(executor.clone()),
         // A TaskSpec is strings, numbers and maps of strings: it always serialises.
         data: Some(serde_json::to_vec(&spec).unwrap_or_default()),
