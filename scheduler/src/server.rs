@@ -429,3 +429,32 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retz_proto::mesos::framework_info::capability::Type;
+
+    fn capabilities(cfg: &ServerConfig) -> Vec<Type> {
+        framework_info(cfg, None)
+            .capabilities
+            .iter()
+            .filter_map(|c| c.r#type.and_then(|t| Type::try_from(t).ok()))
+            .collect()
+    }
+
+    #[test]
+    fn gpu_offers_are_asked_for_only_when_the_config_enables_gpus() {
+        let mut cfg = ServerConfig::default();
+        let off = capabilities(&cfg);
+        assert!(off.contains(&Type::PartitionAware), "{off:?}");
+        assert!(!off.contains(&Type::GpuResources), "{off:?}");
+        cfg.mesos.gpus = true;
+        let on = capabilities(&cfg);
+        assert!(on.contains(&Type::GpuResources), "{on:?}");
+        assert_eq!(on.len(), off.len() + 1, "{on:?}");
+        let info = framework_info(&cfg, Some("fw-7".into()));
+        assert_eq!(info.id.map(|i| i.value).as_deref(), Some("fw-7"));
+        assert_eq!(info.user, cfg.mesos.user);
+    }
+}
