@@ -204,19 +204,11 @@ mod tests {
 
     fn ports(role: &str, runs: &[(u64, u64)]) -> Resource {
         Resource {
-            name: PORTS.into(),
-            r#type: value::Type::Ranges as i32,
-            ranges: Some(value::Ranges {
-                range: runs
-                    .iter()
-                    .map(|&(begin, end)| value::Range { begin, end })
-                    .collect(),
-            }),
             role: Some(role.into()),
             allocation_info: Some(AllocationInfo {
                 role: Some("retz".into()),
             }),
-            ..Resource::default()
+            ..crate::planner::ports::ports_resource(runs)
         }
     }
 

@@ -437,18 +437,9 @@ mod tests {
 
     /// `offer` with a `ports` RANGES resource of `runs` added.
     fn with_ports(mut offer: Offer, runs: &[(u64, u64)]) -> Offer {
-        offer.resources.push(Resource {
-            name: "ports".into(),
-            r#type: value::Type::Ranges as i32,
-            ranges: Some(value::Ranges {
-                range: runs
-                    .iter()
-                    .map(|&(begin, end)| value::Range { begin, end })
-                    .collect(),
-            }),
-            role: Some("*".into()),
-            ..Resource::default()
-        });
+        let mut ports = super::super::ports::ports_resource(runs);
+        ports.role = Some("*".into());
+        offer.resources.push(ports);
         offer
     }
 

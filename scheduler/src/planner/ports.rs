@@ -120,25 +120,27 @@ pub fn merged_ranges(ports: &[u16]) -> value::Ranges {
     value::Ranges { range }
 }
 
+/// Tests' builder of an offered `ports` resource (inclusive runs, unreserved).
+#[cfg(test)]
+pub(crate) fn ports_resource(runs: &[(u64, u64)]) -> Resource {
+    Resource {
+        name: PORTS.into(),
+        r#type: value::Type::Ranges as i32,
+        ranges: Some(value::Ranges {
+            range: runs
+                .iter()
+                .map(|&(begin, end)| value::Range { begin, end })
+                .collect(),
+        }),
+        ..Resource::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-
-    fn ports_resource(runs: &[(u64, u64)]) -> Resource {
-        Resource {
-            name: PORTS.into(),
-            r#type: value::Type::Ranges as i32,
-            ranges: Some(value::Ranges {
-                range: runs
-                    .iter()
-                    .map(|&(begin, end)| value::Range { begin, end })
-                    .collect(),
-            }),
-            ..Resource::default()
-        }
-    }
 
     #[test]
     fn lowest_ports_first_and_never_twice() {
