@@ -86,6 +86,7 @@ fn spec(cpu: &str, app: &str) -> TaskSpec {
         job_id: None,
         app: Some(app.into()),
         ports: Vec::new(),
+        user: None,
     }
 }
 

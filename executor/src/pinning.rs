@@ -369,6 +369,7 @@ mod tests {
             job_id: None,
             app: None,
             ports: Vec::new(),
+            user: None,
         }
         .validate()
         .unwrap()

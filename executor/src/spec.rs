@@ -69,6 +69,10 @@ pub struct TaskSpec {
     /// jobs that asked for none (and in specs written before ports existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The Unix user the job runs as (never root; see the executor's security notes).
+    /// Absent: the executor's default job user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Affinity policy (the cluster's, the application's or the job's).
@@ -312,6 +316,7 @@ impl TaskSpec {
             job_id: None,
             app: None,
             ports: Vec::new(),
+            user: None,
         }
     }
 }
@@ -381,6 +386,7 @@ mod tests {
             job_id: Some(7),
             app: Some("asakusa".into()),
             ports: vec![31000, 31002],
+            user: Some("alice".into()),
         }
     }
 

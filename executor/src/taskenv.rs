@@ -110,6 +110,7 @@ mod tests {
             job_id: Some(42),
             app: Some("a".into()),
             ports: Vec::new(),
+            user: None,
         }
         .validate()
         .unwrap()

@@ -268,6 +268,7 @@ fn spec_json(cpuset: &str) -> Vec<u8> {
         job_id: Some(1),
         app: Some("app".into()),
         ports: Vec::new(),
+        user: None,
     }
     .to_json()
 }

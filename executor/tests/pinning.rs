@@ -128,6 +128,7 @@ fn spec(command: &str, cpuset: &str) -> TaskSpec {
         job_id: Some(7),
         app: Some("app".into()),
         ports: Vec::new(),
+        user: None,
     }
 }
 

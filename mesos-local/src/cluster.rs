@@ -75,6 +75,10 @@ pub struct ClusterConfig {
     pub executor_registration_timeout: Duration,
     /// Default executor shutdown grace period (default 5 s).
     pub executor_shutdown_grace_period: Duration,
+    /// The credentials frameworks must present (HTTP Basic) to the master's scheduler
+    /// API and its read-only endpoints, and operators to the agents' `/files` and
+    /// `/state`. `None` leaves the cluster open (tests and demos only).
+    pub credentials: Option<retz_proto::credentials::Credentials>,
 }
 
 impl ClusterConfig {
@@ -86,6 +90,7 @@ impl ClusterConfig {
             work_dir: work_dir.into(),
             executor_registration_timeout: DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
             executor_shutdown_grace_period: DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD,
+            credentials: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! * [`recordio`] — the RecordIO framing of the event streams.
 //! * [`fuzzing`] — the entry points of the fuzz targets (never panic).
 //! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
+//! * [`credentials`] — Mesos HTTP credentials (principal + secret, Basic auth, files).
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 //!
 //! Notes on the generated types (prost 0.14, proto2):
@@ -32,6 +33,7 @@
 
 pub mod api;
 mod codec;
+pub mod credentials;
 pub mod fuzzing;
 mod generated;
 pub mod json;

@@ -68,6 +68,7 @@ fn spec(cpuset: &str) -> TaskSpec {
         job_id: Some(5),
         app: None,
         ports: Vec::new(),
+        user: None,
     }
 }
 

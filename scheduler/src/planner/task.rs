@@ -139,6 +139,7 @@ pub fn task_info(
         job_id: Some(job.id),
         app: Some(app.appid.clone()),
         ports: g.ports.clone(),
+        user: None,
     };
     let name = if job.name.is_empty() {
         format!("retz job {}", job.id)
