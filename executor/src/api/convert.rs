@@ -6,8 +6,9 @@
 //! - [`artifacts`]: the executor's `CommandInfo.uris` become the file names the agent's
 //!   fetcher left in the sandbox (`output_file`, else the URI's last path segment).
 //! - [`status`]: a [`TaskUpdate`] becomes a `TaskStatus` from `SOURCE_EXECUTOR` with a
-//!   fresh v4 UUID, the state, reason, message and (for `TASK_RUNNING`) the pinning
-//!   report as JSON in `data`.
+//!   fresh v4 UUID, the state, reason, message and, in `data` as JSON, the pinning report
+//!   (`TASK_RUNNING`) or the command's `exit_code` and, when the job left processes
+//!   behind, their count `leftovers` (terminal states).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,39 +117,42 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
             pinning.summary(),
             Some(running_data(pinning, work_dir)),
         ),
-        TaskUpdate::Finished { message } => (
+        TaskUpdate::Finished { message, leftovers } => (
             TaskState::TaskFinished,
             None,
             message.clone(),
-            Some(exit_data(0)),
+            terminal_data(Some(0), *leftovers),
         ),
         TaskUpdate::Failed {
             reason,
             message,
             exit_code,
+            leftovers,
         } => {
             let reason = match reason {
                 FailReason::InvalidTask => Some(Reason::TaskInvalid),
                 FailReason::PinningImpossible | FailReason::LaunchFailed => {
                     Some(Reason::ContainerLaunchFailed)
                 }
+                FailReason::UserRefused => Some(Reason::TaskUnauthorized),
                 FailReason::CommandFailed => None,
             };
             (
                 TaskState::TaskFailed,
                 reason,
                 message.clone(),
-                exit_code.map(exit_data),
+                terminal_data(*exit_code, *leftovers),
             )
         }
         TaskUpdate::Killed {
             during_launch,
             message,
+            leftovers,
         } => (
             TaskState::TaskKilled,
             during_launch.then_some(Reason::TaskKilledDuringLaunch),
             message.clone(),
-            None,
+            terminal_data(None, *leftovers),
         ),
     };
     new_status(task_id, executor_id, state, reason, message, data)
@@ -171,6 +175,19 @@ fn running_data(pinning: &crate::pinning::PinningReport, work_dir: &std::path::P
 /// retz-server as the job's `result`.
 pub fn exit_data(code: i32) -> Vec<u8> {
     format!("{{\"exit_code\":{code}}}").into_bytes()
+}
+
+/// `TaskStatus.data` of a terminal state: `exit_code` when the command exited,
+/// `leftovers` when it left processes behind; `None` when neither.
+pub fn terminal_data(exit_code: Option<i32>, leftovers: u32) -> Option<Vec<u8>> {
+    if leftovers == 0 {
+        return exit_code.map(exit_data);
+    }
+    let mut value = serde_json::json!({ "leftovers": leftovers });
+    if let Some(code) = exit_code {
+        value["exit_code"] = code.into();
+    }
+    Some(value.to_string().into_bytes())
 }
 
 /// A `TaskStatus` with the executor's fixed fields filled in.
@@ -338,6 +355,7 @@ mod tests {
                 reason: FailReason::InvalidTask,
                 message: "bad".into(),
                 exit_code: None,
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFailed);
@@ -350,6 +368,7 @@ mod tests {
                 reason: FailReason::CommandFailed,
                 message: "command exited with code 3".into(),
                 exit_code: Some(3),
+                leftovers: 0,
             },
         );
         assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":3}"[..]));
@@ -357,22 +376,56 @@ mod tests {
         let s = status(
             "t",
             "e",
+            &TaskUpdate::Failed {
+                reason: FailReason::UserRefused,
+                message: "job user \"root\" has uid 0".into(),
+                exit_code: None,
+                leftovers: 0,
+            },
+        );
+        assert_eq!(s.reason(), task_status::Reason::TaskUnauthorized);
+        let s = status(
+            "t",
+            "e",
             &TaskUpdate::Killed {
                 during_launch: true,
                 message: "k".into(),
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskKilled);
         assert_eq!(s.reason(), task_status::Reason::TaskKilledDuringLaunch);
+        assert_eq!(s.data, None);
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Killed {
+                during_launch: false,
+                message: "killed; 1 leftover process killed".into(),
+                leftovers: 1,
+            },
+        );
+        assert_eq!(s.data.as_deref(), Some(&b"{\"leftovers\":1}"[..]));
         let s = status(
             "t",
             "e",
             &TaskUpdate::Finished {
                 message: "ok".into(),
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFinished);
         assert_eq!(s.reason, None);
         assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":0}"[..]));
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Finished {
+                message: "command exited with code 0; 2 leftover processes killed".into(),
+                leftovers: 2,
+            },
+        );
+        let data: serde_json::Value = serde_json::from_slice(s.data.as_ref().unwrap()).unwrap();
+        assert_eq!(data, serde_json::json!({"exit_code": 0, "leftovers": 2}));
     }
 }

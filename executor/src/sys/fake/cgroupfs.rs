@@ -89,6 +89,9 @@ impl FakeSys {
             if root.join("memory.limit_in_bytes").is_file() {
                 std::fs::write(dir.join("memory.limit_in_bytes"), "9223372036854771712\n")?;
             }
+            if root.file_name().is_some_and(|n| n == "freezer") {
+                std::fs::write(dir.join("freezer.state"), "THAWED\n")?;
+            }
         }
         Ok(())
     }
@@ -177,6 +180,10 @@ impl FakeSys {
                 }
                 Ok(())
             }
+            ("freezer.state", Some(_)) => match contents.trim() {
+                "FROZEN" | "THAWED" => std::fs::write(path, format!("{}\n", contents.trim())),
+                _ => Err(errno(libc::EINVAL)),
+            },
             ("memory.limit_in_bytes" | "memory.max", Some(_)) => {
                 let v = contents.trim();
                 if v != "max" && v.parse::<u64>().is_err() {

@@ -13,13 +13,24 @@
 //! - `rmdir` of a cgroup with processes or children fails with `EBUSY` and removes the
 //!   control files with the directory, as cgroupfs does.
 //! - Processes: each has its own process group; `SIGTERM` ends it unless told to ignore it;
-//!   `SIGKILL` always ends it; a dead process leaves every `cgroup.procs` and `/proc`.
+//!   `SIGKILL` always ends it; a dead process leaves every `cgroup.procs` and `/proc`
+//!   (unless it is left a zombie: `State: Z`, every cgroup `/`, as the kernel shows an
+//!   exited, unreaped task).
+//! - PID namespaces: a task spawned with one owns its other processes; when its main
+//!   process ends (other than by `SIGKILL` of the waiting process) they are killed and
+//!   counted in [`TaskExit::reaped`], as the namespace's PID 1 does. Entering one needs
+//!   `CAP_SYS_ADMIN`; switching to an [`Identity`] needs [`Credentials::can_switch_user`].
+//! - A user database (`root`, `nobody`, plus [`FakeSys::add_user`]) and the executor's
+//!   credentials ([`FakeSys::set_credentials`]; root with every capability by default).
+//!   `chown` is recorded, not applied (tests need not run as root).
 //!
 //! Mutating calls are recorded in order as [`Op`]s. `/proc/self/{status,cgroup}` and
-//! `/proc/<pid>/{status,cgroup}` are generated from the fake's state on read.
+//! `/proc/<pid>/{status,cgroup,stat}` are generated from the fake's state on read, and a
+//! listing of `/proc` shows the live processes.
 
 mod cgroupfs;
 mod procfs;
+mod spawn;
 #[cfg(test)]
 mod tests;
 
@@ -30,7 +41,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use super::{ExitStatus, Signal, SignalTarget, SpawnError, SpawnPlan, Spawned, Sys};
+use super::{
+    Account, Credentials, ExitStatus, Identity, Signal, SignalTarget, SpawnError, SpawnPlan,
+    Spawned, Sys, TaskExit,
+};
 use crate::idlist::IdList;
 use cgroupfs::{all_cgroups, read_procs, subdirs, write_procs};
 
@@ -39,8 +53,8 @@ use cgroupfs::{all_cgroups, read_procs, subdirs, write_procs};
 pub enum FakeLayout {
     /// cgroup v1: `cpuset/` and `memory/` hierarchies.
     V1,
-    /// v1 plus a `unified/` cgroup2 mount without controllers (this project's test
-    /// machine).
+    /// v1 plus `freezer/` and a `unified/` cgroup2 mount without controllers (this
+    /// project's test machine).
     Hybrid,
     /// Pure cgroup v2 at the root with `cpuset` and `memory` available.
     V2,
@@ -67,7 +81,11 @@ pub enum Op {
         cgroup_procs: Vec<PathBuf>,
         affinity: Option<String>,
         mem_policy: Option<String>,
+        identity: Option<Identity>,
+        pid_namespace: bool,
     },
+    /// A `chown`.
+    Chown(PathBuf, Option<u32>, Option<u32>),
     /// A process joined a cgroup (its `cgroup.procs` file).
     Attach { procs: PathBuf, pid: u32 },
     /// A signal.
@@ -88,6 +106,13 @@ pub struct FakeBehavior {
     pub reported_cpus: Option<IdList>,
     /// Fail the exec with this errno.
     pub exec_errno: Option<i32>,
+    /// Processes left running in the task's process group and cgroups (like `sleep &`).
+    pub background: u32,
+    /// Exit (code 0) right after the first read of `/proc/<pid>/status`, staying a
+    /// zombie: the race of a task ending during its pinning verification.
+    pub exit_during_verify: bool,
+    /// Entering the PID namespace fails with this errno.
+    pub namespace_errno: Option<i32>,
 }
 
 type BehaviorFn = dyn Fn(&SpawnPlan) -> FakeBehavior + Send + Sync;
@@ -95,10 +120,30 @@ type BehaviorFn = dyn Fn(&SpawnPlan) -> FakeBehavior + Send + Sync;
 struct FakeProc {
     pgid: u32,
     alive: bool,
+    zombie: bool,
     ignore_term: bool,
     affinity: Option<IdList>,
     reported_cpus: Option<IdList>,
-    exit_tx: Option<oneshot::Sender<ExitStatus>>,
+    /// The main process of the PID namespace this process is in, if any.
+    ns_leader: Option<u32>,
+    exit_during_verify: bool,
+    exit_tx: Option<oneshot::Sender<TaskExit>>,
+}
+
+impl FakeProc {
+    fn new(pgid: u32, affinity: Option<IdList>) -> Self {
+        Self {
+            pgid,
+            alive: true,
+            zombie: false,
+            ignore_term: false,
+            affinity,
+            reported_cpus: None,
+            ns_leader: None,
+            exit_during_verify: false,
+            exit_tx: None,
+        }
+    }
 }
 
 struct State {
@@ -112,6 +157,8 @@ struct State {
     machine_cpus: IdList,
     machine_mems: IdList,
     own_cgroups: BTreeMap<String, String>,
+    users: BTreeMap<String, Account>,
+    credentials: Credentials,
 }
 
 /// The fake kernel. Cloning shares the state.
@@ -179,6 +226,7 @@ impl FakeSys {
                     &[("memory.limit_in_bytes", "9223372036854771712\n".into())],
                 )?;
                 if layout == FakeLayout::Hybrid {
+                    v1("freezer", &[])?;
                     v2(&cg_root.join("unified"), "")?;
                 }
             }
@@ -187,7 +235,7 @@ impl FakeSys {
             FakeLayout::Empty => {}
         }
         let behavior: Arc<BehaviorFn> = Arc::new(|_: &SpawnPlan| FakeBehavior::default());
-        Ok(Self {
+        let fake = Self {
             cg_root,
             proc_root,
             state: Arc::new(Mutex::new(State {
@@ -201,8 +249,17 @@ impl FakeSys {
                 machine_cpus,
                 machine_mems,
                 own_cgroups: BTreeMap::new(),
+                users: BTreeMap::new(),
+                credentials: Credentials {
+                    uid: 0,
+                    gid: 0,
+                    can_switch_user: true,
+                },
             })),
-        })
+        };
+        fake.add_user("root", 0, 0, &[0]);
+        fake.add_user("nobody", 65534, 65534, &[65534]);
+        Ok(fake)
     }
 
     /// The fake `/sys/fs/cgroup`.
@@ -228,6 +285,33 @@ impl FakeSys {
     /// Whether the fake process holds `CAP_SYS_ADMIN` (default yes).
     pub fn set_cap_sys_admin(&self, yes: bool) {
         self.lock().cap_sys_admin = yes;
+    }
+
+    /// Adds (or replaces) an account of the user database; its home is `/home/<name>`
+    /// (`/root` for uid 0, `/nonexistent` for `nobody`).
+    pub fn add_user(&self, name: &str, uid: u32, gid: u32, groups: &[u32]) {
+        let home = match (name, uid) {
+            (_, 0) => PathBuf::from("/root"),
+            ("nobody", _) => PathBuf::from("/nonexistent"),
+            _ => PathBuf::from("/home").join(name),
+        };
+        let account = Account {
+            name: name.to_owned(),
+            uid,
+            gid,
+            groups: groups.to_vec(),
+            home,
+        };
+        self.lock().users.insert(name.to_owned(), account);
+    }
+
+    /// The executor's effective uid/gid and whether it may switch users.
+    pub fn set_credentials(&self, uid: u32, gid: u32, can_switch_user: bool) {
+        self.lock().credentials = Credentials {
+            uid,
+            gid,
+            can_switch_user,
+        };
     }
 
     /// Makes the cgroupfs read-only (writes fail with `EROFS`, `is_writable` is false).
@@ -273,21 +357,49 @@ impl FakeSys {
         self.die(&mut st, pid, status)
     }
 
+    /// Ends process `pid`. The main process of a PID namespace takes the rest of its
+    /// namespace with it and reports them as reaped (not when `SIGKILL`ed: then the
+    /// namespace's PID 1 died too and reports nothing).
     fn die(&self, st: &mut State, pid: u32, status: ExitStatus) -> bool {
         let Some(p) = st.procs.get_mut(&pid).filter(|p| p.alive) else {
             return false;
         };
         p.alive = false;
-        if let Some(tx) = p.exit_tx.take() {
-            let _ = tx.send(status);
+        let tx = p.exit_tx.take();
+        let leader = p.ns_leader == Some(pid);
+        self.leave_cgroups(pid);
+        let mut reaped = 0;
+        if leader {
+            let members: Vec<u32> = st
+                .procs
+                .iter()
+                .filter(|(other, q)| q.alive && **other != pid && q.ns_leader == Some(pid))
+                .map(|(other, _)| *other)
+                .collect();
+            for member in members {
+                if let Some(q) = st.procs.get_mut(&member) {
+                    q.alive = false;
+                }
+                self.leave_cgroups(member);
+                reaped += 1;
+            }
+            if status == ExitStatus::Signal(libc::SIGKILL) {
+                reaped = 0;
+            }
         }
+        if let Some(tx) = tx {
+            let _ = tx.send(TaskExit { status, reaped });
+        }
+        true
+    }
+
+    fn leave_cgroups(&self, pid: u32) {
         for dir in all_cgroups(&self.cg_root) {
             let procs = read_procs(&dir);
             if procs.contains(&pid) {
                 write_procs(&dir, procs.into_iter().filter(|p| *p != pid));
             }
         }
-        true
     }
 }
 
@@ -298,9 +410,9 @@ impl Sys for FakeSys {
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect();
-            let st = self.lock();
+            let mut st = self.lock();
             return match parts.as_slice() {
-                [who, file] => self.proc_file(&st, who, file),
+                [who, file] => self.read_proc(&mut st, who, file),
                 _ => Err(errno(libc::ENOENT)),
             };
         }
@@ -347,6 +459,9 @@ impl Sys for FakeSys {
     }
 
     fn list_dirs(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        if path == self.proc_root {
+            return Ok(self.proc_listing(&self.lock()));
+        }
         if !path.is_dir() {
             return Err(errno(libc::ENOENT));
         }
@@ -358,10 +473,12 @@ impl Sys for FakeSys {
             let mut parts = rel.components();
             return match parts.next().and_then(|c| c.as_os_str().to_str()) {
                 Some("self") => true,
-                Some(pid) => pid
-                    .parse::<u32>()
-                    .ok()
-                    .is_some_and(|pid| self.lock().procs.get(&pid).is_some_and(|p| p.alive)),
+                Some(pid) => pid.parse::<u32>().ok().is_some_and(|pid| {
+                    self.lock()
+                        .procs
+                        .get(&pid)
+                        .is_some_and(|p| p.alive || p.zombie)
+                }),
                 None => true,
             };
         }
@@ -376,111 +493,22 @@ impl Sys for FakeSys {
         Ok(self.lock().cap_sys_admin)
     }
 
-    fn spawn(&self, plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
+    fn credentials(&self) -> io::Result<Credentials> {
+        Ok(self.lock().credentials)
+    }
+
+    fn lookup_user(&self, name: &str) -> io::Result<Option<Account>> {
+        Ok(self.lock().users.get(name).cloned())
+    }
+
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         let mut st = self.lock();
-        st.ops.push(Op::Spawn {
-            argv: plan.argv.clone(),
-            env: plan.env.clone(),
-            cwd: plan.cwd.clone(),
-            cgroup_procs: plan.cgroup_procs.clone(),
-            affinity: plan.affinity.as_ref().map(ToString::to_string),
-            mem_policy: plan.mem_policy.as_ref().map(|(p, n)| format!("{p} {n}")),
-        });
-        let behavior = (st.behavior.clone())(plan);
-        if plan.argv.is_empty() {
-            return Err(SpawnError::Invalid("empty argv".into()));
-        }
-        for (what, path) in [("stdout", &plan.stdout), ("stderr", &plan.stderr)] {
-            std::fs::write(path, "").map_err(|source| SpawnError::Output {
-                what,
-                path: path.clone(),
-                source,
-            })?;
-        }
-        let pid = st.next_pid;
-        st.next_pid += 1 + behavior.escaped_children;
-        let (tx, rx) = oneshot::channel();
-        st.procs.insert(
-            pid,
-            FakeProc {
-                pgid: pid,
-                alive: true,
-                ignore_term: behavior.ignore_term,
-                affinity: plan.affinity.clone(),
-                reported_cpus: behavior.reported_cpus.clone(),
-                exit_tx: Some(tx),
-            },
-        );
-        let fail = |st: &mut State, err: SpawnError| {
-            self.die(st, pid, ExitStatus::Code(127));
-            Err(err)
-        };
-        for procs in &plan.cgroup_procs {
-            let dir = procs.parent().unwrap_or(Path::new("/"));
-            if let Err(source) = self.attach(&mut st, dir, pid) {
-                return fail(
-                    &mut st,
-                    SpawnError::Attach {
-                        path: procs.clone(),
-                        source,
-                    },
-                );
-            }
-        }
-        if let Some(cpus) = &plan.affinity
-            && (cpus.is_empty() || !cpus.is_subset(&st.machine_cpus))
-        {
-            let err = SpawnError::Affinity {
-                cpus: cpus.to_string(),
-                source: errno(libc::EINVAL),
-            };
-            return fail(&mut st, err);
-        }
-        if let Some((policy, nodes)) = &plan.mem_policy
-            && (nodes.is_empty() || !nodes.is_subset(&st.machine_mems))
-        {
-            let err = SpawnError::MemPolicy {
-                policy: *policy,
-                nodes: nodes.to_string(),
-                source: errno(libc::EINVAL),
-            };
-            return fail(&mut st, err);
-        }
-        if let Some(code) = behavior.exec_errno {
-            let err = SpawnError::Exec {
-                program: plan.argv[0].clone(),
-                cwd: plan.cwd.clone(),
-                source: errno(code),
-            };
-            return fail(&mut st, err);
-        }
-        for i in 1..=behavior.escaped_children {
-            let child = pid + i;
-            st.procs.insert(
-                child,
-                FakeProc {
-                    pgid: child,
-                    alive: true,
-                    ignore_term: true,
-                    affinity: plan.affinity.clone(),
-                    reported_cpus: None,
-                    exit_tx: None,
-                },
-            );
-            for procs in &plan.cgroup_procs {
-                let dir = procs.parent().unwrap_or(Path::new("/"));
-                // Joined the parent's cgroups by fork; cannot fail after the parent did.
-                let _ = self.attach(&mut st, dir, child);
-            }
-        }
-        if let Some(status) = behavior.exit_at_once {
-            self.die(&mut st, pid, status);
-        }
-        let exit = Box::pin(async move {
-            rx.await
-                .map_err(|_| io::Error::other("fake process vanished without exit status"))
-        });
-        Ok(Spawned { pid, exit })
+        st.ops.push(Op::Chown(path.to_owned(), uid, gid));
+        std::fs::symlink_metadata(path).map(|_| ())
+    }
+
+    fn spawn(&self, plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
+        self.spawn_fake(plan)
     }
 
     fn signal(&self, target: SignalTarget, signal: Signal) -> io::Result<()> {

@@ -1,15 +1,45 @@
-//! The fake's procfs: `/proc/self/{status,cgroup}` and `/proc/<pid>/{status,cgroup}`,
-//! generated from the fake's state.
+//! The fake's procfs: `/proc/self/{status,cgroup}`, `/proc/<pid>/{status,cgroup,stat}`
+//! and the listing of `/proc`, generated from the fake's state.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::cgroupfs::{find_member, read_trim};
 use super::{FakeSys, State, errno};
 use crate::idlist::IdList;
+use crate::sys::ExitStatus;
 
 impl FakeSys {
-    pub(super) fn proc_file(&self, st: &State, who: &str, file: &str) -> io::Result<String> {
+    /// Reads a procfs file; a process told to exit during verification does so right
+    /// after its first `status` read, staying a zombie.
+    pub(super) fn read_proc(&self, st: &mut State, who: &str, file: &str) -> io::Result<String> {
+        let text = self.proc_file(st, who, file)?;
+        if file == "status"
+            && let Ok(pid) = who.parse::<u32>()
+            && let Some(p) = st.procs.get_mut(&pid)
+            && std::mem::take(&mut p.exit_during_verify)
+        {
+            self.die(st, pid, ExitStatus::Code(0));
+            if let Some(p) = st.procs.get_mut(&pid) {
+                p.zombie = true;
+            }
+        }
+        Ok(text)
+    }
+
+    /// `/proc/<pid>` of every live or zombie process, and `/proc/self`.
+    pub(super) fn proc_listing(&self, st: &State) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = st
+            .procs
+            .iter()
+            .filter(|(_, p)| p.alive || p.zombie)
+            .map(|(pid, _)| self.proc_root.join(pid.to_string()))
+            .collect();
+        dirs.push(self.proc_root.join("self"));
+        dirs
+    }
+
+    fn proc_file(&self, st: &State, who: &str, file: &str) -> io::Result<String> {
         let (cpus, mems, pid) = if who == "self" {
             (st.machine_cpus.clone(), st.machine_mems.clone(), None)
         } else {
@@ -17,8 +47,15 @@ impl FakeSys {
             let p = st
                 .procs
                 .get(&pid)
-                .filter(|p| p.alive)
+                .filter(|p| p.alive || p.zombie)
                 .ok_or_else(|| errno(libc::ENOENT))?;
+            if file == "stat" {
+                let state = if p.zombie { 'Z' } else { 'S' };
+                return Ok(format!(
+                    "{pid} (fake) {state} 1 {pgid} {pgid} 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0\n",
+                    pgid = p.pgid
+                ));
+            }
             let cpuset_dir = self
                 .hierarchies()
                 .into_iter()
@@ -39,10 +76,12 @@ impl FakeSys {
             let mems = from_cgroup("cpuset.mems").unwrap_or_else(|| st.machine_mems.clone());
             (cpus, mems, Some(pid))
         };
+        let zombie = pid.is_some_and(|pid| st.procs.get(&pid).is_some_and(|p| p.zombie));
         match file {
             "status" => Ok(format!(
-                "Name:\tfake\nState:\tS (sleeping)\nPid:\t{}\nCpus_allowed:\tff\n\
+                "Name:\tfake\nState:\t{}\nPid:\t{}\nCpus_allowed:\tff\n\
                  Cpus_allowed_list:\t{cpus}\nMems_allowed:\t1\nMems_allowed_list:\t{mems}\n",
+                if zombie { "Z (zombie)" } else { "S (sleeping)" },
                 pid.unwrap_or(1)
             )),
             "cgroup" => {

@@ -20,6 +20,8 @@ async fn v1_attach_needs_cpus_and_mems_first() {
         cgroup_procs: vec![cg.join("cgroup.procs")],
         affinity: None,
         mem_policy: None,
+        identity: None,
+        pid_namespace: false,
     };
     let err = fake.spawn(&plan).unwrap_err();
     assert!(
@@ -52,7 +54,10 @@ async fn v1_attach_needs_cpus_and_mems_first() {
     );
     fake.signal(SignalTarget::Group(child.pid), Signal::Term)
         .unwrap();
-    assert_eq!(child.exit.await.unwrap(), ExitStatus::Signal(libc::SIGTERM));
+    assert_eq!(
+        child.exit.await.unwrap(),
+        TaskExit::plain(ExitStatus::Signal(libc::SIGTERM))
+    );
     fake.remove_dir(&cg).unwrap();
     assert!(!cg.exists());
     assert!(
