@@ -1,8 +1,8 @@
 //! Pure translations between Mesos messages and the runtime's types.
 //!
 //! - [`task_launch`]: a `TaskInfo` becomes a [`TaskLaunch`]: `data` holds the Retz task
-//!   spec (JSON); without `data`, the task's `CommandInfo` and scalar resources become a
-//!   spec that runs unpinned. `KillPolicy.grace_period` becomes the kill grace.
+//!   spec (JSON, with its `user`); without `data`, the task's `CommandInfo` (its `user`
+//!   included) and scalar resources become a spec that runs unpinned. `KillPolicy.grace_period` becomes the kill grace.
 //! - [`artifacts`]: the executor's `CommandInfo.uris` become the file names the agent's
 //!   fetcher left in the sandbox (`output_file`, else the URI's last path segment).
 //! - [`status`]: a [`TaskUpdate`] becomes a `TaskStatus` from `SOURCE_EXECUTOR` with a
@@ -55,7 +55,7 @@ pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
                 .flat_map(|e| &e.variables)
                 .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
                 .collect();
-            TaskSpec::from_plain_command(&PlainCommand {
+            let mut spec = TaskSpec::from_plain_command(&PlainCommand {
                 value: command.value.clone().unwrap_or_default(),
                 shell: command.shell.unwrap_or(true),
                 arguments: command.arguments.clone(),
@@ -63,7 +63,9 @@ pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
                 cpus: scalar("cpus"),
                 mem_mb: scalar("mem"),
                 gpus: scalar("gpus"),
-            })
+            });
+            spec.user = command.user.clone().filter(|u| !u.is_empty());
+            spec
         }
     };
     Ok(TaskLaunch {
@@ -287,6 +289,14 @@ mod tests {
         assert_eq!(l.spec.cpus, 2);
         assert_eq!(l.spec.mem_mb, 128);
         assert_eq!(l.spec.env["X"], "1");
+        assert_eq!(l.spec.user, None, "the executor's default user");
+        let cmd = CommandInfo {
+            value: Some("id".into()),
+            user: Some("alice".into()),
+            ..Default::default()
+        };
+        let l = task_launch(&task(None, Some(cmd))).unwrap();
+        assert_eq!(l.spec.user.as_deref(), Some("alice"));
         assert!(matches!(
             task_launch(&task(None, None)),
             Err(TaskInfoError::NoCommand)
