@@ -3,8 +3,10 @@
 //! later tasks reuse it).
 //!
 //! As root with a usable cpuset cgroup the real kernel is measured; otherwise the
-//! recording fake (and the bench says so). Besides criterion's statistics, each group
-//! prints p50/p99 of every launch it timed.
+//! recording fake (and the bench says so). A launch includes confining the job: it runs
+//! as the default job user (`nobody`) with no capabilities, in its own PID namespace
+//! when the executor may create one (the bench prints which, once). Besides criterion's
+//! statistics, each group prints p50/p99 of every launch it timed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,7 @@ struct Runner {
     rt: TaskRuntime,
     events: UnboundedReceiver<TaskEvent>,
     next: u64,
+    described: bool,
 }
 
 impl Runner {
@@ -114,6 +117,7 @@ impl Runner {
             rt,
             events,
             next: 0,
+            described: false,
         }
     }
 
@@ -134,6 +138,18 @@ impl Runner {
         match &ev.update {
             TaskUpdate::Running { pinning, .. } => {
                 assert!(pinning.drift.is_empty(), "{pinning:?}");
+                if !std::mem::replace(&mut self.described, true) {
+                    println!(
+                        "executor_launch [{}]: the job runs as {}, {}",
+                        env.label,
+                        pinning.user.as_deref().unwrap_or("?"),
+                        match &pinning.pid_namespace_unavailable {
+                            _ if pinning.pid_namespace => "in its own PID namespace".to_owned(),
+                            Some(why) => format!("without a PID namespace ({why})"),
+                            None => "without a PID namespace".to_owned(),
+                        }
+                    );
+                }
             }
             other => panic!("expected Running, got {other:?}"),
         }

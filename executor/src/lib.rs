@@ -4,12 +4,14 @@
 //! pieces it is made of: the task spec carried in `TaskInfo.data` ([`spec`]), `$RETZ_*`
 //! substitution ([`subst`]) and the task environment ([`taskenv`]), pinning decisions and
 //! their verification ([`pinning`]), per-task cgroups v1/v2 ([`cgroup`]), the sandbox with
-//! the application unpacked once ([`sandbox`], [`archive`]), and the single seam to the
-//! kernel ([`sys`]) with a Linux implementation and a recording fake.
+//! the application unpacked once ([`sandbox`], [`archive`]), the job's Unix user
+//! ([`identity`]: never root), and the single seam to the kernel ([`sys`]) with a Linux
+//! implementation and a recording fake.
 pub mod api;
 pub mod archive;
 pub mod cgroup;
 pub mod fuzzing;
+pub mod identity;
 pub mod idlist;
 pub mod pinning;
 pub mod procfs;

@@ -71,6 +71,14 @@ struct RunArgs {
     /// Default grace period between SIGTERM and SIGKILL (Mesos syntax, e.g. `3secs`).
     #[arg(long, default_value = "3secs", value_parser = parse_duration)]
     kill_grace: Duration,
+    /// The Unix user of jobs whose task spec names none (never root; the spec's `user`
+    /// wins, and retz-server always sends one).
+    #[arg(long, default_value = "nobody", env = "RETZ_DEFAULT_USER")]
+    default_user: String,
+    /// Do not start jobs in their own PID namespace (leftover processes are then found
+    /// in the task's cgroup or process group only).
+    #[arg(long)]
+    no_pid_namespace: bool,
     /// The procfs mount.
     #[arg(long, default_value = "/proc", hide = true)]
     proc_root: PathBuf,
@@ -142,6 +150,13 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = cgroups.validate() {
         bail!("--cgroup-parent: {e}");
     }
+    if !retz_executor::identity::is_plain_name(&args.default_user) {
+        bail!(
+            "--default-user {:?} is not a plain user name (letters, digits, `_`, `.`, `-`, \
+             starting with a letter or `_`)",
+            args.default_user
+        );
+    }
     let mut config = ExecutorConfig::new(agent);
     config.content_type = match args.content_type {
         Encoding::Protobuf => ContentType::Protobuf,
@@ -151,6 +166,8 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     config.runtime.proc_root = args.proc_root.clone();
     config.runtime.default_kill_grace = args.kill_grace;
     config.runtime.base_env = vars.into_iter().collect();
+    config.runtime.default_user = args.default_user.clone();
+    config.runtime.pid_namespace = !args.no_pid_namespace;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

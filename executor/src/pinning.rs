@@ -7,7 +7,11 @@
 //! `pin_required` fails with a [`PinError`] naming the CPUs or nodes at fault; otherwise
 //! the task runs with what is possible and the report says what was dropped.
 //! [`verify`] compares what `/proc/<pid>/status` and `/proc/<pid>/cgroup` show with what
-//! was applied, listing every difference as drift.
+//! was applied, listing every difference as drift. A process that is gone or a zombie is
+//! not observed, never drift: an exiting task leaves its cgroups (the kernel then shows
+//! `/`, while `status` may still say `R` or `D`), so when the cgroup file disagrees,
+//! `/proc/<pid>/stat` is read and a task that is exiting (`PF_EXITING`), a zombie or gone
+//! is reported as exited, not as drift (issue 21).
 
 use std::fmt::Write as _;
 use std::io;
@@ -16,7 +20,7 @@ use serde::Serialize;
 
 use crate::cgroup::{CgroupVersion, TaskCgroup};
 use crate::idlist::IdList;
-use crate::procfs::{parse_cgroup, parse_status, v1_path, v2_path};
+use crate::procfs::{parse_cgroup, parse_stat, parse_status, v1_path, v2_path};
 use crate::spec::{Affinity, MemPolicy, ValidSpec};
 
 /// The CPUs and memory nodes this executor may hand out (its own allowed sets).
@@ -172,6 +176,12 @@ pub struct PinningReport {
     pub drift: Vec<String>,
     /// Adjustments and remarks.
     pub notes: Vec<String>,
+    /// Who the job runs as, e.g. `nobody (uid 65534, gid 65534)`.
+    pub user: Option<String>,
+    /// Whether the job runs in its own PID namespace.
+    pub pid_namespace: bool,
+    /// Why it does not, when it does not.
+    pub pid_namespace_unavailable: Option<String>,
 }
 
 impl PinningReport {
@@ -224,6 +234,16 @@ impl PinningReport {
         if let Some(c) = &self.observed_cpus {
             let _ = write!(s, "; verified Cpus_allowed_list {c}");
         }
+        if let Some(u) = &self.user {
+            let _ = write!(s, "; runs as {u}");
+        }
+        match (self.pid_namespace, &self.pid_namespace_unavailable) {
+            (true, _) => s.push_str(" in its own PID namespace"),
+            (false, Some(why)) => {
+                let _ = write!(s, "; no PID namespace ({why})");
+            }
+            (false, None) => {}
+        }
         if !self.drift.is_empty() {
             let _ = write!(s, "; DRIFT: {}", self.drift.join("; "));
         }
@@ -240,17 +260,17 @@ impl PinningReport {
     }
 }
 
-/// Fills the observed fields and drift of `report` from `/proc/<pid>/status` and
-/// `/proc/<pid>/cgroup` as read (a read error `NotFound` means the task already exited).
+/// Fills the observed fields and drift of `report` from the task's `/proc/<pid>/status`
+/// and `/proc/<pid>/cgroup` (and `stat` when they disagree), read with `read("status")`
+/// etc. (a read error `NotFound` means the task already exited).
 pub fn verify(
     report: &mut PinningReport,
     plan: &PinPlan,
     cgroup: Option<&TaskCgroup>,
-    status: io::Result<String>,
-    cgroups: io::Result<String>,
+    mut read: impl FnMut(&str) -> io::Result<String>,
 ) {
-    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-    let status = match status {
+    const EXITED: &str = "the task exited before its pinning could be read back";
+    let status = match read("status") {
         Ok(text) => match parse_status(&text) {
             Ok(s) => s,
             Err(e) => {
@@ -259,9 +279,7 @@ pub fn verify(
             }
         },
         Err(e) if gone(&e) => {
-            report
-                .notes
-                .push("the task exited before its pinning could be read back".into());
+            report.notes.push(EXITED.into());
             return;
         }
         Err(e) => {
@@ -271,10 +289,8 @@ pub fn verify(
             return;
         }
     };
-    if status.is_zombie() {
-        report
-            .notes
-            .push("the task exited before its pinning could be read back".into());
+    if exited(&status) {
+        report.notes.push(EXITED.into());
         return;
     }
     report.observed_cpus = status.cpus_allowed.as_ref().map(ToString::to_string);
@@ -301,43 +317,64 @@ pub fn verify(
     let Some(cg) = cgroup else {
         return;
     };
-    let entries = match cgroups {
+    let mut drift = Vec::new();
+    let mut observed = Vec::new();
+    match read("cgroup") {
         Ok(text) => match parse_cgroup(&text) {
-            Ok(e) => e,
-            Err(e) => {
-                report
-                    .drift
-                    .push(format!("cannot verify cgroup membership: {e}"));
-                return;
-            }
+            Ok(entries) => compare_cgroups(cg, &entries, &mut observed, &mut drift),
+            Err(e) => drift.push(format!("cannot verify cgroup membership: {e}")),
         },
-        Err(e) if gone(&e) => return,
-        Err(e) => {
-            report
-                .drift
-                .push(format!("cannot read the task's /proc cgroup file: {e}"));
+        Err(e) if gone(&e) => {}
+        Err(e) => drift.push(format!("cannot read the task's /proc cgroup file: {e}")),
+    }
+    if !drift.is_empty() {
+        // An exiting task leaves its cgroups: check it is still there before calling the
+        // difference drift.
+        let ended = match read("stat") {
+            Ok(text) => parse_stat(&text).is_some_and(|s| s.has_exited()),
+            Err(e) => gone(&e),
+        };
+        if ended {
+            report.notes.push(
+                "the task exited while its cgroup membership was read back: not observed".into(),
+            );
             return;
         }
-    };
+    }
+    report.observed_cgroups.extend(observed);
+    report.drift.extend(drift);
+}
+
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Zombie (`Z`) or dead (`X`): exited, not running any more.
+fn exited(status: &crate::procfs::ProcStatus) -> bool {
+    status.is_zombie() || status.state == Some('X')
+}
+
+fn compare_cgroups(
+    cg: &TaskCgroup,
+    entries: &[crate::procfs::CgroupEntry],
+    observed: &mut Vec<String>,
+    drift: &mut Vec<String>,
+) {
     for (name, want) in &cg.expected {
         let got = if name.is_empty() {
-            v2_path(&entries)
+            v2_path(entries)
         } else {
-            v1_path(&entries, name)
+            v1_path(entries, name)
         };
         let label = if name.is_empty() { "v2" } else { name.as_str() };
         match got {
             Some(got) => {
-                report.observed_cgroups.push(format!("{label}:{got}"));
+                observed.push(format!("{label}:{got}"));
                 if got != want {
-                    report
-                        .drift
-                        .push(format!("{label} cgroup is {got}, expected {want}"));
+                    drift.push(format!("{label} cgroup is {got}, expected {want}"));
                 }
             }
-            None => report
-                .drift
-                .push(format!("no {label} line in /proc/<pid>/cgroup")),
+            None => drift.push(format!("no {label} line in /proc/<pid>/cgroup")),
         }
     }
 }
@@ -445,11 +482,66 @@ mod tests {
             version: CgroupVersion::V1,
             cpuset_dir: PathBuf::from("/sys/fs/cgroup/cpuset/retz/e/t"),
             memory_dir: None,
+            freezer_dir: None,
             cpus: Some(IdList::parse("1").unwrap()),
             mems: Some(IdList::parse("0").unwrap()),
             memory_limit: Some(1 << 20),
             expected: vec![("cpuset".into(), "/retz/e/t".into())],
         }
+    }
+
+    /// A reader of `/proc/<pid>/{status,cgroup,stat}` returning these texts; a `-` text
+    /// is a vanished process.
+    fn files<'a>(
+        status: &'a str,
+        cgroup: &'a str,
+        stat: &'a str,
+    ) -> impl FnMut(&str) -> io::Result<String> + 'a {
+        move |file| {
+            let text = match file {
+                "status" => status,
+                "stat" => stat,
+                _ => cgroup,
+            };
+            if text == "-" {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(text.to_owned())
+        }
+    }
+
+    const RUNNING: &str = "9 (sh) S 1 9 9 0 -1 4194560 0 0";
+
+    #[test]
+    fn a_task_exiting_between_the_reads_is_not_drift() {
+        // Issue 21: status read while alive, then the task exits; the kernel shows an
+        // exited task in the root cgroups.
+        let p = plan(
+            &spec(Affinity::NumaStrict, Some("1"), Some("0"), true),
+            &machine(),
+        )
+        .unwrap();
+        let cg = cgroup();
+        let alive = "State:\tS (sleeping)\nCpus_allowed_list:\t1\nMems_allowed_list:\t0\n";
+        let exiting = "9 (sh) D 1 9 9 0 -1 4194564 0 0";
+        for after in [exiting, "9 (sh) Z 1 9 9 0 -1 4227084 0 0", "-"] {
+            let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+            verify(&mut r, &p, Some(&cg), files(alive, "3:cpuset:/\n", after));
+            assert!(r.drift.is_empty(), "{after:?}: {:?}", r.drift);
+            assert!(r.notes.iter().any(|n| n.contains("not observed")), "{r:?}");
+            assert_eq!(r.observed_cpus.as_deref(), Some("1"));
+        }
+        // Still running in the wrong cgroup: drift.
+        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        verify(&mut r, &p, Some(&cg), files(alive, "3:cpuset:/\n", RUNNING));
+        assert_eq!(r.drift, vec!["cpuset cgroup is /, expected /retz/e/t"]);
+        // Gone before the cgroup read: nothing to compare.
+        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        verify(&mut r, &p, Some(&cg), |f| match f {
+            "status" => Ok(alive.to_owned()),
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        });
+        assert!(r.drift.is_empty(), "{:?}", r.drift);
     }
 
     #[test]
@@ -466,8 +558,7 @@ mod tests {
             &mut r,
             &p,
             Some(&cg),
-            Ok(status.into()),
-            Ok("3:cpuset:/retz/e/t\n0::/\n".into()),
+            files(status, "3:cpuset:/retz/e/t\n0::/\n", RUNNING),
         );
         assert!(r.drift.is_empty(), "{:?}", r.drift);
         assert_eq!(r.observed_cpus.as_deref(), Some("1"));
@@ -491,8 +582,7 @@ mod tests {
             &mut r,
             &p,
             Some(&cg),
-            Ok(drifted.into()),
-            Ok("3:cpuset:/\n".into()),
+            files(drifted, "3:cpuset:/\n", RUNNING),
         );
         assert_eq!(r.drift.len(), 2, "{:?}", r.drift);
         assert!(
@@ -509,11 +599,12 @@ mod tests {
         )
         .unwrap();
         let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
-        let gone = || Err(io::Error::from(io::ErrorKind::NotFound));
-        verify(&mut r, &p, None, gone(), gone());
+        verify(&mut r, &p, None, |_| {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        });
         assert!(r.drift.is_empty());
         let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
-        verify(&mut r, &p, None, Ok("State:\tZ (zombie)\n".into()), gone());
+        verify(&mut r, &p, None, files("State:\tZ (zombie)\n", "", "-"));
         assert!(r.drift.is_empty() && r.notes.iter().any(|n| n.contains("exited")));
         let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
         r.cgroup_unavailable = Some("no CAP_SYS_ADMIN".into());

@@ -1,5 +1,6 @@
 //! Parsers for the procfs files the executor reads back: `/proc/<pid>/status` (allowed
-//! CPUs and memory nodes, process state) and `/proc/<pid>/cgroup` (cgroup membership).
+//! CPUs and memory nodes, process state), `/proc/<pid>/cgroup` (cgroup membership) and
+//! `/proc/<pid>/stat` (state and process group).
 //!
 //! Pure functions over text; reading the files is the caller's job (through the
 //! [`Sys`](crate::sys::Sys) seam). Unknown lines are ignored; a malformed line of a field
@@ -80,6 +81,41 @@ pub fn parse_status(text: &str) -> Result<ProcStatus, ProcError> {
     Ok(status)
 }
 
+/// What the executor needs from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The state letter.
+    pub state: char,
+    /// The process group id.
+    pub pgrp: u32,
+    /// The kernel's task flags (0 when the line is cut short).
+    pub flags: u32,
+}
+
+/// `PF_EXITING`: the task is in `exit()` (it may already have left its cgroups while
+/// `/proc` still shows it running or in `D`).
+pub const PF_EXITING: u32 = 0x4;
+
+impl ProcStat {
+    /// Exiting, a zombie or dead: no longer where it was put.
+    pub fn has_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x') || self.flags & PF_EXITING != 0
+    }
+}
+
+/// Parses `/proc/<pid>/stat` (`pid (comm) state ppid pgrp session tty tpgid flags ...`;
+/// `comm` may hold spaces and parentheses, so fields are read after the last `)`).
+/// `None` when malformed.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    let flags = fields.nth(3).and_then(|f| f.parse().ok()).unwrap_or(0);
+    Some(ProcStat { state, pgrp, flags })
+}
+
 /// Parses `/proc/<pid>/cgroup`.
 pub fn parse_cgroup(text: &str) -> Result<Vec<CgroupEntry>, ProcError> {
     let mut entries = Vec::new();
@@ -133,6 +169,26 @@ mod tests {
     const STATUS: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t42\n\
         Cpus_allowed:\t2\nCpus_allowed_list:\t1\nMems_allowed:\t00000000,00000001\n\
         Mems_allowed_list:\t0\nvoluntary_ctxt_switches:\t1\n";
+
+    #[test]
+    fn stat_fields() {
+        let s = parse_stat("42 (a) b) (c) S 1 40 40 0 -1 4194560 ...\n").unwrap();
+        assert_eq!(
+            s,
+            ProcStat {
+                state: 'S',
+                pgrp: 40,
+                flags: 4194560
+            }
+        );
+        assert!(!s.has_exited());
+        assert!(parse_stat("7 (z) Z 1 7").unwrap().has_exited());
+        let exiting = parse_stat("7 (sh) D 1 7 7 0 -1 4194564 0").unwrap();
+        assert!(exiting.has_exited(), "PF_EXITING");
+        for bad in ["", "42 sleep S 1 40", "42 (x) S 1", "42 (x) S 1 x"] {
+            assert_eq!(parse_stat(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn status_fields() {

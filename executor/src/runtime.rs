@@ -1,21 +1,29 @@
 //! The task runtime: launches tasks pinned to their CPUs, watches them, kills them, and
 //! reports each state change on a channel. Independent of the Mesos transport.
 //!
-//! Per task, in order: validate the spec → decide the pinning ([`crate::pinning::plan`])
-//! → unpack the application once ([`crate::sandbox`], serialised per application) →
-//! create the task directory → create the task cgroup with its cpuset and memory limit
-//! → spawn `sh -c` in its own process group, joining the cgroup, setting affinity and
-//! memory policy before exec → read back `/proc/<pid>/{status,cgroup}` → emit
-//! [`TaskUpdate::Running`] with the [`PinningReport`] → wait for exit or kill → kill what
-//! is left of the process group and the cgroup, remove the cgroup → emit the terminal
-//! update ([`TaskUpdate::Finished`], [`TaskUpdate::Failed`] or [`TaskUpdate::Killed`]).
+//! Per task, in order: validate the spec → resolve its Unix user ([`crate::identity`];
+//! the first task's user becomes the executor's owner and gets the sandbox, see
+//! [`crate::sandbox`]; a later task of another user fails) → decide the pinning
+//! ([`crate::pinning::plan`]) → unpack the application once (serialised per application)
+//! → create the task directory, owned by the job's user → create the task cgroup with its
+//! cpuset and memory limit → spawn `sh -c` in its own process group, joining the cgroup,
+//! setting affinity and memory policy, entering its own PID namespace (when the executor
+//! has `CAP_SYS_ADMIN`) and switching to the job's user before exec ([`crate::sys`]) →
+//! read back `/proc/<pid>/{status,cgroup}` → emit [`TaskUpdate::Running`] with the
+//! [`PinningReport`] → wait for exit or kill → kill what is left of the cgroup (or the
+//! process group), remove the cgroup → emit the terminal update ([`TaskUpdate::Finished`],
+//! [`TaskUpdate::Failed`] or [`TaskUpdate::Killed`]), whose message and `leftovers` say
+//! how many processes were left behind and killed (by the namespace's PID 1, plus those
+//! found in the cgroup or process group).
 //!
 //! Invariants: every launched task gets exactly one terminal update, preceded by at most
 //! one `Running`; when a task's terminal update is emitted none of its processes is left
-//! (process group and cgroup swept) and its cgroup is gone (or the message says why not);
-//! [`TaskRuntime::shutdown`] ends with no task and no cgroup of this executor left.
-//! Without the right to manage cgroups a task is pinned by affinity alone and its report
-//! says so; only a spec with `pin_required` whose CPUs cannot be had fails for pinning.
+//! (namespace, cgroup and process group swept) and its cgroup is gone (or the message says
+//! why not); [`TaskRuntime::shutdown`] ends with no task and no cgroup of this executor
+//! left. A job never runs as root: a task without a valid non-root user fails. Without the
+//! right to manage cgroups a task is pinned by affinity alone and its report says so;
+//! without a PID namespace (no `CAP_SYS_ADMIN`, or entering one failed) the report says
+//! so too; only a spec with `pin_required` whose CPUs cannot be had fails for pinning.
 //!
 //! Kill: `SIGTERM` to the process group, `SIGKILL` to it after the grace period (the
 //! kill's, else the launch's `KillPolicy`, else the configured default of 3 s), then
@@ -30,13 +38,18 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::cgroup::{CgroupConfig, Cgroups, TaskCgroup};
+use crate::cgroup::{CgroupConfig, Cgroups};
+use crate::identity::{DEFAULT_USER, JobUser};
 use crate::pinning::{self, Machine, PinningReport};
 use crate::procfs::parse_status;
-use crate::sandbox::{Sandbox, SandboxError, task_key};
+use crate::sandbox::{Owner, Sandbox, SandboxError, task_key};
 use crate::spec::TaskSpec;
-use crate::sys::{ExitStatus, Signal, SignalTarget, SpawnError, SpawnPlan, Sys};
+use crate::sys::{ExitStatus, SpawnError, SpawnPlan, Sys};
 use crate::taskenv;
+
+mod ending;
+mod owner;
+mod prepare;
 
 /// Default grace period between `SIGTERM` and `SIGKILL`.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
@@ -57,13 +70,19 @@ pub struct RuntimeConfig {
     pub proc_root: PathBuf,
     /// Grace period when neither the kill nor the launch gives one.
     pub default_kill_grace: Duration,
-    /// Environment passed to every task before its own (usually the executor's).
+    /// Environment passed to every task before its own (usually the executor's; its
+    /// credentials are never passed on, see [`crate::taskenv`]).
     pub base_env: Vec<(String, String)>,
+    /// The job user of tasks whose spec names none (`--default-user`).
+    pub default_user: String,
+    /// Start each job in its own PID namespace when the executor may (`CAP_SYS_ADMIN`).
+    pub pid_namespace: bool,
 }
 
 impl RuntimeConfig {
     /// Defaults for a sandbox at `sandbox`: cgroups under `/sys/fs/cgroup`, parent `retz`,
-    /// `/proc`, a 3 s grace period, empty base environment, no artifacts.
+    /// `/proc`, a 3 s grace period, empty base environment, no artifacts, default user
+    /// `nobody`, PID namespaces when possible.
     pub fn new(sandbox: impl Into<PathBuf>) -> Self {
         Self {
             sandbox: sandbox.into(),
@@ -72,6 +91,8 @@ impl RuntimeConfig {
             proc_root: PathBuf::from("/proc"),
             default_kill_grace: DEFAULT_KILL_GRACE,
             base_env: Vec::new(),
+            default_user: DEFAULT_USER.into(),
+            pid_namespace: true,
         }
     }
 }
@@ -107,6 +128,8 @@ pub enum FailReason {
     LaunchFailed,
     /// The command exited non-zero or was killed by a signal it did not get from us.
     CommandFailed,
+    /// The task's Unix user cannot be used (root, unknown, another owner's).
+    UserRefused,
 }
 
 /// A task state.
@@ -125,6 +148,8 @@ pub enum TaskUpdate {
     Finished {
         /// Human-readable summary.
         message: String,
+        /// Processes left behind by the job and killed before this update.
+        leftovers: u32,
     },
     /// It failed.
     Failed {
@@ -134,6 +159,8 @@ pub enum TaskUpdate {
         message: String,
         /// The command's exit code, when it ran and exited (not when killed by a signal).
         exit_code: Option<i32>,
+        /// Processes left behind by the job and killed before this update.
+        leftovers: u32,
     },
     /// It was killed on request.
     Killed {
@@ -141,6 +168,8 @@ pub enum TaskUpdate {
         during_launch: bool,
         /// How it went.
         message: String,
+        /// Processes left behind by the job (beyond those the kill reached) and killed.
+        leftovers: u32,
     },
 }
 
@@ -183,6 +212,11 @@ struct Inner {
     proc_root: PathBuf,
     default_grace: Duration,
     base_env: Vec<(String, String)>,
+    default_user: String,
+    /// `Err`: why jobs get no PID namespace.
+    pid_namespace: Result<(), String>,
+    /// The user of this executor's jobs, set by the first task.
+    owner: Mutex<Option<JobUser>>,
     machine: Machine,
     cgroups: Result<Cgroups, String>,
     events: mpsc::UnboundedSender<TaskEvent>,
@@ -238,6 +272,18 @@ impl TaskRuntime {
             }
             Err(why) => tracing::warn!("no task cgroups, pinning by affinity alone: {why}"),
         }
+        let pid_namespace = if !config.pid_namespace {
+            Err("disabled by configuration".to_owned())
+        } else {
+            match sys.has_cap_sys_admin() {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the executor lacks CAP_SYS_ADMIN".to_owned()),
+                Err(e) => Err(format!("cannot read the executor's capabilities: {e}")),
+            }
+        };
+        if let Err(why) = &pid_namespace {
+            tracing::warn!("jobs run without their own PID namespace: {why}");
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Inner {
             sys,
@@ -245,6 +291,9 @@ impl TaskRuntime {
             proc_root: config.proc_root,
             default_grace: config.default_kill_grace,
             base_env: config.base_env,
+            default_user: config.default_user,
+            pid_namespace,
+            owner: Mutex::new(None),
             machine,
             cgroups,
             events: tx,
@@ -382,10 +431,12 @@ impl Inner {
             reason,
             message,
             exit_code: None,
+            leftovers: 0,
         };
         let killed_early = || TaskUpdate::Killed {
             during_launch: true,
             message: "killed before the task started".into(),
+            leftovers: 0,
         };
         let started = std::time::Instant::now();
         let spec = match spec.validate() {
@@ -398,6 +449,10 @@ impl Inner {
                 SandboxError::TaskId(task_id.to_owned()).to_string(),
             );
         };
+        let user = match self.job_user(spec.spec.user.as_deref()) {
+            Ok(u) => u,
+            Err(message) => return failed(FailReason::UserRefused, message),
+        };
         let plan = match pinning::plan(&spec, &self.machine) {
             Ok(p) => p,
             Err(e) => return failed(FailReason::PinningImpossible, e.to_string()),
@@ -407,7 +462,14 @@ impl Inner {
             Ok(app) => app,
             Err(update) => return update,
         };
-        let dir = match self.sandbox.task_dir(task_id) {
+        let owner = Owner {
+            uid: user.uid,
+            gid: user.gid,
+        };
+        let dir = match self
+            .sandbox
+            .task_dir(self.sys.as_ref(), task_id, Some(owner))
+        {
             Ok(d) => d,
             Err(e) => return failed(FailReason::LaunchFailed, e.to_string()),
         };
@@ -415,14 +477,17 @@ impl Inner {
         let vars = taskenv::retz_vars(task_id, &spec, &plan, &app.path);
         let mut spawn_plan = SpawnPlan {
             argv: taskenv::argv(&spec, &vars),
-            env: taskenv::environment(&self.base_env, &spec, &vars),
+            env: taskenv::environment(&self.base_env, Some(&user), &spec, &vars),
             cwd: dir.dir.clone(),
             stdout: dir.stdout.clone(),
             stderr: dir.stderr.clone(),
             cgroup_procs: Vec::new(),
             affinity: plan.cpus.clone(),
             mem_policy: plan.mem_policy.clone(),
+            identity: user.identity(),
+            pid_namespace: self.pid_namespace.is_ok(),
         };
+        let mut no_namespace = self.pid_namespace.clone().err();
 
         let sys = self.sys.as_ref();
         let prepared = started.elapsed();
@@ -438,16 +503,22 @@ impl Inner {
         }
 
         let before_spawn = started.elapsed();
-        let spawned = match sys.spawn(&spawn_plan) {
-            Ok(s) => Ok(s),
-            // Joining the cgroup failed (e.g. no permission): pin by affinity alone.
-            Err(e @ SpawnError::Attach { .. }) => {
-                unavailable = Some(e.to_string());
-                self.cleanup(cgroup.take().as_ref(), None).await;
-                spawn_plan.cgroup_procs.clear();
-                sys.spawn(&spawn_plan)
+        let spawned = loop {
+            match sys.spawn(&spawn_plan) {
+                // Joining the cgroup failed (e.g. no permission): pin by affinity alone.
+                Err(e @ SpawnError::Attach { .. }) if !spawn_plan.cgroup_procs.is_empty() => {
+                    unavailable = Some(e.to_string());
+                    self.cleanup(cgroup.take().as_ref(), None).await;
+                    spawn_plan.cgroup_procs.clear();
+                }
+                // No PID namespace here after all: leftovers are found in the cgroup.
+                Err(e @ SpawnError::Namespace { .. }) if spawn_plan.pid_namespace => {
+                    tracing::warn!(task = task_id, "{e}; starting it without one");
+                    no_namespace = Some(e.to_string());
+                    spawn_plan.pid_namespace = false;
+                }
+                other => break other,
             }
-            Err(e) => Err(e),
         };
         let spawned = match spawned {
             Ok(s) => s,
@@ -462,18 +533,20 @@ impl Inner {
 
         let mut report = PinningReport::new(spec.spec.affinity, &plan, cgroup.as_ref());
         report.cgroup_unavailable = unavailable;
+        report.user = Some(user.describe());
+        report.pid_namespace = spawn_plan.pid_namespace;
+        report.pid_namespace_unavailable = no_namespace;
         let proc_dir = self.proc_root.join(pid.to_string());
-        pinning::verify(
-            &mut report,
-            &plan,
-            cgroup.as_ref(),
-            sys.read_file(&proc_dir.join("status")),
-            sys.read_file(&proc_dir.join("cgroup")),
-        );
+        pinning::verify(&mut report, &plan, cgroup.as_ref(), |file| {
+            sys.read_file(&proc_dir.join(file))
+        });
         if spec.spec.pin_required && !report.drift.is_empty() {
-            let _ = sys.signal(SignalTarget::Group(pid), Signal::Kill);
+            let _ = sys.signal(
+                crate::sys::SignalTarget::Group(pid),
+                crate::sys::Signal::Kill,
+            );
             let _ = tokio::time::timeout(KILL_WAIT, &mut exit).await;
-            let cleanup = self.cleanup(cgroup.as_ref(), Some(pid)).await;
+            let (_, cleanup) = self.cleanup(cgroup.as_ref(), Some(pid)).await;
             return failed(
                 FailReason::PinningImpossible,
                 format!(
@@ -501,24 +574,33 @@ impl Inner {
         );
 
         tokio::select! {
-            status = &mut exit => {
-                let cleanup = self.cleanup(cgroup.as_ref(), Some(pid)).await;
-                match status {
+            exited = &mut exit => {
+                let (found, cleanup) = self.cleanup(cgroup.as_ref(), Some(pid)).await;
+                let reaped = exited.as_ref().map_or(0, |e| e.reaped);
+                let leftovers = reaped.saturating_add(found);
+                let left = ending::leftover_note(leftovers);
+                match exited.map(|e| e.status) {
                     Ok(s) if s.success() => TaskUpdate::Finished {
-                        message: format!("command exited with code 0{cleanup}"),
+                        message: format!("command exited with code 0{left}{cleanup}"),
+                        leftovers,
                     },
                     Ok(s) => TaskUpdate::Failed {
                         reason: FailReason::CommandFailed,
-                        message: format!("command {s}{cleanup}"),
+                        message: format!("command {s}{left}{cleanup}"),
                         exit_code: match s {
-                            crate::sys::ExitStatus::Code(c) => Some(c),
-                            crate::sys::ExitStatus::Signal(_) => None,
+                            ExitStatus::Code(c) => Some(c),
+                            ExitStatus::Signal(_) => None,
                         },
+                        leftovers,
                     },
-                    Err(e) => failed(
-                        FailReason::CommandFailed,
-                        format!("lost track of the task's process {pid}: {e}{cleanup}"),
-                    ),
+                    Err(e) => TaskUpdate::Failed {
+                        reason: FailReason::CommandFailed,
+                        message: format!(
+                            "lost track of the task's process {pid}: {e}{left}{cleanup}"
+                        ),
+                        exit_code: None,
+                        leftovers,
+                    },
                 }
             }
             requested = kill_requested(&mut kill_rx) => {
@@ -527,145 +609,19 @@ impl Inner {
                 } else {
                     requested
                 };
-                let how = self.terminate(pid, grace, &mut exit).await;
-                let cleanup = self.cleanup(cgroup.as_ref(), Some(pid)).await;
+                let (how, reaped) = self.terminate(pid, grace, &mut exit).await;
+                let (found, cleanup) = self.cleanup(cgroup.as_ref(), Some(pid)).await;
+                let leftovers = reaped.saturating_add(found);
                 TaskUpdate::Killed {
                     during_launch: false,
-                    message: format!("killed on request: {how}{cleanup}"),
+                    message: format!(
+                        "killed on request: {how}{}{cleanup}",
+                        ending::leftover_note(leftovers)
+                    ),
+                    leftovers,
                 }
             }
         }
-    }
-
-    /// The application directory: unpacked by the first task, reused by the others.
-    /// `Err` is the task's terminal update (killed meanwhile, or unpacking failed).
-    async fn prepare_app(
-        &self,
-        app: &str,
-        kill_rx: &mut watch::Receiver<Option<Duration>>,
-    ) -> Result<crate::sandbox::AppDir, TaskUpdate> {
-        let path = self.sandbox.app_path(app);
-        if path.join(crate::sandbox::MARKER).is_file() {
-            // Fast path for every task after the first: one stat, no thread hop.
-            return Ok(crate::sandbox::AppDir { path, reused: true });
-        }
-        let app_lock = self.app_lock(app);
-        let sandbox = self.sandbox.clone();
-        let app_name = app.to_owned();
-        let prepare = async move {
-            let guard = app_lock.lock_owned().await;
-            // The guard moves into the blocking job so that a cancelled launch cannot let
-            // another task start unpacking while this one still is.
-            tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                sandbox.prepare_app(&app_name)
-            })
-            .await
-        };
-        let failed = |message| TaskUpdate::Failed {
-            reason: FailReason::LaunchFailed,
-            message,
-            exit_code: None,
-        };
-        tokio::select! {
-            r = prepare => match r {
-                Ok(Ok(app)) => Ok(app),
-                Ok(Err(e)) => Err(failed(e.to_string())),
-                Err(e) => Err(failed(format!("unpacking the application failed: {e}"))),
-            },
-            _ = kill_requested(kill_rx) => Err(TaskUpdate::Killed {
-                during_launch: true,
-                message: "killed before the task started".into(),
-            }),
-        }
-    }
-
-    /// The task's cgroup, or why it has none (it is then pinned by affinity alone).
-    async fn create_cgroup(
-        &self,
-        key: &str,
-        spec: &crate::spec::ValidSpec,
-        plan: &pinning::PinPlan,
-    ) -> (Option<TaskCgroup>, Option<String>) {
-        let cgs = match &self.cgroups {
-            Ok(cgs) => cgs,
-            Err(why) => return (None, Some(why.clone())),
-        };
-        let limit = (spec.spec.mem_mb > 0 && cgs.has_memory())
-            .then(|| spec.spec.mem_mb.saturating_mul(1 << 20));
-        match cgs
-            .create_task(
-                self.sys.as_ref(),
-                key,
-                plan.cpus.as_ref(),
-                plan.mems.as_ref(),
-                limit,
-            )
-            .await
-        {
-            Ok(cg) => (Some(cg), None),
-            Err(e) => (None, Some(e.to_string())),
-        }
-    }
-
-    /// `SIGTERM` to the group, `SIGKILL` after `grace`. Says how it ended.
-    async fn terminate(
-        &self,
-        pid: u32,
-        grace: Duration,
-        exit: &mut crate::sys::ExitFuture,
-    ) -> String {
-        let sys = self.sys.as_ref();
-        if let Err(e) = sys.signal(SignalTarget::Group(pid), Signal::Term)
-            && !crate::sys::is_gone(&e)
-        {
-            tracing::warn!(pid, "SIGTERM to the task's process group: {e}");
-        }
-        match tokio::time::timeout(grace, &mut *exit).await {
-            Ok(status) => format!(
-                "SIGTERM, then {} within the {grace:?} grace period",
-                describe(status)
-            ),
-            Err(_) => {
-                let _ = sys.signal(SignalTarget::Group(pid), Signal::Kill);
-                match tokio::time::timeout(KILL_WAIT, &mut *exit).await {
-                    Ok(status) => format!(
-                        "SIGTERM, no exit within the {grace:?} grace period, SIGKILL, then {}",
-                        describe(status)
-                    ),
-                    Err(_) => format!(
-                        "SIGTERM, SIGKILL after {grace:?}, but process {pid} did not exit within {KILL_WAIT:?}"
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Kills what is left of the task (its process group, then its cgroup) and removes the
-    /// cgroup. Returns `""` or `"; cleanup failed: …"` for the status message.
-    async fn cleanup(&self, cgroup: Option<&TaskCgroup>, pgid: Option<u32>) -> String {
-        let sys = self.sys.as_ref();
-        if let Some(pgid) = pgid {
-            // Background processes of the task outlive its main process; they go too.
-            let _ = sys.signal(SignalTarget::Group(pgid), Signal::Kill);
-        }
-        let (Some(cg), Ok(cgs)) = (cgroup, &self.cgroups) else {
-            return String::new();
-        };
-        match cgs.destroy_task(sys, cg).await {
-            Ok(()) => String::new(),
-            Err(e) => {
-                tracing::error!("task cgroup cleanup: {e}");
-                format!("; cleanup failed: {e}")
-            }
-        }
-    }
-}
-
-fn describe(status: std::io::Result<ExitStatus>) -> String {
-    match status {
-        Ok(s) => s.to_string(),
-        Err(e) => format!("lost track of it ({e})"),
     }
 }
 

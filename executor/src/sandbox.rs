@@ -17,12 +17,39 @@
 //!
 //! Task ids become directory (and cgroup) names through [`task_key`], an injective escape
 //! that keeps `[A-Za-z0-9_.-]` and writes other bytes as `%XX`.
+//!
+//! Ownership and modes (the job runs as its own unprivileged user, see
+//! [`crate::identity`]):
+//! - the sandbox root (the agent's run directory) is set by [`Sandbox::claim`], at the
+//!   executor's first task, to the executor's user (root) and the job's group, mode 0750:
+//!   the job can enter it, other users cannot;
+//! - `app/` and `app/<name>/` belong to the executor: directories 0755, files 0644 or
+//!   0755 (no group/other write, no set-id bits, whatever the archive said), so the job
+//!   reads its application but cannot change it;
+//! - `tasks/` is 0755 and the executor's; `tasks/<key>/` is the job user's, mode 0700,
+//!   with `stdout` and `stderr` the job user's, mode 0600, created without following
+//!   symlinks.
+//!
+//! Modes are set with `std::fs`; ownership goes through [`Sys::chown`] (recorded by the
+//! fake kernel, so none of this needs root in tests).
 
+use std::fs::{OpenOptions, Permissions};
 use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::archive::{self, ArchiveError};
 use crate::spec::is_safe_component;
+use crate::sys::Sys;
+
+/// The owner of a task's directory and output files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
 
 /// Name of the completion marker inside an application directory.
 pub const MARKER: &str = ".retz-unpacked";
@@ -113,6 +140,14 @@ impl Sandbox {
         &self.root
     }
 
+    /// Gives the sandbox root to `uid` (the executor) and group `gid` (the job's), mode
+    /// 0750, so that the job's user can enter it and nobody else can.
+    pub fn claim(&self, sys: &dyn Sys, uid: u32, gid: u32) -> Result<(), SandboxError> {
+        sys.chown(&self.root, Some(uid), Some(gid))
+            .map_err(io_err("set the owner of", &self.root))?;
+        set_mode(&self.root, 0o750)
+    }
+
     /// Where application `name` lives (`RETZ_PVNAME`).
     pub fn app_path(&self, name: &str) -> PathBuf {
         self.root.join("app").join(name)
@@ -134,6 +169,7 @@ impl Sandbox {
         }
         let apps = self.root.join("app");
         std::fs::create_dir_all(&apps).map_err(io_err("create", &apps))?;
+        set_mode(&apps, 0o755)?;
         if path.exists() {
             // Not ours, or from an older layout: rebuild.
             std::fs::remove_dir_all(&path).map_err(io_err("remove incomplete", &path))?;
@@ -165,6 +201,7 @@ impl Sandbox {
         }
         let marker = partial.join(MARKER);
         std::fs::write(&marker, done.join("\n") + "\n").map_err(io_err("write", &marker))?;
+        seal(&partial)?;
         std::fs::rename(&partial, &path).map_err(io_err("rename into place", &path))?;
         Ok(AppDir {
             path,
@@ -172,17 +209,91 @@ impl Sandbox {
         })
     }
 
-    /// Creates the working directory of the task with id `task_id` (`tasks/<key>`).
-    pub fn task_dir(&self, task_id: &str) -> Result<TaskDir, SandboxError> {
+    /// Creates the working directory of the task with id `task_id` (`tasks/<key>`, mode
+    /// 0700) and its empty `stdout`/`stderr` (0600), owned by `owner` when given (else by
+    /// the executor's user).
+    pub fn task_dir(
+        &self,
+        sys: &dyn Sys,
+        task_id: &str,
+        owner: Option<Owner>,
+    ) -> Result<TaskDir, SandboxError> {
         let key = task_key(task_id).ok_or_else(|| SandboxError::TaskId(task_id.to_owned()))?;
-        let dir = self.root.join("tasks").join(key);
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        Ok(TaskDir {
+        let tasks = self.root.join("tasks");
+        std::fs::create_dir_all(&tasks).map_err(io_err("create", &tasks))?;
+        set_mode(&tasks, 0o755)?;
+        let dir = tasks.join(key);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            // A relaunch of the same task id: keep the directory, its outputs are redone.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && real_dir(&dir) => {}
+            Err(e) => return Err(io_err("create", &dir)(e)),
+        }
+        let chown = |path: &Path| match owner {
+            Some(o) => sys
+                .chown(path, Some(o.uid), Some(o.gid))
+                .map_err(io_err("set the owner of", path)),
+            None => Ok(()),
+        };
+        chown(&dir)?;
+        set_mode(&dir, 0o700)?;
+        let task = TaskDir {
             stdout: dir.join("stdout"),
             stderr: dir.join("stderr"),
             dir,
-        })
+        };
+        for file in [&task.stdout, &task.stderr] {
+            match std::fs::remove_file(file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("replace", file)(e)),
+            }
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(file)
+                .map_err(io_err("create", file))?;
+            chown(file)?;
+            set_mode(file, 0o600)?;
+        }
+        Ok(task)
     }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
+    std::fs::set_permissions(path, Permissions::from_mode(mode)).map_err(io_err("chmod", path))
+}
+
+/// A directory, not a symlink to one.
+fn real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Makes an unpacked application read-only to others: directories 0755, files 0755 when
+/// executable by anyone else 0644. Symlinks are left alone (never followed).
+fn seal(dir: &Path) -> Result<(), SandboxError> {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        set_mode(&d, 0o755)?;
+        for entry in std::fs::read_dir(&d).map_err(io_err("read", &d))? {
+            let entry = entry.map_err(io_err("read", &d))?;
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file() {
+                let mode = if meta.permissions().mode() & 0o111 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
+                set_mode(&path, mode)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The directory and cgroup name for a task id: `[A-Za-z0-9_.-]` kept, other bytes
@@ -203,6 +314,7 @@ pub fn task_key(task_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::fake::{FakeLayout, FakeSys, Op};
     use proptest::prelude::*;
 
     fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -284,17 +396,100 @@ mod tests {
         assert!(sb.prepare_app("..").is_err());
     }
 
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn fake(tmp: &Path) -> FakeSys {
+        FakeSys::new(&tmp.join("kernel"), FakeLayout::Empty).unwrap()
+    }
+
+    #[test]
+    fn application_files_are_read_only_to_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        for (name, mode) in [("bin/run", 0o4777), ("etc/conf", 0o666), ("lib/a", 0o600)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(mode);
+            h.set_cksum();
+            b.append_data(&mut h, name, &b"x"[..]).unwrap();
+        }
+        std::fs::write(
+            tmp.path().join("a.tgz"),
+            b.into_inner().unwrap().finish().unwrap(),
+        )
+        .unwrap();
+        let sb = Sandbox::new(tmp.path(), vec!["a.tgz".into()]).unwrap();
+        let app = sb.prepare_app("x").unwrap().path;
+        assert_eq!(mode(&tmp.path().join("app")), 0o755);
+        assert_eq!(mode(&app), 0o755);
+        assert_eq!(mode(&app.join("bin")), 0o755);
+        assert_eq!(mode(&app.join("bin/run")), 0o755, "set-uid and o+w dropped");
+        assert_eq!(mode(&app.join("etc/conf")), 0o644);
+        assert_eq!(mode(&app.join("lib/a")), 0o644);
+    }
+
+    #[test]
+    fn claim_and_task_dir_ownership() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = fake(tmp.path());
+        let root = tmp.path().join("run");
+        std::fs::create_dir(&root).unwrap();
+        let sb = Sandbox::new(&root, vec![]).unwrap();
+        sb.claim(&fake, 0, 65534).unwrap();
+        assert_eq!(mode(&root), 0o750);
+        let owner = Owner {
+            uid: 65534,
+            gid: 65534,
+        };
+        let t = sb.task_dir(&fake, "t1", Some(owner)).unwrap();
+        assert_eq!(mode(&root.join("tasks")), 0o755);
+        assert_eq!(mode(&t.dir), 0o700);
+        assert_eq!(mode(&t.stdout), 0o600);
+        assert_eq!(mode(&t.stderr), 0o600);
+        let chowned: Vec<PathBuf> = fake
+            .ops()
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::Chown(p, Some(65534), Some(65534)) => Some(p),
+                Op::Chown(p, Some(0), Some(65534)) if p == root => None,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            chowned,
+            vec![t.dir.clone(), t.stdout.clone(), t.stderr.clone()]
+        );
+
+        // A relaunch of the same id: a symlink planted as stdout is replaced, not followed.
+        let target = tmp.path().join("target");
+        std::fs::write(&target, "precious").unwrap();
+        std::fs::remove_file(&t.stdout).unwrap();
+        std::os::unix::fs::symlink(&target, &t.stdout).unwrap();
+        let again = sb.task_dir(&fake, "t1", Some(owner)).unwrap();
+        assert!(std::fs::symlink_metadata(&again.stdout).unwrap().is_file());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    }
+
     #[test]
     fn task_dirs_and_keys() {
         let tmp = tempfile::tempdir().unwrap();
+        let fake = fake(tmp.path());
         let sb = Sandbox::new(tmp.path(), vec![]).unwrap();
-        let t = sb.task_dir("job-42.task/1").unwrap();
+        let t = sb.task_dir(&fake, "job-42.task/1", None).unwrap();
         assert_eq!(t.dir, tmp.path().join("tasks/job-42.task%2F1"));
         assert!(t.dir.is_dir());
         assert_eq!(t.stdout, t.dir.join("stdout"));
         assert_eq!(task_key(".."), Some("%2E.".into()));
         assert_eq!(task_key(""), None);
-        assert!(sb.task_dir(&"x".repeat(201)).is_err());
+        assert!(sb.task_dir(&fake, &"x".repeat(201), None).is_err());
+        assert!(fake.ops().is_empty(), "no owner given: nothing chowned");
     }
 
     proptest! {

@@ -6,7 +6,10 @@
 //! spec has none) and `RETZ_TASK_ID`; plus, for each granted port, `PORT0`, `PORT1`, ...
 //! (the original Retz's names, in the spec's order) and `RETZ_PORTS`, the comma list of
 //! them all (empty when none). The environment is built in layers, later ones winning:
-//! the executor's own environment (minus the agent's executor secrets), the spec's `env`
+//! the executor's own environment minus every credential-like variable ([`is_private`]:
+//! the agent's `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` and any name holding `TOKEN`,
+//! `SECRET`, `PASSWORD`, `PASSWD`, `CREDENTIAL`, `PRIVATE_KEY`, `API_KEY` or
+//! `ACCESS_KEY`), then `HOME`, `USER` and `LOGNAME` of the job's user, the spec's `env`
 //! with `$RETZ_*`/`$PORTn` substituted literally, then the task's variables, which a
 //! spec cannot override. The command becomes `sh -c <command>` with `$RETZ_*` and
 //! `$PORTn` substituted shell-quoted.
@@ -14,12 +17,31 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::identity::JobUser;
 use crate::pinning::PinPlan;
 use crate::spec::ValidSpec;
 use crate::subst::{substitute_command, substitute_literal};
 
 /// Variables of the executor's environment never passed to tasks.
 pub const PRIVATE_VARS: &[&str] = &["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"];
+
+/// Parts of variable names (compared in upper case) that mark a credential.
+pub const PRIVATE_MARKERS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "PRIVATE_KEY",
+    "API_KEY",
+    "ACCESS_KEY",
+];
+
+/// Whether a variable of the executor's environment must not reach a task.
+pub fn is_private(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    PRIVATE_VARS.contains(&name) || PRIVATE_MARKERS.iter().any(|m| upper.contains(m))
+}
 
 /// The task's variables: `RETZ_*`, and `PORT0`.. for its ports.
 pub fn retz_vars(
@@ -57,17 +79,23 @@ pub fn retz_vars(
     vars
 }
 
-/// The complete environment of a task.
+/// The complete environment of a task run as `user`.
 pub fn environment(
     base: &[(String, String)],
+    user: Option<&JobUser>,
     spec: &ValidSpec,
     vars: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = base
         .iter()
-        .filter(|(k, _)| !PRIVATE_VARS.contains(&k.as_str()))
+        .filter(|(k, _)| !is_private(k))
         .cloned()
         .collect();
+    if let Some(user) = user {
+        env.insert("HOME".into(), user.home.display().to_string());
+        env.insert("USER".into(), user.name.clone());
+        env.insert("LOGNAME".into(), user.name.clone());
+    }
     for (k, v) in &spec.spec.env {
         env.insert(k.clone(), substitute_literal(v, vars));
     }
@@ -135,17 +163,47 @@ mod tests {
         assert_eq!(get("RETZ_JOB_ID"), Some("42"));
         assert_eq!(get("RETZ_TASK_ID"), Some("t 1"));
 
-        let base = vec![
-            ("PATH".to_owned(), "/bin".to_owned()),
-            (
-                "MESOS_EXECUTOR_AUTHENTICATION_TOKEN".to_owned(),
-                "secret".to_owned(),
-            ),
-            ("ARGS".to_owned(), "from-executor".to_owned()),
-        ];
-        let env: BTreeMap<_, _> = environment(&base, &spec, &vars).into_iter().collect();
+        let base: Vec<(String, String)> = [
+            ("PATH", "/bin"),
+            ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "secret"),
+            ("MESOS_JWT_SECRET_KEY", "k"),
+            ("MESOS_CREDENTIALS", "/etc/mesos/creds"),
+            ("AWS_SESSION_token", "t"),
+            ("PGPASSWORD", "p"),
+            ("HOME", "/root"),
+            ("USER", "root"),
+            ("MESOS_SANDBOX", "/sb"),
+            ("ARGS", "from-executor"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let user = JobUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534],
+            home: "/nonexistent".into(),
+            switch: true,
+        };
+        let env: BTreeMap<_, _> = environment(&base, Some(&user), &spec, &vars)
+            .into_iter()
+            .collect();
         assert_eq!(env["PATH"], "/bin");
-        assert!(!env.contains_key("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"));
+        assert_eq!(env["MESOS_SANDBOX"], "/sb");
+        for secret in [
+            "MESOS_EXECUTOR_AUTHENTICATION_TOKEN",
+            "MESOS_JWT_SECRET_KEY",
+            "MESOS_CREDENTIALS",
+            "AWS_SESSION_token",
+            "PGPASSWORD",
+        ] {
+            assert!(!env.contains_key(secret), "{secret} leaked");
+        }
+        assert!(env.values().all(|v| v != "secret"));
+        assert_eq!(env["HOME"], "/nonexistent");
+        assert_eq!(env["USER"], "nobody");
+        assert_eq!(env["LOGNAME"], "nobody");
         assert_eq!(
             env["ARGS"], "thread.max=4 $(x) `y`",
             "literal, spec wins over base"
@@ -184,7 +242,7 @@ mod tests {
         assert_eq!(vars["PORT2"], "31003");
         assert!(!vars.contains_key("PORT3"));
         assert_eq!(vars["RETZ_PORTS"], "31007,31002,31003");
-        let env: BTreeMap<_, _> = environment(&[], &spec, &vars).into_iter().collect();
+        let env: BTreeMap<_, _> = environment(&[], None, &spec, &vars).into_iter().collect();
         assert_eq!(env["URL"], "http://h:31003/x");
         assert_eq!(env["PORT0"], "31007", "PORTn cannot be overridden");
         assert_eq!(

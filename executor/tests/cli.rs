@@ -58,6 +58,32 @@ fn bad_options_are_one_line() {
 }
 
 #[test]
+fn a_default_user_that_is_not_a_plain_name_is_refused() {
+    for bad in [" root", "0", "a b"] {
+        let out = executor()
+            .args(["run", "--default-user", bad])
+            .env("MESOS_AGENT_ENDPOINT", "127.0.0.1:1")
+            .env("MESOS_FRAMEWORK_ID", "f")
+            .env("MESOS_EXECUTOR_ID", "e")
+            .env("MESOS_SANDBOX", "/tmp")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("--default-user") && err.contains("plain user name"),
+            "{err}"
+        );
+    }
+    let out = executor().arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("--default-user") && text.contains("RETZ_DEFAULT_USER"),
+        "{text}"
+    );
+}
+
+#[test]
 fn topology_subcommand_prints_agent_flags() {
     let out = executor()
         .args([

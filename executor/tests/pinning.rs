@@ -1,202 +1,16 @@
 //! Real pinning on this machine: needs root, a cpuset cgroup controller and CPUs 0 and 1.
-//! Without them the tests skip with a message, unless `CI=true`, where they fail.
+//! Without them the tests skip with a message, unless `CI=true`, where they fail. Jobs
+//! run as the default job user (`nobody`) in their own PID namespace, so pids a job
+//! prints are its namespace's; the host's are read from its cgroup.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use retz_executor::cgroup::CgroupConfig;
-use retz_executor::pinning::PinningReport;
-use retz_executor::runtime::{RuntimeConfig, TaskEvent, TaskLaunch, TaskRuntime, TaskUpdate};
-use retz_executor::spec::{Affinity, MemPolicy, TaskSpec};
-use retz_executor::sys::linux::LinuxSys;
-use tokio::sync::mpsc::UnboundedReceiver;
-
-struct Rig {
-    tmp: tempfile::TempDir,
-    rt: TaskRuntime,
-    events: UnboundedReceiver<TaskEvent>,
-}
-
-impl Drop for Rig {
-    /// After a failed assertion the test ends without `shutdown`: remove what it left
-    /// (processes in the scope's cgroups, the cgroups) so no test leaks into the machine.
-    fn drop(&mut self) {
-        let Ok(cgroups) = self.rt.cgroups() else {
-            return;
-        };
-        let scope = cgroups.scope().to_path_buf();
-        let name = scope.file_name().map(|n| n.to_owned()).unwrap_or_default();
-        let mut scopes = vec![scope];
-        // The memory hierarchy's scope has the same name somewhere under memory/.
-        let mut todo = vec![PathBuf::from("/sys/fs/cgroup/memory")];
-        while let Some(dir) = todo.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    if path.file_name() == Some(name.as_os_str()) {
-                        scopes.push(path);
-                    } else {
-                        todo.push(path);
-                    }
-                }
-            }
-        }
-        for scope in scopes {
-            let tasks: Vec<PathBuf> = std::fs::read_dir(&scope)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
-            for dir in tasks.iter().chain(std::iter::once(&scope)) {
-                for _ in 0..100 {
-                    let procs =
-                        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                    if procs.trim().is_empty() {
-                        break;
-                    }
-                    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
-}
-
-/// Skips (or fails under CI) when `ok` is false.
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} (CI=true: a missing capability is a failure)");
-    }
-    eprintln!("skipping: {what}");
-    false
-}
-
-async fn rig(name: &str) -> Option<Rig> {
-    if !require(nix::unistd::geteuid().is_root(), "not running as root") {
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mut config = RuntimeConfig::new(tmp.path());
-    config.cgroups = CgroupConfig {
-        scope: format!("test-{}-{name}", std::process::id()),
-        ..CgroupConfig::default()
-    };
-    config.base_env = std::env::vars().collect();
-    config.default_kill_grace = Duration::from_secs(2);
-    let (rt, events) = TaskRuntime::start(Arc::new(LinuxSys), config)
-        .await
-        .unwrap();
-    if let Err(why) = rt.cgroups() {
-        require(false, &format!("cgroups unusable: {why}"));
-        return None;
-    }
-    let cpus = &rt.machine().cpus;
-    if !require(
-        cpus.contains(0) && cpus.contains(1),
-        "CPUs 0 and 1 are not both allowed",
-    ) {
-        return None;
-    }
-    Some(Rig { tmp, rt, events })
-}
-
-fn spec(command: &str, cpuset: &str) -> TaskSpec {
-    TaskSpec {
-        command: command.into(),
-        env: BTreeMap::new(),
-        cpus: 1,
-        mem_mb: 256,
-        gpus: 0,
-        cpuset: Some(cpuset.into()),
-        mem_nodes: Some("0".into()),
-        affinity: Affinity::NumaStrict,
-        mem_policy: Some(MemPolicy::Bind),
-        pin_required: true,
-        job_id: Some(7),
-        app: Some("app".into()),
-        ports: Vec::new(),
-        user: None,
-    }
-}
-
-fn launch(rig: &Rig, id: &str, spec: TaskSpec) {
-    rig.rt
-        .launch(TaskLaunch {
-            task_id: id.into(),
-            spec,
-            kill_grace: None,
-        })
-        .unwrap();
-}
-
-async fn next(rig: &mut Rig) -> TaskEvent {
-    tokio::time::timeout(Duration::from_secs(60), rig.events.recv())
-        .await
-        .expect("an event within 60 s")
-        .expect("channel open")
-}
-
-async fn running(rig: &mut Rig) -> (String, u32, PinningReport) {
-    let ev = next(rig).await;
-    match ev.update {
-        TaskUpdate::Running { pid, pinning, .. } => (ev.task_id, pid, *pinning),
-        other => panic!("{}: expected Running, got {other:?}", ev.task_id),
-    }
-}
-
-async fn finished(rig: &mut Rig) -> String {
-    let ev = next(rig).await;
-    match ev.update {
-        TaskUpdate::Finished { .. } => ev.task_id,
-        other => panic!("{}: expected Finished, got {other:?}", ev.task_id),
-    }
-}
-
-fn stdout(rig: &Rig, id: &str) -> String {
-    std::fs::read_to_string(rig.tmp.path().join("tasks").join(id).join("stdout")).unwrap()
-}
-
-/// Whether any non-zombie process is in process group `pgid` (killed orphans may linger
-/// as zombies until init reaps them; they run nothing).
-fn group_alive(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.filter_map(Result::ok).any(|entry| {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...: parse after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
-    })
-}
-
-/// Alive and not a zombie (an orphan killed by us may wait for init to reap it).
-fn process_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map(|s| {
-            !s.lines()
-                .any(|l| l.starts_with("State:") && l.contains('Z'))
-        })
-        .unwrap_or(false)
-}
+use common::*;
+use retz_executor::runtime::TaskUpdate;
 
 #[tokio::test]
 async fn task_on_cpu1_sees_cpu1_from_inside_and_its_threads_too() {
@@ -315,6 +129,7 @@ trap '' TERM
 sleep 300"#;
     launch(&rig, "victim", spec(command, "1"));
     let (_, pid, report) = running(&mut rig).await;
+    assert!(report.pid_namespace, "{report:?}");
     let cgroup = PathBuf::from(&report.cgroup.expect("a cgroup").paths[0]);
     let pids_file = rig.tmp.path().join("tasks/victim/pids");
     let mut pids: Vec<u32> = Vec::new();
@@ -330,6 +145,9 @@ sleep 300"#;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(pids.len(), 3);
+    // Host pids: the tracked process, the namespace's PID 1, the job and its children.
+    let pids = cgroup_pids(&cgroup);
+    assert!(pids.len() >= 7, "{pids:?}");
     assert!(pids.iter().all(|p| process_running(*p)));
     assert!(rig.rt.kill("victim", Some(Duration::from_millis(300))));
     let ev = next(&mut rig).await;

@@ -1,13 +1,14 @@
 //! Pure translations between Mesos messages and the runtime's types.
 //!
 //! - [`task_launch`]: a `TaskInfo` becomes a [`TaskLaunch`]: `data` holds the Retz task
-//!   spec (JSON); without `data`, the task's `CommandInfo` and scalar resources become a
-//!   spec that runs unpinned. `KillPolicy.grace_period` becomes the kill grace.
+//!   spec (JSON, with its `user`); without `data`, the task's `CommandInfo` (its `user`
+//!   included) and scalar resources become a spec that runs unpinned. `KillPolicy.grace_period` becomes the kill grace.
 //! - [`artifacts`]: the executor's `CommandInfo.uris` become the file names the agent's
 //!   fetcher left in the sandbox (`output_file`, else the URI's last path segment).
 //! - [`status`]: a [`TaskUpdate`] becomes a `TaskStatus` from `SOURCE_EXECUTOR` with a
-//!   fresh v4 UUID, the state, reason, message and (for `TASK_RUNNING`) the pinning
-//!   report as JSON in `data`.
+//!   fresh v4 UUID, the state, reason, message and, in `data` as JSON, the pinning report
+//!   (`TASK_RUNNING`) or the command's `exit_code` and, when the job left processes
+//!   behind, their count `leftovers` (terminal states).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
                 .flat_map(|e| &e.variables)
                 .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
                 .collect();
-            TaskSpec::from_plain_command(&PlainCommand {
+            let mut spec = TaskSpec::from_plain_command(&PlainCommand {
                 value: command.value.clone().unwrap_or_default(),
                 shell: command.shell.unwrap_or(true),
                 arguments: command.arguments.clone(),
@@ -62,7 +63,9 @@ pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
                 cpus: scalar("cpus"),
                 mem_mb: scalar("mem"),
                 gpus: scalar("gpus"),
-            })
+            });
+            spec.user = command.user.clone().filter(|u| !u.is_empty());
+            spec
         }
     };
     Ok(TaskLaunch {
@@ -116,39 +119,42 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
             pinning.summary(),
             Some(running_data(pinning, work_dir)),
         ),
-        TaskUpdate::Finished { message } => (
+        TaskUpdate::Finished { message, leftovers } => (
             TaskState::TaskFinished,
             None,
             message.clone(),
-            Some(exit_data(0)),
+            terminal_data(Some(0), *leftovers),
         ),
         TaskUpdate::Failed {
             reason,
             message,
             exit_code,
+            leftovers,
         } => {
             let reason = match reason {
                 FailReason::InvalidTask => Some(Reason::TaskInvalid),
                 FailReason::PinningImpossible | FailReason::LaunchFailed => {
                     Some(Reason::ContainerLaunchFailed)
                 }
+                FailReason::UserRefused => Some(Reason::TaskUnauthorized),
                 FailReason::CommandFailed => None,
             };
             (
                 TaskState::TaskFailed,
                 reason,
                 message.clone(),
-                exit_code.map(exit_data),
+                terminal_data(*exit_code, *leftovers),
             )
         }
         TaskUpdate::Killed {
             during_launch,
             message,
+            leftovers,
         } => (
             TaskState::TaskKilled,
             during_launch.then_some(Reason::TaskKilledDuringLaunch),
             message.clone(),
-            None,
+            terminal_data(None, *leftovers),
         ),
     };
     new_status(task_id, executor_id, state, reason, message, data)
@@ -171,6 +177,19 @@ fn running_data(pinning: &crate::pinning::PinningReport, work_dir: &std::path::P
 /// retz-server as the job's `result`.
 pub fn exit_data(code: i32) -> Vec<u8> {
     format!("{{\"exit_code\":{code}}}").into_bytes()
+}
+
+/// `TaskStatus.data` of a terminal state: `exit_code` when the command exited,
+/// `leftovers` when it left processes behind; `None` when neither.
+pub fn terminal_data(exit_code: Option<i32>, leftovers: u32) -> Option<Vec<u8>> {
+    if leftovers == 0 {
+        return exit_code.map(exit_data);
+    }
+    let mut value = serde_json::json!({ "leftovers": leftovers });
+    if let Some(code) = exit_code {
+        value["exit_code"] = code.into();
+    }
+    Some(value.to_string().into_bytes())
 }
 
 /// A `TaskStatus` with the executor's fixed fields filled in.
@@ -270,6 +289,14 @@ mod tests {
         assert_eq!(l.spec.cpus, 2);
         assert_eq!(l.spec.mem_mb, 128);
         assert_eq!(l.spec.env["X"], "1");
+        assert_eq!(l.spec.user, None, "the executor's default user");
+        let cmd = CommandInfo {
+            value: Some("id".into()),
+            user: Some("alice".into()),
+            ..Default::default()
+        };
+        let l = task_launch(&task(None, Some(cmd))).unwrap();
+        assert_eq!(l.spec.user.as_deref(), Some("alice"));
         assert!(matches!(
             task_launch(&task(None, None)),
             Err(TaskInfoError::NoCommand)
@@ -338,6 +365,7 @@ mod tests {
                 reason: FailReason::InvalidTask,
                 message: "bad".into(),
                 exit_code: None,
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFailed);
@@ -350,6 +378,7 @@ mod tests {
                 reason: FailReason::CommandFailed,
                 message: "command exited with code 3".into(),
                 exit_code: Some(3),
+                leftovers: 0,
             },
         );
         assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":3}"[..]));
@@ -357,22 +386,56 @@ mod tests {
         let s = status(
             "t",
             "e",
+            &TaskUpdate::Failed {
+                reason: FailReason::UserRefused,
+                message: "job user \"root\" has uid 0".into(),
+                exit_code: None,
+                leftovers: 0,
+            },
+        );
+        assert_eq!(s.reason(), task_status::Reason::TaskUnauthorized);
+        let s = status(
+            "t",
+            "e",
             &TaskUpdate::Killed {
                 during_launch: true,
                 message: "k".into(),
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskKilled);
         assert_eq!(s.reason(), task_status::Reason::TaskKilledDuringLaunch);
+        assert_eq!(s.data, None);
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Killed {
+                during_launch: false,
+                message: "killed; 1 leftover process killed".into(),
+                leftovers: 1,
+            },
+        );
+        assert_eq!(s.data.as_deref(), Some(&b"{\"leftovers\":1}"[..]));
         let s = status(
             "t",
             "e",
             &TaskUpdate::Finished {
                 message: "ok".into(),
+                leftovers: 0,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFinished);
         assert_eq!(s.reason, None);
         assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":0}"[..]));
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Finished {
+                message: "command exited with code 0; 2 leftover processes killed".into(),
+                leftovers: 2,
+            },
+        );
+        let data: serde_json::Value = serde_json::from_slice(s.data.as_ref().unwrap()).unwrap();
+        assert_eq!(data, serde_json::json!({"exit_code": 0, "leftovers": 2}));
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Order: the unified hierarchy at `<root>` (pure v2) or `<root>/unified` (hybrid) when its
 //! `cgroup.controllers` lists `cpuset`; else the v1 cpuset hierarchy at `<root>/cpuset`
-//! (with the v1 memory hierarchy at `<root>/memory` if present). Detection reads files
-//! only; whether the executor may write there is checked by the caller.
+//! (with the v1 memory hierarchy at `<root>/memory` and the v1 freezer hierarchy at
+//! `<root>/freezer` if present). Detection reads files only; whether the executor may write there is checked by the caller.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,9 @@ pub enum Layout {
         cpuset: PathBuf,
         /// The memory hierarchy's mount, if mounted.
         memory: Option<PathBuf>,
+        /// The freezer hierarchy's mount, if mounted (to freeze a task before killing
+        /// what is left of it).
+        freezer: Option<PathBuf>,
     },
 }
 
@@ -55,7 +58,15 @@ pub fn detect(sys: &dyn Sys, root: &Path) -> Result<Layout, String> {
         let memory = sys
             .exists(&memory.join("memory.limit_in_bytes"))
             .then_some(memory);
-        return Ok(Layout::V1 { cpuset, memory });
+        let freezer = root.join("freezer");
+        let freezer = (sys.exists(&freezer.join("cgroup.procs"))
+            && !sys.exists(&freezer.join("cgroup.controllers")))
+        .then_some(freezer);
+        return Ok(Layout::V1 {
+            cpuset,
+            memory,
+            freezer,
+        });
     }
     Err(match seen_v2 {
         Some(mount) => format!(
@@ -93,6 +104,7 @@ mod tests {
                 Layout::V1 {
                     cpuset: root.join("cpuset"),
                     memory: Some(root.join("memory")),
+                    freezer: (layout == FakeLayout::Hybrid).then(|| root.join("freezer")),
                 }
             );
         }

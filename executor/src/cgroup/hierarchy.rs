@@ -83,6 +83,8 @@ pub struct Cgroups {
     pub(super) cpuset: Hier,
     /// Where memory limits go: the v1 memory hierarchy, or the v2 scope (same as cpuset).
     pub(super) memory: Option<Hier>,
+    /// The v1 freezer hierarchy, to freeze a task before killing its leftovers.
+    pub(super) freezer: Option<Hier>,
     notes: Vec<String>,
 }
 
@@ -106,7 +108,11 @@ impl Cgroups {
             .map_err(|e| format!("cannot read the executor's capabilities: {e}"))?;
         let mut notes = Vec::new();
         match layout {
-            Layout::V1 { cpuset, memory } => {
+            Layout::V1 {
+                cpuset,
+                memory,
+                freezer,
+            } => {
                 if !cap {
                     return Err("the executor lacks CAP_SYS_ADMIN, which cgroup v1 needs".into());
                 }
@@ -143,10 +149,29 @@ impl Cgroups {
                         }
                     }
                 };
+                let freezer = freezer.and_then(|mount| {
+                    let own_freezer = v1_path(&own, "freezer").unwrap_or("/");
+                    match prepare_chain(sys, &mount, own_freezer, config, &[]) {
+                        Ok((scope, private_parents)) => Some(Hier {
+                            name: "freezer".into(),
+                            mount,
+                            scope,
+                            private_parents,
+                        }),
+                        Err(reason) => {
+                            notes.push(format!(
+                                "leftover processes are killed without freezing them first: \
+                                 {reason}"
+                            ));
+                            None
+                        }
+                    }
+                });
                 Ok(Cgroups {
                     version: CgroupVersion::V1,
                     cpuset,
                     memory,
+                    freezer,
                     notes,
                 })
             }
@@ -182,6 +207,7 @@ impl Cgroups {
                     version: CgroupVersion::V2,
                     cpuset: hier,
                     memory,
+                    freezer: None,
                     notes,
                 })
             }
@@ -208,6 +234,11 @@ impl Cgroups {
         &self.notes
     }
 
+    /// Whether leftovers are frozen before they are killed (v1 freezer hierarchy).
+    pub fn has_freezer(&self) -> bool {
+        self.freezer.is_some()
+    }
+
     /// Scope directories, cpuset hierarchy first (one for v2).
     pub(super) fn scopes(&self) -> Vec<&Hier> {
         let mut out = vec![&self.cpuset];
@@ -216,6 +247,7 @@ impl Cgroups {
         {
             out.push(m);
         }
+        out.extend(&self.freezer);
         out
     }
 
@@ -518,6 +550,8 @@ mod tests {
             cgroup_procs: vec![root.join("job/cgroup.procs")],
             affinity: None,
             mem_policy: None,
+            identity: None,
+            pid_namespace: false,
         };
         let _child = fake.spawn(&plan).unwrap();
         let why = Cgroups::setup(&fake, &config(&fake, "retz"), fake.proc_root()).unwrap_err();

@@ -8,13 +8,16 @@
 //! <mount>/<own>/<parent>/<scope>/<task-key>/   cpuset.cpus, cpuset.mems, cgroup.procs
 //! ```
 //! - cgroup v2 is used when the cpuset controller is available on the unified hierarchy;
-//!   otherwise the v1 cpuset hierarchy (plus the v1 memory hierarchy for the memory limit).
+//!   otherwise the v1 cpuset hierarchy (plus the v1 memory hierarchy for the memory limit,
+//!   and the v1 freezer hierarchy, when mounted, to freeze a task's leftovers before they
+//!   are killed).
 //! - Invariants: in v1 every level down to the task has `cpuset.cpus`/`cpuset.mems`
 //!   populated (copied from the level above when empty) before anything is attached; a
 //!   task's `cpuset.cpus` and `cpuset.mems` are written before any process joins (the
 //!   process joins itself, pre-exec, see [`crate::sys`]); in v2 each level enables the
 //!   controllers for its children in `cgroup.subtree_control`.
-//! - A task cgroup is removed only after every process in it is gone; the executor's scope
+//! - A task cgroup is removed only after every process in it is gone (and counted: the
+//!   task's terminal status says how many were left); the executor's scope
 //!   is swept at start (leftovers of a previous run of the same executor) and removed at
 //!   shutdown. The shared parent directory is left in place.
 //! - Every error carries the path it concerns.

@@ -1,7 +1,12 @@
 //! One cgroup per task: created with its cpuset (and memory limit) written before any
-//! process joins, emptied with `SIGKILL` (or `cgroup.kill` in v2) and removed when the
-//! task ends.
+//! process joins, emptied and removed when the task ends.
+//!
+//! Emptying counts every process found and kills it: in v2 with `cgroup.kill`; in v1 the
+//! task's freezer cgroup (when the freezer hierarchy is mounted) is frozen first, so
+//! nothing forks while its processes get `SIGKILL`, then thawed so they die; without a
+//! freezer, `SIGKILL` to each listed process, in rounds until the cgroup is empty.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +21,8 @@ const KILL_ROUNDS: u32 = 100;
 /// Pause between rounds; a killed process leaves `cgroup.procs` within microseconds to
 /// milliseconds.
 const ROUND_PAUSE: Duration = Duration::from_millis(10);
+/// Pause between checks of a freezing cgroup.
+const FREEZE_PAUSE: Duration = Duration::from_millis(1);
 
 /// A task's cgroup(s).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +33,8 @@ pub struct TaskCgroup {
     pub cpuset_dir: PathBuf,
     /// The v1 memory hierarchy directory, when a memory limit was applied in v1.
     pub memory_dir: Option<PathBuf>,
+    /// The v1 freezer hierarchy directory, when that hierarchy is used.
+    pub freezer_dir: Option<PathBuf>,
     /// `cpuset.cpus` as written (v2: `None` when inherited).
     pub cpus: Option<IdList>,
     /// `cpuset.mems` as written (v2: `None` when inherited).
@@ -41,6 +50,7 @@ impl TaskCgroup {
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.cpuset_dir.clone()];
         dirs.extend(self.memory_dir.clone());
+        dirs.extend(self.freezer_dir.clone());
         dirs
     }
 
@@ -68,12 +78,13 @@ impl Cgroups {
             (Some(m), Some(_)) if m.scope != self.cpuset.scope => Some(m.scope.join(key)),
             _ => None,
         };
+        let freezer_dir = self.freezer.as_ref().map(|f| f.scope.join(key));
         let mut created = Vec::new();
         let result = self
             .fill_task(
                 sys,
                 &cpuset_dir,
-                memory_dir.as_deref(),
+                [memory_dir.as_deref(), freezer_dir.as_deref()],
                 cpus,
                 mems,
                 memory_limit,
@@ -92,10 +103,14 @@ impl Cgroups {
                 if let (Some(m), Some(d)) = (&self.memory, &memory_dir) {
                     expected.push((m.name.clone(), rel(&m.mount, d)));
                 }
+                if let (Some(f), Some(d)) = (&self.freezer, &freezer_dir) {
+                    expected.push((f.name.clone(), rel(&f.mount, d)));
+                }
                 Ok(TaskCgroup {
                     version: self.version,
                     cpuset_dir,
                     memory_dir,
+                    freezer_dir,
                     cpus,
                     mems,
                     memory_limit,
@@ -117,7 +132,7 @@ impl Cgroups {
         &self,
         sys: &dyn Sys,
         cpuset_dir: &Path,
-        memory_dir: Option<&Path>,
+        [memory_dir, freezer_dir]: [Option<&Path>; 2],
         cpus: Option<&IdList>,
         mems: Option<&IdList>,
         memory_limit: Option<u64>,
@@ -125,6 +140,7 @@ impl Cgroups {
     ) -> Result<(Option<IdList>, Option<IdList>, Option<u64>), CgroupError> {
         let mut dirs = vec![cpuset_dir];
         dirs.extend(memory_dir);
+        dirs.extend(freezer_dir);
         for dir in &dirs {
             if sys.exists(dir) {
                 empty_and_remove(sys, &[dir.to_path_buf()]).await?;
@@ -178,12 +194,13 @@ impl Cgroups {
         Ok((cpus, mems, applied_limit))
     }
 
-    /// Kills every process left in the task's cgroups and removes them.
+    /// Kills every process left in the task's cgroups and removes them. Returns how many
+    /// processes were found there.
     pub async fn destroy_task(
         &self,
         sys: &dyn Sys,
         cgroup: &TaskCgroup,
-    ) -> Result<(), CgroupError> {
+    ) -> Result<u32, CgroupError> {
         empty_and_remove(sys, &cgroup.dirs()).await
     }
 }
@@ -198,8 +215,10 @@ pub(super) fn procs(sys: &dyn Sys, dir: &Path) -> Result<Vec<u32>, CgroupError> 
     }
 }
 
-/// Kills every process in `dirs` (and their sub-cgroups), then removes them deepest first.
-pub(super) async fn empty_and_remove(sys: &dyn Sys, dirs: &[PathBuf]) -> Result<(), CgroupError> {
+/// Kills every process in `dirs` (and their sub-cgroups), freezing the v1 freezer
+/// cgroups among them first, then removes them deepest first. Returns how many distinct
+/// processes were found.
+pub(super) async fn empty_and_remove(sys: &dyn Sys, dirs: &[PathBuf]) -> Result<u32, CgroupError> {
     // Depth-first list of every cgroup below and including `dirs`.
     let mut all = Vec::new();
     let mut todo: Vec<PathBuf> = dirs.to_vec();
@@ -211,6 +230,22 @@ pub(super) async fn empty_and_remove(sys: &dyn Sys, dirs: &[PathBuf]) -> Result<
     }
     all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
 
+    let mut seen = BTreeSet::new();
+    let mut present = Vec::new();
+    for dir in &all {
+        present.extend(procs(sys, dir)?);
+    }
+    let freezers: Vec<&PathBuf> = all
+        .iter()
+        .filter(|d| sys.exists(&d.join("freezer.state")))
+        .collect();
+    if !present.is_empty()
+        && !freezers.is_empty()
+        && let Err(e) = freeze_and_kill(sys, &all, &freezers, &mut seen).await
+    {
+        tracing::warn!("{e}; killing the task's processes without freezing them");
+    }
+
     let mut last_err = None;
     for round in 0..KILL_ROUNDS {
         let mut alive = 0;
@@ -220,6 +255,7 @@ pub(super) async fn empty_and_remove(sys: &dyn Sys, dirs: &[PathBuf]) -> Result<
             if pids.is_empty() {
                 continue;
             }
+            seen.extend(pids.iter().copied());
             let kill_file = dir.join("cgroup.kill");
             if sys.exists(&kill_file) && write(sys, &kill_file, "1").is_ok() {
                 continue;
@@ -265,7 +301,49 @@ pub(super) async fn empty_and_remove(sys: &dyn Sys, dirs: &[PathBuf]) -> Result<
             }
         }
     }
-    Ok(())
+    Ok(seen.len() as u32)
+}
+
+/// v1: freezes `freezers` (waiting until the kernel says FROZEN), sends `SIGKILL` to
+/// every process of `all` while nothing can fork, then thaws so the signals take effect.
+async fn freeze_and_kill(
+    sys: &dyn Sys,
+    all: &[PathBuf],
+    freezers: &[&PathBuf],
+    seen: &mut BTreeSet<u32>,
+) -> Result<(), CgroupError> {
+    let mut result = Ok(());
+    'freeze: for dir in freezers {
+        let state = dir.join("freezer.state");
+        if let Err(e) = write(sys, &state, "FROZEN") {
+            result = Err(e);
+            break;
+        }
+        for _ in 0..KILL_ROUNDS {
+            match sys.read_file(&state) {
+                Ok(s) if s.trim() == "FROZEN" => continue 'freeze,
+                Ok(_) => tokio::time::sleep(FREEZE_PAUSE).await,
+                Err(e) => {
+                    result = Err(CgroupError::new("read", &state, e));
+                    break 'freeze;
+                }
+            }
+        }
+    }
+    for dir in all {
+        for pid in procs(sys, dir).unwrap_or_default() {
+            seen.insert(pid);
+            // Whatever fails here is retried by the kill rounds that follow.
+            let _ = sys.signal(SignalTarget::Process(pid), Signal::Kill);
+        }
+    }
+    // Always thaw: a frozen process never dies of its SIGKILL.
+    for dir in freezers {
+        if let Err(e) = write(sys, &dir.join("freezer.state"), "THAWED") {
+            result = result.and(Err(e));
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -299,6 +377,8 @@ mod tests {
             cgroup_procs: cg.procs_files(),
             affinity: cg.cpus.clone(),
             mem_policy: None,
+            identity: None,
+            pid_namespace: false,
         }
     }
 

@@ -1,4 +1,7 @@
-//! Runtime tests against the fake kernel (no root needed).
+//! Runtime tests against the fake kernel (no root needed). Job users, namespaces and
+//! leftovers: [`confinement`].
+
+mod confinement;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +12,7 @@ use super::*;
 use crate::cgroup::CgroupConfig;
 use crate::spec::{Affinity, TaskSpec};
 use crate::sys::fake::{FakeBehavior, FakeLayout, FakeSys, Op};
+use crate::sys::{Signal, SignalTarget};
 
 struct Rig {
     _tmp: tempfile::TempDir,
@@ -19,6 +23,14 @@ struct Rig {
 }
 
 async fn rig_with(layout: FakeLayout, prepare: impl FnOnce(&FakeSys, &Path)) -> Rig {
+    rig_config(layout, prepare, |_| {}).await
+}
+
+async fn rig_config(
+    layout: FakeLayout,
+    prepare: impl FnOnce(&FakeSys, &Path),
+    configure: impl FnOnce(&mut RuntimeConfig),
+) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let fake = FakeSys::new(tmp.path(), layout).unwrap();
     let sandbox = tmp.path().join("sandbox");
@@ -36,6 +48,7 @@ async fn rig_with(layout: FakeLayout, prepare: impl FnOnce(&FakeSys, &Path)) -> 
     if sandbox.join("app.tgz").exists() {
         config.artifacts = vec!["app.tgz".into()];
     }
+    configure(&mut config);
     let (rt, events) = TaskRuntime::start(Arc::new(fake.clone()), config)
         .await
         .unwrap();
@@ -144,29 +157,59 @@ async fn pinned_task_runs_and_finishes_clean() {
         cwd,
         cgroup_procs,
         affinity,
+        identity,
+        pid_namespace,
         ..
     } = spawn_op(&r.fake)
     else {
         unreachable!()
     };
+    assert_eq!(
+        identity,
+        Some(crate::sys::Identity {
+            uid: 65534,
+            gid: 65534,
+            groups: vec![65534]
+        }),
+        "the default job user"
+    );
+    assert!(pid_namespace);
+    assert_eq!(
+        report.user.as_deref(),
+        Some("nobody (uid 65534, gid 65534)")
+    );
+    assert!(report.pid_namespace);
+    assert!(
+        report.summary().contains("runs as nobody") && report.summary().contains("PID namespace"),
+        "{}",
+        report.summary()
+    );
     assert_eq!(argv, vec!["sh", "-c", "run --threads 1"]);
     let env: BTreeMap<_, _> = env.into_iter().collect();
     assert_eq!(env["ARGS"], "n=1 $(rm -rf /)");
     assert_eq!(env["RETZ_CPUSET"], "1");
     assert_eq!(env["RETZ_TASK_ID"], "t1");
     assert_eq!(env["RETZ_JOB_ID"], "5");
+    assert_eq!(env["USER"], "nobody");
+    assert_eq!(env["HOME"], "/nonexistent");
     assert_eq!(
         env["RETZ_PVNAME"],
         r.sandbox.join("app/default").display().to_string()
     );
     assert_eq!(cwd, r.sandbox.join("tasks/t1"));
     assert!(cwd.join("stdout").is_file() && cwd.join("stderr").is_file());
-    assert_eq!(cgroup_procs.len(), 2, "cpuset and memory");
+    assert_eq!(cgroup_procs.len(), 3, "cpuset, memory and freezer");
     assert_eq!(affinity.as_deref(), Some("1"));
 
     r.fake.exit(pid, ExitStatus::Code(0));
     let ev = next(&mut r.events).await;
-    assert!(matches!(ev.update, TaskUpdate::Finished { .. }), "{ev:?}");
+    assert_eq!(
+        ev.update,
+        TaskUpdate::Finished {
+            message: "command exited with code 0".into(),
+            leftovers: 0
+        }
+    );
     assert!(!dir.exists(), "task cgroup removed");
     assert!(!r.fake.cgroup_root().join("memory/retz/exec/t1").exists());
     assert!(r.rt.active_tasks().is_empty());
@@ -195,6 +238,7 @@ async fn exit_codes_and_signals_fail_the_task() {
             reason,
             message,
             exit_code,
+            ..
         } => {
             assert_eq!(reason, FailReason::CommandFailed);
             assert!(message.contains("exited with code 3"), "{message}");
@@ -229,6 +273,7 @@ async fn kill_terms_then_kills_and_sweeps_the_cgroup() {
         TaskUpdate::Killed {
             during_launch,
             message,
+            ..
         } => {
             assert!(!during_launch);
             assert!(
@@ -287,10 +332,13 @@ async fn leftovers_of_a_finished_task_are_killed() {
     launch(&r.rt, "t", spec("2"));
     let (_, pid, _) = running(&mut r.events).await;
     r.fake.exit(pid, ExitStatus::Code(0));
-    assert!(matches!(
+    assert_eq!(
         next(&mut r.events).await.update,
-        TaskUpdate::Finished { .. }
-    ));
+        TaskUpdate::Finished {
+            message: "command exited with code 0; 1 leftover process killed".into(),
+            leftovers: 1
+        }
+    );
     assert!(r.fake.alive_pids().is_empty());
     assert!(!r.fake.cgroup_root().join("retz/exec/t").exists());
 }
@@ -442,7 +490,8 @@ async fn kill_during_launch() {
         ev.update,
         TaskUpdate::Killed {
             during_launch: true,
-            message: "killed before the task started".into()
+            message: "killed before the task started".into(),
+            leftovers: 0,
         }
     );
     drop(guard);

@@ -1,12 +1,17 @@
 //! The real [`Sys`]: std/nix/libc calls on Linux.
 //!
 //! The pre-exec steps of [`LinuxSys::spawn`] run in the forked child, where only
-//! async-signal-safe calls are allowed: everything they need (C strings of the
-//! `cgroup.procs` paths, the `cpu_set_t`, the node mask) is computed before the fork, and
-//! the child only calls `open`, `write`, `close`, `sched_setaffinity` and
-//! `set_mempolicy`. A failing step reports `(step << 16) | errno` as its raw OS error,
-//! which std hands back from `spawn`; the parent decodes it into a [`SpawnError`] with the
-//! path or list involved.
+//! async-signal-safe calls are allowed: everything they need is computed before the fork
+//! (see [`child`], which also describes the processes of a task with a PID namespace). A
+//! failing step reports `(step << 16) | errno` as its raw OS error, which std hands back
+//! from `spawn`; the parent decodes it into a [`SpawnError`] with the path, list or
+//! identity involved.
+//!
+//! With a PID namespace the executor tracks the outer process X; the exit future waits
+//! for X, then reads the job's real wait status and the reaped count from the result
+//! pipe (non-blocking: the namespace's PID 1 wrote them before X could exit). An empty
+//! pipe means PID 1 was killed (the task was `SIGKILL`ed): X's own status is reported.
+//! The task's stdout/stderr are opened without following symlinks.
 //!
 //! `set_mempolicy(2)` is called through `libc::syscall` (glibc has no wrapper without
 //! libnuma): `MPOL_BIND`, `MPOL_PREFERRED` (first node of the list) or
@@ -16,30 +21,39 @@
 //! Signals refuse pids 0 and 1 and this process's own pid, so a corrupt `cgroup.procs`
 //! read can never turn into signalling ourselves or init.
 
-use std::ffi::CString;
+mod child;
+
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use nix::fcntl::OFlag;
 use nix::sched::CpuSet;
 use nix::sys::signal::{Signal as NixSignal, kill, killpg};
 use nix::unistd::{AccessFlags, Pid, access};
 
-use super::{ExitStatus, Signal, SignalTarget, SpawnError, SpawnPlan, Spawned, Sys};
+use super::{
+    Account, Credentials, ExitStatus, Signal, SignalTarget, SpawnError, SpawnPlan, Spawned, Sys,
+    TaskExit,
+};
 use crate::idlist::IdList;
 use crate::spec::MemPolicy;
+#[cfg(test)]
+use child::encode;
+use child::{ChildSetup, RESULT_LEN};
+use child::{
+    STEP_AFFINITY, STEP_ATTACH, STEP_CAPBSET, STEP_CAPSET, STEP_FORK, STEP_MEMPOLICY,
+    STEP_MOUNT_PROC, STEP_MOUNT_SLAVE, STEP_NO_NEW_PRIVS, STEP_SETGID, STEP_SETGROUPS, STEP_SETUID,
+    STEP_SIGNALS, STEP_UNSHARE,
+};
 
 /// The real kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinuxSys;
-
-const STEP_ATTACH: i32 = 1; // + index of the cgroup.procs file
-const STEP_AFFINITY: i32 = 0x200;
-const STEP_MEMPOLICY: i32 = 0x201;
-const MAX_ATTACH: usize = 0x100;
 
 impl Sys for LinuxSys {
     fn read_file(&self, path: &Path) -> io::Result<String> {
@@ -88,12 +102,49 @@ impl Sys for LinuxSys {
         .map_err(io::Error::other)
     }
 
+    fn credentials(&self) -> io::Result<Credentials> {
+        let has = |cap| caps::has_cap(None, caps::CapSet::Effective, cap).map_err(io::Error::other);
+        Ok(Credentials {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            can_switch_user: has(caps::Capability::CAP_SETUID)?
+                && has(caps::Capability::CAP_SETGID)?,
+        })
+    }
+
+    fn lookup_user(&self, name: &str) -> io::Result<Option<Account>> {
+        let Some(user) = nix::unistd::User::from_name(name).map_err(io::Error::from)? else {
+            return Ok(None);
+        };
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a user name"))?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(io::Error::from)?;
+        Ok(Some(Account {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+            home: user.dir,
+        }))
+    }
+
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        std::os::unix::fs::lchown(path, uid, gid)
+    }
+
     fn spawn(&self, plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
         let program = plan
             .argv
             .first()
             .ok_or_else(|| SpawnError::Invalid("empty argv".into()))?;
-        let setup = ChildSetup::new(plan)?;
+        let (result_rd, result_wr) = if plan.pid_namespace {
+            let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+                .map_err(|e| SpawnError::Invalid(format!("cannot create a pipe: {e}")))?;
+            (Some(rd), Some(wr))
+        } else {
+            (None, None)
+        };
+        let setup = ChildSetup::new(plan, result_wr.as_ref().map(AsRawFd::as_raw_fd))?;
         let stdout = create_output("stdout", &plan.stdout)?;
         let stderr = create_output("stderr", &plan.stderr)?;
 
@@ -108,16 +159,24 @@ impl Sys for LinuxSys {
             .process_group(0)
             .kill_on_drop(false);
         install_pre_exec(&mut cmd, setup);
-        let mut child = cmd.spawn().map_err(|e| decode_spawn_error(e, plan))?;
+        let spawned = cmd.spawn();
+        // The children hold their copies; ours would keep the pipe open for ever.
+        drop(result_wr);
+        drop(cmd);
+        let mut child = spawned.map_err(|e| decode_spawn_error(e, plan))?;
         let pid = child
             .id()
             .ok_or_else(|| SpawnError::Invalid("the task exited before its pid was read".into()))?;
         let exit = Box::pin(async move {
             let status = child.wait().await?;
-            Ok(match (status.code(), status.signal()) {
+            let outer = match (status.code(), status.signal()) {
                 (Some(code), _) => ExitStatus::Code(code),
                 (None, Some(sig)) => ExitStatus::Signal(sig),
                 (None, None) => ExitStatus::Code(-1),
+            };
+            Ok(match result_rd.and_then(read_result) {
+                Some(exit) => exit,
+                None => TaskExit::plain(outer),
             })
         });
         Ok(Spawned { pid, exit })
@@ -148,100 +207,51 @@ impl Sys for LinuxSys {
 }
 
 fn create_output(what: &'static str, path: &Path) -> Result<File, SpawnError> {
-    File::create(path).map_err(|source| SpawnError::Output {
-        what,
-        path: path.to_owned(),
-        source,
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| SpawnError::Output {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The job's status and reaped count as the namespace's PID 1 wrote them, if it did.
+fn read_result(fd: OwnedFd) -> Option<TaskExit> {
+    let mut buf = [0u8; RESULT_LEN];
+    let n = File::from(fd).read(&mut buf).ok()?;
+    if n != RESULT_LEN {
+        return None;
+    }
+    let raw = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let reaped = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    Some(TaskExit {
+        status: wait_status(raw),
+        reaped,
     })
 }
 
-/// What the child does between fork and exec, prepared before the fork.
-struct ChildSetup {
-    procs: Vec<CString>,
-    cpus: Option<CpuSet>,
-    mem_policy: Option<(libc::c_int, Vec<libc::c_ulong>)>,
-}
-
-impl ChildSetup {
-    fn new(plan: &SpawnPlan) -> Result<Self, SpawnError> {
-        if plan.cgroup_procs.len() > MAX_ATTACH {
-            return Err(SpawnError::Invalid("too many cgroups to join".into()));
-        }
-        let procs = plan
-            .cgroup_procs
-            .iter()
-            .map(|p| {
-                CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-                    SpawnError::Invalid(format!("cgroup path {} holds a NUL byte", p.display()))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let cpus = plan.affinity.as_ref().map(cpu_set).transpose()?;
-        let mem_policy = match &plan.mem_policy {
-            None | Some((MemPolicy::None, _)) => None,
-            Some((policy, nodes)) => Some(node_mask(*policy, nodes)?),
-        };
-        Ok(Self {
-            procs,
-            cpus,
-            mem_policy,
-        })
-    }
-
-    /// Runs in the forked child: async-signal-safe calls only, no allocation.
-    #[allow(unsafe_code)]
-    fn apply(&self) -> io::Result<()> {
-        for (index, path) in self.procs.iter().enumerate() {
-            let step = STEP_ATTACH + index as i32;
-            // SAFETY: `path` is a valid NUL-terminated string owned by `self`; open(2) is
-            // async-signal-safe.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return Err(step_error(step));
-            }
-            // SAFETY: `fd` is open; the buffer is a 1-byte static; write(2) is
-            // async-signal-safe.
-            let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            let err = (written != 1).then(|| step_error(step));
-            // SAFETY: closing the descriptor opened above; close(2) is async-signal-safe.
-            unsafe { libc::close(fd) };
-            if let Some(err) = err {
-                return Err(err);
-            }
-        }
-        if let Some(cpus) = &self.cpus {
-            nix::sched::sched_setaffinity(Pid::from_raw(0), cpus)
-                .map_err(|errno| encode(STEP_AFFINITY, errno as i32))?;
-        }
-        if let Some((mode, mask)) = &self.mem_policy {
-            let maxnode = (mask.len() * libc::c_ulong::BITS as usize + 1) as libc::c_ulong;
-            // SAFETY: `mask` outlives the call and holds `maxnode - 1` bits; the syscall
-            // only reads it. syscall(2) is async-signal-safe.
-            let rc =
-                unsafe { libc::syscall(libc::SYS_set_mempolicy, *mode, mask.as_ptr(), maxnode) };
-            if rc != 0 {
-                return Err(step_error(STEP_MEMPOLICY));
-            }
-        }
-        Ok(())
+/// A raw wait status as an [`ExitStatus`].
+fn wait_status(raw: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(raw) {
+        ExitStatus::Signal(libc::WTERMSIG(raw))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(raw))
     }
 }
 
 #[allow(unsafe_code)]
 fn install_pre_exec(cmd: &mut tokio::process::Command, setup: ChildSetup) {
     // SAFETY: the closure only calls async-signal-safe functions on data prepared
-    // before the fork and allocates nothing (see `ChildSetup::apply`).
+    // before the fork and allocates nothing (see the `child` module).
     unsafe {
         cmd.pre_exec(move || setup.apply());
     }
-}
-
-fn step_error(step: i32) -> io::Error {
-    encode(step, nix::errno::Errno::last_raw())
-}
-
-fn encode(step: i32, errno: i32) -> io::Error {
-    io::Error::from_raw_os_error((step << 16) | (errno & 0xffff))
 }
 
 fn decode_spawn_error(err: io::Error, plan: &SpawnPlan) -> SpawnError {
@@ -254,7 +264,38 @@ fn decode_spawn_error(err: io::Error, plan: &SpawnPlan) -> SpawnError {
         return exec(err);
     };
     let (step, source) = (code >> 16, io::Error::from_raw_os_error(code & 0xffff));
+    let namespace = |step| SpawnError::Namespace {
+        step,
+        source: io::Error::from_raw_os_error(code & 0xffff),
+    };
+    let identity = |step| match &plan.identity {
+        Some(id) => SpawnError::Identity {
+            step,
+            uid: id.uid,
+            gid: id.gid,
+            source: io::Error::from_raw_os_error(code & 0xffff),
+        },
+        None => SpawnError::Exec {
+            program: format!(
+                "{} ({step})",
+                plan.argv.first().cloned().unwrap_or_default()
+            ),
+            cwd: plan.cwd.clone(),
+            source: io::Error::from_raw_os_error(code & 0xffff),
+        },
+    };
     match step {
+        STEP_UNSHARE => namespace("unshare(CLONE_NEWPID | CLONE_NEWNS)"),
+        STEP_MOUNT_SLAVE => namespace("making mounts private"),
+        STEP_MOUNT_PROC => namespace("mounting its /proc"),
+        STEP_FORK => namespace("fork"),
+        STEP_CAPBSET => identity("dropping the capability bounding set"),
+        STEP_SETGROUPS => identity("setgroups"),
+        STEP_SETGID => identity("setresgid"),
+        STEP_SETUID => identity("setresuid"),
+        STEP_CAPSET => identity("clearing capabilities"),
+        STEP_NO_NEW_PRIVS => identity("PR_SET_NO_NEW_PRIVS"),
+        STEP_SIGNALS => identity("signal mask"),
         STEP_AFFINITY => SpawnError::Affinity {
             cpus: plan
                 .affinity
@@ -362,6 +403,12 @@ mod tests {
             cgroup_procs: vec!["/cg/a/cgroup.procs".into(), "/cg/b/cgroup.procs".into()],
             affinity: Some(IdList::parse("1").unwrap()),
             mem_policy: Some((MemPolicy::Bind, IdList::parse("0").unwrap())),
+            identity: Some(crate::sys::Identity {
+                uid: 65534,
+                gid: 65534,
+                groups: vec![65534],
+            }),
+            pid_namespace: true,
         };
         let attach = decode_spawn_error(encode(STEP_ATTACH + 1, libc::ENOSPC), &plan);
         let msg = attach.to_string();
@@ -375,6 +422,24 @@ mod tests {
         let exec = decode_spawn_error(io::Error::from_raw_os_error(libc::ENOENT), &plan);
         assert!(matches!(exec, SpawnError::Exec { .. }));
         assert!(exec.to_string().contains("`sh`"));
+        let ns = decode_spawn_error(encode(STEP_MOUNT_PROC, libc::EPERM), &plan).to_string();
+        assert!(ns.contains("PID namespace") && ns.contains("/proc"), "{ns}");
+        let id = decode_spawn_error(encode(STEP_SETUID, libc::EPERM), &plan);
+        assert!(
+            matches!(id, SpawnError::Identity { uid: 65534, .. }),
+            "{id}"
+        );
+        assert!(id.to_string().contains("setresuid"), "{id}");
+    }
+
+    #[test]
+    fn wait_statuses_decode() {
+        assert_eq!(wait_status(3 << 8), ExitStatus::Code(3));
+        assert_eq!(
+            wait_status(libc::SIGTERM),
+            ExitStatus::Signal(libc::SIGTERM)
+        );
+        assert_eq!(wait_status(0), ExitStatus::Code(0));
     }
 
     #[test]

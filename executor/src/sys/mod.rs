@@ -13,8 +13,20 @@
 //! then, in this order and before `exec`, it writes `0` into each of
 //! [`SpawnPlan::cgroup_procs`] (joining those cgroups itself, so no process of the task
 //! ever runs outside them), sets its CPU affinity to [`SpawnPlan::affinity`] and its NUMA
-//! memory policy to [`SpawnPlan::mem_policy`]. A failure of any step aborts the spawn with
-//! a [`SpawnError`] naming the step and path.
+//! memory policy to [`SpawnPlan::mem_policy`]. With [`SpawnPlan::pid_namespace`] it then
+//! enters a new PID namespace (and a mount namespace with its own `/proc`): the tracked
+//! process stays outside and waits, a PID 1 inside starts the job and, when the job ends,
+//! kills and reaps everything else in the namespace, counting it. Last, the job process
+//! drops the capability bounding set and switches to [`SpawnPlan::identity`] (groups, gid,
+//! uid; its capability sets end empty), and sets `no_new_privs` in every case. A failure
+//! of any step aborts the spawn with a [`SpawnError`] naming the step and path.
+//!
+//! [`Spawned::exit`] resolves with the job's own status (not the waiting process's) and
+//! the number of leftover processes the namespace's PID 1 killed ([`TaskExit`]).
+//!
+//! The user database ([`Sys::lookup_user`]) and the executor's own credentials
+//! ([`Sys::credentials`]) are read through the seam too, so identity decisions are tested
+//! without root; so is [`Sys::chown`] of sandbox files.
 
 pub mod fake;
 pub mod linux;
@@ -76,6 +88,60 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// How a task ended: its job's status and the leftovers its PID namespace killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskExit {
+    /// The job process's status.
+    pub status: ExitStatus,
+    /// Processes left in the task's PID namespace when the job ended, killed and reaped
+    /// by its PID 1 (0 without a namespace).
+    pub reaped: u32,
+}
+
+impl TaskExit {
+    /// An exit with nothing reaped.
+    pub fn plain(status: ExitStatus) -> Self {
+        Self { status, reaped: 0 }
+    }
+}
+
+/// The credentials a job process switches to before exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User id (never 0).
+    pub uid: u32,
+    /// Primary group id (never 0).
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// A Unix account as the user database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Every group it belongs to (`getgrouplist`, the primary one included).
+    pub groups: Vec<u32>,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+/// The executor process's own credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// Effective uid.
+    pub uid: u32,
+    /// Effective gid.
+    pub gid: u32,
+    /// `CAP_SETUID` and `CAP_SETGID` are both effective: it can start jobs as other users.
+    pub can_switch_user: bool,
+}
+
 /// Everything needed to start one task process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnPlan {
@@ -95,10 +161,14 @@ pub struct SpawnPlan {
     pub affinity: Option<IdList>,
     /// NUMA memory policy and its nodes, set before exec (never [`MemPolicy::None`]).
     pub mem_policy: Option<(MemPolicy, IdList)>,
+    /// Who the job runs as; `None`: as the executor's own user (no switch).
+    pub identity: Option<Identity>,
+    /// Start the job in a new PID namespace (needs `CAP_SYS_ADMIN`).
+    pub pid_namespace: bool,
 }
 
-/// The exit of a spawned process (reaps it).
-pub type ExitFuture = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send>>;
+/// The exit of a spawned task (reaps it).
+pub type ExitFuture = Pin<Box<dyn Future<Output = io::Result<TaskExit>> + Send>>;
 
 /// A started task process.
 pub struct Spawned {
@@ -140,6 +210,20 @@ pub enum SpawnError {
         nodes: String,
         source: io::Error,
     },
+    /// Entering the PID namespace or mounting its `/proc`.
+    #[error("cannot start the task in its own PID namespace ({step}): {source}")]
+    Namespace {
+        step: &'static str,
+        source: io::Error,
+    },
+    /// Dropping privileges or switching to the job's user.
+    #[error("cannot switch the task to uid {uid} gid {gid} ({step}) before exec: {source}")]
+    Identity {
+        step: &'static str,
+        uid: u32,
+        gid: u32,
+        source: io::Error,
+    },
     /// Anything else (`exec`, `chdir`, fork).
     #[error("cannot run `{program}` in {cwd}: {source}")]
     Exec {
@@ -167,6 +251,12 @@ pub trait Sys: Send + Sync + 'static {
     fn is_writable(&self, path: &Path) -> bool;
     /// Whether `CAP_SYS_ADMIN` is in the effective set.
     fn has_cap_sys_admin(&self) -> io::Result<bool>;
+    /// This process's effective uid/gid and whether it may switch users.
+    fn credentials(&self) -> io::Result<Credentials>;
+    /// The account named `name` (`getpwnam` + `getgrouplist`); `None` when unknown.
+    fn lookup_user(&self, name: &str) -> io::Result<Option<Account>>;
+    /// `chown` (without following a final symlink); `None` keeps that id.
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()>;
     /// Starts a task process (see the module docs for the order of steps).
     fn spawn(&self, plan: &SpawnPlan) -> Result<Spawned, SpawnError>;
     /// Sends a signal. Nobody there is the raw OS error `ESRCH` (see [`is_gone`]).
