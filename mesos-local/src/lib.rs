@@ -2,7 +2,9 @@
 //! executor processes over the executor API.
 //!
 //! Authentication: given credentials, the master's scheduler API and read-only endpoints
-//! need HTTP Basic ([`http_auth`]); without, they are open (tests and demos).
+//! and the agents' `/files` and `/state` need HTTP Basic ([`http_auth`]); without, they
+//! are open (tests and demos). Every executor always gets its own token for the agent's
+//! executor API.
 
 pub mod agent;
 pub mod cluster;

@@ -111,10 +111,8 @@ async fn browse_shape() {
             format!("{VIRTUAL}/sub"),
         ]
     );
-    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .unwrap()
-        .unwrap()
-        .name;
+    // the task's user owns its sandbox (the agent's own user when it is not root)
+    let me = job_user();
     for e in entries {
         let obj = e.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -128,7 +126,13 @@ async fn browse_shape() {
         assert!(e["mtime"].as_i64().unwrap() > 1_600_000_000);
     }
     assert_eq!(entries[1]["size"], 4);
-    assert_eq!(entries[1]["mode"], "-rw-r--r--");
+    // under root the agent hands the task its stdout, private to it
+    let stdout_mode = if running_as_root() {
+        "-rw-------"
+    } else {
+        "-rw-r--r--"
+    };
+    assert_eq!(entries[1]["mode"], stdout_mode);
     assert!(entries[2]["mode"].as_str().unwrap().starts_with('d'));
 
     let r = http
@@ -259,4 +263,49 @@ async fn download_and_state() {
     assert_eq!(info.port, Some(i32::from(h.agent.endpoint().port())));
     assert_eq!(info.id.unwrap().value, "M-S0");
     assert!(!info.attributes.is_empty());
+}
+
+#[tokio::test]
+async fn files_and_state_need_the_agents_credentials() {
+    let cred = retz_proto::credentials::Credential::new("ops", "ops-secret").unwrap();
+    let mut h = Harness::start_with(|c| {
+        c.credentials = Some(retz_proto::credentials::Credentials::single(cred.clone()));
+    })
+    .await;
+    h.agent.launch(
+        &framework(),
+        None,
+        vec![command_task("f", shell("echo out-6d1f"))],
+    );
+    h.expect_update("f", TaskState::TaskRunning).await;
+    h.expect_update("f", TaskState::TaskFinished).await;
+    h.expect_exited("f").await;
+    let anonymous = h.http();
+    let wrong = h
+        .http()
+        .with_basic(&retz_proto::credentials::Credential::new("ops", "guess").unwrap());
+    let ops = h.http().with_basic(&cred);
+    for path in [
+        format!("/files/read?path={VIRTUAL}/stdout&offset=0"),
+        format!("/files/download?path={VIRTUAL}/stdout"),
+        format!("/files/browse?path={VIRTUAL}"),
+        "/state".to_string(),
+    ] {
+        for client in [&anonymous, &wrong] {
+            let r = client.get(&path).await;
+            assert_eq!(r.status, 401, "{path}: {}", r.text());
+            assert_eq!(
+                r.headers.get("www-authenticate").unwrap(),
+                "Basic realm=\"mesos-agent-readonly\""
+            );
+            assert!(!r.text().contains("out-6d1f"), "{path} leaked");
+        }
+        assert_eq!(ops.get(&path).await.status, 200, "{path}");
+    }
+    assert_eq!(
+        ops.get(&format!("/files/download?path={VIRTUAL}/stdout"))
+            .await
+            .text(),
+        "out-6d1f\n"
+    );
 }
