@@ -34,8 +34,9 @@ fn fuzz_work_dir() -> Option<&'static Path> {
     .as_deref()
 }
 
-/// A `/files` path and offset/length pair. Invariant: a resolved path lies under the
-/// agent's sandboxes, and a read window never exceeds the file or the cap.
+/// A `/files` path and offset/length pair. Invariant: an opened path lies under the
+/// agent's sandboxes (as the kernel names the descriptor), and a read window never
+/// exceeds the file or the cap.
 pub fn fuzz_files_request(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.splitn(3, '\n');
@@ -43,13 +44,16 @@ pub fn fuzz_files_request(data: &[u8]) {
     let offset = parts.next().and_then(|s| s.trim().parse::<i64>().ok());
     let length = parts.next().and_then(|s| s.trim().parse::<i64>().ok());
     if let Some(work) = fuzz_work_dir()
-        && let Ok(real) = files::resolve(work, "A", path)
+        && let Ok(opened) = files::open(work, "A", path)
     {
+        use std::os::fd::AsRawFd as _;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", opened.fd.as_raw_fd()))
+            .unwrap_or_default();
         let root = std::fs::canonicalize(sandbox::agent_dir(work, "A").join("frameworks"))
             .unwrap_or_default();
         assert!(
             real.starts_with(&root),
-            "{path:?} resolved to {}",
+            "{path:?} opened {}",
             real.display()
         );
     }
@@ -149,9 +153,7 @@ mod tests {
     #[test]
     fn the_fuzz_sandbox_exists_so_resolution_is_exercised() {
         let work = fuzz_work_dir().expect("temp dir usable");
-        assert!(files::resolve(work, "A", "/frameworks/F/executors/E/runs/latest/stdout").is_ok());
-        assert!(
-            files::resolve(work, "A", "/frameworks/F/executors/E/runs/latest/root/etc").is_err()
-        );
+        assert!(files::open(work, "A", "/frameworks/F/executors/E/runs/latest/stdout").is_ok());
+        assert!(files::open(work, "A", "/frameworks/F/executors/E/runs/latest/root/etc").is_err());
     }
 }
