@@ -9,7 +9,7 @@
 //! `text/plain` line that never echoes what the client sent.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::{IntoResponse, Response};
 use retz_proto::credentials::Credentials;
 
 /// The realm of the master's endpoints (`WWW-Authenticate: Basic realm="mesos"`).
@@ -19,18 +19,49 @@ pub const AGENT_READONLY_REALM: &str = "mesos-agent-readonly";
 /// The realm of an agent's executor API (`Bearer` tokens).
 pub const AGENT_EXECUTOR_REALM: &str = "mesos-agent-executor";
 
-/// A 401 with `WWW-Authenticate: <scheme> realm="<realm>"` and `message` as its one line.
-pub fn unauthorized(scheme: &str, realm: &str, message: &str) -> Response {
-    let mut r = (StatusCode::UNAUTHORIZED, message.to_owned()).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("{scheme} realm=\"{realm}\"")) {
-        h.insert(header::WWW_AUTHENTICATE, v);
+/// A refused request: its status, its `WWW-Authenticate` challenge (401s) and its one
+/// line of text. Becomes the reply with [`IntoResponse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 401 or 403.
+    pub status: StatusCode,
+    /// `<scheme> realm="<realm>"`, for a 401.
+    pub challenge: Option<String>,
+    /// Why, one line.
+    pub message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.message).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Some(v) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
     }
-    r
+}
+
+/// A 401 with `WWW-Authenticate: <scheme> realm="<realm>"` and `message` as its one line.
+pub fn unauthorized(scheme: &str, realm: &str, message: &str) -> Refusal {
+    Refusal {
+        status: StatusCode::UNAUTHORIZED,
+        challenge: Some(format!("{scheme} realm=\"{realm}\"")),
+        message: message.to_owned(),
+    }
+}
+
+/// A 403 with `message` as its one line.
+pub fn forbidden(message: String) -> Refusal {
+    Refusal {
+        status: StatusCode::FORBIDDEN,
+        challenge: None,
+        message,
+    }
 }
 
 /// The `Authorization` header value, if there is exactly one and it is text.
@@ -49,7 +80,7 @@ pub fn basic(
     credentials: Option<&Credentials>,
     headers: &HeaderMap,
     realm: &str,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Refusal> {
     let Some(credentials) = credentials else {
         return Ok(None);
     };
@@ -105,7 +136,9 @@ mod tests {
             vec!["Bearer x"],
             vec![c.basic_header().as_str(), c.basic_header().as_str()],
         ] {
-            let r = basic(Some(&set), &with(&bad), MASTER_REALM).unwrap_err();
+            let r = basic(Some(&set), &with(&bad), MASTER_REALM)
+                .unwrap_err()
+                .into_response();
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
             assert_eq!(
                 r.headers().get(header::WWW_AUTHENTICATE).unwrap(),

@@ -197,7 +197,7 @@ async fn start(
     (addr, lines, child)
 }
 
-async fn stop(mut child: Child) -> String {
+async fn stop(child: Child) -> String {
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = tokio::time::timeout(PATIENCE, child.wait_with_output())

@@ -13,12 +13,11 @@
 //! Invariant: tokens are compared in constant time against every live executor's, and
 //! are never logged or shown in `/state`.
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse as _, Response};
+use axum::http::HeaderMap;
 use retz_proto::credentials::constant_time_eq;
 
 use super::core::{Shared, State};
-use crate::http_auth;
+use crate::http_auth::{self, Refusal};
 
 /// An executor's token (`Debug` never shows it).
 #[derive(Clone, PartialEq, Eq)]
@@ -64,7 +63,7 @@ pub(crate) struct ExecutorIdentity {
     pub(crate) executor_id: String,
 }
 
-fn executor_unauthorized(message: &str) -> Response {
+fn executor_unauthorized(message: &str) -> Refusal {
     http_auth::unauthorized("Bearer", http_auth::AGENT_EXECUTOR_REALM, message)
 }
 
@@ -89,7 +88,7 @@ fn holder(st: &State, token: &str) -> Option<ExecutorIdentity> {
 pub(crate) fn authenticate_executor(
     shared: &Shared,
     headers: &HeaderMap,
-) -> Result<ExecutorIdentity, Response> {
+) -> Result<ExecutorIdentity, Refusal> {
     let Some(token) = http_auth::bearer(headers) else {
         return Err(executor_unauthorized(
             "Executor authentication required: send 'Authorization: Bearer <MESOS_EXECUTOR_AUTHENTICATION_TOKEN>'",
@@ -107,22 +106,18 @@ pub(crate) fn authorize_executor_call(
     who: &ExecutorIdentity,
     framework_id: &str,
     executor_id: &str,
-) -> Result<(), Response> {
+) -> Result<(), Refusal> {
     if who.framework_id == framework_id && who.executor_id == executor_id {
         return Ok(());
     }
-    Err((
-        StatusCode::FORBIDDEN,
-        format!(
-            "This token authenticates executor '{}' of framework '{}', not executor '{executor_id}' of framework '{framework_id}'",
-            who.executor_id, who.framework_id
-        ),
-    )
-        .into_response())
+    Err(http_auth::forbidden(format!(
+        "This token authenticates executor '{}' of framework '{}', not executor '{executor_id}' of framework '{framework_id}'",
+        who.executor_id, who.framework_id
+    )))
 }
 
 /// `/files/*` and `/state`: HTTP Basic of the agent's credentials, when it has some.
-pub(crate) fn authenticate_operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn authenticate_operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
     http_auth::basic(
         shared.cfg.credentials.as_ref(),
         headers,
@@ -134,6 +129,7 @@ pub(crate) fn authenticate_operator(shared: &Shared, headers: &HeaderMap) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn tokens_are_long_distinct_and_hidden() {
@@ -154,15 +150,11 @@ mod tests {
         };
         assert!(authorize_executor_call(&who, "F", "E").is_ok());
         assert_eq!(
-            authorize_executor_call(&who, "F", "X")
-                .unwrap_err()
-                .status(),
+            authorize_executor_call(&who, "F", "X").unwrap_err().status,
             StatusCode::FORBIDDEN
         );
         assert_eq!(
-            authorize_executor_call(&who, "G", "E")
-                .unwrap_err()
-                .status(),
+            authorize_executor_call(&who, "G", "E").unwrap_err().status,
             StatusCode::FORBIDDEN
         );
     }

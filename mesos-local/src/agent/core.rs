@@ -100,6 +100,13 @@ pub(crate) enum Phase {
     Running,
 }
 
+/// What a new executor record runs: a custom executor with the items queued for it, or
+/// a command task (its task) as a user (`None`: the agent's).
+pub(crate) enum NewRun {
+    Custom(Vec<Launchable>),
+    Command(BTreeMap<String, TaskRec>, Option<JobUser>),
+}
+
 /// How the tasks left on an executor end when it goes away.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskEnd {
@@ -663,7 +670,7 @@ impl Shared {
         };
         let mut tasks = BTreeMap::new();
         tasks.insert(tid.clone(), TaskRec::new(task, None));
-        self.create_executor(st, fid, info, true, tasks, Vec::new(), run_as);
+        self.create_executor(st, fid, info, NewRun::Command(tasks, run_as));
     }
 
     /// The user a command task of `fid` runs as: none (the agent's own) unless the agent
@@ -775,21 +782,16 @@ impl Shared {
                         value: fid.to_string(),
                     });
                 }
-                self.create_executor(st, fid, ei, false, BTreeMap::new(), items, None);
+                self.create_executor(st, fid, ei, NewRun::Custom(items));
             }
         }
     }
 
-    fn create_executor(
-        &self,
-        st: &mut State,
-        fid: &str,
-        info: ExecutorInfo,
-        command_task: bool,
-        tasks: BTreeMap<String, TaskRec>,
-        queued: Vec<Launchable>,
-        run_as: Option<JobUser>,
-    ) {
+    fn create_executor(&self, st: &mut State, fid: &str, info: ExecutorInfo, run: NewRun) {
+        let (command_task, tasks, queued, run_as) = match run {
+            NewRun::Custom(queued) => (false, BTreeMap::new(), queued, None),
+            NewRun::Command(tasks, run_as) => (true, tasks, Vec::new(), run_as),
+        };
         let eid = info.executor_id.value.clone();
         let container_id = uuid::Uuid::new_v4().to_string();
         let directory = sandbox::run_dir(

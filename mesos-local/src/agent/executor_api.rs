@@ -75,7 +75,7 @@ pub(crate) async fn handle(
     };
     let who = match auth::authenticate_executor(&shared, &headers) {
         Ok(who) => who,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(ct_header) = headers.get(header::CONTENT_TYPE) else {
         return error(
@@ -110,7 +110,7 @@ pub(crate) async fn handle(
     let fid = call.framework_id.value.clone();
     let eid = call.executor_id.value.clone();
     if let Err(r) = auth::authorize_executor_call(&who, &fid, &eid) {
-        return r;
+        return r.into_response();
     }
     match ty {
         call::Type::Heartbeat => StatusCode::ACCEPTED.into_response(),

@@ -38,7 +38,7 @@ async fn files_call(
         return gone();
     };
     if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     let work_dir = shared.cfg.work_dir.clone();
     let agent_id = shared.cfg.id.value.clone();
@@ -67,7 +67,7 @@ async fn download(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q
         return gone();
     };
     if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     let work_dir = shared.cfg.work_dir.clone();
     let agent_id = shared.cfg.id.value.clone();
@@ -80,7 +80,7 @@ async fn state(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q): 
         return gone();
     };
     if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     files::json_response(&shared.state_json(), &q)
 }

@@ -1314,7 +1314,7 @@ fn principals_own_their_frameworks() {
     let s = subscribe(&mut c, info.clone(), now);
     // Bob cannot take alice's framework over by re-subscribing with its id, even when he
     // claims his own principal.
-    let mut hijack = info.clone();
+    let mut hijack = info;
     hijack.id = Some(FrameworkId {
         value: s.fid.clone(),
     });
@@ -1337,7 +1337,7 @@ fn principals_own_their_frameworks() {
         c.authorize_call(&kill, Some("bob")),
         Err(CallError::Forbidden(m)) if m.contains("'bob' does not match principal 'alice'")
     ));
-    let mut unknown = kill.clone();
+    let mut unknown = kill;
     unknown.framework_id = Some(FrameworkId {
         value: "nope".into(),
     });

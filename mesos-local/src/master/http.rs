@@ -68,7 +68,10 @@ pub struct HttpState {
 
 impl HttpState {
     /// The authenticated principal (`None` when the master is open), or the 401.
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, crate::http_auth::Refusal> {
         crate::http_auth::basic(
             self.credentials.as_deref(),
             headers,
@@ -161,7 +164,7 @@ async fn ask<T>(st: &HttpState, make: impl FnOnce(oneshot::Sender<T>) -> Command
 
 async fn state_endpoint(State(st): State<HttpState>, headers: HeaderMap) -> Response {
     if let Err(r) = st.authenticate(&headers) {
-        return r;
+        return r.into_response();
     }
     match ask(&st, |reply| Command::State { reply }).await {
         Some(v) => json_response(&v),
@@ -171,7 +174,7 @@ async fn state_endpoint(State(st): State<HttpState>, headers: HeaderMap) -> Resp
 
 async fn state_summary(State(st): State<HttpState>, headers: HeaderMap) -> Response {
     if let Err(r) = st.authenticate(&headers) {
-        return r;
+        return r.into_response();
     }
     match ask(&st, |reply| Command::StateSummary { reply }).await {
         Some(v) => json_response(&v),
@@ -181,7 +184,7 @@ async fn state_summary(State(st): State<HttpState>, headers: HeaderMap) -> Respo
 
 async fn metrics(State(st): State<HttpState>, headers: HeaderMap) -> Response {
     if let Err(r) = st.authenticate(&headers) {
-        return r;
+        return r.into_response();
     }
     match ask(&st, |reply| Command::Metrics { reply }).await {
         Some(v) => json_response(&v),
@@ -247,7 +250,7 @@ fn decode_call(ct: ContentType, body: &[u8]) -> Result<Call, String> {
 async fn scheduler(State(st): State<HttpState>, req: Request) -> Response {
     let principal = match st.authenticate(req.headers()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let leadership = st
         .leadership
