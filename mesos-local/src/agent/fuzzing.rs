@@ -1,6 +1,6 @@
 //! Entry points of the agent's fuzz targets (`mesos-local/fuzz`), one per kind of outside
 //! input the agent parses: executor API bodies, `/files` paths and windows, fetcher URIs,
-//! and `Accept` headers. Each takes arbitrary bytes, must never panic, and asserts the
+//! `Accept` headers, and `Authorization` headers. Each takes arbitrary bytes, must never panic, and asserts the
 //! invariant of what it parses (so a violation is a fuzzing finding).
 
 use std::path::{Path, PathBuf};
@@ -88,6 +88,34 @@ pub fn fuzz_fetch_uri(data: &[u8]) {
     }
 }
 
+/// An `Authorization` header value, as the master, `/files` and the executor API read
+/// it. Invariant: HTTP Basic admits exactly the known principal with its secret, and a
+/// bearer token is never empty.
+pub fn fuzz_authorization(data: &[u8]) {
+    use retz_proto::credentials::{Credential, Credentials};
+    let Ok(v) = http::HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::AUTHORIZATION, v);
+    let Ok(known) = Credential::new("retz", "s3cret") else {
+        return;
+    };
+    let set = Credentials::single(known.clone());
+    if let Ok(Some(p)) = crate::http_auth::basic(Some(&set), &h, crate::http_auth::MASTER_REALM) {
+        assert_eq!(p, "retz");
+        // Only the one base64 text of `retz:s3cret` (canonical padding) gets in.
+        let value = String::from_utf8_lossy(data);
+        let (_, encoded) = value.trim().split_once(' ').unwrap_or_default();
+        let header = known.basic_header();
+        let expected = header.trim_start_matches("Basic ");
+        assert_eq!(encoded.trim(), expected, "{value:?} admitted");
+    }
+    if let Some(t) = crate::http_auth::bearer(&h) {
+        assert!(!t.is_empty() && !t.starts_with(' '));
+    }
+}
+
 /// An `Accept` header value.
 pub fn fuzz_accept(data: &[u8]) {
     if let Ok(v) = http::HeaderValue::from_bytes(data) {
@@ -125,6 +153,13 @@ mod tests {
             "a\nx/../../y",
             "a\n./.",
             "*/*;q=0,application/json;;;,,",
+            "Basic cmV0ejpzM2NyZXQ=",
+            "basic   cmV0ejpzM2NyZXQ=  ",
+            "Basic cmV0ejpzM2NyZXM=",
+            "Basic cmV0ejo=",
+            "Basic Og==",
+            "Bearer ",
+            "Bearer  x",
             "application/x-protobuf, text/html",
             "{\"type\":\"UPDATE\",\"update\":{\"status\":{\"task_id\":{\"value\":\"t\"},\"state\":\"TASK_RUNNING\",\"uuid\":\"AAAA\"}},\"executor_id\":{\"value\":\"e\"},\"framework_id\":{\"value\":\"f\"}}",
             "{\"type\":\"SUBSCRIBE\"",
@@ -147,7 +182,24 @@ mod tests {
             fuzz_files_request(&input);
             fuzz_fetch_uri(&input);
             fuzz_accept(&input);
+            fuzz_authorization(&input);
         }
+    }
+
+    #[test]
+    fn the_known_credential_is_admitted_so_the_invariant_is_exercised() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Basic cmV0ejpzM2NyZXQ="),
+        );
+        let set = retz_proto::credentials::Credentials::single(
+            retz_proto::credentials::Credential::new("retz", "s3cret").unwrap(),
+        );
+        assert_eq!(
+            crate::http_auth::basic(Some(&set), &h, "r").unwrap(),
+            Some("retz".into())
+        );
     }
 
     #[test]
