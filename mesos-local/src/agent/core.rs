@@ -37,7 +37,7 @@ use tokio::task::AbortHandle;
 use super::env::{EnvContext, executor_environment, format_duration};
 use super::fetcher::Fetcher;
 use super::status_updates::{StatusUpdateManager, UpdateOutcome, is_terminal};
-use super::switch_user::{self, JobUser, UserError};
+use super::switch_user::{self, JobUser};
 use super::wire::{ContentType, encode_record};
 use super::{AgentConfig, AgentError, AgentEvent, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};
 
@@ -638,16 +638,13 @@ impl Shared {
             );
             return;
         }
-        let run_as = match self.command_user(st, fid, &command) {
+        let framework = st.frameworks.get(fid).map(|f| &f.info);
+        let run_as = match switch_user::command_user(framework, &command) {
             Ok(u) => u,
             Err(e) => {
-                let reason = match e {
-                    UserError::Root(_) | UserError::RootGroup(_) => Reason::TaskUnauthorized,
-                    _ => Reason::TaskInvalid,
-                };
                 let end = TaskEnd {
                     state: TaskState::TaskError,
-                    reason,
+                    reason: e.reason(),
                     message: e.to_string(),
                 };
                 self.refuse(st, fid, Some(&tid), &[&task], &end);
@@ -671,23 +668,6 @@ impl Shared {
         let mut tasks = BTreeMap::new();
         tasks.insert(tid.clone(), TaskRec::new(task, None));
         self.create_executor(st, fid, info, NewRun::Command(tasks, run_as));
-    }
-
-    /// The user a command task of `fid` runs as: none (the agent's own) unless the agent
-    /// is root, else the one it names, resolved (root refused).
-    fn command_user(
-        &self,
-        st: &State,
-        fid: &str,
-        command: &CommandInfo,
-    ) -> Result<Option<JobUser>, UserError> {
-        if !switch_user::agent_is_root() {
-            return Ok(None);
-        }
-        let framework = st.frameworks.get(fid).map(|f| &f.info);
-        let fallback = FrameworkInfo::default();
-        let name = switch_user::task_user_name(command, framework.unwrap_or(&fallback));
-        switch_user::resolve(name).map(Some)
     }
 
     fn launch_on_executor(

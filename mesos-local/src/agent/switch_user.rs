@@ -17,6 +17,7 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid, User};
+use retz_proto::mesos::task_status::Reason;
 use retz_proto::mesos::{CommandInfo, FrameworkInfo};
 
 /// A user a command task runs as.
@@ -63,6 +64,17 @@ pub enum UserError {
     },
 }
 
+impl UserError {
+    /// The reason of the TASK_ERROR that refuses the task: unauthorized for root, invalid
+    /// otherwise.
+    pub fn reason(&self) -> Reason {
+        match self {
+            UserError::Root(_) | UserError::RootGroup(_) => Reason::TaskUnauthorized,
+            _ => Reason::TaskInvalid,
+        }
+    }
+}
+
 /// Whether this agent can switch users (it runs as root).
 pub fn agent_is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -71,6 +83,19 @@ pub fn agent_is_root() -> bool {
 /// The user a command task names: `CommandInfo.user`, else `FrameworkInfo.user`.
 pub fn task_user_name<'a>(command: &'a CommandInfo, framework: &'a FrameworkInfo) -> &'a str {
     command.user.as_deref().unwrap_or(&framework.user)
+}
+
+/// The user a command task runs as: `None` (the agent's own) unless the agent is root,
+/// else the one it names ([`task_user_name`]), resolved with root refused.
+pub fn command_user(
+    framework: Option<&FrameworkInfo>,
+    command: &CommandInfo,
+) -> Result<Option<JobUser>, UserError> {
+    if !agent_is_root() {
+        return Ok(None);
+    }
+    let fallback = FrameworkInfo::default();
+    resolve(task_user_name(command, framework.unwrap_or(&fallback))).map(Some)
 }
 
 /// Resolves a user name (or a decimal uid) on this machine, refusing root (see the module
