@@ -1,4 +1,6 @@
-//! Benches of the embedded local cluster's master, over its real HTTP API:
+//! Benches of the embedded local cluster's master, over its real HTTP API, authenticated
+//! as a framework of a cluster with credentials (HTTP Basic on every call, as
+//! `retz-server --local` runs it):
 //!
 //! * `local_cluster/offer_cycle/1000_agents/{json,protobuf}`: one framework, 1,000
 //!   simulated agents (no processes). One cycle = DECLINE of all 1,000 outstanding offers
@@ -7,7 +9,8 @@
 //! * `local_cluster/launch_latency/sim_agent`: ACCEPT sent -> TASK_RUNNING received with a
 //!   simulated agent (the master's own overhead).
 //! * `local_cluster/launch_latency/command_task`: ACCEPT sent -> TASK_RUNNING received
-//!   with a real agent starting a trivial command task (`true`) as a process.
+//!   with a real agent starting a trivial command task (`true`) as a process (as `nobody`
+//!   when the bench runs as root: the agent never runs tasks as root).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use hyper_util::rt::TokioExecutor;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::{Master, MasterConfig, SimAgent, SimBehaviour};
 use retz_proto::ContentType;
+use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::mesos::{
     AgentInfo, CommandInfo, Filters, FrameworkId, FrameworkInfo, Offer, OfferId, Resource, TaskId,
     TaskInfo, TaskState, TaskStatus, offer, value,
@@ -34,8 +38,30 @@ use retz_topology::TopologySource;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+/// The principal the bench's framework authenticates as.
+fn bench_credential() -> Credential {
+    Credential::new("bench", "bench-secret").unwrap()
+}
+
+fn bench_credentials() -> Option<Credentials> {
+    Some(Credentials::single(bench_credential()))
+}
+
+/// The user command tasks run as: `nobody` under root, else this user.
+fn task_user() -> String {
+    if nix::unistd::geteuid().is_root() {
+        return "nobody".into();
+    }
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "nobody".into(), |u| u.name)
+}
+
 struct Framework {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// `Authorization` of every call.
+    authorization: String,
     url: String,
     ct: ContentType,
     stream_id: String,
@@ -54,7 +80,8 @@ impl Framework {
             r#type: Some(call::Type::Subscribe as i32),
             subscribe: Some(call::Subscribe {
                 framework_info: FrameworkInfo {
-                    user: "bench".into(),
+                    user: task_user(),
+                    principal: Some(bench_credential().principal),
                     name: "bench".into(),
                     failover_timeout: Some(3600.0),
                     ..Default::default()
@@ -68,6 +95,7 @@ impl Framework {
             .uri(&url)
             .header("Content-Type", ct.mime())
             .header("Accept", ct.mime())
+            .header("Authorization", bench_credential().basic_header())
             .body(Full::new(Bytes::from(ct.encode(&c))))
             .unwrap();
         let resp = client.request(req).await.unwrap();
@@ -97,6 +125,7 @@ impl Framework {
         });
         let mut fw = Framework {
             client,
+            authorization: bench_credential().basic_header(),
             url,
             ct,
             stream_id,
@@ -178,6 +207,7 @@ impl Framework {
             .uri(&self.url)
             .header("Content-Type", self.ct.mime())
             .header("Mesos-Stream-Id", &self.stream_id)
+            .header("Authorization", &self.authorization)
             .body(Full::new(Bytes::from(self.ct.encode(c))))
             .unwrap();
         let resp = self.client.request(req).await.unwrap();
@@ -265,6 +295,7 @@ async fn master_with_sim_agents(
         bind: "127.0.0.1:0".parse().unwrap(),
         allocation_interval,
         heartbeat_interval: Duration::from_secs(3600),
+        credentials: bench_credentials(),
         ..MasterConfig::default()
     })
     .await
@@ -433,6 +464,7 @@ fn launch_latency(c: &mut Criterion) {
             heartbeat_interval: Duration::from_secs(3600),
             ..MasterConfig::default()
         };
+        config.credentials = bench_credentials();
         config.agents = vec![AgentSpec {
             disk_mb: Some(1024),
             ..AgentSpec::new(TopologySource::Synthetic("pack:1 core:2 pu:1".into()))

@@ -9,8 +9,14 @@
 //! master restarts; after a restart every agent re-registers with what runs on it and
 //! resends its unacknowledged status updates.
 //!
-//! Invariant: `agents()` lists the agents that are alive and registered; a killed agent
-//! is removed from the master (offers rescinded, tasks lost) before the call returns.
+//! Credentials: [`ClusterConfig::credentials`] go to the master (framework
+//! authentication on the scheduler API, and its read-only endpoints) and to every agent
+//! (`/files/*`, `/state`); each executor gets its own executor API token regardless.
+//!
+//! Invariants: `agents()` lists the agents that are alive and registered; a killed agent
+//! is removed from the master (offers rescinded, tasks lost) before the call returns; the
+//! directories the cluster creates on the way to the sandboxes are mode 0755, so the
+//! users tasks run as can reach their sandboxes.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,7 +83,9 @@ pub struct ClusterConfig {
     pub executor_shutdown_grace_period: Duration,
     /// The credentials frameworks must present (HTTP Basic) to the master's scheduler
     /// API and its read-only endpoints, and operators to the agents' `/files` and
-    /// `/state`. `None` leaves the cluster open (tests and demos only).
+    /// `/state`. When `None`, `master.credentials` (if any) serve the same purpose for
+    /// the master and the agents; with neither, the cluster is open (tests and demos
+    /// only).
     pub credentials: Option<retz_proto::credentials::Credentials>,
 }
 
@@ -275,9 +283,11 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts the master, then the agents (each registers at once).
     pub async fn start(config: ClusterConfig) -> Result<LocalCluster, ClusterError> {
-        std::fs::create_dir_all(&config.work_dir).map_err(|error| ClusterError::WorkDir {
-            path: config.work_dir.clone(),
-            error,
+        crate::agent::sandbox::create_dirs(&config.work_dir).map_err(|error| {
+            ClusterError::WorkDir {
+                path: config.work_dir.clone(),
+                error,
+            }
         })?;
         // Load every topology before anything listens, so bad input fails fast.
         let mut specs = Vec::with_capacity(config.agents.len());
@@ -286,7 +296,13 @@ impl LocalCluster {
                 load(&a.topology).map_err(|error| ClusterError::Topology { index, error })?;
             specs.push(loaded.spec);
         }
-        let master = Master::start(config.master.clone()).await?;
+        let credentials = config
+            .credentials
+            .clone()
+            .or_else(|| config.master.credentials.clone());
+        let mut master_config = config.master.clone();
+        master_config.credentials.clone_from(&credentials);
+        let master = Master::start(master_config).await?;
         let cluster = LocalCluster {
             master,
             agents: Arc::new(Mutex::new(Vec::new())),
@@ -295,7 +311,7 @@ impl LocalCluster {
         for (index, (a, spec)) in config.agents.iter().zip(specs).enumerate() {
             let work_dir = config.work_dir.join("agents").join(index.to_string());
             let disk = a.disk_mb.unwrap_or_else(|| {
-                std::fs::create_dir_all(&work_dir).ok();
+                crate::agent::sandbox::create_dirs(&work_dir).ok();
                 default_disk_mb(&work_dir)
             });
             let (resources, attributes) = agent_resources_with_ports(&spec, disk, &a.ports);
@@ -305,6 +321,7 @@ impl LocalCluster {
             cfg.attributes = attributes;
             cfg.executor_registration_timeout = config.executor_registration_timeout;
             cfg.executor_shutdown_grace_period = config.executor_shutdown_grace_period;
+            cfg.credentials.clone_from(&credentials);
             if let Err(e) = cluster.add_agent(index, cfg).await {
                 cluster.shutdown().await;
                 return Err(e);

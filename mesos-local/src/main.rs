@@ -5,9 +5,21 @@
 //! Topologies: none given = this machine (hwloc) for every agent; one `--xml`/`--synthetic`
 //! = that topology for every agent; N of them = one per agent, in command-line order.
 //! Bad input ends with one error line and exit status 2.
+//!
+//! Authentication, as a Mesos master with `--authenticate_http_frameworks
+//! --authenticate_http_readonly --credentials`: frameworks (and readers of `/state`,
+//! `/files`) need HTTP Basic with a principal of `--credentials FILE`; without that flag a
+//! credential (principal `retz`) is generated at every start into
+//! `<work-dir>/credentials.json` (mode 0600, Mesos' JSON form) and its path is printed,
+//! never the secret. `--no-authentication` opens the cluster, with a warning.
+//!
+//! The work directory is created mode 0755; an existing one must belong to this user and
+//! not be writable by others (it holds the sandboxes and the credentials).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,6 +28,7 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use retz_mesos_local::agent::parse_port_ranges;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
+use retz_proto::credentials::{Credential, Credentials};
 use retz_topology::TopologySource;
 
 /// The embedded local Mesos cluster: a Mesos v1 master plus agents that launch real
@@ -40,9 +53,23 @@ struct Cli {
     #[arg(long, value_name = "DESC")]
     synthetic: Vec<String>,
 
-    /// Root of the agents' work directories (sandboxes).
+    /// Root of the agents' work directories (sandboxes) and of the generated
+    /// credentials.json (default: $TMPDIR/retz-mesos-local).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+
+    /// Credentials frameworks must authenticate with (HTTP Basic) to use the master and
+    /// to read /state and the agents' /files: Mesos' JSON
+    /// {"credentials":[{"principal":"...","secret":"..."}]} or one `principal secret` pair
+    /// per line. Without it, a credential (principal `retz`) is generated into
+    /// <work-dir>/credentials.json (mode 0600).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_authentication")]
+    credentials: Option<PathBuf>,
+
+    /// No authentication at all: anyone who can reach the master can launch tasks
+    /// (demos only; a warning is printed).
+    #[arg(long)]
+    no_authentication: bool,
 
     /// Interval between HEARTBEAT events on SUBSCRIBE streams (e.g. 15s, 500ms).
     #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
@@ -173,8 +200,166 @@ fn cluster_config(cli: &Cli, topologies: Vec<TopologySource>) -> anyhow::Result<
     Ok(config)
 }
 
+/// How frameworks authenticate to this cluster.
+enum Authentication {
+    /// `--credentials FILE`.
+    Given(PathBuf, Credentials),
+    /// Generated into `<work-dir>/credentials.json`.
+    Generated(PathBuf, Credentials),
+    /// `--no-authentication`.
+    Open,
+}
+
+impl Authentication {
+    fn credentials(&self) -> Option<Credentials> {
+        match self {
+            Authentication::Given(_, c) | Authentication::Generated(_, c) => Some(c.clone()),
+            Authentication::Open => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let principals = |c: &Credentials| {
+            c.entries()
+                .iter()
+                .map(|e| format!("{:?}", e.principal))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Authentication::Given(path, c) => format!(
+                "frameworks authenticate with HTTP Basic as a principal of {} ({})",
+                path.display(),
+                principals(c)
+            ),
+            Authentication::Generated(path, c) => format!(
+                "frameworks authenticate with HTTP Basic as principal {}; its secret is in {} (mode 0600)",
+                principals(c),
+                path.display()
+            ),
+            Authentication::Open => {
+                "no authentication: anyone who can reach the master can launch tasks".into()
+            }
+        }
+    }
+}
+
+/// Reads `--credentials FILE`.
+fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--credentials {}: cannot read it", path.display()))?;
+    let credentials =
+        Credentials::parse(&text).with_context(|| format!("--credentials {}", path.display()))?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "retz-mesos-local: warning: --credentials {} is readable by other users (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    Ok(credentials)
+}
+
+/// Creates the work directory (0755) or checks that an existing one is this user's and
+/// not writable by others.
+fn prepare_work_dir(dir: &Path) -> anyhow::Result<()> {
+    retz_mesos_local::agent::sandbox::create_dirs(dir).with_context(|| {
+        format!(
+            "cannot create the work directory {}; pick another with --work-dir",
+            dir.display()
+        )
+    })?;
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("cannot inspect the work directory {}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "the work directory {} belongs to uid {}, not to this user (uid {me}); pick another with --work-dir",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        bail!(
+            "the work directory {} is writable by other users (mode {:o}); chmod go-w it or pick another with --work-dir",
+            dir.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` mode 0600, atomically (a new file renamed over the old).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A fresh credential for principal `retz`: 64 hex digits of secret.
+fn generate_credential() -> anyhow::Result<Credentials> {
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    Ok(Credentials::single(Credential::new("retz", secret)?))
+}
+
+/// `--no-authentication`, else a credential generated into `<work-dir>/credentials.json`.
+fn authentication(cli: &Cli, work_dir: &Path) -> anyhow::Result<Authentication> {
+    if cli.no_authentication {
+        return Ok(Authentication::Open);
+    }
+    let credentials = generate_credential()?;
+    let path = work_dir.join("credentials.json");
+    write_private(&path, &credentials.to_json())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Authentication::Generated(path, credentials))
+}
+
 async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
-    let config = cluster_config(&cli, topologies)?;
+    let mut signals = Signals::watch()?;
+    let mut config = cluster_config(&cli, topologies)?;
+    // A bad --credentials file is reported before anything is created.
+    let given = match &cli.credentials {
+        Some(path) if !cli.no_authentication => Some((path.clone(), read_credentials(path)?)),
+        _ => None,
+    };
+    prepare_work_dir(&config.work_dir)?;
+    let auth = match given {
+        Some((path, credentials)) => Authentication::Given(path, credentials),
+        None => authentication(&cli, &config.work_dir)?,
+    };
+    if let Authentication::Open = auth {
+        eprintln!(
+            "retz-mesos-local: warning: --no-authentication: anyone who can reach the master can launch tasks{}; use it for demos only",
+            if nix::unistd::geteuid().is_root() {
+                " (as any non-root user of this machine)"
+            } else {
+                " as this user"
+            }
+        );
+    }
+    config.credentials = auth.credentials();
     let cluster = LocalCluster::start(config)
         .await
         .context("cannot start the local cluster")?;
@@ -183,6 +368,7 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
         cluster.master().id(),
         cluster.master_addr()
     );
+    println!("retz-mesos-local: {}", auth.describe());
     for a in cluster.agents() {
         let info = a.info();
         let cpus = info
@@ -199,20 +385,34 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
             a.config().work_dir.display()
         );
     }
-    wait_for_signal().await?;
+    signals.wait().await;
     println!("retz-mesos-local: stopping");
     cluster.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, watched from now on (so one arriving while the cluster starts
+/// still stops it gracefully).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -327,6 +527,57 @@ mod tests {
         let c = parse(&["x"]).unwrap();
         assert_eq!(c.agents[0].topology, TopologySource::ThisMachine);
         assert_eq!(c.master.bind, "127.0.0.1:5050".parse().unwrap());
+    }
+
+    #[test]
+    fn work_dirs_are_created_traversable_and_must_be_ours_and_not_shared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        prepare_work_dir(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o755);
+        assert_eq!(mode(dir.parent().unwrap()), 0o755);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = prepare_work_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("writable by other users (mode 777)"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if nix::unistd::geteuid().is_root()
+            && let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody")
+        {
+            std::os::unix::fs::chown(&dir, Some(nobody.uid.as_raw()), None).unwrap();
+            let e = prepare_work_dir(&dir).unwrap_err().to_string();
+            assert!(e.contains("not to this user"), "{e}");
+        }
+    }
+
+    #[test]
+    fn generated_credentials_are_private_and_fresh() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("credentials.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let a = generate_credential().unwrap();
+        write_private(&path, &a.to_json()).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let back = Credentials::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(a.entries()[0].principal, "retz");
+        assert_eq!(a.entries()[0].secret.len(), 64);
+        assert_ne!(generate_credential().unwrap(), a);
+        // the file is replaced, not followed, when it is a symbolic link
+        let target = tmp.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_private(&path, &a.to_json()).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -373,3 +373,115 @@ async fn kill_agent_and_stop() {
     }
     assert!(saw_killed);
 }
+
+/// Runs a command task to its end; its stdout, and the last status.
+async fn run_to_end(
+    h: &mut Harness,
+    fw: &retz_proto::mesos::FrameworkInfo,
+    id: &str,
+    cmd: CommandInfo,
+) -> (String, retz_proto::mesos::TaskStatus) {
+    h.agent.launch(fw, None, vec![command_task(id, cmd)]);
+    h.expect_update(id, TaskState::TaskRunning).await;
+    let end = h.next_update().await;
+    h.ack(&end);
+    h.expect_exited(id).await;
+    (read(&h.sandbox(id).join("stdout")), end)
+}
+
+#[tokio::test]
+async fn under_root_command_tasks_run_as_their_user_unprivileged() {
+    if !need_root("under_root_command_tasks_run_as_their_user_unprivileged") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let (uid, gid) = ids_of("nobody");
+    let mut h = Harness::start().await;
+    let mut fw = framework();
+    fw.user = "nobody".into();
+    let script = "id -u; id -g; id -G; grep -E '^(NoNewPrivs|CapEff|CapPrm):' /proc/self/status; \
+                  echo USER=$USER; touch mine; cat /etc/shadow >/dev/null 2>&1 || echo no-shadow";
+    let (out, end) = run_to_end(&mut h, &fw, "who", shell(script)).await;
+    assert_eq!(end.state(), TaskState::TaskFinished, "{end:?}\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], uid.to_string(), "{out}");
+    assert_eq!(lines[1], gid.to_string(), "{out}");
+    assert!(
+        !lines[2].split(' ').any(|g| g == "0"),
+        "group root kept: {out}"
+    );
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("CapPrm:\t0000000000000000"), "{out}");
+    assert!(out.contains("USER=nobody"), "{out}");
+    assert!(out.contains("no-shadow"), "{out}");
+    // the sandbox is the user's, private to it
+    let sandbox = h.sandbox("who");
+    let meta = std::fs::metadata(&sandbox).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(sandbox.join("mine")).unwrap().uid(), uid);
+    assert_eq!(
+        std::fs::metadata(sandbox.join("stdout")).unwrap().uid(),
+        uid
+    );
+
+    // CommandInfo.user wins over FrameworkInfo.user
+    let (daemon_uid, _) = ids_of("daemon");
+    let cmd = CommandInfo {
+        user: Some("daemon".into()),
+        ..shell("id -u")
+    };
+    let (out, _) = run_to_end(&mut h, &fw, "daemon", cmd).await;
+    assert_eq!(out.trim(), daemon_uid.to_string());
+}
+
+#[tokio::test]
+async fn under_root_root_is_refused_in_any_spelling() {
+    if !need_root("under_root_root_is_refused_in_any_spelling") {
+        return;
+    }
+    let mut h = Harness::start().await;
+    let mut n = 0;
+    for user in ["root", "0", " root", "ROOT", "00"] {
+        n += 1;
+        let id = format!("r{n}");
+        let cmd = CommandInfo {
+            user: Some(user.into()),
+            ..shell("touch ran")
+        };
+        h.agent
+            .launch(&framework(), None, vec![command_task(&id, cmd)]);
+        let s = h.expect_update(&id, TaskState::TaskError).await;
+        assert_eq!(s.reason(), Reason::TaskUnauthorized, "{user:?}");
+        assert_eq!(s.source(), Source::Agent);
+        let msg = s.message.unwrap_or_default();
+        assert!(
+            msg.contains("does not run tasks as root"),
+            "{user:?}: {msg}"
+        );
+        assert!(
+            h.agent.sandbox_dir(&fid(), &eid(&id)).is_none(),
+            "{user:?} got a sandbox"
+        );
+    }
+    // FrameworkInfo.user root, nothing in CommandInfo
+    let mut fw = framework();
+    fw.user = "root".into();
+    h.agent
+        .launch(&fw, None, vec![command_task("fwroot", shell("touch ran"))]);
+    let s = h.expect_update("fwroot", TaskState::TaskError).await;
+    assert!(s.message.unwrap().contains("does not run tasks as root"));
+    // an unknown user
+    let cmd = CommandInfo {
+        user: Some("no-such-user-retz".into()),
+        ..shell("true")
+    };
+    h.agent
+        .launch(&framework(), None, vec![command_task("ghost", cmd)]);
+    let s = h.expect_update("ghost", TaskState::TaskError).await;
+    assert_eq!(s.reason(), Reason::TaskInvalid);
+    assert!(s.message.unwrap().contains("does not exist"));
+    // nothing ran, nothing else happened
+    assert!(h.rx.try_recv().is_err());
+}

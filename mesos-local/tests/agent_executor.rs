@@ -236,20 +236,20 @@ async fn update_validation_and_status_codes() {
             "does not match",
         ),
         (
-            "unknown executor",
+            "another executor (v's token)",
             update_call("nope", executor_status("t", TaskState::TaskRunning)),
-            400,
-            "Executor cannot be found",
+            403,
+            "This token authenticates executor 'v'",
         ),
         (
-            "unknown framework",
+            "another framework (v's token)",
             {
                 let mut c = update_call("v", executor_status("t", TaskState::TaskRunning));
                 c.framework_id.value = "other".into();
                 c
             },
-            400,
-            "Framework cannot be found",
+            403,
+            "not executor 'v' of framework 'other'",
         ),
         (
             "no update payload",
@@ -258,23 +258,27 @@ async fn update_validation_and_status_codes() {
             "update",
         ),
     ];
+    let bearer = format!("Bearer {}", h.token("v").await);
     for (what, c, code, needle) in cases {
-        let r = http.call(&c).await;
+        let r = http.call_as(&c, Some(&bearer)).await;
         assert_eq!(r.status.as_u16(), code, "{what}: {}", r.text());
         assert!(r.text().contains(needle), "{what}: {}", r.text());
     }
-    // HEARTBEAT is 202 even for an unknown executor
+    // HEARTBEAT is 202 with the executor's token
     assert_eq!(
-        http.call(&base_call("nope", call::Type::Heartbeat))
+        http.call(&base_call("v", call::Type::Heartbeat))
             .await
             .status,
         202
     );
-    // wire-level errors
+    // wire-level errors (authenticated: they come after the token check)
     let body = base_call("v", call::Type::Heartbeat);
     let post = |headers: Vec<(&'static str, &'static str)>, body: Vec<u8>| {
         let http = &http;
+        let bearer = bearer.clone();
         async move {
+            let mut headers: Vec<(&str, &str)> = headers;
+            headers.push(("authorization", &bearer));
             http.send(http::Method::POST, "/api/v1/executor", &headers, body)
                 .await
         }
@@ -595,4 +599,102 @@ async fn snapshot_of_what_runs_and_resend_on_reregistration() {
     assert_eq!(again[0].uuid, cmd_running.uuid);
     assert_eq!(again[1].uuid, first.uuid);
     h.agent.kill_agent().await;
+}
+
+#[tokio::test]
+async fn executor_api_needs_the_executors_own_token() {
+    let mut h = Harness::start().await;
+    h.agent
+        .launch(&framework(), Some(sleeper("e1")), vec![executor_task("t1")]);
+    h.agent
+        .launch(&framework(), Some(sleeper("e2")), vec![executor_task("t2")]);
+    h.wait_pid("e1").await;
+    h.wait_pid("e2").await;
+    let t1 = h.token("e1").await;
+    let t2 = h.token("e2").await;
+    assert_ne!(t1, t2);
+    assert!(t1.len() >= 32, "at least 128 bits: {t1}");
+    // the executor got its token in its environment
+    let env = read_when_contains(&h.sandbox("e1").join("env.txt"), "LIBPROCESS_PORT").await;
+    assert!(
+        env.contains(&format!("MESOS_EXECUTOR_AUTHENTICATION_TOKEN={t1}\n")),
+        "{env}"
+    );
+    let http = h.http();
+    let hb = base_call("e1", call::Type::Heartbeat);
+    let sub = subscribe_call("e1");
+
+    // no token, a wrong one, another scheme: 401 with the challenge, for every call type
+    for auth in [
+        None,
+        Some("Bearer not-a-token".to_string()),
+        Some(format!("Bearer {t1}x")),
+        Some(format!("Basic {t1}")),
+    ] {
+        for c in [&hb, &sub] {
+            let r = http.call_as(c, auth.as_deref()).await;
+            assert_eq!(r.status, 401, "{auth:?}: {}", r.text());
+            assert_eq!(
+                r.headers.get("www-authenticate").unwrap(),
+                "Bearer realm=\"mesos-agent-executor\""
+            );
+            assert_eq!(r.text().lines().count(), 1);
+        }
+    }
+    // e2's token cannot act as e1: 403, nothing forwarded
+    let e2 = format!("Bearer {t2}");
+    let r = http.call_as(&sub, Some(&e2)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let upd = update_call("e1", executor_status("t1", TaskState::TaskRunning));
+    let r = http.call_as(&upd, Some(&e2)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("not executor 'e1'"), "{}", r.text());
+    assert!(
+        h.rx.try_recv().is_err(),
+        "a refused call reached the master"
+    );
+
+    // the right token works
+    assert_eq!(http.call(&hb).await.status, 202);
+    let mut events = http.subscribe(&sub).await;
+    events.expect(event::Type::Subscribed).await;
+    events.expect(event::Type::Launch).await;
+    assert_eq!(http.call(&upd).await.status, 202);
+    h.expect_update("t1", TaskState::TaskRunning).await;
+
+    // a token dies with its executor
+    h.agent.kill_executor(&fid(), &eid("e2"));
+    wait_for(|| {
+        h.agent
+            .executor_token(&fid(), &eid("e2"))
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let r = http
+        .call_as(&base_call("e2", call::Type::Heartbeat), Some(&e2))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    // a command task gets a token too, which opens no executor API for it
+    h.agent.launch(
+        &framework(),
+        None,
+        vec![command_task("cmd", shell("env; exec sleep 1000"))],
+    );
+    let tc = h.token("cmd").await;
+    let out = read_when_contains(&h.sandbox("cmd").join("stdout"), "LIBPROCESS_PORT").await;
+    assert!(
+        out.contains(&format!("MESOS_EXECUTOR_AUTHENTICATION_TOKEN={tc}\n")),
+        "{out}"
+    );
+    let r = http
+        .call_as(&subscribe_call("cmd"), Some(&format!("Bearer {tc}")))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("Executor cannot be found"),
+        "{}",
+        r.text()
+    );
 }

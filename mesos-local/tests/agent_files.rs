@@ -111,10 +111,8 @@ async fn browse_shape() {
             format!("{VIRTUAL}/sub"),
         ]
     );
-    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .unwrap()
-        .unwrap()
-        .name;
+    // the task's user owns its sandbox (the agent's own user when it is not root)
+    let me = job_user();
     for e in entries {
         let obj = e.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -128,7 +126,13 @@ async fn browse_shape() {
         assert!(e["mtime"].as_i64().unwrap() > 1_600_000_000);
     }
     assert_eq!(entries[1]["size"], 4);
-    assert_eq!(entries[1]["mode"], "-rw-r--r--");
+    // under root the agent hands the task its stdout, private to it
+    let stdout_mode = if running_as_root() {
+        "-rw-------"
+    } else {
+        "-rw-r--r--"
+    };
+    assert_eq!(entries[1]["mode"], stdout_mode);
     assert!(entries[2]["mode"].as_str().unwrap().starts_with('d'));
 
     let r = http
@@ -259,4 +263,218 @@ async fn download_and_state() {
     assert_eq!(info.port, Some(i32::from(h.agent.endpoint().port())));
     assert_eq!(info.id.unwrap().value, "M-S0");
     assert!(!info.attributes.is_empty());
+}
+
+#[tokio::test]
+async fn files_and_state_need_the_agents_credentials() {
+    let cred = retz_proto::credentials::Credential::new("ops", "ops-secret").unwrap();
+    let mut h = Harness::start_with(|c| {
+        c.credentials = Some(retz_proto::credentials::Credentials::single(cred.clone()));
+    })
+    .await;
+    h.agent.launch(
+        &framework(),
+        None,
+        vec![command_task("f", shell("echo out-6d1f"))],
+    );
+    h.expect_update("f", TaskState::TaskRunning).await;
+    h.expect_update("f", TaskState::TaskFinished).await;
+    h.expect_exited("f").await;
+    let anonymous = h.http();
+    let wrong = h
+        .http()
+        .with_basic(&retz_proto::credentials::Credential::new("ops", "guess").unwrap());
+    let ops = h.http().with_basic(&cred);
+    for path in [
+        format!("/files/read?path={VIRTUAL}/stdout&offset=0"),
+        format!("/files/download?path={VIRTUAL}/stdout"),
+        format!("/files/browse?path={VIRTUAL}"),
+        "/state".to_string(),
+    ] {
+        for client in [&anonymous, &wrong] {
+            let r = client.get(&path).await;
+            assert_eq!(r.status, 401, "{path}: {}", r.text());
+            assert_eq!(
+                r.headers.get("www-authenticate").unwrap(),
+                "Basic realm=\"mesos-agent-readonly\""
+            );
+            assert!(!r.text().contains("out-6d1f"), "{path} leaked");
+        }
+        assert_eq!(ops.get(&path).await.status, 200, "{path}");
+    }
+    assert_eq!(
+        ops.get(&format!("/files/download?path={VIRTUAL}/stdout"))
+            .await
+            .text(),
+        "out-6d1f\n"
+    );
+}
+
+/// The layout an executor leaves in its run dir: `tasks/<key>/` owned by the job's
+/// user (here nobody), with links planted by a hostile job.
+struct Planted {
+    h: Harness,
+    /// `/frameworks/.../runs/latest/tasks`
+    tasks: String,
+}
+
+async fn planted() -> Planted {
+    use std::os::unix::fs::{PermissionsExt as _, chown, symlink};
+    let (h, sandbox) = finished("echo run-dir-stdout").await;
+    let (uid, gid) = ids_of("nobody");
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    // the run dir as the executor leaves it: root:<job gid> 0750
+    chown(&sandbox, Some(0), Some(gid)).unwrap();
+    mode(&sandbox, 0o750);
+    let tasks = sandbox.join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    mode(&tasks, 0o755);
+    for key in ["k1", "k2"] {
+        let d = tasks.join(key);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("stdout"), format!("{key} output\n")).unwrap();
+        std::fs::write(d.join("sub/x"), "x\n").unwrap();
+        for p in [d.join("stdout"), d.join("sub/x"), d.join("sub"), d.clone()] {
+            chown(&p, Some(uid), Some(gid)).unwrap();
+        }
+        mode(&d, 0o700);
+        mode(&d.join("stdout"), 0o600);
+    }
+    let k1 = tasks.join("k1");
+    // what a hostile job in k1 can do itself
+    symlink(tasks.join("k2/stdout"), k1.join("other")).unwrap();
+    symlink("../k2/stdout", k1.join("other-rel")).unwrap();
+    symlink("/etc/passwd", k1.join("passwd")).unwrap();
+    symlink("/etc", k1.join("etc")).unwrap();
+    // what it could get root to leave there: a hard link to a root-owned file outside
+    // the sandbox, a root-owned 0600 file, a root-owned directory it cannot search
+    let outside = h.dir.path().join("root-secret");
+    std::fs::write(&outside, "root secret\n").unwrap();
+    mode(&outside, 0o644);
+    std::fs::hard_link(&outside, k1.join("hardlink")).unwrap();
+    std::fs::write(k1.join("secret"), "root 0600\n").unwrap();
+    mode(&k1.join("secret"), 0o600);
+    std::fs::create_dir(k1.join("private")).unwrap();
+    std::fs::write(k1.join("private/f"), "behind a 0700 root dir\n").unwrap();
+    mode(&k1.join("private"), 0o700);
+    mode(&k1.join("private/f"), 0o644);
+    // the job's own hard link to its own file is fine
+    std::fs::hard_link(k1.join("sub/x"), k1.join("x-again")).unwrap();
+    Planted {
+        h,
+        tasks: format!("{VIRTUAL}/tasks"),
+    }
+}
+
+#[tokio::test]
+async fn links_and_unreadable_files_in_a_task_dir_are_refused() {
+    if !need_root("links_and_unreadable_files_in_a_task_dir_are_refused") {
+        return;
+    }
+    let p = planted().await;
+    let http = p.h.http();
+    let k1 = format!("{}/k1", p.tasks);
+    for (name, want, needle) in [
+        ("stdout", 200, "k1 output"),
+        ("sub/x", 200, "x"),
+        ("x-again", 200, "x"),
+        ("other", 403, "is a symbolic link"),
+        ("other-rel", 403, "is a symbolic link"),
+        ("passwd", 403, "is a symbolic link"),
+        ("etc/passwd", 403, "etc is a symbolic link"),
+        ("hardlink", 403, "hard link"),
+        ("secret", 403, "not readable by nobody"),
+        ("private/f", 403, "cannot be searched by nobody"),
+        ("../k2/stdout", 403, "'..'"),
+    ] {
+        let path = format!("{k1}/{name}");
+        for endpoint in ["read", "download", "browse"] {
+            let r = http
+                .get(&format!("/files/{endpoint}?path={}&offset=0", q(&path)))
+                .await;
+            assert_eq!(r.status.as_u16(), want, "{endpoint} {name}: {}", r.text());
+            let text = r.text();
+            if want == 200 {
+                if endpoint != "browse" {
+                    assert!(text.contains(needle), "{endpoint} {name}: {text}");
+                }
+            } else {
+                assert!(text.contains(needle), "{endpoint} {name}: {text}");
+                assert_eq!(text.lines().count(), 1, "{text}");
+                for leak in ["root:", "k2 output", "root secret", "root 0600", "behind"] {
+                    assert!(!text.contains(leak), "{endpoint} {name} leaked {leak}");
+                }
+            }
+        }
+    }
+    // the symlink's message names the path as requested
+    let r = http
+        .get(&format!("/files/read?path={k1}/other&offset=0"))
+        .await;
+    assert_eq!(
+        r.text(),
+        format!("{k1}/other is a symbolic link; /files does not follow symbolic links")
+    );
+    // browse lists links as links, with their own metadata, and follows none
+    let r = http.get(&format!("/files/browse?path={k1}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listing = r.json();
+    let entry = |name: &str| {
+        listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == format!("{k1}/{name}"))
+            .unwrap_or_else(|| panic!("{name} not listed: {listing:#}"))
+            .clone()
+    };
+    for link in ["other", "passwd", "etc"] {
+        let e = entry(link);
+        assert!(e["mode"].as_str().unwrap().starts_with('l'), "{e}");
+        assert_eq!(e["uid"], "root");
+    }
+    assert_eq!(entry("stdout")["size"], 10);
+    assert_eq!(entry("etc")["size"], 4, "the link itself, not /etc");
+    // the task dir of another job, and the run dir, as before
+    let r = http
+        .get(&format!("/files/read?path={}/k2/stdout&offset=0", p.tasks))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"], "k2 output\n");
+    let r = http
+        .get(&format!("/files/read?path={VIRTUAL}/stdout&offset=0"))
+        .await;
+    assert_eq!(r.json()["data"], "run-dir-stdout\n");
+}
+
+#[tokio::test]
+async fn a_hard_link_outside_a_task_dir_must_belong_to_the_run_dirs_owner() {
+    if !need_root("a_hard_link_outside_a_task_dir_must_belong_to_the_run_dirs_owner") {
+        return;
+    }
+    use std::os::unix::fs::chown;
+    let (h, sandbox) = finished("echo hi").await;
+    let (uid, gid) = ids_of("nobody");
+    // a command task's sandbox belongs to its user (nobody); a hard link in it to a
+    // root-owned file is refused, one to the user's own file is served
+    let outside = h.dir.path().join("root-file");
+    std::fs::write(&outside, "root\n").unwrap();
+    std::fs::hard_link(&outside, sandbox.join("hl")).unwrap();
+    let own = sandbox.join("own");
+    std::fs::write(&own, "own\n").unwrap();
+    chown(&own, Some(uid), Some(gid)).unwrap();
+    std::fs::hard_link(&own, sandbox.join("own2")).unwrap();
+    let http = h.http();
+    let r = http
+        .get(&format!("/files/read?path={VIRTUAL}/hl&offset=0"))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("root\n"));
+    let r = http
+        .get(&format!("/files/read?path={VIRTUAL}/own2&offset=0"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"], "own\n");
 }

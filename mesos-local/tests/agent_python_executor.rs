@@ -1,5 +1,6 @@
 //! A real custom executor: a python3 script (standard library only) speaking the JSON
-//! executor API over the chunked RecordIO stream, fetched into the sandbox by the agent.
+//! executor API over the chunked RecordIO stream, fetched into the sandbox by the agent,
+//! authenticating with the token the agent gave it (`MESOS_EXECUTOR_AUTHENTICATION_TOKEN`).
 //! Skipped (with a message) when python3 is missing, unless `CI=true`.
 
 mod agent_support;
@@ -15,6 +16,7 @@ import base64, http.client, json, os, sys, uuid
 EP = os.environ["MESOS_AGENT_ENDPOINT"]
 FID = os.environ["MESOS_FRAMEWORK_ID"]
 EID = os.environ["MESOS_EXECUTOR_ID"]
+AUTH = "Bearer " + os.environ["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"]
 HOST, PORT = EP.rsplit(":", 1)
 log = open("events.log", "a", buffering=1)
 running = {}
@@ -27,7 +29,7 @@ def call(kind, **payload):
 def post(c):
     conn = http.client.HTTPConnection(HOST, int(PORT), timeout=60)
     conn.request("POST", "/api/v1/executor", body=json.dumps(c),
-                 headers={"Content-Type": "application/json"})
+                 headers={"Content-Type": "application/json", "Authorization": AUTH})
     r = conn.getresponse()
     body = r.read()
     conn.close()
@@ -57,7 +59,8 @@ def launch(task):
 
 conn = http.client.HTTPConnection(HOST, int(PORT))
 conn.request("POST", "/api/v1/executor", body=json.dumps(call("SUBSCRIBE", subscribe={})),
-             headers={"Content-Type": "application/json", "Accept": "application/json"})
+             headers={"Content-Type": "application/json", "Accept": "application/json",
+                      "Authorization": AUTH})
 resp = conn.getresponse()
 if resp.status != 200:
     log.write("ERROR subscribe %s %s\n" % (resp.status, resp.read()))

@@ -1,6 +1,7 @@
 //! The LocalCluster end to end: real agents on synthetic topologies running real command
-//! tasks, driven over the scheduler HTTP API, plus the fault injections that go through
-//! the agents (agent death, executor death, master restart with running tasks).
+//! tasks, driven over the (authenticated) scheduler HTTP API, plus the fault injections
+//! that go through the agents (agent death, executor death, master restart with running
+//! tasks).
 
 mod master_support;
 
@@ -22,6 +23,7 @@ async fn cluster(agents: usize, dir: &std::path::Path) -> LocalCluster {
         allocation_interval: Duration::from_millis(50),
         ..MasterConfig::default()
     };
+    config.credentials = Some(credentials(&["cluster"]));
     config.agents = (0..agents)
         .map(|_| AgentSpec {
             disk_mb: Some(2048),
@@ -31,6 +33,11 @@ async fn cluster(agents: usize, dir: &std::path::Path) -> LocalCluster {
         })
         .collect();
     LocalCluster::start(config).await.expect("cluster starts")
+}
+
+/// A framework of the cluster's principal.
+fn fw(name: &str) -> retz_proto::mesos::FrameworkInfo {
+    with_principal(framework(name), "cluster")
 }
 
 fn shell_task(id: &str, offer: &Offer, cmd: &str, cpus: (u64, u64)) -> TaskInfo {
@@ -55,8 +62,8 @@ async fn command_tasks_run_on_real_agents_with_numa_resources() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(2, dir.path()).await;
     assert_eq!(c.agents().len(), 2);
-    let http = Http::new(c.master_addr());
-    let mut s = http.subscribe(ContentType::Json, framework("real")).await;
+    let http = Http::with_credential(c.master_addr(), &credential("cluster"));
+    let mut s = http.subscribe(ContentType::Json, fw("real")).await;
     let fid = subscribed_id(&s.next().await.unwrap());
     let mut offers = Vec::new();
     while offers.len() < 2 {
@@ -142,8 +149,8 @@ async fn command_tasks_run_on_real_agents_with_numa_resources() {
 async fn killed_executor_and_killed_agent() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(2, dir.path()).await;
-    let http = Http::new(c.master_addr());
-    let mut s = http.subscribe(ContentType::Json, framework("faults")).await;
+    let http = Http::with_credential(c.master_addr(), &credential("cluster"));
+    let mut s = http.subscribe(ContentType::Json, fw("faults")).await;
     let fid = subscribed_id(&s.next().await.unwrap());
     let mut offers = Vec::new();
     while offers.len() < 2 {
@@ -205,10 +212,8 @@ async fn killed_executor_and_killed_agent() {
 async fn master_restart_keeps_running_tasks_and_accepts_the_old_framework_id() {
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(1, dir.path()).await;
-    let http = Http::new(c.master_addr());
-    let mut s = http
-        .subscribe(ContentType::Json, framework("restart"))
-        .await;
+    let http = Http::with_credential(c.master_addr(), &credential("cluster"));
+    let mut s = http.subscribe(ContentType::Json, fw("restart")).await;
     let fid = subscribed_id(&s.next().await.unwrap());
     let o = s.offers().await.remove(0);
     let t = shell_task("long", &o, "sleep 600", (4, 7));
@@ -233,7 +238,7 @@ async fn master_restart_keeps_running_tasks_and_accepts_the_old_framework_id() {
     let state = http.get_json("/state").await;
     assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 4);
     assert_eq!(state["slaves"][0]["used_resources"]["cpuids"], "[4-7]");
-    let mut info = framework("restart");
+    let mut info = fw("restart");
     info.id = Some(fid.clone());
     let mut back = http.subscribe(ContentType::Json, info).await;
     assert_eq!(subscribed_id(&back.next().await.unwrap()), fid);

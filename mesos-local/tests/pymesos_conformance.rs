@@ -1,8 +1,11 @@
 //! Conformance with a real third-party Mesos client: a pymesos 0.3.15 scheduler
 //! (`tests/pymesos/scheduler.py`) runs 3 tasks on a pymesos executor
-//! (`tests/pymesos/executor.py`) through a LocalCluster of two agents, over the JSON
-//! scheduler and executor APIs. Every task must go TASK_RUNNING then TASK_FINISHED, with
-//! pymesos' acknowledgements counted by the master.
+//! (`tests/pymesos/executor.py`) through a LocalCluster of two agents with credentials,
+//! over the JSON scheduler and executor APIs. The scheduler authenticates with pymesos'
+//! `principal`/`secret` (HTTP Basic); pymesos 0.3.15's executor driver does not read
+//! `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, so the test's executor adds the bearer token
+//! itself. Every task must go TASK_RUNNING then TASK_FINISHED, with pymesos'
+//! acknowledgements counted by the master.
 //!
 //! pymesos is installed once into a venv under `$CARGO_TARGET_TMPDIR/pymesos-venv`. Its
 //! dependency http-parser 0.9.0 ships a Cython `parser.c` that does not build on Python
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use master_support::Http;
+use master_support::{Http, credential, credentials};
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 use retz_proto::mesos::{ExecutorId, FrameworkId};
@@ -210,6 +213,7 @@ fn pymesos_scheduler_and_executor_run_tasks_to_completion() {
             allocation_interval: Duration::from_millis(100),
             ..MasterConfig::default()
         };
+        config.credentials = Some(credentials(&["pymesos"]));
         config.agents = (0..2)
             .map(|_| AgentSpec {
                 disk_mb: Some(1024),
@@ -220,7 +224,10 @@ fn pymesos_scheduler_and_executor_run_tasks_to_completion() {
             .collect();
         let cluster = LocalCluster::start(config).await.expect("cluster starts");
         let master = cluster.master_addr().to_string();
+        let cred = credential("pymesos");
         let scheduler = tokio::process::Command::new(&vpy)
+            .env("PYMESOS_PRINCIPAL", &cred.principal)
+            .env("PYMESOS_SECRET", &cred.secret)
             .arg(script("scheduler.py"))
             .args(["--master", &master, "--tasks", "3", "--timeout", "120"])
             .arg("--executor")
@@ -253,7 +260,12 @@ fn pymesos_scheduler_and_executor_run_tasks_to_completion() {
             }
         }
         // The master saw pymesos acknowledge every update, and completed the tasks.
-        let http = Http::new(cluster.master_addr());
+        let anonymous = Http::new(cluster.master_addr());
+        let r = anonymous
+            .request(hyper::Method::GET, "/state", &[], Vec::new())
+            .await;
+        assert_eq!(r.status, hyper::StatusCode::UNAUTHORIZED);
+        let http = Http::with_credential(cluster.master_addr(), &cred);
         let metrics = http.get_json("/metrics/snapshot").await;
         let acks = metrics["master/messages_status_update_acknowledgement"]
             .as_u64()
@@ -270,6 +282,7 @@ fn pymesos_scheduler_and_executor_run_tasks_to_completion() {
             .expect("the framework in /state")
             .clone();
         assert_eq!(fw["name"], "pymesos-conformance");
+        assert_eq!(fw["principal"], "pymesos");
         assert_eq!(fw["capabilities"], serde_json::json!(["GPU_RESOURCES"]));
         let finished = fw["completed_tasks"]
             .as_array()

@@ -37,6 +37,7 @@ use tokio::task::AbortHandle;
 use super::env::{EnvContext, executor_environment, format_duration};
 use super::fetcher::Fetcher;
 use super::status_updates::{StatusUpdateManager, UpdateOutcome, is_terminal};
+use super::switch_user::{self, JobUser};
 use super::wire::{ContentType, encode_record};
 use super::{AgentConfig, AgentError, AgentEvent, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};
 
@@ -99,6 +100,13 @@ pub(crate) enum Phase {
     Running,
 }
 
+/// What a new executor record runs: a custom executor with the items queued for it, or
+/// a command task (its task) as a user (`None`: the agent's).
+pub(crate) enum NewRun {
+    Custom(Vec<Launchable>),
+    Command(BTreeMap<String, TaskRec>, Option<JobUser>),
+}
+
 /// How the tasks left on an executor end when it goes away.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskEnd {
@@ -157,6 +165,10 @@ pub(crate) struct ExecRec {
     pub(crate) shutting_down: bool,
     pub(crate) run_task: Option<AbortHandle>,
     pub(crate) started: f64,
+    /// Its executor API token (see `auth`).
+    pub(crate) token: super::auth::Token,
+    /// The user a command task runs as (`None`: the agent's user).
+    pub(crate) run_as: Option<JobUser>,
 }
 
 impl ExecRec {
@@ -224,6 +236,11 @@ impl State {
 
     pub(crate) fn exec_mut(&mut self, fid: &str, eid: &str) -> Option<&mut ExecRec> {
         self.frameworks.get_mut(fid)?.executors.get_mut(eid)
+    }
+
+    fn exec_run_token(&self, fid: &str, eid: &str) -> Option<String> {
+        let rec = self.frameworks.get(fid)?.executors.get(eid)?;
+        Some(rec.token.as_str().to_owned())
     }
 
     fn exec_run_mut(&mut self, fid: &str, eid: &str, cid: &str) -> Option<&mut ExecRec> {
@@ -317,7 +334,7 @@ impl Shared {
         sandbox::validate_id("agent", &cfg.id.value)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
         let agent_dir = sandbox::agent_dir(&cfg.work_dir, &cfg.id.value);
-        std::fs::create_dir_all(&agent_dir).map_err(|source| AgentError::WorkDir {
+        sandbox::create_dirs(&agent_dir).map_err(|source| AgentError::WorkDir {
             path: agent_dir.clone(),
             source,
         })?;
@@ -621,6 +638,19 @@ impl Shared {
             );
             return;
         }
+        let framework = st.frameworks.get(fid).map(|f| &f.info);
+        let run_as = match switch_user::command_user(framework, &command) {
+            Ok(u) => u,
+            Err(e) => {
+                let end = TaskEnd {
+                    state: TaskState::TaskError,
+                    reason: e.reason(),
+                    message: e.to_string(),
+                };
+                self.refuse(st, fid, Some(&tid), &[&task], &end);
+                return;
+            }
+        };
         let shown = command.value.clone().unwrap_or_default();
         let info = ExecutorInfo {
             executor_id: ExecutorId { value: tid.clone() },
@@ -637,7 +667,7 @@ impl Shared {
         };
         let mut tasks = BTreeMap::new();
         tasks.insert(tid.clone(), TaskRec::new(task, None));
-        self.create_executor(st, fid, info, true, tasks, Vec::new());
+        self.create_executor(st, fid, info, NewRun::Command(tasks, run_as));
     }
 
     fn launch_on_executor(
@@ -732,20 +762,16 @@ impl Shared {
                         value: fid.to_string(),
                     });
                 }
-                self.create_executor(st, fid, ei, false, BTreeMap::new(), items);
+                self.create_executor(st, fid, ei, NewRun::Custom(items));
             }
         }
     }
 
-    fn create_executor(
-        &self,
-        st: &mut State,
-        fid: &str,
-        info: ExecutorInfo,
-        command_task: bool,
-        tasks: BTreeMap<String, TaskRec>,
-        queued: Vec<Launchable>,
-    ) {
+    fn create_executor(&self, st: &mut State, fid: &str, info: ExecutorInfo, run: NewRun) {
+        let (command_task, tasks, queued, run_as) = match run {
+            NewRun::Custom(queued) => (false, BTreeMap::new(), queued, None),
+            NewRun::Command(tasks, run_as) => (true, tasks, Vec::new(), run_as),
+        };
         let eid = info.executor_id.value.clone();
         let container_id = uuid::Uuid::new_v4().to_string();
         let directory = sandbox::run_dir(
@@ -786,6 +812,8 @@ impl Shared {
             shutting_down: false,
             run_task: None,
             started: now_secs(),
+            token: super::auth::Token::new(),
+            run_as,
         };
         fw.executors.insert(eid.clone(), rec);
         let run = self.spawn(run_container(
@@ -1296,6 +1324,15 @@ impl Shared {
         std::fs::canonicalize(latest).ok()
     }
 
+    pub(crate) fn executor_token(
+        &self,
+        framework_id: &FrameworkId,
+        executor_id: &ExecutorId,
+    ) -> Option<String> {
+        let st = self.lock();
+        st.exec_run_token(&framework_id.value, &executor_id.value)
+    }
+
     pub(crate) fn executor_pid(
         &self,
         framework_id: &FrameworkId,
@@ -1762,6 +1799,7 @@ struct Prepared {
     env: Vec<(String, String)>,
     directory: PathBuf,
     fetcher: Fetcher,
+    user: Option<JobUser>,
 }
 
 fn prepare(shared: &Shared, fid: &str, eid: &str, cid: &str) -> Option<Result<Prepared, String>> {
@@ -1785,6 +1823,8 @@ fn prepare(shared: &Shared, fid: &str, eid: &str, cid: &str) -> Option<Result<Pr
         checkpoint: rec.checkpoint,
         shutdown_grace_period: rec.grace,
         command_environment: command.environment.as_ref(),
+        authentication_token: Some(rec.token.as_str()),
+        user: rec.run_as.as_ref(),
     };
     let env = match executor_environment(&ctx) {
         Ok(env) => env,
@@ -1795,6 +1835,7 @@ fn prepare(shared: &Shared, fid: &str, eid: &str, cid: &str) -> Option<Result<Pr
         directory: rec.directory.clone(),
         command,
         fetcher: shared.fetcher.clone(),
+        user: rec.run_as.clone(),
     }))
 }
 
@@ -1837,6 +1878,16 @@ async fn run_container(me: Weak<Shared>, fid: String, eid: String, cid: String) 
         fail(format!("Failed to launch container: {e}"));
         return;
     }
+    if let Some(user) = &prepared.user
+        && let Err(e) = switch_user::prepare_sandbox(&prepared.directory, user)
+    {
+        fail(format!(
+            "Failed to launch container: cannot give the sandbox {} to user {}: {e}",
+            prepared.directory.display(),
+            user.name
+        ));
+        return;
+    }
     let argv = match process::command_argv(&prepared.command, &prepared.directory) {
         Ok(a) => a,
         Err(e) => {
@@ -1848,6 +1899,7 @@ async fn run_container(me: Weak<Shared>, fid: String, eid: String, cid: String) 
         argv,
         env: prepared.env,
         sandbox: prepared.directory.clone(),
+        user: prepared.user.clone(),
     };
     let mut child = match process::spawn(&spec) {
         Ok(c) => c,

@@ -4,8 +4,10 @@
 //! Pure: builds a list of `(name, value)` pairs; the process module applies it on top of
 //! the agent's own environment (which executors inherit, as in Mesos).
 //!
-//! Invariant: a variable set by `CommandInfo.environment` overrides an agent-generated
-//! one of the same name (later entries win when applied in order).
+//! Invariants: a variable set by `CommandInfo.environment` overrides an agent-generated
+//! one of the same name (later entries win when applied in order), except
+//! `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, which comes last: the executor always gets the
+//! token the agent made for it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,6 +15,11 @@ use std::time::Duration;
 
 use retz_proto::mesos::Environment;
 use retz_proto::mesos::environment::variable::Type as VariableType;
+
+use super::switch_user::{JobUser, user_environment};
+
+/// The variable holding an executor's token for the executor API.
+pub const AUTHENTICATION_TOKEN_VAR: &str = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN";
 
 /// `--recovery_timeout` of a Mesos agent (default), exported when checkpointing.
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -37,8 +44,13 @@ pub struct EnvContext<'a> {
     pub checkpoint: bool,
     /// `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD`.
     pub shutdown_grace_period: Duration,
-    /// `CommandInfo.environment`, applied last.
+    /// `CommandInfo.environment`, applied after the agent's variables.
     pub command_environment: Option<&'a Environment>,
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, applied last.
+    pub authentication_token: Option<&'a str>,
+    /// The user a command task runs as: `USER`, `LOGNAME`, `HOME` (before the command's
+    /// variables).
+    pub user: Option<&'a JobUser>,
 }
 
 /// A `CommandInfo.environment` variable this agent cannot provide.
@@ -109,8 +121,14 @@ pub fn executor_environment(ctx: &EnvContext<'_>) -> Result<Vec<(String, String)
         ));
     }
     env.push(("LIBPROCESS_PORT".to_string(), "0".to_string()));
+    if let Some(user) = ctx.user {
+        env.extend(user_environment(user));
+    }
     if let Some(environment) = ctx.command_environment {
         env.extend(command_environment(environment)?);
+    }
+    if let Some(token) = ctx.authentication_token {
+        env.push((AUTHENTICATION_TOKEN_VAR.to_string(), token.to_string()));
     }
     Ok(env)
 }
@@ -212,7 +230,19 @@ mod tests {
     #[test]
     fn environment_has_the_mesos_variables_and_command_ones_win() {
         let environment = Environment {
-            variables: vec![var("FOO", "bar"), var("MESOS_SANDBOX", "/override")],
+            variables: vec![
+                var("FOO", "bar"),
+                var("MESOS_SANDBOX", "/override"),
+                var("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "forged"),
+                var("HOME", "/custom"),
+            ],
+        };
+        let user = JobUser {
+            name: "job".into(),
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            home: "/home/job".into(),
         };
         let ctx = EnvContext {
             framework_id: "F",
@@ -223,6 +253,8 @@ mod tests {
             checkpoint: true,
             shutdown_grace_period: Duration::from_secs(5),
             command_environment: Some(&environment),
+            authentication_token: Some("tok"),
+            user: Some(&user),
         };
         let env = executor_environment(&ctx).unwrap();
         let get = |k: &str| {
@@ -244,14 +276,24 @@ mod tests {
         assert_eq!(get("MESOS_SUBSCRIPTION_BACKOFF_MAX"), Some("2secs"));
         assert_eq!(get("LIBPROCESS_PORT"), Some("0"));
         assert_eq!(get("FOO"), Some("bar"));
+        // the agent's token wins over the command's, the command's HOME over the user's
+        assert_eq!(get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"), Some("tok"));
+        assert_eq!(get("USER"), Some("job"));
+        assert_eq!(get("HOME"), Some("/custom"));
 
         let no_ckpt = EnvContext {
             checkpoint: false,
             command_environment: None,
+            authentication_token: None,
+            user: None,
             ..ctx
         };
         let env = executor_environment(&no_ckpt).unwrap();
         assert!(env.iter().all(|(n, _)| n != "MESOS_RECOVERY_TIMEOUT"));
+        assert!(
+            env.iter()
+                .all(|(n, _)| n != AUTHENTICATION_TOKEN_VAR && n != "USER")
+        );
         assert!(env.iter().any(|(n, v)| n == "MESOS_CHECKPOINT" && v == "0"));
     }
 

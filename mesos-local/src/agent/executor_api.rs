@@ -1,7 +1,10 @@
 //! `POST /api/v1/executor`: the executor HTTP API of the agent (reference §2 and §3).
 //!
-//! Status codes: 400 for a missing `Content-Type`, an undecodable body, a call failing
-//! validation, or an unknown framework/executor; 415 for another `Content-Type`; 406 when
+//! Status codes, in the order they are checked: 401 (with `WWW-Authenticate: Bearer`)
+//! without `Authorization: Bearer <token>` or with a token no live executor holds (see
+//! [`super::auth`]); 400 for a missing `Content-Type`, an undecodable body or a call
+//! failing validation; 415 for another `Content-Type`; 403 when the call's framework or
+//! executor id is not the token's; 400 for an unknown framework/executor; 406 when
 //! SUBSCRIBE accepts neither encoding; 403 "Executor is not subscribed" for UPDATE and
 //! MESSAGE before SUBSCRIBE; 202 for accepted UPDATE, MESSAGE and (always) HEARTBEAT.
 //! SUBSCRIBE answers 200 with a chunked RecordIO stream of events (no `Mesos-Stream-Id`).
@@ -19,6 +22,7 @@ use bytes::Bytes;
 use retz_proto::executor::{Call, call};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::auth;
 use super::core::{Phase, Shared};
 use super::validation::validate_call;
 use super::wire::ContentType;
@@ -69,6 +73,10 @@ pub(crate) async fn handle(
     let Some(shared) = agent.upgrade() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "Agent is stopped");
     };
+    let who = match auth::authenticate_executor(&shared, &headers) {
+        Ok(who) => who,
+        Err(r) => return r.into_response(),
+    };
     let Some(ct_header) = headers.get(header::CONTENT_TYPE) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -101,6 +109,9 @@ pub(crate) async fn handle(
     };
     let fid = call.framework_id.value.clone();
     let eid = call.executor_id.value.clone();
+    if let Err(r) = auth::authorize_executor_call(&who, &fid, &eid) {
+        return r.into_response();
+    }
     match ty {
         call::Type::Heartbeat => StatusCode::ACCEPTED.into_response(),
         call::Type::Subscribe => {

@@ -5,22 +5,50 @@
 //! * the virtual path `/frameworks/<fid>/executors/<eid>/runs/<latest|container id>[/...]`;
 //! * the real path `<work_dir>/slaves/<aid>/frameworks/<fid>/executors/<eid>/runs/<latest|container id>[/...]`.
 //!
-//! Invariants: a path with a `..` component is refused (403) before touching the disk;
-//! after symlinks are resolved, the file must still lie under
-//! `<work_dir>/slaves/<aid>/frameworks` (403 otherwise), so a sandbox symlink cannot
-//! expose the rest of the machine. A path that is neither form is 404 (not attached).
+//! How a path is opened ([`open`]): a path with a `..` component is refused (403) before
+//! touching the disk; a path that is neither form is 404 (not attached). `latest` is read
+//! with `readlinkat` (it must name a container id). Then, from the executor's `runs`
+//! directory, every component is opened with `openat2` relative to the previous one with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`: no symbolic link is
+//! followed anywhere (403 "... is a symbolic link"), nothing outside the sandbox is
+//! reached. The last component is opened for reading (non-blocking, so a FIFO cannot
+//! stall the agent) and every answer is read from that descriptor, never by opening the
+//! path again.
+//!
+//! What is served of what was opened (403 otherwise):
+//! * only regular files and directories;
+//! * a regular file with more than one hard link only if it belongs to the sandbox's
+//!   user: the owner of its task directory under `tasks/<key>/`, else of the run
+//!   directory (a hard link made in a sandbox cannot expose another user's file);
+//! * under `tasks/<key>/`, only what the owner of that task directory could read
+//!   itself: mode bits against its uid, primary gid and supplementary groups, with search
+//!   permission on every directory below the task directory (so a root-owned 0600 file in
+//!   a job's task directory is refused).
+//!
+//! `/files/browse` lists a directory's entries with their own metadata (`fstatat` without
+//! following links): a symbolic link is listed as one (mode `l...`) and never followed.
 
 use std::collections::HashMap;
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::ffi::CString;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Component, Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use super::sandbox::{self, LATEST};
 
 /// The most `/files/read` returns at once: 16 pages of 4 KiB.
 pub const READ_CAP: u64 = 16 * 4096;
+
+/// How every component below an executor's `runs` directory is resolved.
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
 
 /// A failed files request: its status and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +72,89 @@ impl FilesError {
     }
 }
 
-/// Maps a requested path to the file on disk, enforcing the invariants above.
-pub fn resolve(work_dir: &Path, agent_id: &str, requested: &str) -> Result<PathBuf, FilesError> {
+/// The metadata the endpoints use, of a file itself (links are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard links.
+    pub nlink: u64,
+    /// Size, bytes.
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl Meta {
+    // The stat field types differ between architectures.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn of(st: &rustix::fs::Stat) -> Meta {
+        Meta {
+            mode: st.st_mode as u32,
+            uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
+            nlink: st.st_nlink as u64,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: st.st_mtime as i64,
+        }
+    }
+
+    /// A directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & 0o170000 == 0o040000
+    }
+
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170000 == 0o100000
+    }
+}
+
+/// A requested path, opened beneath its sandbox (see the module doc).
+#[derive(Debug)]
+pub struct Opened {
+    /// The open file or directory (read-only).
+    pub fd: OwnedFd,
+    /// Its metadata.
+    pub meta: Meta,
+    /// Its name (the last component, or the container id for a run directory).
+    pub name: String,
+}
+
+/// The parts of a request below `<work_dir>/slaves/<aid>`.
+struct Request {
+    agent_dir: PathBuf,
+    fid: String,
+    eid: String,
+    run: String,
+    rest: Vec<String>,
+    /// The requested path's components up to and including the run's, as written.
+    run_prefix: Vec<String>,
+}
+
+impl Request {
+    /// The path of `rest[..n]`, as the client would write it.
+    fn shown(&self, n: usize) -> String {
+        let mut parts = self.run_prefix.clone();
+        parts.extend(self.rest.iter().take(n).cloned());
+        format!("/{}", parts.join("/"))
+    }
+}
+
+fn not_attached(requested: &str) -> FilesError {
+    FilesError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{requested} is not a sandbox path; use /frameworks/<fid>/executors/<eid>/runs/latest[/file]"
+        ),
+    )
+}
+
+fn parse(work_dir: &Path, agent_id: &str, requested: &str) -> Result<Request, FilesError> {
     let req = Path::new(requested);
     if req.components().any(|c| c == Component::ParentDir) {
         return Err(FilesError::new(
@@ -61,7 +170,7 @@ pub fn resolve(work_dir: &Path, agent_id: &str, requested: &str) -> Result<PathB
             ),
         ));
     }
-    let agent_dir = crate::agent::sandbox::agent_dir(work_dir, agent_id);
+    let agent_dir = sandbox::agent_dir(work_dir, agent_id);
     let canonical_agent_dir =
         std::fs::canonicalize(&agent_dir).unwrap_or_else(|_| agent_dir.clone());
     // The part below `<work_dir>/slaves/<aid>`, as `frameworks/<fid>/executors/<eid>/runs/<run>/...`.
@@ -74,41 +183,219 @@ pub fn resolve(work_dir: &Path, agent_id: &str, requested: &str) -> Result<PathB
     } else {
         return Err(not_attached(requested));
     };
-    let parts: Vec<_> = relative.components().collect();
+    let names = |p: &Path| -> Vec<String> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let parts = names(&relative);
+    let all = names(req);
     let attached = parts.len() >= 6
-        && parts[0].as_os_str() == "frameworks"
-        && parts[2].as_os_str() == "executors"
-        && parts[4].as_os_str() == "runs";
-    if !attached {
+        && parts[0] == "frameworks"
+        && parts[2] == "executors"
+        && parts[4] == "runs"
+        && sandbox::validate_id("framework", &parts[1]).is_ok()
+        && sandbox::validate_id("executor", &parts[3]).is_ok()
+        && sandbox::validate_id("container", &parts[5]).is_ok();
+    if !attached || all.len() < parts.len() {
         return Err(not_attached(requested));
     }
-    let candidate = canonical_agent_dir.join(&relative);
-    let real = std::fs::canonicalize(&candidate).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            FilesError::new(StatusCode::NOT_FOUND, format!("{requested} does not exist"))
-        } else {
-            FilesError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot resolve {requested}: {e}"),
-            )
-        }
-    })?;
-    if !real.starts_with(canonical_agent_dir.join("frameworks")) {
-        return Err(FilesError::new(
-            StatusCode::FORBIDDEN,
-            format!("{requested} leads outside the agent's sandboxes; refusing it"),
-        ));
-    }
-    Ok(real)
+    let rest = parts[6..].to_vec();
+    Ok(Request {
+        run_prefix: all[..all.len() - rest.len()].to_vec(),
+        agent_dir: canonical_agent_dir,
+        fid: parts[1].clone(),
+        eid: parts[3].clone(),
+        run: parts[5].clone(),
+        rest,
+    })
 }
 
-fn not_attached(requested: &str) -> FilesError {
-    FilesError::new(
-        StatusCode::NOT_FOUND,
-        format!(
-            "{requested} is not a sandbox path; use /frameworks/<fid>/executors/<eid>/runs/latest[/file]"
+fn open_error(e: Errno, shown: &str) -> FilesError {
+    match e {
+        Errno::NOENT | Errno::NOTDIR => {
+            FilesError::new(StatusCode::NOT_FOUND, format!("{shown} does not exist"))
+        }
+        Errno::LOOP => FilesError::new(
+            StatusCode::FORBIDDEN,
+            format!("{shown} is a symbolic link; /files does not follow symbolic links"),
         ),
+        Errno::XDEV => FilesError::new(
+            StatusCode::FORBIDDEN,
+            format!("{shown} leads outside its sandbox; refusing it"),
+        ),
+        Errno::ACCESS | Errno::PERM => {
+            FilesError::new(StatusCode::FORBIDDEN, format!("{shown}: permission denied"))
+        }
+        Errno::NXIO => FilesError::new(
+            StatusCode::FORBIDDEN,
+            format!("{shown} is not a regular file or directory; refusing it"),
+        ),
+        Errno::NOSYS => FilesError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this kernel has no openat2(2) (Linux 5.6 or later is needed to serve files safely)",
+        ),
+        other => FilesError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot open {shown}: {other}"),
+        ),
+    }
+}
+
+/// The user whose view decides what a task directory serves.
+struct Identity {
+    name: String,
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+impl Identity {
+    /// `uid` as the user database knows it; without an entry, `fallback_gid` only.
+    fn of(uid: u32, fallback_gid: u32) -> Identity {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten();
+        match user {
+            Some(u) => {
+                let groups = CString::new(u.name.as_bytes())
+                    .ok()
+                    .and_then(|n| nix::unistd::getgrouplist(&n, u.gid).ok())
+                    .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+                    .unwrap_or_else(|| vec![u.gid.as_raw()]);
+                Identity {
+                    name: u.name,
+                    uid,
+                    gid: u.gid.as_raw(),
+                    groups,
+                }
+            }
+            None => Identity {
+                name: uid.to_string(),
+                uid,
+                gid: fallback_gid,
+                groups: vec![fallback_gid],
+            },
+        }
+    }
+
+    /// Whether the mode bits of `m` grant this user all of `want` (4 read, 1 search).
+    fn may(&self, m: &Meta, want: u32) -> bool {
+        let bits = if m.uid == self.uid {
+            m.mode >> 6
+        } else if m.gid == self.gid || self.groups.contains(&m.gid) {
+            m.mode >> 3
+        } else {
+            m.mode
+        };
+        bits & want == want
+    }
+}
+
+/// Opens a requested path beneath its sandbox, enforcing the rules of the module doc.
+pub fn open(work_dir: &Path, agent_id: &str, requested: &str) -> Result<Opened, FilesError> {
+    let r = parse(work_dir, agent_id, requested)?;
+    let agent_fd = rustix::fs::open(
+        &r.agent_dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
     )
+    .map_err(|e| open_error(e, requested))?;
+    let runs_path = format!("frameworks/{}/executors/{}/runs", r.fid, r.eid);
+    let runs_fd = rustix::fs::openat2(
+        &agent_fd,
+        runs_path.as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| open_error(e, &r.shown(0)))?;
+    let container = if r.run == LATEST {
+        let target = rustix::fs::readlinkat(&runs_fd, LATEST, Vec::new())
+            .map_err(|e| open_error(e, &r.shown(0)))?;
+        let target = target.to_string_lossy().into_owned();
+        if sandbox::validate_id("container", &target).is_err() {
+            return Err(FilesError::new(
+                StatusCode::FORBIDDEN,
+                format!("{} does not name a run of this executor", r.shown(0)),
+            ));
+        }
+        target
+    } else {
+        r.run.clone()
+    };
+    // Component 0 is the run directory, then `rest`.
+    let components: Vec<&str> = std::iter::once(container.as_str())
+        .chain(r.rest.iter().map(String::as_str))
+        .collect();
+    let mut metas = Vec::with_capacity(components.len());
+    let mut current = runs_fd;
+    for (i, name) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        let flags = if last {
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC
+        } else {
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+        };
+        let fd = rustix::fs::openat2(&current, *name, flags, Mode::empty(), RESOLVE)
+            .map_err(|e| open_error(e, &r.shown(i)))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| open_error(e, &r.shown(i)))?;
+        metas.push(Meta::of(&st));
+        current = fd;
+    }
+    let meta = *metas.last().unwrap_or(&metas[0]);
+    check(&r, &metas, requested)?;
+    Ok(Opened {
+        fd: current,
+        meta,
+        name: components
+            .last()
+            .map_or_else(String::new, |n| (*n).to_owned()),
+    })
+}
+
+/// The serving rules of the module doc, over the metadata of every opened component
+/// (`metas[0]` is the run directory, `metas[i]` is `rest[i - 1]`).
+fn check(r: &Request, metas: &[Meta], requested: &str) -> Result<(), FilesError> {
+    let forbidden = |m: String| Err(FilesError::new(StatusCode::FORBIDDEN, m));
+    let target = metas[metas.len() - 1];
+    if !target.is_file() && !target.is_dir() {
+        return forbidden(format!(
+            "{requested} is not a regular file or directory; refusing it"
+        ));
+    }
+    // `rest[0] == "tasks"`, `rest[1]` the task key: its directory is `metas[2]`.
+    let task_dir = (r.rest.len() >= 2 && r.rest[0] == "tasks").then(|| metas[2]);
+    let owner = task_dir.map_or(metas[0].uid, |d| d.uid);
+    if target.is_file() && target.nlink > 1 && target.uid != owner {
+        return forbidden(format!(
+            "{requested} is a hard link ({} links) to a file that the sandbox's user (uid {owner}) does not own; refusing it",
+            target.nlink
+        ));
+    }
+    if let Some(dir) = task_dir {
+        let who = Identity::of(dir.uid, dir.gid);
+        // Search permission on the task directory and every directory below it on the way.
+        for (i, m) in metas.iter().enumerate().take(metas.len() - 1).skip(2) {
+            if !who.may(m, 1) {
+                return forbidden(format!(
+                    "{} cannot be searched by {}, the owner of its task directory; refusing {requested}",
+                    r.shown(i),
+                    who.name
+                ));
+            }
+        }
+        if !who.may(&target, 4) {
+            return forbidden(format!(
+                "{requested} is not readable by {}, the owner of its task directory; refusing it",
+                who.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `ls -l` style mode string, e.g. `-rw-r--r--` or `drwxr-xr-x`.
@@ -169,16 +456,17 @@ fn group_name(gid: u32) -> String {
         .map_or_else(|| gid.to_string(), |g| g.name)
 }
 
-/// The `/files/browse` entry of one file.
-pub fn file_entry(path: &str, meta: &std::fs::Metadata) -> serde_json::Value {
+/// The `/files/browse` entry of one file (its own metadata: a symbolic link is listed
+/// as a link, mode `l...`, never followed).
+pub fn file_entry(path: &str, meta: &Meta) -> serde_json::Value {
     serde_json::json!({
         "path": path,
-        "nlink": meta.nlink(),
-        "size": meta.size(),
-        "mtime": meta.mtime(),
-        "mode": mode_string(meta.permissions().mode()),
-        "uid": user_name(meta.uid()),
-        "gid": group_name(meta.gid()),
+        "nlink": meta.nlink,
+        "size": meta.size,
+        "mtime": meta.mtime,
+        "mode": mode_string(meta.mode),
+        "uid": user_name(meta.uid),
+        "gid": group_name(meta.gid),
     })
 }
 
@@ -219,29 +507,40 @@ fn browse_value(
     query: &HashMap<String, String>,
 ) -> Result<serde_json::Value, FilesError> {
     let requested = required_path(query)?;
-    let real = resolve(work_dir, agent_id, requested)?;
-    let internal = |e: std::io::Error| {
+    let opened = open(work_dir, agent_id, requested)?;
+    let internal = |e: Errno| {
         FilesError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot browse {requested}: {e}"),
         )
     };
-    let meta = std::fs::metadata(&real).map_err(internal)?;
     let base = requested.trim_end_matches('/');
-    if !meta.is_dir() {
-        return Ok(serde_json::Value::Array(vec![file_entry(base, &meta)]));
+    if !opened.meta.is_dir() {
+        return Ok(serde_json::Value::Array(vec![file_entry(
+            base,
+            &opened.meta,
+        )]));
     }
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(&real).map_err(internal)? {
+    let mut dir = rustix::fs::Dir::new(opened.fd).map_err(internal)?;
+    let mut names = Vec::new();
+    while let Some(entry) = dir.read() {
         let entry = entry.map_err(internal)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // symlink_metadata so that a dangling link is listed rather than failing the listing
-        let meta = entry
-            .path()
-            .metadata()
-            .or_else(|_| entry.path().symlink_metadata())
-            .map_err(internal)?;
-        entries.push((format!("{base}/{name}"), meta));
+        let name = entry.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            names.push(name);
+        }
+    }
+    let dir_fd = dir.fd().map_err(internal)?;
+    let mut entries = Vec::with_capacity(names.len());
+    for name in names {
+        // The entry's own metadata: a link is listed as a link. An entry gone since the
+        // listing is skipped.
+        let Ok(st) = rustix::fs::statat(dir_fd.as_fd(), name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+        else {
+            continue;
+        };
+        let shown = format!("{base}/{}", name.to_string_lossy());
+        entries.push((shown, Meta::of(&st)));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(serde_json::Value::Array(
@@ -308,28 +607,32 @@ fn read_value(
     let requested = required_path(query)?;
     let offset = parse_i64(query, "offset")?;
     let length = parse_i64(query, "length")?;
-    let real = resolve(work_dir, agent_id, requested)?;
-    let internal = |e: std::io::Error| {
-        FilesError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot read {requested}: {e}"),
-        )
-    };
-    let meta = std::fs::metadata(&real).map_err(internal)?;
-    if meta.is_dir() {
+    let opened = open(work_dir, agent_id, requested)?;
+    if opened.meta.is_dir() {
         return Err(FilesError::new(
             StatusCode::BAD_REQUEST,
             format!("Cannot read a directory: {requested}; use /files/browse"),
         ));
     }
-    let (offset, len) = read_window(meta.len(), offset, length)
+    let (offset, len) = read_window(opened.meta.size, offset, length)
         .map_err(|m| FilesError::new(StatusCode::BAD_REQUEST, m))?;
-    let mut data = Vec::new();
-    if len > 0 {
-        let mut file = std::fs::File::open(&real).map_err(internal)?;
-        file.seek(SeekFrom::Start(offset)).map_err(internal)?;
-        file.take(len).read_to_end(&mut data).map_err(internal)?;
+    let file = std::fs::File::from(opened.fd);
+    let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read_at(&mut data[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(FilesError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read {requested}: {e}"),
+                ));
+            }
+        }
     }
+    data.truncate(filled);
     Ok(serde_json::json!({
         "data": String::from_utf8_lossy(&data),
         "offset": offset,
@@ -367,43 +670,34 @@ pub async fn download(
         Ok(p) => p.to_string(),
         Err(e) => return e.into_response(),
     };
-    let real = match resolve(work_dir, agent_id, &requested) {
-        Ok(p) => p,
+    let (work_dir, agent_id, req) = (
+        work_dir.to_path_buf(),
+        agent_id.to_owned(),
+        requested.clone(),
+    );
+    let opened = tokio::task::spawn_blocking(move || open(&work_dir, &agent_id, &req))
+        .await
+        .unwrap_or_else(|e| {
+            Err(FilesError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("files handler failed: {e}"),
+            ))
+        });
+    let opened = match opened {
+        Ok(o) => o,
         Err(e) => return e.into_response(),
     };
-    let file = match tokio::fs::File::open(&real).await {
-        Ok(f) => f,
-        Err(e) => {
-            return FilesError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot open {requested}: {e}"),
-            )
-            .into_response();
-        }
-    };
-    match file.metadata().await {
-        Ok(m) if m.is_dir() => {
-            return FilesError::new(
-                StatusCode::BAD_REQUEST,
-                format!("Cannot download a directory: {requested}"),
-            )
-            .into_response();
-        }
-        Ok(_) => {}
-        Err(e) => {
-            return FilesError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot stat {requested}: {e}"),
-            )
-            .into_response();
-        }
+    if opened.meta.is_dir() {
+        return FilesError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Cannot download a directory: {requested}"),
+        )
+        .into_response();
     }
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = opened.name;
     let disposition = HeaderValue::from_str(&format!("attachment; filename={name}"))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let file = tokio::fs::File::from_std(std::fs::File::from(opened.fd));
     let stream = tokio_util_stream(file);
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
@@ -467,6 +761,12 @@ mod tests {
         assert_eq!(mode_string(0o102644), "-rw-r-Sr--");
     }
 
+    /// Where an opened descriptor is, as the kernel names it.
+    fn path_of(o: &Opened) -> PathBuf {
+        use std::os::fd::AsRawFd as _;
+        std::fs::read_link(format!("/proc/self/fd/{}", o.fd.as_raw_fd())).unwrap()
+    }
+
     #[test]
     fn resolution() {
         let tmp = tempfile::tempdir().unwrap();
@@ -474,9 +774,10 @@ mod tests {
         let run = crate::agent::sandbox::create_run_dir(w, "A", "F", "E", "c1").unwrap();
         std::fs::write(run.join("stdout"), "hi").unwrap();
         std::os::unix::fs::symlink("/etc", run.join("etc")).unwrap();
+        std::os::unix::fs::symlink("stdout", run.join("out")).unwrap();
         let real_run = std::fs::canonicalize(&run).unwrap();
 
-        let ok = |p: &str| resolve(w, "A", p).unwrap();
+        let ok = |p: &str| path_of(&open(w, "A", p).unwrap());
         assert_eq!(
             ok("/frameworks/F/executors/E/runs/latest/stdout"),
             real_run.join("stdout")
@@ -489,20 +790,43 @@ mod tests {
             w.display()
         );
         assert_eq!(ok(&via_latest), real_run);
+        let o = open(w, "A", "/frameworks/F/executors/E/runs/latest/stdout").unwrap();
+        assert!(o.meta.is_file());
+        assert_eq!(o.meta.size, 2);
+        assert_eq!(o.name, "stdout");
 
-        let status = |p: &str| resolve(w, "A", p).unwrap_err().status;
+        let err = |p: &str| open(w, "A", p).unwrap_err();
+        let status = |p: &str| err(p).status;
         assert_eq!(
             status("/frameworks/F/executors/E/runs/latest/../../../../../../etc"),
             StatusCode::FORBIDDEN
         );
+        let e = err("/frameworks/F/executors/E/runs/latest/etc/passwd");
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
         assert_eq!(
-            status("/frameworks/F/executors/E/runs/latest/etc/passwd"),
-            StatusCode::FORBIDDEN
+            e.message,
+            "/frameworks/F/executors/E/runs/latest/etc is a symbolic link; /files does not follow symbolic links"
+        );
+        // a link inside the sandbox is not followed either
+        let e = err("/frameworks/F/executors/E/runs/c1/out");
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(
+            e.message.contains("/runs/c1/out is a symbolic link"),
+            "{}",
+            e.message
         );
         assert_eq!(status("/etc/passwd"), StatusCode::NOT_FOUND);
         assert_eq!(status("/frameworks/F"), StatusCode::NOT_FOUND);
         assert_eq!(
             status("/frameworks/F/executors/E/runs/latest/nope"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status("/frameworks/F/executors/E/runs/latest/stdout/x"),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status("/frameworks/F/executors/X/runs/latest"),
             StatusCode::NOT_FOUND
         );
         assert_eq!(status("relative/x"), StatusCode::BAD_REQUEST);
@@ -511,5 +835,45 @@ mod tests {
             w.display()
         );
         assert_eq!(status(&other_agent), StatusCode::NOT_FOUND);
+        // a FIFO does not stall the agent and is not served
+        nix::unistd::mkfifo(
+            &run.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(
+            status("/frameworks/F/executors/E/runs/c1/fifo"),
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    fn meta(mode: u32, uid: u32, gid: u32) -> Meta {
+        Meta {
+            mode,
+            uid,
+            gid,
+            nlink: 1,
+            size: 0,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn mode_bits_are_judged_as_the_kernel_would() {
+        let who = Identity {
+            name: "job".into(),
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000, 27],
+        };
+        assert!(who.may(&meta(0o100600, 1000, 0), 4));
+        assert!(!who.may(&meta(0o100600, 0, 0), 4), "root-owned 0600");
+        assert!(!who.may(&meta(0o100640, 0, 0), 4));
+        assert!(who.may(&meta(0o100640, 0, 27), 4), "supplementary group");
+        assert!(who.may(&meta(0o100644, 0, 0), 4));
+        // the owner class decides even when other bits would allow
+        assert!(!who.may(&meta(0o100044, 1000, 1000), 4));
+        assert!(who.may(&meta(0o040711, 0, 0), 1));
+        assert!(!who.may(&meta(0o040700, 0, 0), 1));
     }
 }

@@ -1,6 +1,6 @@
 //! Entry points of the agent's fuzz targets (`mesos-local/fuzz`), one per kind of outside
 //! input the agent parses: executor API bodies, `/files` paths and windows, fetcher URIs,
-//! and `Accept` headers. Each takes arbitrary bytes, must never panic, and asserts the
+//! `Accept` headers, and `Authorization` headers. Each takes arbitrary bytes, must never panic, and asserts the
 //! invariant of what it parses (so a violation is a fuzzing finding).
 
 use std::path::{Path, PathBuf};
@@ -34,8 +34,9 @@ fn fuzz_work_dir() -> Option<&'static Path> {
     .as_deref()
 }
 
-/// A `/files` path and offset/length pair. Invariant: a resolved path lies under the
-/// agent's sandboxes, and a read window never exceeds the file or the cap.
+/// A `/files` path and offset/length pair. Invariant: an opened path lies under the
+/// agent's sandboxes (as the kernel names the descriptor), and a read window never
+/// exceeds the file or the cap.
 pub fn fuzz_files_request(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.splitn(3, '\n');
@@ -43,13 +44,16 @@ pub fn fuzz_files_request(data: &[u8]) {
     let offset = parts.next().and_then(|s| s.trim().parse::<i64>().ok());
     let length = parts.next().and_then(|s| s.trim().parse::<i64>().ok());
     if let Some(work) = fuzz_work_dir()
-        && let Ok(real) = files::resolve(work, "A", path)
+        && let Ok(opened) = files::open(work, "A", path)
     {
+        use std::os::fd::AsRawFd as _;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", opened.fd.as_raw_fd()))
+            .unwrap_or_default();
         let root = std::fs::canonicalize(sandbox::agent_dir(work, "A").join("frameworks"))
             .unwrap_or_default();
         assert!(
             real.starts_with(&root),
-            "{path:?} resolved to {}",
+            "{path:?} opened {}",
             real.display()
         );
     }
@@ -81,6 +85,34 @@ pub fn fuzz_fetch_uri(data: &[u8]) {
             }
             assert!(depth >= 0, "{out:?} escapes");
         }
+    }
+}
+
+/// An `Authorization` header value, as the master, `/files` and the executor API read
+/// it. Invariant: HTTP Basic admits exactly the known principal with its secret, and a
+/// bearer token is never empty.
+pub fn fuzz_authorization(data: &[u8]) {
+    use retz_proto::credentials::{Credential, Credentials};
+    let Ok(v) = http::HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::AUTHORIZATION, v);
+    let Ok(known) = Credential::new("retz", "s3cret") else {
+        return;
+    };
+    let set = Credentials::single(known.clone());
+    if let Ok(Some(p)) = crate::http_auth::basic(Some(&set), &h, crate::http_auth::MASTER_REALM) {
+        assert_eq!(p, "retz");
+        // Only the one base64 text of `retz:s3cret` (canonical padding) gets in.
+        let value = String::from_utf8_lossy(data);
+        let (_, encoded) = value.trim().split_once(' ').unwrap_or_default();
+        let header = known.basic_header();
+        let expected = header.trim_start_matches("Basic ");
+        assert_eq!(encoded.trim(), expected, "{value:?} admitted");
+    }
+    if let Some(t) = crate::http_auth::bearer(&h) {
+        assert!(!t.is_empty() && !t.starts_with(' '));
     }
 }
 
@@ -121,6 +153,13 @@ mod tests {
             "a\nx/../../y",
             "a\n./.",
             "*/*;q=0,application/json;;;,,",
+            "Basic cmV0ejpzM2NyZXQ=",
+            "basic   cmV0ejpzM2NyZXQ=  ",
+            "Basic cmV0ejpzM2NyZXM=",
+            "Basic cmV0ejo=",
+            "Basic Og==",
+            "Bearer ",
+            "Bearer  x",
             "application/x-protobuf, text/html",
             "{\"type\":\"UPDATE\",\"update\":{\"status\":{\"task_id\":{\"value\":\"t\"},\"state\":\"TASK_RUNNING\",\"uuid\":\"AAAA\"}},\"executor_id\":{\"value\":\"e\"},\"framework_id\":{\"value\":\"f\"}}",
             "{\"type\":\"SUBSCRIBE\"",
@@ -143,15 +182,30 @@ mod tests {
             fuzz_files_request(&input);
             fuzz_fetch_uri(&input);
             fuzz_accept(&input);
+            fuzz_authorization(&input);
         }
+    }
+
+    #[test]
+    fn the_known_credential_is_admitted_so_the_invariant_is_exercised() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Basic cmV0ejpzM2NyZXQ="),
+        );
+        let set = retz_proto::credentials::Credentials::single(
+            retz_proto::credentials::Credential::new("retz", "s3cret").unwrap(),
+        );
+        assert_eq!(
+            crate::http_auth::basic(Some(&set), &h, "r").unwrap(),
+            Some("retz".into())
+        );
     }
 
     #[test]
     fn the_fuzz_sandbox_exists_so_resolution_is_exercised() {
         let work = fuzz_work_dir().expect("temp dir usable");
-        assert!(files::resolve(work, "A", "/frameworks/F/executors/E/runs/latest/stdout").is_ok());
-        assert!(
-            files::resolve(work, "A", "/frameworks/F/executors/E/runs/latest/root/etc").is_err()
-        );
+        assert!(files::open(work, "A", "/frameworks/F/executors/E/runs/latest/stdout").is_ok());
+        assert!(files::open(work, "A", "/frameworks/F/executors/E/runs/latest/root/etc").is_err());
     }
 }

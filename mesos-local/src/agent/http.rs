@@ -1,6 +1,7 @@
 //! The agent's HTTP listener: routes and the accept loop.
 //!
-//! Routes: `POST /api/v1/executor`, `GET /files/browse|read|download`, `GET /state`.
+//! Routes: `POST /api/v1/executor` (executor tokens), `GET /files/browse|read|download`
+//! and `GET /state` (HTTP Basic when the agent has credentials; see [`super::auth`]).
 //! Each connection runs in a task of one `JoinSet` owned by the accept loop, so aborting
 //! the loop (agent stopped, killed or dropped) closes every connection, subscription
 //! streams included. Handlers reach the agent through a `Weak`; a gone agent answers 503.
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::TokioIo;
@@ -29,12 +30,16 @@ fn gone() -> Response {
 
 async fn files_call(
     agent: Weak<Shared>,
+    headers: HeaderMap,
     query: HashMap<String, String>,
     f: fn(&std::path::Path, &str, &HashMap<String, String>) -> Response,
 ) -> Response {
     let Some(shared) = agent.upgrade() else {
         return gone();
     };
+    if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
+        return r.into_response();
+    }
     let work_dir = shared.cfg.work_dir.clone();
     let agent_id = shared.cfg.id.value.clone();
     drop(shared);
@@ -49,28 +54,34 @@ async fn files_call(
         })
 }
 
-async fn browse(State(agent): State<Weak<Shared>>, Query(q): Q) -> Response {
-    files_call(agent, q, files::browse).await
+async fn browse(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q): Q) -> Response {
+    files_call(agent, headers, q, files::browse).await
 }
 
-async fn read(State(agent): State<Weak<Shared>>, Query(q): Q) -> Response {
-    files_call(agent, q, files::read).await
+async fn read(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q): Q) -> Response {
+    files_call(agent, headers, q, files::read).await
 }
 
-async fn download(State(agent): State<Weak<Shared>>, Query(q): Q) -> Response {
+async fn download(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q): Q) -> Response {
     let Some(shared) = agent.upgrade() else {
         return gone();
     };
+    if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
+        return r.into_response();
+    }
     let work_dir = shared.cfg.work_dir.clone();
     let agent_id = shared.cfg.id.value.clone();
     drop(shared);
     files::download(&work_dir, &agent_id, &q).await
 }
 
-async fn state(State(agent): State<Weak<Shared>>, Query(q): Q) -> Response {
+async fn state(State(agent): State<Weak<Shared>>, headers: HeaderMap, Query(q): Q) -> Response {
     let Some(shared) = agent.upgrade() else {
         return gone();
     };
+    if let Err(r) = super::auth::authenticate_operator(&shared, &headers) {
+        return r.into_response();
+    }
     files::json_response(&shared.state_json(), &q)
 }
 

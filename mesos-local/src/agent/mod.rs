@@ -3,14 +3,17 @@
 //!
 //! The master drives an [`Agent`] through method calls (launch, kill, acknowledge, ...)
 //! and hears back through [`AgentEvent`]s on an unbounded channel. Executors reach the
-//! agent at `MESOS_AGENT_ENDPOINT` (`POST /api/v1/executor`); operators and schedulers
-//! read sandboxes through `/files/*` and the agent's `/state`.
+//! agent at `MESOS_AGENT_ENDPOINT` (`POST /api/v1/executor`, with the token the agent gave
+//! them); operators and schedulers read sandboxes through `/files/*` and the agent's
+//! `/state` (HTTP Basic when the agent has credentials).
 //!
 //! Modules: [`sandbox`] (directory layout), [`fetcher`] (URIs into sandboxes),
 //! [`env`] (executor environment), [`process`] (process groups, signals),
-//! [`status_updates`] (per-task ordering and retries), [`validation`] (executor calls),
-//! [`files`] (`/files/*`), [`resources`] (topology → resources), [`fuzzing`] (fuzz
-//! entry points), and the private runtime (`core`, `executor_api`, `http`, `state`).
+//! [`switch_user`] (command tasks as their user), [`auth`] (executor tokens, operator
+//! credentials), [`status_updates`] (per-task ordering and retries), [`validation`]
+//! (executor calls), [`files`] (`/files/*`), [`resources`] (topology → resources),
+//! [`fuzzing`] (fuzz entry points), and the private runtime (`core`, `executor_api`,
+//! `http`, `state`).
 //!
 //! Behaviour worth knowing:
 //! * an executor's life: fetch + spawn (covered by the registration timeout), then
@@ -20,14 +23,18 @@
 //! * a broken subscription stream only detaches the stream: the executor may
 //!   re-subscribe (tasks it does not list as known are sent again); if it exits, its
 //!   tasks fail as for any executor exit;
-//! * processes run as the agent's user (like `--switch_user=false`); `CommandInfo.user`
-//!   is not applied.
+//! * custom executors run as the agent's user; command tasks too when the agent is not
+//!   root, else as `CommandInfo.user` or `FrameworkInfo.user` (never root: such a task
+//!   ends TASK_ERROR), like a Mesos agent with `--switch_user`;
+//! * every executor container gets its own token in `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`
+//!   and the executor API answers only calls bearing it (401) for its own ids (403).
 //!
 //! Invariants: every executor or command runs in its own process group, which is killed
 //! when the executor is shut down, when the agent stops or is killed, and when the last
 //! [`Agent`] handle is dropped; a task's status updates reach the master one at a time,
 //! in order, each after the previous one was acknowledged.
 
+pub mod auth;
 mod core;
 pub mod env;
 mod executor_api;
@@ -40,6 +47,7 @@ pub mod resources;
 pub mod sandbox;
 mod state;
 pub mod status_updates;
+pub mod switch_user;
 pub mod validation;
 mod wire;
 
@@ -48,6 +56,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use retz_proto::credentials::Credentials;
 use retz_proto::mesos::{
     AgentId, AgentInfo, Attribute, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
     KillPolicy, Resource, TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus,
@@ -93,11 +102,15 @@ pub struct AgentConfig {
     /// framework checkpoints, executors get `MESOS_CHECKPOINT=1` (plus the recovery
     /// variables) and may re-subscribe after their stream breaks.
     pub checkpoint_env: bool,
+    /// The credentials operators and schedulers present (HTTP Basic) to `/files/*` and
+    /// `/state`; `None` leaves them open (tests and demos only).
+    pub credentials: Option<Credentials>,
 }
 
 impl AgentConfig {
     /// A configuration with the defaults: hostname `localhost`, no resources or
-    /// attributes, 60 s registration timeout, 5 s shutdown grace, checkpointing honoured.
+    /// attributes, 60 s registration timeout, 5 s shutdown grace, checkpointing honoured,
+    /// no credentials.
     pub fn new(id: AgentId, work_dir: PathBuf) -> Self {
         AgentConfig {
             id,
@@ -108,6 +121,7 @@ impl AgentConfig {
             executor_registration_timeout: DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
             executor_shutdown_grace_period: DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD,
             checkpoint_env: true,
+            credentials: None,
         }
     }
 }
@@ -369,6 +383,17 @@ impl Agent {
         executor_id: &ExecutorId,
     ) -> Option<PathBuf> {
         self.inner.sandbox_dir(framework_id, executor_id)
+    }
+
+    /// The executor API token of a live executor (or command task), as given to it in
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`. For in-process callers that speak the
+    /// executor API on an executor's behalf (tests); never exposed over HTTP.
+    pub fn executor_token(
+        &self,
+        framework_id: &FrameworkId,
+        executor_id: &ExecutorId,
+    ) -> Option<String> {
+        self.inner.executor_token(framework_id, executor_id)
     }
 
     /// The process group (= pid of the executor or command) of a live executor.

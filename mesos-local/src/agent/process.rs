@@ -4,7 +4,10 @@
 //! stdin from `/dev/null`, stdout and stderr appended to the sandbox's `stdout` and
 //! `stderr` files, the sandbox as working directory, the agent's environment plus the
 //! given variables, `kill_on_drop`, and a parent-death signal (SIGKILL) so that it does
-//! not outlive the agent's process even when that is killed hard.
+//! not outlive the agent's process even when that is killed hard. With a
+//! [`Spawn::user`], the child drops to that user before exec (supplementary groups, gid,
+//! uid, `no_new_privs`; see [`super::switch_user`]) and sets the parent-death signal
+//! after the drop (changing credentials clears it).
 //!
 //! Invariant: signals always go to the whole group ([`signal_group`]), so whatever an
 //! executor forked is killed with it.
@@ -15,6 +18,8 @@ use std::process::Stdio;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use retz_proto::mesos::CommandInfo;
+
+use super::switch_user::{self, JobUser, Privileges};
 
 /// What to execute: program, `argv[0]` and the remaining arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +87,8 @@ pub struct Spawn {
     pub env: Vec<(String, String)>,
     /// Working directory (the sandbox); `stdout` and `stderr` are created in it.
     pub sandbox: PathBuf,
+    /// The user to run as (`None`: the agent's own user).
+    pub user: Option<JobUser>,
 }
 
 /// Starts the process described by `spec` in a new process group.
@@ -104,16 +111,21 @@ pub fn spawn(spec: &Spawn) -> std::io::Result<tokio::process::Child> {
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    set_parent_death_signal(&mut cmd);
+    before_exec(&mut cmd, spec.user.as_ref().map(Privileges::of));
     cmd.spawn()
 }
 
 #[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-    // which is async-signal-safe; it touches no memory shared with the parent.
+fn before_exec(cmd: &mut tokio::process::Command, user: Option<Privileges>) {
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (setgroups, setresgid, setresuid, prctl) on data
+    // prepared before the fork; it allocates nothing and touches no memory shared with
+    // the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if let Some(p) = &user {
+                switch_user::drop_privileges(p)?;
+            }
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
@@ -262,6 +274,7 @@ mod tests {
             .unwrap(),
             env: vec![],
             sandbox: tmp.path().to_path_buf(),
+            user: None,
         };
         let mut child = spawn(&spec).unwrap();
         let pgid = child.id().unwrap();

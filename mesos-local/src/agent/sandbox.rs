@@ -8,10 +8,14 @@
 //! The same run directory is also reachable through the virtual path
 //! `/frameworks/<fid>/executors/<eid>/runs/latest` (see [`virtual_run_path`]).
 //!
-//! Invariant: every id that becomes a path component passed [`validate_id`] first, so no
-//! id can climb out of its parent directory.
+//! Invariants: every id that becomes a path component passed [`validate_id`] first, so no
+//! id can climb out of its parent directory; every directory the agent creates on the way
+//! to a sandbox (work dir ancestors, `slaves/...`, `runs/<container id>`) is mode 0755
+//! whatever the umask ([`create_dirs`]), so that the users jobs run as can traverse to
+//! their sandboxes (an executor restricts its own run dir afterwards).
 
 use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// The name of the symlink to the newest run of an executor.
@@ -86,8 +90,27 @@ pub fn fetch_cache_dir(work_dir: &Path, agent_id: &str) -> PathBuf {
     work_dir.join("fetch").join("slaves").join(agent_id)
 }
 
-/// Creates the run directory of a new container and points `runs/latest` at it
-/// (replacing the link atomically). Returns the run directory.
+/// Creates `dir` and its missing ancestors, each mode 0755 (set explicitly, so the umask
+/// does not narrow it); existing directories are left as they are.
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dirs(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the run directory of a new container (and its ancestors, see
+/// [`create_dirs`]) and points `runs/latest` at it (replacing the link atomically).
+/// Returns the run directory.
 pub fn create_run_dir(
     work_dir: &Path,
     agent_id: &str,
@@ -97,7 +120,7 @@ pub fn create_run_dir(
 ) -> io::Result<PathBuf> {
     let runs = runs_dir(work_dir, agent_id, framework_id, executor_id);
     let dir = runs.join(container_id);
-    std::fs::create_dir_all(&dir)?;
+    create_dirs(&dir)?;
     let tmp = runs.join(format!(".{LATEST}.{container_id}"));
     match std::fs::remove_file(&tmp) {
         Ok(()) => {}
@@ -136,6 +159,21 @@ mod tests {
             virtual_run_path("M-0000", "e1"),
             "/frameworks/M-0000/executors/e1/runs/latest"
         );
+    }
+
+    #[test]
+    fn created_directories_are_traversable_whatever_the_umask() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let made = create_run_dir(tmp.path(), "A", "F", "E", "c1");
+        nix::sys::stat::umask(old);
+        let run = made.unwrap();
+        let mut d = run.as_path();
+        while d != tmp.path() {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o755, "{}", d.display());
+            d = d.parent().unwrap();
+        }
     }
 
     #[test]

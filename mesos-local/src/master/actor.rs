@@ -2,7 +2,8 @@
 //! handlers, agents and the public handle), runs allocation rounds every allocation
 //! interval and fires timers. Nothing else touches the state.
 //!
-//! Invariants: commands are applied one at a time in arrival order; a master restart
+//! Invariants: commands are applied one at a time in arrival order; a scheduler call is
+//! authorized (see `auth`) before it is applied, and a refused one changes nothing; a master restart
 //! swaps the core inside the actor, so every sender (HTTP handlers, agent reporters) stays
 //! valid across restarts; dropping the old core closes every framework stream.
 
@@ -22,17 +23,20 @@ use super::validation::CallType;
 
 /// A request to the actor.
 pub enum Command {
-    /// A validated SUBSCRIBE; the stream is encoded as `content_type`.
+    /// A validated SUBSCRIBE by `principal` (`None`: the master has no credentials); the
+    /// stream is encoded as `content_type`. `Err` is a 403's message.
     Subscribe {
         call: Call,
         content_type: ContentType,
-        reply: oneshot::Sender<Subscription>,
+        principal: Option<String>,
+        reply: oneshot::Sender<Result<Subscription, String>>,
     },
-    /// A validated non-SUBSCRIBE call.
+    /// A validated non-SUBSCRIBE call by `principal`.
     Call {
         ty: CallType,
         call: Call,
         stream_id: Option<String>,
+        principal: Option<String>,
         reply: oneshot::Sender<Result<CallOutcome, CallError>>,
     },
     /// A SUBSCRIBE body was dropped.
@@ -108,18 +112,27 @@ pub async fn run(
                 let now = Instant::now().into_std();
                 match cmd {
                     Command::Stop => break,
-                    Command::Subscribe { call, content_type, reply } => {
-                        let sub = core.subscribe(call, content_type, now);
-                        if let Err(sub) = reply.send(sub)
-                            && let Some(fid) = sub.framework_id
-                        {
-                            // The HTTP request went away before its reply: the stream is
-                            // already gone.
-                            core.stream_closed(&fid, &sub.stream_id, now);
+                    Command::Subscribe { call, content_type, principal, reply } => {
+                        match core.authorize_subscribe(&call, principal.as_deref()) {
+                            Err(m) => {
+                                let _ = reply.send(Err(m));
+                            }
+                            Ok(()) => {
+                                let sub = core.subscribe(call, content_type, now);
+                                if let Err(Ok(sub)) = reply.send(Ok(sub))
+                                    && let Some(fid) = sub.framework_id
+                                {
+                                    // The HTTP request went away before its reply: the
+                                    // stream is already gone.
+                                    core.stream_closed(&fid, &sub.stream_id, now);
+                                }
+                            }
                         }
                     }
-                    Command::Call { ty, call, stream_id, reply } => {
-                        let r = core.handle_call(ty, call, stream_id.as_deref(), now);
+                    Command::Call { ty, call, stream_id, principal, reply } => {
+                        let r = core
+                            .authorize_call(&call, principal.as_deref())
+                            .and_then(|()| core.handle_call(ty, call, stream_id.as_deref(), now));
                         let _ = reply.send(r);
                     }
                     Command::StreamClosed { framework_id, stream_id } => {

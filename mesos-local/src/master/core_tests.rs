@@ -1285,3 +1285,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn principals_own_their_frameworks() {
+    let (mut c, now) = core();
+    let mut info = framework_info(&[]);
+    info.principal = Some("alice".into());
+    // Without credentials nothing is checked.
+    assert_eq!(
+        c.authorize_subscribe(&subscribe_call(info.clone()), None),
+        Ok(())
+    );
+    // FrameworkInfo.principal must be the authenticated one (absent is not).
+    assert_eq!(
+        c.authorize_subscribe(&subscribe_call(info.clone()), Some("alice")),
+        Ok(())
+    );
+    let e = c
+        .authorize_subscribe(&subscribe_call(info.clone()), Some("bob"))
+        .unwrap_err();
+    assert!(e.contains("'bob' does not match principal 'alice'"), "{e}");
+    let mut anonymous = info.clone();
+    anonymous.principal = None;
+    assert!(
+        c.authorize_subscribe(&subscribe_call(anonymous), Some("alice"))
+            .is_err()
+    );
+    let s = subscribe(&mut c, info.clone(), now);
+    // Bob cannot take alice's framework over by re-subscribing with its id, even when he
+    // claims his own principal.
+    let mut hijack = info;
+    hijack.id = Some(FrameworkId {
+        value: s.fid.clone(),
+    });
+    hijack.principal = Some("bob".into());
+    let e = c
+        .authorize_subscribe(&subscribe_call(hijack.clone()), Some("bob"))
+        .unwrap_err();
+    assert!(e.contains("belongs to principal 'alice'"), "{e}");
+    hijack.principal = Some("alice".into());
+    assert_eq!(
+        c.authorize_subscribe(&subscribe_call(hijack), Some("alice")),
+        Ok(())
+    );
+    // Other calls: only alice may act on alice's framework; an unknown framework is left
+    // to the call's own 400.
+    let kill = s.call(call::Type::Kill);
+    assert_eq!(c.authorize_call(&kill, Some("alice")), Ok(()));
+    assert_eq!(c.authorize_call(&kill, None), Ok(()));
+    assert!(matches!(
+        c.authorize_call(&kill, Some("bob")),
+        Err(CallError::Forbidden(m)) if m.contains("'bob' does not match principal 'alice'")
+    ));
+    let mut unknown = kill;
+    unknown.framework_id = Some(FrameworkId {
+        value: "nope".into(),
+    });
+    assert_eq!(c.authorize_call(&unknown, Some("bob")), Ok(()));
+}

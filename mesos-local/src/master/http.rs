@@ -2,12 +2,19 @@
 //! codes, plus `/version`, `/state`, `/master/state`, `/state-summary`,
 //! `/metrics/snapshot`, `/health` and `/redirect`.
 //!
-//! Order of checks on `/api/v1/scheduler`, as a Mesos master applies them: leadership
+//! Order of checks on `/api/v1/scheduler`, as a Mesos master applies them: authentication
+//! when the master has credentials (401 with `WWW-Authenticate: Basic realm="mesos"`,
+//! before anything else, as libprocess authenticates before the handler runs), leadership
 //! (307 to the leader, 503 without one), method (405), `Content-Type` (400 missing, 415
 //! not exactly JSON or protobuf), body size (413), decoding (400), call validation (400);
-//! then SUBSCRIBE checks `Accept` (406) and the absence of `Mesos-Stream-Id` (400), and
-//! other calls go to the state machine (400/403/202/200). Every error reply is one
-//! `text/plain` line saying what is wrong.
+//! then SUBSCRIBE checks `Accept` (406), the absence of `Mesos-Stream-Id` (400) and its
+//! principal (403, see `auth`), and other calls go to the state machine, which checks the
+//! framework (400), its principal (403), then the call (400/403/202/200). Every error
+//! reply is one `text/plain` line saying what is wrong.
+//!
+//! Read-only endpoints (`/state`, `/state.json`, `/state-summary`, `/metrics/snapshot`
+//! and their `/master/...` forms) need the same authentication; `/health`, `/version`
+//! and `/redirect` stay open.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use retz_proto::ContentType;
+use retz_proto::credentials::Credentials;
 use retz_proto::scheduler::{Call, call};
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +62,22 @@ pub struct HttpState {
     pub(super) max_body_size: usize,
     /// `host:port` of this master, for `/redirect` when it leads.
     pub(super) self_address: String,
+    /// Who may call (HTTP Basic); `None`: open.
+    pub(super) credentials: Option<Arc<Credentials>>,
+}
+
+impl HttpState {
+    /// The authenticated principal (`None` when the master is open), or the 401.
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, crate::http_auth::Refusal> {
+        crate::http_auth::basic(
+            self.credentials.as_deref(),
+            headers,
+            crate::http_auth::MASTER_REALM,
+        )
+    }
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -91,6 +115,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/state-summary", get(state_summary))
         .route("/master/state-summary", get(state_summary))
         .route("/metrics/snapshot", get(metrics))
+        .route("/master/metrics/snapshot", get(metrics))
         .route("/health", get(health))
         .route("/master/health", get(health))
         .route("/redirect", get(redirect))
@@ -137,21 +162,30 @@ async fn ask<T>(st: &HttpState, make: impl FnOnce(oneshot::Sender<T>) -> Command
     rx.await.ok()
 }
 
-async fn state_endpoint(State(st): State<HttpState>) -> Response {
+async fn state_endpoint(State(st): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Err(r) = st.authenticate(&headers) {
+        return r.into_response();
+    }
     match ask(&st, |reply| Command::State { reply }).await {
         Some(v) => json_response(&v),
         None => stopped(),
     }
 }
 
-async fn state_summary(State(st): State<HttpState>) -> Response {
+async fn state_summary(State(st): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Err(r) = st.authenticate(&headers) {
+        return r.into_response();
+    }
     match ask(&st, |reply| Command::StateSummary { reply }).await {
         Some(v) => json_response(&v),
         None => stopped(),
     }
 }
 
-async fn metrics(State(st): State<HttpState>) -> Response {
+async fn metrics(State(st): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Err(r) = st.authenticate(&headers) {
+        return r.into_response();
+    }
     match ask(&st, |reply| Command::Metrics { reply }).await {
         Some(v) => json_response(&v),
         None => stopped(),
@@ -214,6 +248,10 @@ fn decode_call(ct: ContentType, body: &[u8]) -> Result<Call, String> {
 }
 
 async fn scheduler(State(st): State<HttpState>, req: Request) -> Response {
+    let principal = match st.authenticate(req.headers()) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
     let leadership = st
         .leadership
         .read()
@@ -280,7 +318,7 @@ async fn scheduler(State(st): State<HttpState>, req: Request) -> Response {
         }
     };
     if ty == call::Type::Subscribe {
-        return subscribe(&st, &headers, c).await;
+        return subscribe(&st, &headers, c, principal).await;
     }
     let stream_id = headers
         .get(STREAM_ID_HEADER)
@@ -289,6 +327,7 @@ async fn scheduler(State(st): State<HttpState>, req: Request) -> Response {
         ty,
         call: c,
         stream_id,
+        principal,
         reply,
     })
     .await;
@@ -302,7 +341,12 @@ async fn scheduler(State(st): State<HttpState>, req: Request) -> Response {
     }
 }
 
-async fn subscribe(st: &HttpState, headers: &HeaderMap, c: Call) -> Response {
+async fn subscribe(
+    st: &HttpState,
+    headers: &HeaderMap,
+    c: Call,
+    principal: Option<String>,
+) -> Response {
     let accept = if accepts(headers, ContentType::JSON_MIME) {
         ContentType::Json
     } else if accepts(headers, ContentType::PROTOBUF_MIME) {
@@ -319,14 +363,17 @@ async fn subscribe(st: &HttpState, headers: &HeaderMap, c: Call) -> Response {
             "Subscribe calls should not include the 'Mesos-Stream-Id' header",
         );
     }
-    let Some(sub) = ask(st, |reply| Command::Subscribe {
+    let sub = match ask(st, |reply| Command::Subscribe {
         call: c,
         content_type: accept,
+        principal,
         reply,
     })
     .await
-    else {
-        return stopped();
+    {
+        None => return stopped(),
+        Some(Err(m)) => return text(StatusCode::FORBIDDEN, m),
+        Some(Ok(sub)) => sub,
     };
     let on_close: Option<Box<dyn FnOnce() + Send + Sync>> = sub.framework_id.clone().map(|fid| {
         let commands = st.commands.clone();

@@ -3,10 +3,15 @@
 //! reached through [`AgentLink`].
 //!
 //! Layout: [`resources`] (resource arithmetic), [`validation`] (stateless checks),
-//! `core` (the state machine, with `accept`, `allocation`, `updates` and `state_json`
-//! adding to it), `stream` (event streams), `actor` (the task owning the state),
+//! `core` (the state machine, with `accept`, `allocation`, `updates`, `state_json` and
+//! `auth` adding to it), `stream` (event streams), `actor` (the task owning the state),
 //! `http` (the axum surface) and `sim` ([`SimAgent`], an agent running no process).
 //! [`Master`] is the handle.
+//!
+//! With [`MasterConfig::credentials`], every scheduler call and the read-only endpoints
+//! need HTTP Basic of a known principal (401 otherwise), and a framework belongs to the
+//! principal that subscribed it (403 for anyone else), as a Mesos master with
+//! `--authenticate_http_frameworks --authenticate_http_readonly --credentials`.
 //!
 //! Invariant: only the actor task touches master state; every public method talks to it
 //! through its command channel, so a handle is cheap to clone and safe to share.
@@ -15,6 +20,7 @@ mod accept;
 mod actor;
 mod agent_link;
 mod allocation;
+mod auth;
 mod core;
 #[cfg(test)]
 mod core_tests;
@@ -31,6 +37,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use retz_proto::credentials::Credentials;
 use retz_proto::mesos::{Address, AgentId, FrameworkId, MasterInfo};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -62,6 +69,10 @@ pub struct MasterConfig {
     pub max_body_size: usize,
     /// Extra entries shown under `flags` in `/state` (e.g. `work_dir`).
     pub flags: BTreeMap<String, String>,
+    /// The principals frameworks and operators authenticate as (HTTP Basic) on the
+    /// scheduler API and the read-only endpoints. `None` (the default) leaves the master
+    /// open: anyone who reaches it can launch tasks (tests and demos only).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for MasterConfig {
@@ -74,6 +85,7 @@ impl Default for MasterConfig {
             offer_timeout: None,
             max_body_size: retz_proto::recordio::DEFAULT_MAX_RECORD_SIZE,
             flags: BTreeMap::new(),
+            credentials: None,
         }
     }
 }
@@ -197,6 +209,13 @@ impl Master {
                 .map_or_else(String::new, |t| format!("{}secs", t.as_secs_f64())),
         );
         flags.0.insert("root_submissions".into(), "true".into());
+        let authenticate = config.credentials.is_some().to_string();
+        flags
+            .0
+            .insert("authenticate_http_frameworks".into(), authenticate.clone());
+        flags
+            .0
+            .insert("authenticate_http_readonly".into(), authenticate);
         flags.0.extend(config.flags.clone());
         let actor = tokio::spawn(actor::run(core, rx, config.allocation_interval, flags));
         let leadership = Arc::new(RwLock::new(Leadership::Leader));
@@ -206,6 +225,7 @@ impl Master {
             heartbeat_interval: config.heartbeat_interval,
             max_body_size: config.max_body_size,
             self_address: format!("{}:{}", config.hostname, addr.port()),
+            credentials: config.credentials.clone().map(Arc::new),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {

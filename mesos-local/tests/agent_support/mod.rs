@@ -1,5 +1,9 @@
 //! Shared helpers of the agent integration tests: an agent with its event receiver, task
-//! and framework builders, and a small HTTP client for the executor API and `/files`.
+//! and framework builders, and a small HTTP client for the executor API (which presents
+//! the executor's own token, as a real executor does) and `/files`.
+//!
+//! The framework's user is `nobody` when the tests run as root (the agent then runs
+//! command tasks as that user, never as root), else the current user.
 //!
 //! Waits are bounded by a generous hang guard ([`GUARD`]) so that a broken agent fails a
 //! test instead of hanging it; no test asserts on how long anything takes.
@@ -35,9 +39,26 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
+/// Whether the tests run as root (the agent then switches users for command tasks).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The user command tasks run as: `nobody` under root, else this user.
+pub fn job_user() -> String {
+    if running_as_root() {
+        "nobody".into()
+    } else {
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "nobody".into(), |u| u.name)
+    }
+}
+
 pub fn framework() -> FrameworkInfo {
     FrameworkInfo {
-        user: "root".into(),
+        user: job_user(),
         name: "agent-test".into(),
         id: Some(FrameworkId { value: FID.into() }),
         ..Default::default()
@@ -104,6 +125,12 @@ impl Harness {
 
     pub async fn start_with(f: impl FnOnce(&mut AgentConfig)) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Traversable, as an operator's work dir must be for the users tasks run as.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod the tempdir");
         let mut cfg = AgentConfig::new(
             AgentId {
                 value: "M-S0".into(),
@@ -190,8 +217,16 @@ impl Harness {
         wait_for(|| self.agent.executor_pid(&fid(), &eid(executor))).await
     }
 
+    /// A client of the agent that presents each executor's own token on executor calls.
     pub fn http(&self) -> HttpClient {
-        HttpClient::new(self.agent.endpoint())
+        let mut c = HttpClient::new(self.agent.endpoint());
+        c.agent = Some(self.agent.clone());
+        c
+    }
+
+    /// The executor's token (waits until the executor exists).
+    pub async fn token(&self, executor: &str) -> String {
+        wait_for(|| self.agent.executor_token(&fid(), &eid(executor))).await
     }
 }
 
@@ -233,6 +268,10 @@ pub fn is_pid_alive(pid: u32) -> bool {
 pub struct HttpClient {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// When set, executor calls carry the token of the executor they name.
+    pub agent: Option<Agent>,
+    /// When set, GETs carry this `Authorization` value (HTTP Basic for `/files`, `/state`).
+    pub basic: Option<String>,
 }
 
 pub struct Reply {
@@ -257,7 +296,22 @@ impl HttpClient {
         HttpClient {
             base: format!("http://{addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            agent: None,
+            basic: None,
         }
+    }
+
+    /// The same client, sending `credential` (HTTP Basic) with its GETs.
+    pub fn with_basic(mut self, credential: &retz_proto::credentials::Credential) -> Self {
+        self.basic = Some(credential.basic_header());
+        self
+    }
+
+    /// `Authorization: Bearer <token of the executor the call names>`, when known.
+    fn bearer(&self, call: &Call) -> Option<String> {
+        let agent = self.agent.as_ref()?;
+        let token = agent.executor_token(&call.framework_id, &call.executor_id)?;
+        Some(format!("Bearer {token}"))
     }
 
     pub async fn request(
@@ -303,31 +357,51 @@ impl HttpClient {
     }
 
     pub async fn get(&self, path_and_query: &str) -> Reply {
-        self.send(http::Method::GET, path_and_query, &[], Vec::new())
+        let mut headers = Vec::new();
+        if let Some(b) = &self.basic {
+            headers.push(("authorization", b.as_str()));
+        }
+        self.send(http::Method::GET, path_and_query, &headers, Vec::new())
             .await
     }
 
-    /// POSTs an executor call as protobuf.
+    /// POSTs an executor call as protobuf, with the named executor's token.
     pub async fn call(&self, call: &Call) -> Reply {
+        let bearer = self.bearer(call);
+        self.call_as(call, bearer.as_deref()).await
+    }
+
+    /// POSTs an executor call as protobuf with the given `Authorization` value (or none).
+    pub async fn call_as(&self, call: &Call, authorization: Option<&str>) -> Reply {
+        let mut headers = vec![("content-type", "application/x-protobuf")];
+        if let Some(a) = authorization {
+            headers.push(("authorization", a));
+        }
         self.send(
             http::Method::POST,
             "/api/v1/executor",
-            &[("content-type", "application/x-protobuf")],
+            &headers,
             call.encode_to_vec(),
         )
         .await
     }
 
-    /// SUBSCRIBEs (protobuf both ways) and returns the event stream.
+    /// SUBSCRIBEs (protobuf both ways, with the executor's token) and returns the event
+    /// stream.
     pub async fn subscribe(&self, call: &Call) -> EventReader {
+        let bearer = self.bearer(call);
+        let mut headers = vec![
+            ("content-type", "application/x-protobuf"),
+            ("accept", "application/x-protobuf"),
+        ];
+        if let Some(b) = &bearer {
+            headers.push(("authorization", b.as_str()));
+        }
         let resp = self
             .request(
                 http::Method::POST,
                 "/api/v1/executor",
-                &[
-                    ("content-type", "application/x-protobuf"),
-                    ("accept", "application/x-protobuf"),
-                ],
+                &headers,
                 call.encode_to_vec(),
             )
             .await;
@@ -430,4 +504,26 @@ pub fn update_call(executor: &str, status: TaskStatus) -> Call {
         update: Some(call::Update { status }),
         ..base_call(executor, call::Type::Update)
     }
+}
+
+/// Whether a test that needs root can run: true under root; otherwise it fails under
+/// `CI=true` and is skipped (with a message) elsewhere.
+pub fn need_root(test: &str) -> bool {
+    if running_as_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{test} needs root (CI=true: not skipping)"
+    );
+    eprintln!("skipping {test}: it needs root");
+    false
+}
+
+/// The uid and gid of a user of this machine.
+pub fn ids_of(user: &str) -> (u32, u32) {
+    let u = nix::unistd::User::from_name(user)
+        .expect("user database")
+        .unwrap_or_else(|| panic!("no user {user} on this machine"));
+    (u.uid.as_raw(), u.gid.as_raw())
 }

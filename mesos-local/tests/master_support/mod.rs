@@ -1,6 +1,9 @@
 //! Shared helpers of the master integration tests: a raw hyper HTTP client speaking the
-//! scheduler API in JSON or protobuf, a SUBSCRIBE stream reader, and masters with
-//! simulated agents.
+//! scheduler API in JSON or protobuf (optionally authenticating with HTTP Basic), a
+//! SUBSCRIBE stream reader, and masters with simulated agents.
+//!
+//! Frameworks run their command tasks as `nobody` when the tests run as root (the agents
+//! then switch to that user, never root), else as the current user.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -14,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retz_mesos_local::master::{Master, MasterConfig, SimAgent, SimBehaviour};
 use retz_proto::ContentType;
+use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::mesos::{
     AgentId, AgentInfo, CommandInfo, Filters, FrameworkId, FrameworkInfo, Offer, OfferId, Resource,
     TaskId, TaskInfo, TaskStatus, framework_info, offer, value,
@@ -28,6 +32,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
+    /// `Authorization` sent with every request, when set.
+    authorization: Option<String>,
 }
 
 #[derive(Debug)]
@@ -112,6 +118,15 @@ impl Http {
         Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base: format!("http://{addr}"),
+            authorization: None,
+        }
+    }
+
+    /// A client authenticating every request as `credential` (HTTP Basic).
+    pub fn with_credential(addr: SocketAddr, credential: &Credential) -> Http {
+        Http {
+            authorization: Some(credential.basic_header()),
+            ..Http::new(addr)
         }
     }
 
@@ -125,6 +140,9 @@ impl Http {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a.as_str());
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -160,6 +178,9 @@ impl Http {
             .method(Method::POST)
             .uri(format!("{}/api/v1/scheduler", self.base))
             .header("Content-Type", ct.mime());
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a.as_str());
+        }
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
@@ -180,7 +201,12 @@ impl Http {
             .unwrap_or(ct);
         let (tx, events) = mpsc::unbounded_channel();
         let mut body = resp.into_body();
+        let ok = status == StatusCode::OK;
         let reader = tokio::spawn(async move {
+            if !ok {
+                // An error reply is one line of text, not a stream of events.
+                return;
+            }
             let mut decoder = RecordDecoder::default();
             while let Some(Ok(frame)) = body.frame().await {
                 let Ok(data) = frame.into_data() else {
@@ -218,9 +244,37 @@ impl Http {
     }
 }
 
+/// The user command tasks run as: `nobody` under root, else this user.
+pub fn job_user() -> String {
+    if nix::unistd::geteuid().is_root() {
+        "nobody".into()
+    } else {
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| "nobody".into(), |u| u.name)
+    }
+}
+
+/// A credential for tests.
+pub fn credential(principal: &str) -> Credential {
+    Credential::new(principal, format!("{principal}-secret")).unwrap()
+}
+
+/// A set of test credentials, one per principal.
+pub fn credentials(principals: &[&str]) -> Credentials {
+    Credentials::new(principals.iter().map(|p| credential(p)).collect()).unwrap()
+}
+
+/// `info` claiming `principal`.
+pub fn with_principal(mut info: FrameworkInfo, principal: &str) -> FrameworkInfo {
+    info.principal = Some(principal.into());
+    info
+}
+
 pub fn framework(name: &str) -> FrameworkInfo {
     FrameworkInfo {
-        user: "tester".into(),
+        user: job_user(),
         name: name.into(),
         failover_timeout: Some(3600.0),
         ..Default::default()
@@ -344,10 +398,16 @@ pub fn ack_call(fid: &FrameworkId, status: &TaskStatus) -> Call {
 
 /// A master on a free port with a short allocation interval.
 pub async fn master(heartbeat: Duration) -> Master {
+    master_with(heartbeat, None).await
+}
+
+/// A master on a free port with a short allocation interval and `credentials`.
+pub async fn master_with(heartbeat: Duration, credentials: Option<Credentials>) -> Master {
     Master::start(MasterConfig {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         heartbeat_interval: heartbeat,
         allocation_interval: Duration::from_millis(50),
+        credentials,
         ..Default::default()
     })
     .await

@@ -2,9 +2,15 @@
 
 Each launched task goes TASK_RUNNING, writes its data to <task>.out in the sandbox, then
 TASK_FINISHED. A killed task goes TASK_KILLED.
+
+pymesos 0.3.15's MesosExecutorDriver does not read MESOS_EXECUTOR_AUTHENTICATION_TOKEN
+(executor authentication came to Mesos after it), so TokenExecutorDriver adds
+`Authorization: Bearer <token>` to its SUBSCRIBE request and to every call, as the Mesos
+executor libraries do when the agent sets that variable.
 """
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -21,6 +27,24 @@ def status(task_id, state, message=None):
     if message:
         s.message = message
     return s
+
+
+class TokenExecutorDriver(MesosExecutorDriver):
+    """MesosExecutorDriver presenting the agent's executor token."""
+
+    def __init__(self, *args, **kwargs):
+        super(TokenExecutorDriver, self).__init__(*args, **kwargs)
+        self.authorization = "Bearer " + os.environ["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"]
+
+    def gen_request(self):
+        request = super(TokenExecutorDriver, self).gen_request()
+        head, sep, body = request.partition(b"\r\n\r\n")
+        return head + ("\r\nAuthorization: %s" % self.authorization).encode("ascii") + sep + body
+
+    def _send(self, body, path="/api/v1/executor", method="POST", headers=None):
+        headers = dict(headers or {})
+        headers["Authorization"] = self.authorization
+        return super(TokenExecutorDriver, self)._send(body, path, method, headers)
 
 
 class ConformanceExecutor(Executor):
@@ -51,4 +75,4 @@ class ConformanceExecutor(Executor):
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    MesosExecutorDriver(ConformanceExecutor(), use_addict=True).run()
+    TokenExecutorDriver(ConformanceExecutor(), use_addict=True).run()

@@ -7,6 +7,9 @@ acknowledgements); the agent releases a task's next update only after that, so a
 TASK_FINISHED arriving proves the acknowledgements flowed. Any other terminal state, an
 ERROR event or the --timeout ends it with status 1.
 
+Authenticates as the principal and secret in $PYMESOS_PRINCIPAL and $PYMESOS_SECRET
+(HTTP Basic, pymesos' principal/secret), with FrameworkInfo.principal set to it.
+
 Prints one line per event on stdout: "UPDATE <task> <state>", "DONE", "FAIL <why>".
 """
 
@@ -14,6 +17,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 import threading
 
@@ -126,9 +130,12 @@ def main():
     framework.name = "pymesos-conformance"
     framework.hostname = "localhost"
     framework.failover_timeout = 60
+    principal = os.environ["PYMESOS_PRINCIPAL"]
+    framework.principal = principal
 
     sched = ConformanceScheduler(args.executor, args.tasks)
-    driver = MesosSchedulerDriver(sched, framework, args.master, use_addict=True)
+    driver = MesosSchedulerDriver(sched, framework, args.master, use_addict=True,
+                                  principal=principal, secret=os.environ["PYMESOS_SECRET"])
     driver.start()
     if not sched.finished.wait(args.timeout):
         sched.end("FAIL timeout after %ss; states: %s" % (args.timeout, sched.states))
