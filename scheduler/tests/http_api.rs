@@ -174,6 +174,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
                 numa_nodes: None,
                 pinned: false,
                 ports: Vec::new(),
+                user: None,
             },
         },
     )

@@ -113,6 +113,7 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
                 numa_nodes: None,
                 pinned: false,
                 ports: Vec::new(),
+                user: None,
             },
         },
     )

@@ -104,6 +104,7 @@ fn grant(cpu: u32) -> Grant {
         numa_nodes: None,
         pinned: false,
         ports: Vec::new(),
+        user: None,
     }
 }
 
