@@ -131,7 +131,7 @@ impl Connection {
                     let msg = if status == 401 {
                         let principal = self.cfg.auth.as_ref().map(|a| a.principal.as_str());
                         format!(
-                            "the master {endpoint} {} (SUBSCRIBE answered 401: {body})",
+                            "the master {} (SUBSCRIBE to {endpoint} answered 401: {body})",
                             refusal(principal)
                         )
                     } else {

@@ -42,7 +42,7 @@ pub enum CallError {
     /// 401: the master refused the framework's credentials (or wants some and none were
     /// sent). Not retryable as is; the client re-subscribes, and stops with an ERROR if
     /// the master refuses the SUBSCRIBE too.
-    #[error("{call}: the master {master} {}: {body}", refusal(.principal.as_deref()))]
+    #[error("{call}: the master {} ({master} answered 401: {body})", refusal(.principal.as_deref()))]
     Unauthorized {
         /// The call type.
         call: &'static str,
