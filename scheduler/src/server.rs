@@ -146,6 +146,17 @@ impl Server {
         if let Some(dir) = cfg.data_dir() {
             private_dir(dir)?;
         }
+        let credential = if cfg.mesos.local {
+            Some(local_credential(cfg.data_dir(), &cfg.mesos.principal)?)
+        } else if let Some(path) = &cfg.mesos.secret_file {
+            Some(framework_credential(path, &cfg.mesos.principal)?)
+        } else {
+            info!(
+                principal = %cfg.mesos.principal,
+                "no mesos.secret_file: the framework does not authenticate to the masters"
+            );
+            None
+        };
         let url = cfg.database_url()?;
         let store = Store::open(&url).await?;
         info!(database = %crate::store::redact_url(&url), "store open");
@@ -163,25 +174,17 @@ impl Server {
             client_config = Some(path);
         }
 
-        let (masters, cluster, executor, credential) = if cfg.mesos.local {
-            let credential = local_credential(cfg.data_dir(), &cfg.mesos.principal)?;
-            let cluster = start_local(&cfg, &credential).await?;
+        let (masters, cluster, executor) = if cfg.mesos.local {
+            // Always set for a local cluster (above): never start it open.
+            let c = credential
+                .as_ref()
+                .ok_or_else(|| ServerError::Local("no credentials for the local cluster".into()))?;
+            let cluster = start_local(&cfg, c).await?;
             let exe = default_executor();
-            let masters = vec![cluster.master_addr().to_string()];
-            (masters, Some(cluster), exe, Some(credential))
+            (vec![cluster.master_addr().to_string()], Some(cluster), exe)
         } else {
             let exe = cfg.mesos.executor.clone().unwrap_or_else(default_executor);
-            let credential = match &cfg.mesos.secret_file {
-                Some(path) => Some(framework_credential(path, &cfg.mesos.principal)?),
-                None => {
-                    info!(
-                        principal = %cfg.mesos.principal,
-                        "no mesos.secret_file: the framework does not authenticate to the masters"
-                    );
-                    None
-                }
-            };
-            (cfg.mesos.masters.clone(), None, exe, credential)
+            (cfg.mesos.masters.clone(), None, exe)
         };
         let framework = framework_info(
             &cfg,
