@@ -142,10 +142,37 @@ impl Server {
             executor_user = %users.executor_user,
             "jobs run as their application's allowed user, else as the default user"
         );
+        if cfg.mesos.local {
+            let others: Vec<&String> = users
+                .allowed_users
+                .iter()
+                .filter(|u| **u != users.default_user)
+                .collect();
+            let (uid, _) = crate::identity::server_user();
+            if uid != 0 && !others.is_empty() {
+                warn!(
+                    ?others,
+                    server_user = %users.default_user,
+                    "jobs.allowed_users: the server runs --local without root and cannot start \
+                     jobs as another user; applications naming these users will fail"
+                );
+            }
+        }
         let tls = tls_settings(&cfg)?;
         if let Some(dir) = cfg.data_dir() {
             private_dir(dir)?;
         }
+        // Before anything is opened: a work dir job users cannot reach stops the start.
+        let local_work_dir = if cfg.mesos.local {
+            let work_dir = cfg.local_work_dir().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("retz-local-{}", std::process::id()))
+            });
+            let (uid, _) = crate::identity::server_user();
+            work_dir_for_jobs(&work_dir, uid == 0)?;
+            Some(work_dir)
+        } else {
+            None
+        };
         let credential = if cfg.mesos.local {
             Some(local_credential(cfg.data_dir(), &cfg.mesos.principal)?)
         } else if let Some(path) = &cfg.mesos.secret_file {
@@ -174,12 +201,12 @@ impl Server {
             client_config = Some(path);
         }
 
-        let (masters, cluster, executor) = if cfg.mesos.local {
+        let (masters, cluster, executor) = if let Some(work_dir) = &local_work_dir {
             // Always set for a local cluster (above): never start it open.
             let c = credential
                 .as_ref()
                 .ok_or_else(|| ServerError::Local("no credentials for the local cluster".into()))?;
-            let cluster = start_local(&cfg, c).await?;
+            let cluster = start_local(&cfg, work_dir, c).await?;
             let exe = default_executor();
             (vec![cluster.master_addr().to_string()], Some(cluster), exe)
         } else {
@@ -363,14 +390,10 @@ fn framework_info(
 
 async fn start_local(
     cfg: &ServerConfig,
+    work_dir: &Path,
     credential: &Credential,
 ) -> Result<LocalCluster, ServerError> {
-    let work_dir = cfg
-        .local_work_dir()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("retz-local-{}", std::process::id())));
-    let (uid, _) = crate::identity::server_user();
-    work_dir_for_jobs(&work_dir, uid == 0)?;
-    let mut cc = ClusterConfig::new(&work_dir);
+    let mut cc = ClusterConfig::new(work_dir);
     cc.credentials = Some(Credentials::single(credential.clone()));
     cc.master.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     cc.master.allocation_interval = Duration::from_secs_f64(cfg.local.allocation_interval_s);
