@@ -743,7 +743,10 @@ mod tests {
         assert!(a.secret.len() >= 32, "at least 128 bits of hex");
         assert_eq!(mode(&path), 0o600);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(Credentials::parse(&text).unwrap().entries(), [a.clone()]);
+        assert_eq!(
+            Credentials::parse(&text).unwrap().entries(),
+            std::slice::from_ref(&a)
+        );
         // Restart: the same credential, the file made private again.
         set_mode(&path, 0o644).unwrap();
         let b = local_credential(Some(dir.path()), "retz").unwrap();

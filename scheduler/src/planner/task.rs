@@ -272,11 +272,11 @@ mod tests {
         let mut x = a.clone();
         x.owner = "ab".into();
         x.generation = "c".into();
-        let mut y = a.clone();
+        assert!(first.starts_with("retz-shared-"), "{first}");
+        let mut y = a;
         y.owner = "a".into();
         y.generation = "bc".into();
         assert_ne!(id(&x, &u), id(&y, &u));
-        assert!(first.starts_with("retz-shared-"), "{first}");
     }
 
     #[test]
