@@ -21,7 +21,6 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::{Master, MasterConfig, SimAgent, SimBehaviour};
 use retz_proto::ContentType;
@@ -31,6 +30,7 @@ use retz_proto::mesos::{
 };
 use retz_proto::recordio::RecordDecoder;
 use retz_proto::scheduler::{Call, Event, call, event};
+use retz_topology::TopologySource;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 

@@ -19,4 +19,3 @@ pub mod spec;
 pub mod subst;
 pub mod sys;
 pub mod taskenv;
-pub mod topology;

@@ -37,7 +37,7 @@ enum Command {
     Run(RunArgs),
     /// Print this machine's (or the given) NUMA topology; with `--agent-flags` the Mesos
     /// agent `--resources` and `--attributes` of the Retz NUMA resource convention.
-    Topology(retz_executor::topology::TopologyArgs),
+    Topology(retz_topology::TopologyArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -83,7 +83,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Topology(args)) = &cli.command {
-        return match retz_executor::topology::run(args) {
+        return match retz_topology::run(args) {
             Ok(text) => {
                 println!("{text}");
                 ExitCode::SUCCESS

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use retz_executor::topology::{TopologySource, load};
 use retz_proto::mesos::{
     AgentId, AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy,
     TaskGroupInfo, TaskId, TaskInfo,
 };
+use retz_topology::{TopologySource, load};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -107,7 +107,7 @@ pub enum ClusterError {
         /// Which agent (0-based).
         index: usize,
         /// Why.
-        error: retz_executor::topology::TopologyError,
+        error: retz_topology::TopologyError,
     },
     /// An agent failed to start.
     #[error("agent {index}: {error}")]

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::agent::parse_port_ranges;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
+use retz_topology::TopologySource;
 
 /// The embedded local Mesos cluster: a Mesos v1 master plus agents that launch real
 /// executors, on this machine, with no Mesos installed.

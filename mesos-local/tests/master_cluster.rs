@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use master_support::*;
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 use retz_proto::ContentType;
 use retz_proto::mesos::{CommandInfo, ExecutorId, Offer, TaskInfo, TaskState, task_status};
 use retz_proto::scheduler::{call, event};
+use retz_topology::TopologySource;
 
 async fn cluster(agents: usize, dir: &std::path::Path) -> LocalCluster {
     let mut config = ClusterConfig::new(dir);

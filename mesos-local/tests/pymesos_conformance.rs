@@ -19,10 +19,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use master_support::Http;
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 use retz_proto::mesos::{ExecutorId, FrameworkId};
+use retz_topology::TopologySource;
 
 const PYMESOS: &str = "0.3.15";
 const HTTP_PARSER: &str = "0.9.0";

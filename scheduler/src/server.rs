@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_proto::api::ClientConfig;
 use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::mesos::{FrameworkId, FrameworkInfo, framework_info};
+use retz_topology::TopologySource;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -12,7 +12,7 @@
 //!
 //! Commas inside parentheses (synthetic attributes) do not split groups. NUMA nodes of a
 //! synthetic description without a `memory=` attribute get [`ClusterOptions::node_mem_mb`].
-//! hwloc XML files are read with `retz_executor::topology` (hwloc 2.x, the same mapping as
+//! hwloc XML files are read with `retz_topology` (hwloc 2.x, the same mapping as
 //! the agent probe: offline PUs left out, node memory and SLIT distances kept) when the
 //! `hwloc` feature is on (the default); without it they are refused with advice to
 //! convert them once with `retz-executor topology --xml FILE --json > FILE.json`.
@@ -330,10 +330,10 @@ fn load_topology(src: &TopoSource, opts: &ClusterOptions) -> Result<Topology, In
     }
 }
 
-/// Reads an hwloc XML export with `retz_executor::topology` (hwloc 2.x).
+/// Reads an hwloc XML export with `retz_topology` (hwloc 2.x).
 #[cfg(feature = "hwloc")]
 pub fn load_topology_xml(path: &Path) -> Result<Topology, InputError> {
-    let loaded = retz_executor::topology::hwloc::load_xml_file(path)
+    let loaded = retz_topology::hwloc::load_xml_file(path)
         .map_err(|e| InputError::file(path, e.to_string()))?;
     Topology::new(loaded.spec).map_err(|e| InputError::file(path, format!("invalid topology: {e}")))
 }

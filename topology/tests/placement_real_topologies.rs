@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use retz_executor::topology::hwloc::{LoadedTopology, load_xml_file};
 use retz_placement::{
     AffinityPolicy, AgentState, Assignment, CpuSet, JobRequest, NodeId, Packer, PendingReason,
     PolicyConfig, SmtPolicy, Topology,
@@ -13,6 +12,7 @@ use retz_placement::{
 use retz_proto::numa::{
     FreeResources, agent_flags, offer_topology, parse_agent_flags, parse_resources,
 };
+use retz_topology::hwloc::{LoadedTopology, load_xml_file};
 
 fn shared_dir() -> PathBuf {
     match std::env::var_os("RETZ_SHARED_DIR") {

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use retz_executor::topology::hwloc::{
-    LoadedTopology, TopologyError, TopologySource, load, load_synthetic, load_xml_file,
-};
 use retz_placement::sets::{CpuId, CpuSet, NodeId};
 use retz_placement::topology::{CoreSpec, Topology, TopologySpec};
+use retz_topology::hwloc::{
+    LoadedTopology, TopologyError, TopologySource, load, load_synthetic, load_xml_file,
+};
 
 fn shared_dir() -> PathBuf {
     match std::env::var_os("RETZ_SHARED_DIR") {

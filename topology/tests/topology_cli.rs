@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use retz_executor::topology::{OutputFormat, TopologyArgs, TopologySource, run};
 use retz_placement::topology::TopologySpec;
+use retz_topology::{OutputFormat, TopologyArgs, TopologySource, run};
 
 fn shared_dir() -> PathBuf {
     match std::env::var_os("RETZ_SHARED_DIR") {

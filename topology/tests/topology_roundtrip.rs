@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use retz_executor::topology::hwloc::{LoadedTopology, load_synthetic, load_xml_file};
 use retz_proto::numa::{FreeResources, agent_flags, offer_topology, parse_agent_flags};
+use retz_topology::hwloc::{LoadedTopology, load_synthetic, load_xml_file};
 
 fn shared_dir() -> PathBuf {
     match std::env::var_os("RETZ_SHARED_DIR") {

@@ -1,4 +1,5 @@
-//! The topology probe: what `retz-executor topology` shows and what an agent advertises.
+//! `retz-topology`: the topology probe — what `retz-executor topology` shows and what an
+//! agent advertises. The only crate of the workspace that links hwloc (hwlocality).
 //!
 //! Owns the conversion of an hwloc topology (this machine, an XML export or a synthetic
 //! description) into the placement engine's plain [`TopologySpec`]
