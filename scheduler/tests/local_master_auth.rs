@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use retz_executor::topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::mesos::FrameworkInfo;
 use retz_scheduler::mesos::{SchedulerConfig, SchedulerEvent, start};
+use retz_topology::TopologySource;
 
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
