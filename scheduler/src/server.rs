@@ -142,6 +142,9 @@ impl Server {
             executor_user = %users.executor_user,
             "jobs run as their application's allowed user, else as the default user"
         );
+        if cfg.mesos.user.is_some() {
+            warn!("mesos.user is the old name of jobs.default_user; write [jobs] default_user");
+        }
         if cfg.mesos.local {
             let others: Vec<&String> = users
                 .allowed_users
