@@ -2,6 +2,7 @@
 # The main job on a fresh Debian machine (as root): install what is missing, build, start
 # `retz-server --local` (the embedded local Mesos cluster on this machine), load an example
 # application (a small tarball) and run a few jobs through retz-client. Each job prints
+# the Unix user it runs as (nobody: the server's default job user; never root),
 # $RETZ_CPU, $RETZ_CPUSET and its own Cpus_allowed_list: the CPUs it was granted and is
 # pinned to.
 set -euo pipefail
@@ -21,9 +22,17 @@ echo "== this machine, by the NUMA resource convention (retz-executor topology)"
 "$bin/retz-executor" topology
 "$bin/retz-executor" topology --agent-flags
 
-work="${RETZ_QUICKSTART_DIR:-$(mktemp -d /tmp/retz-quickstart.XXXXXX)}"
+if [[ -n "${RETZ_QUICKSTART_DIR:-}" ]]; then
+  work="$RETZ_QUICKSTART_DIR"
+  mkdir -p "$work"
+else
+  work="$(mktemp -d /tmp/retz-quickstart.XXXXXX)"
+  # mktemp makes it 0700; jobs run as nobody and must reach their sandboxes in
+  # $work/data-work (the data dir itself stays 0700: it holds the secrets).
+  chmod 0755 "$work"
+fi
 port="${RETZ_QUICKSTART_PORT:-19090}"
-echo "== starting retz-server --local --data-dir $work/data (log: $work/server.log)"
+echo "== starting retz-server --local --data-dir $work/data (log: $work/server.log; sandboxes in $work/data-work)"
 "$bin/retz-server" --local --data-dir "$work/data" --bind "127.0.0.1:$port" \
   >"$work/server.log" 2>&1 &
 server=$!
@@ -42,7 +51,7 @@ chmod +x "$work/app/bin/hello.sh"
 tar -C "$work/app" -czf "$work/example.tar.gz" bin
 client load-app -A example -F "file://$work/example.tar.gz"
 
-cmd='echo "job $RETZ_JOB_ID: RETZ_CPU=$RETZ_CPU RETZ_CPUSET=$RETZ_CPUSET RETZ_NUMA_NODES=$RETZ_NUMA_NODES"; grep Cpus_allowed_list /proc/self/status; $RETZ_PVNAME/bin/hello.sh'
+cmd='echo "job $RETZ_JOB_ID as $(id -un): RETZ_CPU=$RETZ_CPU RETZ_CPUSET=$RETZ_CPUSET RETZ_NUMA_NODES=$RETZ_NUMA_NODES"; grep Cpus_allowed_list /proc/self/status; $RETZ_PVNAME/bin/hello.sh'
 echo "== run: 1 CPU under numa-strict"
 client run -A example -cpu 1 --affinity numa-strict -cmd "$cmd"
 echo "== run: 1 to 4 CPUs under numa-prefer (granted what is free)"

@@ -98,6 +98,7 @@ fn bench(c: &mut Criterion) {
         cfg: &cfg,
         executor: &loc,
         framework_id: &fid,
+        users: &retz_scheduler::identity::LaunchUsers::default(),
         room: usize::MAX,
         now: 0,
     };

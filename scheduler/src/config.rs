@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use retz_placement::{AffinityPolicy, PolicyConfig, SmtPolicy};
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{LaunchUsers, check_job_user, is_plain_user_name};
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +57,8 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     /// `[local]`: the embedded local cluster (used with `mesos.local = true`).
     pub local: LocalSection,
+    /// `[jobs]`: the Unix users jobs run as.
+    pub jobs: JobsSection,
     /// `[placement]`: cost-model weights, starvation protection and search bounds — the
     /// same section a `retz-sim` policy file holds (`retz-sim tune` writes one), so a
     /// tuned policy is pasted here verbatim or given with `retz-server --policy FILE`.
@@ -67,7 +71,8 @@ pub struct ServerConfig {
 pub struct ServerSection {
     /// Address of the HTTP API.
     pub bind: SocketAddr,
-    /// Directory for the SQLite store, `client.toml` and (local) the agent work dir.
+    /// Directory for the SQLite store, `client.toml` and (local) the embedded cluster's
+    /// credentials. Kept 0700 (created so and chmod'ed at every start).
     pub data_dir: Option<PathBuf>,
     /// Store URL: `sqlite://PATH` or `postgres://USER:PASS@HOST:PORT/DB`. Default:
     /// `sqlite://DATA_DIR/retz.db`.
@@ -129,12 +134,25 @@ pub struct MesosSection {
     pub masters: Vec<String>,
     /// Framework name.
     pub framework_name: String,
-    /// Framework principal.
+    /// Framework principal (`FrameworkInfo.principal`; with `secret_file`, the HTTP
+    /// Basic credential sent to the masters and to the agents' `/files`).
     pub principal: String,
+    /// A file holding the framework's secret (read once at start): the secret alone, or
+    /// a Mesos credentials file (JSON or `principal secret` lines) holding `principal`.
+    /// Absent: the framework does not authenticate. Ignored with `local`, which makes
+    /// its own credentials (`DATA_DIR/local-credentials.json`).
+    pub secret_file: Option<PathBuf>,
     /// Framework role.
     pub role: String,
-    /// Unix user tasks run as unless the application names one (`root` refused).
-    pub user: String,
+    /// Deprecated spelling of `jobs.default_user` (read when that is unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The Unix user agents start `retz-executor` as (`ExecutorInfo.command.user`; never
+    /// the job's user). Default `root`: the executor needs its privileges for cgroups and
+    /// drops them in the job before exec. With `local` and a server that is not root,
+    /// the default is the server's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_user: Option<String>,
     /// Seconds the master keeps tasks while the server is away.
     pub failover_timeout_s: f64,
     /// Seconds a declined offer's resources stay away.
@@ -154,8 +172,10 @@ impl Default for MesosSection {
             masters: vec!["127.0.0.1:5050".to_owned()],
             framework_name: "Retz-Framework".to_owned(),
             principal: "retz".to_owned(),
+            secret_file: None,
             role: "*".to_owned(),
-            user: "nobody".to_owned(),
+            user: None,
+            executor_user: None,
             failover_timeout_s: 604_800.0,
             refuse_seconds: 3.0,
             executor: None,
@@ -238,6 +258,11 @@ pub struct LocalSection {
     pub xml: Option<PathBuf>,
     /// Seconds between offer rounds.
     pub allocation_interval_s: f64,
+    /// The agents' work directory (sandboxes). Default `<DATA_DIR>-work` (a sibling of
+    /// the data dir, which is 0700: job users must reach their sandboxes), or a fresh
+    /// directory under the system's temp dir without a data dir. A root server refuses
+    /// to start when a directory on its path is not traversable by others (o+x).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Default for LocalSection {
@@ -247,8 +272,23 @@ impl Default for LocalSection {
             synthetic: None,
             xml: None,
             allocation_interval_s: 0.5,
+            work_dir: None,
         }
     }
+}
+
+/// `[jobs]`: the Unix users jobs run as (see [`crate::identity`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// Jobs of applications that name no allowed user run as this user. Unset: `nobody`,
+    /// or the server's own user when it runs `local` and is not root (it cannot switch
+    /// users then). Never root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_user: Option<String>,
+    /// Users an application may name with `load-app -U` (besides the default user).
+    /// Empty: none. Never root.
+    pub allowed_users: Vec<String>,
 }
 
 impl ServerConfig {
@@ -364,6 +404,90 @@ impl ServerConfig {
         }
     }
 
+    /// The Unix users of launches for a server running as `server` (effective uid and
+    /// its name; see [`crate::identity::server_user`]). Unset `jobs.default_user` (and
+    /// `mesos.executor_user`): `nobody` (`root`), or with `local` and a server that is
+    /// not root, the server's own user — it cannot switch users; a default user other
+    /// than its own is then refused.
+    pub fn launch_users_for(
+        &self,
+        server: (u32, Option<&str>),
+    ) -> Result<LaunchUsers, ConfigError> {
+        let (uid, name) = server;
+        let own = || {
+            name.map(str::to_owned).ok_or_else(|| ConfigError::Invalid {
+                key: "jobs.default_user",
+                message: format!(
+                    "the server runs as uid {uid}, which has no user name; set \
+                     jobs.default_user and mesos.executor_user to its name"
+                ),
+            })
+        };
+        let unprivileged_local = self.mesos.local && uid != 0;
+        let configured = self.jobs.default_user.clone().or(self.mesos.user.clone());
+        let default_user = match configured {
+            Some(u) => {
+                if unprivileged_local && name != Some(u.as_str()) {
+                    return Err(ConfigError::Invalid {
+                        key: "jobs.default_user",
+                        message: format!(
+                            "is {u:?}, but the server runs --local as {} (not root) and \
+                             cannot start jobs as another user; leave jobs.default_user unset \
+                             or run the server as root",
+                            name.unwrap_or("an unnamed uid")
+                        ),
+                    });
+                }
+                u
+            }
+            None if unprivileged_local => own()?,
+            None => "nobody".to_owned(),
+        };
+        let executor_user = match &self.mesos.executor_user {
+            Some(u) => u.clone(),
+            None if unprivileged_local => own()?,
+            None => "root".to_owned(),
+        };
+        Ok(LaunchUsers {
+            default_user,
+            allowed_users: self.jobs.allowed_users.iter().cloned().collect(),
+            executor_user,
+        })
+    }
+
+    /// [`ServerConfig::launch_users_for`] this process.
+    pub fn launch_users(&self) -> Result<LaunchUsers, ConfigError> {
+        let (uid, name) = crate::identity::server_user();
+        self.launch_users_for((uid, name.as_deref()))
+    }
+
+    /// The embedded cluster's work dir: `local.work_dir`, else `<DATA_DIR>-work` (next
+    /// to the data dir, never inside it), else `None` (the server makes a temporary one).
+    pub fn local_work_dir(&self) -> Option<PathBuf> {
+        if let Some(w) = &self.local.work_dir {
+            return Some(w.clone());
+        }
+        let data = self.data_dir()?;
+        let data = std::fs::canonicalize(data)
+            .or_else(|_| std::path::absolute(data))
+            .unwrap_or_else(|_| data.to_owned());
+        // `/var/lib/retz/` and `/var/lib/retz/.` name /var/lib/retz: drop such tails.
+        let mut parts: Vec<_> = data
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let last = parts.pop()?;
+        let std::path::Component::Normal(name) = last else {
+            // The root dir or `..`: no sibling name to derive.
+            return None;
+        };
+        let mut work: PathBuf = parts.iter().collect();
+        let mut name = name.to_owned();
+        name.push("-work");
+        work.push(name);
+        Some(work)
+    }
+
     /// Checks every value; the error names the key and what to write.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
@@ -373,11 +497,56 @@ impl ServerConfig {
                 "no master given; list HOST:PORT addresses or run with --local".into(),
             );
         }
-        if self.mesos.user == "root" {
+        let job_user = |key: &'static str, name: &str| {
+            check_job_user(name).map_err(|e| ConfigError::Invalid {
+                key,
+                message: format!("{e}; name an unprivileged user (e.g. nobody)"),
+            })
+        };
+        if let Some(u) = &self.jobs.default_user {
+            job_user("jobs.default_user", u)?;
+        }
+        if let Some(u) = &self.mesos.user {
+            job_user("mesos.user", u)?;
+            if self.jobs.default_user.as_ref().is_some_and(|d| d != u) {
+                return bad(
+                    "mesos.user",
+                    "is the old name of jobs.default_user, and both are set differently; \
+                     remove mesos.user"
+                        .into(),
+                );
+            }
+        }
+        for u in &self.jobs.allowed_users {
+            job_user("jobs.allowed_users", u)?;
+        }
+        if let Some(u) = &self.mesos.executor_user
+            && u != "root"
+            && !is_plain_user_name(u)
+        {
             return bad(
-                "mesos.user",
-                "tasks may not run as root; name an unprivileged user".into(),
+                "mesos.executor_user",
+                format!("{u:?} is not a plain user name (default: root)"),
             );
+        }
+        if self
+            .mesos
+            .secret_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return bad(
+                "mesos.secret_file",
+                "is empty; name the file holding the framework's secret".into(),
+            );
+        }
+        if self
+            .local
+            .work_dir
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return bad("local.work_dir", "is empty; name a directory".into());
         }
         if !(self.mesos.failover_timeout_s.is_finite() && self.mesos.failover_timeout_s >= 0.0) {
             return bad(
@@ -514,7 +683,7 @@ fn apply_property(c: &mut ServerConfig, k: &str, v: &str) -> Result<(), ConfigEr
         "retz.mesos.failover.timeout" => {
             c.mesos.failover_timeout_s = num("retz.mesos.failover.timeout", v)?;
         }
-        "retz.user" => c.mesos.user = v.to_owned(),
+        "retz.user" => c.jobs.default_user = Some(v.to_owned()),
         "retz.authentication" => c.server.authentication = flag("retz.authentication", v)?,
         "retz.access.key" => c.server.admin_keys.push(v.to_owned()),
         "retz.max.running" => c.planner.max_running = num("retz.max.running", v)?,
@@ -560,7 +729,7 @@ mod tests {
         let e = toml::from_str::<ServerConfig>("[server]\nbnd = \"x\"").unwrap_err();
         assert!(e.to_string().contains("bnd"), "{e}");
         let mut c = ServerConfig::default();
-        c.mesos.user = "root".into();
+        c.mesos.user = Some("root".into());
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("mesos.user"), "{e}");
         let mut c = ServerConfig::default();
@@ -593,7 +762,7 @@ mod tests {
         assert_eq!(c.mesos.masters, ["10.0.0.1:5050", "10.0.0.2:5050"]);
         assert_eq!(c.server.bind, "10.0.0.9:9090".parse().unwrap());
         assert_eq!(c.mesos.refuse_seconds, 7.0);
-        assert_eq!(c.mesos.user, "batch");
+        assert_eq!(c.jobs.default_user.as_deref(), Some("batch"));
         assert_eq!(c.planner.max_running, 64);
         assert_eq!(c.limits.max_cpus, 32);
         assert!(c.mesos.gpus);
@@ -640,6 +809,142 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("not https://"), "{e}");
+    }
+
+    #[test]
+    fn root_is_refused_as_a_job_user_in_every_spelling_with_the_key_named() {
+        for root in ["root", " root", "ROOT", "0", "Root ", "000"] {
+            let mut c = ServerConfig::default();
+            c.jobs.default_user = Some(root.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.starts_with("config: jobs.default_user:") && e.contains("root"),
+                "{root:?}: {e}"
+            );
+            let mut c = ServerConfig::default();
+            c.jobs.allowed_users = vec!["alice".into(), root.into()];
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.starts_with("config: jobs.allowed_users:") && e.contains("root"),
+                "{root:?}: {e}"
+            );
+            let mut c = ServerConfig::default();
+            c.mesos.user = Some(root.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with("config: mesos.user:"), "{root:?}: {e}");
+        }
+        // A name that is uid 0 on this host (root itself always is).
+        let mut c = ServerConfig::default();
+        c.jobs.allowed_users = vec!["root".into()];
+        assert!(c.validate().is_err());
+        // Not plain user names.
+        for bad in ["", "Alice", "a b", "../x", "1000"] {
+            let mut c = ServerConfig::default();
+            c.jobs.default_user = Some(bad.into());
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with("config: jobs.default_user:"), "{bad:?}: {e}");
+        }
+        let mut c = ServerConfig::default();
+        c.mesos.executor_user = Some("exec utor".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: mesos.executor_user:"), "{e}");
+        let mut c = ServerConfig::default();
+        c.jobs.default_user = Some("nobody".into());
+        c.mesos.user = Some("batch".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: mesos.user:"), "{e}");
+    }
+
+    #[test]
+    fn job_users_default_to_nobody_and_the_executor_to_root() {
+        let c: ServerConfig = toml::from_str(
+            "[jobs]\nallowed_users = [\"alice\", \"bob\"]\n[mesos]\nexecutor_user = \"root\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let u = c.launch_users_for((0, Some("root"))).unwrap();
+        assert_eq!(u.default_user, "nobody");
+        assert_eq!(u.executor_user, "root");
+        assert_eq!(u.allowed_users.iter().collect::<Vec<_>>(), ["alice", "bob"]);
+        // Not local, not root: the same (agents switch users, not this server).
+        let u = ServerConfig::default()
+            .launch_users_for((1000, Some("me")))
+            .unwrap();
+        assert_eq!(
+            (u.default_user.as_str(), u.executor_user.as_str()),
+            ("nobody", "root")
+        );
+        // Local and root: nobody; local and not root: the server's own user.
+        let mut c = ServerConfig::default();
+        c.mesos.local = true;
+        let u = c.launch_users_for((0, Some("root"))).unwrap();
+        assert_eq!(
+            (u.default_user.as_str(), u.executor_user.as_str()),
+            ("nobody", "root")
+        );
+        let u = c.launch_users_for((1000, Some("me"))).unwrap();
+        assert_eq!(
+            (u.default_user.as_str(), u.executor_user.as_str()),
+            ("me", "me")
+        );
+        let e = c.launch_users_for((1000, None)).unwrap_err().to_string();
+        assert!(e.contains("jobs.default_user") && e.contains("1000"), "{e}");
+        c.jobs.default_user = Some("batch".into());
+        let e = c
+            .launch_users_for((1000, Some("me")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config: jobs.default_user:") && e.contains("--local"),
+            "{e}"
+        );
+        c.jobs.default_user = Some("me".into());
+        assert_eq!(
+            c.launch_users_for((1000, Some("me"))).unwrap().default_user,
+            "me"
+        );
+        // The deprecated mesos.user still names the default user.
+        let mut c = ServerConfig::default();
+        c.mesos.user = Some("batch".into());
+        c.validate().unwrap();
+        assert_eq!(
+            c.launch_users_for((0, Some("root"))).unwrap().default_user,
+            "batch"
+        );
+    }
+
+    #[test]
+    fn the_local_work_dir_is_next_to_the_data_dir() {
+        let mut c = ServerConfig::default();
+        assert_eq!(c.local_work_dir(), None);
+        for data in [
+            "/nonexistent-retz/data",
+            "/nonexistent-retz/data/",
+            "/nonexistent-retz/data/.",
+        ] {
+            c.server.data_dir = Some(data.into());
+            assert_eq!(
+                c.local_work_dir(),
+                Some(PathBuf::from("/nonexistent-retz/data-work")),
+                "{data}"
+            );
+        }
+        c.server.data_dir = Some("rel".into());
+        let w = c.local_work_dir().unwrap();
+        assert!(
+            w.is_absolute() && w.ends_with("rel-work"),
+            "{}",
+            w.display()
+        );
+        c.local.work_dir = Some("/srv/retz-work".into());
+        assert_eq!(c.local_work_dir(), Some(PathBuf::from("/srv/retz-work")));
+        c.local.work_dir = Some("".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: local.work_dir:"), "{e}");
+        let mut c = ServerConfig::default();
+        c.mesos.secret_file = Some("".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: mesos.secret_file:"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the HTTP API.
 //!
 //! * [`config`] — `retz.toml` / `retz.properties`, parsed once into typed sections.
+//! * [`identity`] — who jobs run as: the job user checks (never root) and the launch users.
 //! * [`mesos`] — the Mesos v1 scheduler client (typed events in, calls out).
 //! * [`offers`] — offers ↔ placement agent states, assignments → task resources.
 //! * [`planner`] — the planner loop: offers → placement → launches, updates → jobs.
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod mesos;
 pub mod offers;
 pub mod planner;

@@ -51,6 +51,24 @@ struct Args {
     /// Local cluster: hwloc XML topology for every agent.
     #[arg(long, value_name = "FILE")]
     xml: Option<PathBuf>,
+    /// Local cluster: the agents' work dir, where sandboxes live (local.work_dir; default
+    /// DATA_DIR-work). Job users must be able to traverse to it.
+    #[arg(long, value_name = "DIR")]
+    local_work_dir: Option<PathBuf>,
+    /// The Unix user jobs run as unless their application names an allowed user
+    /// (jobs.default_user; default nobody). Never root.
+    #[arg(long, value_name = "USER")]
+    default_user: Option<String>,
+    /// Users applications may name with load-app -U (jobs.allowed_users), comma separated.
+    #[arg(long, value_name = "USER,...", value_delimiter = ',')]
+    allowed_users: Option<Vec<String>>,
+    /// The framework principal sent to the Mesos masters (mesos.principal).
+    #[arg(long, value_name = "NAME")]
+    mesos_principal: Option<String>,
+    /// File holding the framework's secret, or a Mesos credentials file holding the
+    /// principal (mesos.secret_file).
+    #[arg(long, value_name = "FILE")]
+    mesos_secret_file: Option<PathBuf>,
     /// The retz-executor agents run (path on the agents or URI).
     #[arg(long, value_name = "PATH|URI")]
     executor: Option<String>,
@@ -109,6 +127,23 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     if let Some(x) = &args.xml {
         c.local.xml = Some(x.clone());
         c.local.synthetic = None;
+    }
+    if let Some(w) = &args.local_work_dir {
+        c.local.work_dir = Some(w.clone());
+    }
+    if let Some(u) = &args.default_user {
+        c.jobs.default_user = Some(u.clone());
+        // The deprecated spelling would contradict the flag.
+        c.mesos.user = None;
+    }
+    if let Some(u) = &args.allowed_users {
+        c.jobs.allowed_users = u.clone();
+    }
+    if let Some(p) = &args.mesos_principal {
+        c.mesos.principal = p.clone();
+    }
+    if let Some(f) = &args.mesos_secret_file {
+        c.mesos.secret_file = Some(f.clone());
     }
     if let Some(e) = &args.executor {
         c.mesos.executor = Some(e.clone());

@@ -9,6 +9,18 @@
 //! certificate and key are checked before anything else starts, and `client.toml` then
 //! names an `https://` URL and `ca_cert = <tls_cert>` so the admin trusts the server's
 //! own (possibly self-signed) certificate.
+//!
+//! Files at rest: the data dir is made 0700 at every start (created so); the store keeps
+//! its files 0600 (see [`crate::store`]); `client.toml` and `local-credentials.json` are
+//! written 0600, atomically.
+//!
+//! Credentials: `--local` generates the embedded cluster's principal and secret at first
+//! start into `DATA_DIR/local-credentials.json` (kept in memory without a data dir) and
+//! reuses them after; the cluster requires them, and the scheduler client and the file
+//! proxy present them. Not local, `mesos.principal` with `mesos.secret_file` are sent
+//! the same way. The local cluster's work dir (`local.work_dir`, default
+//! `<DATA_DIR>-work`) is outside the data dir; a root server refuses to start when a job
+//! user could not traverse to it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -18,6 +30,7 @@ use std::time::Duration;
 
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_proto::api::ClientConfig;
+use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::mesos::{FrameworkId, FrameworkInfo, framework_info};
 use retz_topology::TopologySource;
 use tokio::net::TcpListener;
@@ -25,14 +38,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 use crate::http::{AppState, HttpConfig, app};
+use crate::identity::LaunchUsers;
 use crate::mesos::{SchedulerConfig, start};
 use crate::planner::{ExecutorLocation, Planner, PlannerError, PlannerOptions};
 use crate::store::Store;
 
 /// The property holding the admin user's key.
 const ADMIN_KEY_PROPERTY: &str = "admin_key";
+
+/// The embedded cluster's credentials in the data dir.
+pub const LOCAL_CREDENTIALS_FILE: &str = "local-credentials.json";
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +135,58 @@ impl Server {
     /// Starts everything `cfg` asks for. `cfg` must have passed `validate`.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         cfg.validate()?;
+        let users = cfg.launch_users()?;
+        info!(
+            default_user = %users.default_user,
+            allowed_users = ?users.allowed_users,
+            executor_user = %users.executor_user,
+            "jobs run as their application's allowed user, else as the default user"
+        );
+        if cfg.mesos.user.is_some() {
+            warn!("mesos.user is the old name of jobs.default_user; write [jobs] default_user");
+        }
+        if cfg.mesos.local {
+            let others: Vec<&String> = users
+                .allowed_users
+                .iter()
+                .filter(|u| **u != users.default_user)
+                .collect();
+            let (uid, _) = crate::identity::server_user();
+            if uid != 0 && !others.is_empty() {
+                warn!(
+                    ?others,
+                    server_user = %users.default_user,
+                    "jobs.allowed_users: the server runs --local without root and cannot start \
+                     jobs as another user; applications naming these users will fail"
+                );
+            }
+        }
         let tls = tls_settings(&cfg)?;
         if let Some(dir) = cfg.data_dir() {
-            std::fs::create_dir_all(dir)
-                .map_err(io(format!("cannot create data dir {}", dir.display())))?;
+            private_dir(dir)?;
         }
+        // Before anything is opened: a work dir job users cannot reach stops the start.
+        let local_work_dir = if cfg.mesos.local {
+            let work_dir = cfg.local_work_dir().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("retz-local-{}", std::process::id()))
+            });
+            let (uid, _) = crate::identity::server_user();
+            work_dir_for_jobs(&work_dir, uid == 0)?;
+            Some(work_dir)
+        } else {
+            None
+        };
+        let credential = if cfg.mesos.local {
+            Some(local_credential(cfg.data_dir(), &cfg.mesos.principal)?)
+        } else if let Some(path) = &cfg.mesos.secret_file {
+            Some(framework_credential(path, &cfg.mesos.principal)?)
+        } else {
+            info!(
+                principal = %cfg.mesos.principal,
+                "no mesos.secret_file: the framework does not authenticate to the masters"
+            );
+            None
+        };
         let url = cfg.database_url()?;
         let store = Store::open(&url).await?;
         info!(database = %crate::store::redact_url(&url), "store open");
@@ -140,22 +204,33 @@ impl Server {
             client_config = Some(path);
         }
 
-        let (masters, cluster, executor) = if cfg.mesos.local {
-            let cluster = start_local(&cfg).await?;
+        let (masters, cluster, executor) = if let Some(work_dir) = &local_work_dir {
+            // Always set for a local cluster (above): never start it open.
+            let c = credential
+                .as_ref()
+                .ok_or_else(|| ServerError::Local("no credentials for the local cluster".into()))?;
+            let cluster = start_local(&cfg, work_dir, c).await?;
             let exe = default_executor();
             (vec![cluster.master_addr().to_string()], Some(cluster), exe)
         } else {
             let exe = cfg.mesos.executor.clone().unwrap_or_else(default_executor);
             (cfg.mesos.masters.clone(), None, exe)
         };
-        let framework = framework_info(&cfg, store.framework_id().await?);
+        let framework = framework_info(
+            &cfg,
+            store.framework_id().await?,
+            &users,
+            credential.as_ref(),
+        );
         let mut sched = SchedulerConfig::new(masters, framework);
         sched.backoff_max = Duration::from_secs(5);
+        sched.credential = credential.clone();
         let (driver, events) = start(sched).map_err(|e| ServerError::Mesos(e.to_string()))?;
         let opts = PlannerOptions {
             cfg: cfg.planner.clone(),
             policy: cfg.placement.clone(),
             executor: ExecutorLocation::parse(&executor),
+            users: users.clone(),
             refuse_seconds: cfg.mesos.refuse_seconds,
             record_events: cfg.server.record_events.clone(),
             window: cfg.planner.window as usize,
@@ -180,6 +255,8 @@ impl Server {
             admin_keys,
             admin_loopback: cfg.server.admin_loopback,
             default_max_retries: cfg.planner.max_retries,
+            users,
+            agent_credential: credential,
             ..HttpConfig::default()
         };
         let router = app(AppState::new(store.clone(), http_cfg, link));
@@ -278,13 +355,16 @@ pub fn default_executor() -> String {
         .unwrap_or_else(|| "retz-executor".into())
 }
 
-fn framework_info(cfg: &ServerConfig, id: Option<String>) -> FrameworkInfo {
-    let user = if cfg.mesos.local {
-        // The local agent runs executors as itself; name that user.
-        std::env::var("USER").unwrap_or_else(|_| "root".into())
-    } else {
-        cfg.mesos.user.clone()
-    };
+/// The framework: its user is the default job user, its principal the credential's
+/// (else `mesos.principal`).
+fn framework_info(
+    cfg: &ServerConfig,
+    id: Option<String>,
+    users: &LaunchUsers,
+    credential: Option<&Credential>,
+) -> FrameworkInfo {
+    let user = users.default_user.clone();
+    let principal = credential.map_or_else(|| cfg.mesos.principal.clone(), |c| c.principal.clone());
     let mut capabilities = vec![framework_info::Capability {
         r#type: Some(framework_info::capability::Type::PartitionAware as i32),
     }];
@@ -299,7 +379,7 @@ fn framework_info(cfg: &ServerConfig, id: Option<String>) -> FrameworkInfo {
         id: id.map(|value| FrameworkId { value }),
         failover_timeout: Some(cfg.mesos.failover_timeout_s),
         checkpoint: Some(true),
-        principal: Some(cfg.mesos.principal.clone()),
+        principal: Some(principal),
         roles: vec![cfg.mesos.role.clone()],
         capabilities: {
             capabilities.push(framework_info::Capability {
@@ -311,12 +391,13 @@ fn framework_info(cfg: &ServerConfig, id: Option<String>) -> FrameworkInfo {
     }
 }
 
-async fn start_local(cfg: &ServerConfig) -> Result<LocalCluster, ServerError> {
-    let work_dir = cfg
-        .data_dir()
-        .map(|d| d.join("local"))
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("retz-local-{}", std::process::id())));
-    let mut cc = ClusterConfig::new(&work_dir);
+async fn start_local(
+    cfg: &ServerConfig,
+    work_dir: &Path,
+    credential: &Credential,
+) -> Result<LocalCluster, ServerError> {
+    let mut cc = ClusterConfig::new(work_dir);
+    cc.credentials = Some(Credentials::single(credential.clone()));
     cc.master.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     cc.master.allocation_interval = Duration::from_secs_f64(cfg.local.allocation_interval_s);
     let source = match (&cfg.local.synthetic, &cfg.local.xml) {
@@ -414,14 +495,20 @@ async fn create_admin(store: &Store) -> Result<retz_proto::api::User, ServerErro
     Ok(user)
 }
 
-/// Writes `text` to `path` with mode 0600 via a temporary file and a rename.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` with mode 0600 via a fresh temporary file and a rename.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("toml.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A leftover of a crash may have another mode: never reuse it.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(&tmp)?;
@@ -430,13 +517,186 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Creates `dir` 0700 if missing (its missing parents with the default mode, so that a
+/// sibling such as `<DATA_DIR>-work` stays reachable) and makes it 0700 if it exists.
+pub fn private_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(io(format!("cannot create data dir {}", dir.display())))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(io(format!("cannot create data dir {}", dir.display()))(e));
+        }
+        _ => {}
+    }
+    set_mode(dir, 0o700).map_err(io(format!(
+        "cannot make data dir {} private (mode 0700)",
+        dir.display()
+    )))
+}
+
+/// Creates the local cluster's work dir (and missing parents) 0755 so that job users can
+/// reach their sandboxes; with `check` (a root server, whose jobs run as other users),
+/// refuses a work dir some directory on the way to which lacks o+x, naming it.
+pub fn work_dir_for_jobs(work: &Path, check: bool) -> Result<(), ServerError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let work = std::path::absolute(work).map_err(io(format!(
+        "cannot resolve the work dir {}",
+        work.display()
+    )))?;
+    let missing: Vec<&Path> = work.ancestors().take_while(|d| !d.exists()).collect();
+    for dir in missing.iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io(format!("cannot create the work dir {}", dir.display()))(
+                    e,
+                ));
+            }
+            _ => {}
+        }
+        // Whatever the umask: traversable and readable, writable by the server only.
+        set_mode(dir, 0o755).map_err(io(format!("cannot chmod 0755 {}", dir.display())))?;
+    }
+    if !check {
+        return Ok(());
+    }
+    // The real path: a job user follows the same symlinks.
+    let real = std::fs::canonicalize(&work).map_err(io(format!(
+        "cannot resolve the work dir {}",
+        work.display()
+    )))?;
+    for dir in real.ancestors() {
+        let meta = std::fs::metadata(dir).map_err(io(format!("cannot stat {}", dir.display())))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o001 == 0 {
+            return Err(ServerError::Config(ConfigError::Invalid {
+                key: "local.work_dir",
+                message: format!(
+                    "job users cannot reach their sandboxes in {}: {} has mode {mode:04o}, \
+                     without o+x (search for others); run `chmod o+x {}`, or choose a work dir \
+                     outside it (local.work_dir, --local-work-dir DIR)",
+                    work.display(),
+                    dir.display(),
+                    dir.display()
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// A random secret of 244 bits (two v4 UUIDs from the operating system's CSPRNG), hex.
+fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn invalid(key: &'static str, message: String) -> ServerError {
+    ServerError::Config(ConfigError::Invalid { key, message })
+}
+
+/// The embedded cluster's credential: read from `DIR/local-credentials.json` (made 0600
+/// again), or generated (principal `principal`, a random secret) and written there 0600
+/// at first start; without a data dir, generated and kept in memory only.
+pub fn local_credential(dir: Option<&Path>, principal: &str) -> Result<Credential, ServerError> {
+    let fresh = || {
+        Credential::new(principal, random_secret())
+            .map_err(|e| invalid("mesos.principal", e.to_string()))
+    };
+    let Some(dir) = dir else {
+        return fresh();
+    };
+    let path = dir.join(LOCAL_CREDENTIALS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            set_mode(&path, 0o600).map_err(io(format!("cannot chmod 0600 {}", path.display())))?;
+            let set = Credentials::parse(&text).map_err(|e| {
+                ServerError::Local(format!(
+                    "{}: {e}; remove it to have a new credential generated",
+                    path.display()
+                ))
+            })?;
+            let c = set.entries().first().cloned().ok_or_else(|| {
+                ServerError::Local(format!("{} holds no credential", path.display()))
+            })?;
+            info!(path = %path.display(), principal = %c.principal, "local cluster credentials reused");
+            Ok(c)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let c = fresh()?;
+            write_private(&path, &Credentials::single(c.clone()).to_json())
+                .map_err(io(format!("cannot write {}", path.display())))?;
+            info!(path = %path.display(), principal = %c.principal, "local cluster credentials generated");
+            Ok(c)
+        }
+        Err(e) => Err(io(format!("cannot read {}", path.display()))(e)),
+    }
+}
+
+/// The framework's credential from `mesos.secret_file`: the secret alone (one word), or
+/// a Mesos credentials file (JSON or `principal secret` lines) holding `principal`.
+pub fn framework_credential(path: &Path, principal: &str) -> Result<Credential, ServerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "mesos.secret_file";
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {shown}: {e}")))?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        warn!(
+            path = %shown,
+            mode = format!("{:04o}", meta.permissions().mode() & 0o7777),
+            "the framework's secret file is readable by others than its owner; chmod 0600 it"
+        );
+    }
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(
+            key,
+            format!("{shown} is empty; write the framework's secret into it"),
+        ));
+    }
+    let secret = if !trimmed.starts_with('{') && !trimmed.contains(char::is_whitespace) {
+        trimmed.to_owned()
+    } else {
+        let set = Credentials::parse(&text).map_err(|e| invalid(key, format!("{shown}: {e}")))?;
+        let found = set.entries().iter().find(|c| c.principal == principal);
+        match found {
+            Some(c) => c.secret.clone(),
+            None => {
+                let names: Vec<&str> = set.entries().iter().map(|c| c.principal.as_str()).collect();
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{shown} holds no credential of principal {principal:?} (mesos.principal); \
+                         it names {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    };
+    Credential::new(principal, secret).map_err(|e| invalid(key, e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use retz_proto::mesos::framework_info::capability::Type;
 
     fn capabilities(cfg: &ServerConfig) -> Vec<Type> {
-        framework_info(cfg, None)
+        framework_info(cfg, None, &LaunchUsers::default(), None)
             .capabilities
             .iter()
             .filter_map(|c| c.r#type.and_then(|t| Type::try_from(t).ok()))
@@ -453,8 +713,135 @@ mod tests {
         let on = capabilities(&cfg);
         assert!(on.contains(&Type::GpuResources), "{on:?}");
         assert_eq!(on.len(), off.len() + 1, "{on:?}");
-        let info = framework_info(&cfg, Some("fw-7".into()));
+        let info = framework_info(&cfg, Some("fw-7".into()), &LaunchUsers::default(), None);
         assert_eq!(info.id.map(|i| i.value).as_deref(), Some("fw-7"));
-        assert_eq!(info.user, cfg.mesos.user);
+        assert_eq!(info.user, "nobody");
+        assert_eq!(info.principal.as_deref(), Some("retz"));
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn the_framework_runs_as_the_default_job_user_with_the_credentials_principal() {
+        let cfg = ServerConfig::default();
+        let users = LaunchUsers {
+            default_user: "batch".into(),
+            ..LaunchUsers::default()
+        };
+        let c = Credential::new("local-p", "s").unwrap();
+        let info = framework_info(&cfg, None, &users, Some(&c));
+        assert_eq!(info.user, "batch");
+        assert_eq!(info.principal.as_deref(), Some("local-p"));
+    }
+
+    #[test]
+    fn local_credentials_are_generated_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCAL_CREDENTIALS_FILE);
+        let a = local_credential(Some(dir.path()), "retz").unwrap();
+        assert_eq!(a.principal, "retz");
+        assert!(a.secret.len() >= 32, "at least 128 bits of hex");
+        assert_eq!(mode(&path), 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            Credentials::parse(&text).unwrap().entries(),
+            std::slice::from_ref(&a)
+        );
+        // Restart: the same credential, the file made private again.
+        set_mode(&path, 0o644).unwrap();
+        let b = local_credential(Some(dir.path()), "retz").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(mode(&path), 0o600);
+        // No data dir: fresh ones in memory, different each time.
+        let m1 = local_credential(None, "retz").unwrap();
+        let m2 = local_credential(None, "retz").unwrap();
+        assert_ne!(m1.secret, m2.secret);
+        assert_ne!(m1.secret, a.secret);
+        std::fs::write(&path, "garbage").unwrap();
+        let e = local_credential(Some(dir.path()), "retz")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(LOCAL_CREDENTIALS_FILE), "{e}");
+    }
+
+    #[test]
+    fn the_secret_file_is_a_secret_or_a_credentials_file_holding_the_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        set_mode(&f, 0o600).unwrap();
+        assert_eq!(
+            framework_credential(&f, "retz").unwrap(),
+            Credential::new("retz", "s3cret").unwrap()
+        );
+        std::fs::write(&f, "ops x\nretz s3cret\n").unwrap();
+        assert_eq!(framework_credential(&f, "retz").unwrap().secret, "s3cret");
+        std::fs::write(&f, r#"{"credentials":[{"principal":"retz","secret":"j"}]}"#).unwrap();
+        assert_eq!(framework_credential(&f, "retz").unwrap().secret, "j");
+        let e = framework_credential(&f, "other").unwrap_err().to_string();
+        assert!(
+            e.starts_with("config: mesos.secret_file:") && e.contains("\"other\""),
+            "{e}"
+        );
+        std::fs::write(&f, "  \n").unwrap();
+        let e = framework_credential(&f, "retz").unwrap_err().to_string();
+        assert!(e.contains("is empty"), "{e}");
+        let e = framework_credential(&dir.path().join("missing"), "retz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config: mesos.secret_file: cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_data_dir_is_private_and_its_parents_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755).unwrap();
+        let data = dir.path().join("a/b/data");
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_ne!(
+            mode(&dir.path().join("a/b")) & 0o001,
+            0,
+            "parents stay traversable"
+        );
+        set_mode(&data, 0o755).unwrap();
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700, "chmod'ed at every start");
+    }
+
+    #[test]
+    fn the_work_dir_must_be_reachable_by_job_users() {
+        let dir = tempfile::tempdir().unwrap();
+        // A private dir: a work dir below it is out of reach of other users.
+        set_mode(dir.path(), 0o700).unwrap();
+        let work = dir.path().join("x/data-work");
+        let e = work_dir_for_jobs(&work, true).unwrap_err().to_string();
+        assert!(
+            e.starts_with("config: local.work_dir:")
+                && e.contains(&format!("chmod o+x {}", dir.path().display())),
+            "{e}"
+        );
+        assert_eq!(mode(&work), 0o755, "created traversable");
+        assert_eq!(mode(&dir.path().join("x")), 0o755);
+        // Not checked for a server that is not root (its jobs run as itself).
+        work_dir_for_jobs(&work, false).unwrap();
+        set_mode(dir.path(), 0o711).unwrap();
+        work_dir_for_jobs(&work, true).unwrap();
+        // Inside a private data dir: refused, naming the data dir.
+        let data = dir.path().join("data");
+        private_dir(&data).unwrap();
+        let e = work_dir_for_jobs(&data.join("local"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{} has mode 0700", data.display())),
+            "{e}"
+        );
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             numa_nodes: Some("0".into()),
             pinned: true,
             ports: Vec::new(),
+            user: None,
         }
     }
 

@@ -11,6 +11,7 @@ use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
 use retz_proto::api::{Grant, JobState};
 use retz_scheduler::http::HttpConfig;
+use retz_scheduler::identity::LaunchUsers;
 use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
 
@@ -174,6 +175,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
                 numa_nodes: None,
                 pinned: false,
                 ports: Vec::new(),
+                user: None,
             },
         },
     )
@@ -544,6 +546,105 @@ async fn applications_are_validated() {
     );
     let (s, _) = env.get(&alice, "/app/a").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// Load-app decides who the jobs may run as (issue #13): root in any spelling is a 400
+/// JSON error, a user the operator does not allow a 403 saying what to do, containers a
+/// 400; every load gets a fresh generation, whatever the client sent.
+#[tokio::test]
+async fn load_app_refuses_root_and_users_the_operator_does_not_allow() {
+    let mut users = LaunchUsers::default();
+    users.allowed_users.insert("batch".into());
+    let env = Env::new(HttpConfig {
+        users,
+        ..HttpConfig::default()
+    })
+    .await;
+    let alice = env.user("alice").await;
+    let put = |user: Option<&str>, extra: serde_json::Value| {
+        let mut app = json!({"appid": "a"});
+        if let Some(u) = user {
+            app["user"] = json!(u);
+        }
+        if let (Some(a), Some(e)) = (app.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        let env = &env;
+        let alice = alice.clone();
+        async move {
+            env.call(
+                &alice,
+                Method::PUT,
+                "/app/a",
+                Some(json!({ "application": app })),
+            )
+            .await
+        }
+    };
+    let before = env.snapshot().await;
+    for root in ["root", " root", "ROOT", "0", "Root\t", "00"] {
+        let (s, v) = put(Some(root), json!({})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{root:?}: {v}");
+        let m = error_message(&v);
+        assert!(
+            m.contains("is root") && m.contains("never run as root") && m.contains("omit -U"),
+            "{root:?}: {m}"
+        );
+    }
+    for bad in ["al ice", "Alice", "", "1000", "../etc"] {
+        let (s, v) = put(Some(bad), json!({})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+        assert!(error_message(&v).contains(&format!("{bad:?}")), "{v}");
+    }
+    let (s, v) = put(Some("mallory"), json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let m = error_message(&v);
+    assert!(
+        m.contains("\"mallory\" is not allowed")
+            && m.contains("ask the operator")
+            && m.contains("omit -U")
+            && m.contains("(nobody)"),
+        "{m}"
+    );
+    let (s, v) = put(
+        None,
+        json!({"container": {"type": "docker", "image": "ubuntu:22.04"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        error_message(&v),
+        "containers are not supported yet; load the application without --container"
+    );
+    let (s, _) = put(
+        Some("root"),
+        json!({"container": {"type": "docker", "image": "ubuntu:22.04"}}),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "root is no longer allowed with docker"
+    );
+    assert_eq!(env.snapshot().await, before, "refused loads change nothing");
+
+    // Allowed: a listed user, the default user itself, or none.
+    let mut generations = std::collections::BTreeSet::new();
+    for user in [Some("batch"), Some("nobody"), None] {
+        let (s, v) = put(user, json!({"generation": "chosen-by-the-client"})).await;
+        assert_eq!(s, StatusCode::OK, "{user:?}: {v}");
+        let app = &v["application"];
+        assert_eq!(app["user"].as_str(), user, "{v}");
+        let g = app["generation"].as_str().unwrap().to_owned();
+        assert!(g.len() >= 32 && g != "chosen-by-the-client", "{v}");
+        let (_, got) = env.get(&alice, "/app/a").await;
+        assert_eq!(
+            got["application"]["generation"],
+            g.as_str(),
+            "stored: {got}"
+        );
+        assert!(generations.insert(g), "a fresh generation at every load");
+    }
 }
 
 /// Every bad input of issue #6: a 4xx JSON error, and the store unchanged.

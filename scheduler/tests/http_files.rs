@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
 use retz_proto::api::{Grant, JobState, User};
+use retz_proto::credentials::{Credential, Credentials};
 use retz_scheduler::http::HttpConfig;
 use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
@@ -113,6 +114,7 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
                 numa_nodes: None,
                 pinned: false,
                 ports: Vec::new(),
+                user: None,
             },
         },
     )
@@ -278,4 +280,121 @@ async fn an_unreachable_agent_is_a_json_502() {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
     assert!(error_message(&v).contains("agent"));
+}
+
+/// An agent whose `/files` want the cluster's Basic credential (401 otherwise) and
+/// refuse links with 403, as the embedded cluster's agents do.
+async fn start_guarded_agent(credentials: Credentials) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let guard = {
+        let seen = Arc::clone(&seen);
+        move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>| {
+            let seen = Arc::clone(&seen);
+            let credentials = credentials.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                seen.lock().unwrap().push(auth.clone());
+                if credentials.verify_basic(&auth).is_none() {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [("WWW-Authenticate", "Basic realm=\"mesos\"")],
+                        "",
+                    )
+                        .into_response();
+                }
+                let path = q.get("path").cloned().unwrap_or_default();
+                if path.ends_with("/link") {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        axum::Json(json!({"status": format!("{path} is a symbolic link")})),
+                    )
+                        .into_response();
+                }
+                if path.ends_with("/sandbox") {
+                    return axum::Json(json!([])).into_response();
+                }
+                axum::Json(json!({"data": "ok\n", "offset": 0})).into_response()
+            }
+        }
+    };
+    let app = Router::new()
+        .route("/files/read", get(guard.clone()))
+        .route("/files/browse", get(guard.clone()))
+        .route("/files/download", get(guard));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn the_proxy_presents_the_framework_credential_and_passes_refusals_on() {
+    let right = Credential::new("retz", "s3cret").unwrap();
+    let (base, seen) = start_guarded_agent(Credentials::single(right.clone())).await;
+    for (credential, ok) in [
+        (Some(right.clone()), true),
+        (Some(Credential::new("retz", "wrong").unwrap()), false),
+        (None, false),
+    ] {
+        let env = Env::new(HttpConfig {
+            agent_credential: credential.clone(),
+            ..HttpConfig::default()
+        })
+        .await;
+        let alice = env.user("alice").await;
+        let id = running_job(&env, &alice, &base).await;
+        seen.lock().unwrap().clear();
+        let (s, v) = env
+            .get(&alice, &format!("/job/{id}/file?path=stdout"))
+            .await;
+        let sent = seen.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        match &credential {
+            Some(c) => assert_eq!(sent[0], c.basic_header()),
+            None => assert_eq!(sent[0], ""),
+        }
+        if ok {
+            assert_eq!(s, StatusCode::OK, "{v}");
+            assert_eq!(v["file"]["data"], "ok\n");
+            // Every endpoint carries it.
+            for path in [
+                format!("/job/{id}/dir?path="),
+                format!("/job/{id}/download?path=stdout"),
+            ] {
+                let req = signed(&alice, Method::GET, &path, Vec::new(), &auth::now_date());
+                let (s, _, _) = env.send(req).await;
+                assert_eq!(s, StatusCode::OK, "{path}");
+            }
+            assert!(
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .all(|a| *a == right.basic_header())
+            );
+            // The agent's refusal of a link is the user's 403, with its reason.
+            for path in [
+                format!("/job/{id}/file?path=link"),
+                format!("/job/{id}/dir?path=link"),
+                format!("/job/{id}/download?path=link"),
+            ] {
+                let (s, v) = env.get(&alice, &path).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+                let m = error_message(&v);
+                assert!(m.contains("link is a symbolic link"), "{path}: {m}");
+            }
+        } else {
+            assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+            let m = error_message(&v);
+            let want = if credential.is_some() {
+                "refused the server's credentials (principal retz)"
+            } else {
+                "requires credentials"
+            };
+            assert!(m.contains(want), "{m}");
+        }
+    }
 }

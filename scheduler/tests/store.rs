@@ -104,6 +104,7 @@ fn grant(cpu: u32) -> Grant {
         numa_nodes: None,
         pinned: false,
         ports: Vec::new(),
+        user: None,
     }
 }
 
@@ -476,5 +477,7 @@ async fn bad_urls_are_refused_clearly() {
     let e = Store::open("sqlite:///nonexistent-dir/sub/x.db")
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::Db(_)), "{e}");
+    // Refused before SQLite opens it (the file is created 0600 first), naming the file.
+    assert!(matches!(e, StoreError::Files(_)), "{e}");
+    assert!(e.to_string().contains("/nonexistent-dir/sub/x.db"), "{e}");
 }

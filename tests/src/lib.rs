@@ -2,6 +2,13 @@
 //! the workspace's binaries, running `retz-server`, `retz-mesos-local` and `retz-client`
 //! as real processes, and waiting for them.
 //!
+//! Jobs do not run as the test's user: under root (CI) they run as `nobody` (the server's
+//! default job user), in sandboxes under `<data dir>-work`; otherwise as the test's user
+//! ([`job_user`]). So a test's directory must be traversable by others ([`test_dir`]),
+//! files jobs write go to a directory anyone may write ([`job_writable_dir`]), and a
+//! `retz-mesos-local` cluster requires credentials that the server is given
+//! ([`MesosLocal::server_args`]).
+//!
 //! Binaries are taken from the test's own target directory (`cargo test --workspace`
 //! builds every binary of the workspace first, so they are current); a missing one is
 //! built with the same cargo, so `cargo test -p retz-e2e-tests` works alone too — but
@@ -9,6 +16,7 @@
 //! suite) first, or the tests run the old binary.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +41,43 @@ pub fn binary(package: &str, name: &str) -> PathBuf {
         );
     }
     path
+}
+
+/// A temporary directory other users can traverse (mode 0755), so that job users reach
+/// sandboxes under it (`<data dir>-work`, a `retz-mesos-local` work dir) and read what the
+/// test puts there for them.
+pub fn test_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 0755 the test dir");
+    dir
+}
+
+/// `parent/out`, a directory every user may write (mode 1777, like `/tmp`): where jobs,
+/// running as another user than the test, leave files for the test to read.
+pub fn job_writable_dir(parent: &Path) -> PathBuf {
+    let dir = parent.join("out");
+    std::fs::create_dir_all(&dir).expect("create the jobs' output dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod 1777 the jobs' output dir");
+    dir
+}
+
+/// Whether the tests run as root (then jobs run as `nobody`).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// The Unix user jobs of a server started by these helpers run as: `nobody` when the
+/// tests run as root, else the test's own user.
+pub fn job_user() -> String {
+    if is_root() {
+        return "nobody".into();
+    }
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// A free loopback port (bound and released; good enough for tests).
@@ -104,21 +149,47 @@ impl Drop for Proc {
     }
 }
 
+/// The principal of the credential [`MesosLocal`] requires.
+pub const MESOS_PRINCIPAL: &str = "retz";
+
 /// A `retz-mesos-local` process.
 pub struct MesosLocal {
     /// The process.
     pub proc: Proc,
     /// Its master address.
     pub addr: SocketAddr,
+    /// The credentials file it was given (`--credentials`, JSON, mode 0600): principal
+    /// [`MESOS_PRINCIPAL`] and a random secret.
+    pub credentials: PathBuf,
+}
+
+/// Writes a credentials file (Mesos JSON, mode 0600) for `principal` with a random
+/// secret into `path`.
+pub fn write_credentials(path: &Path, principal: &str) {
+    use std::io::Read;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("random bytes");
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let json = serde_json::json!({"credentials": [{"principal": principal, "secret": secret}]});
+    std::fs::write(path, json.to_string()).expect("write the credentials file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 0600 the credentials file");
 }
 
 impl MesosLocal {
     /// Starts `retz-mesos-local` with `agents` agents of topology `synthetic` (this
-    /// machine when `None`), work dir under `dir`.
+    /// machine when `None`), work dir under `dir`, requiring the credential written to
+    /// `dir/mesos-credentials.json`.
     pub fn start(dir: &Path, agents: u32, synthetic: Option<&str>) -> MesosLocal {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let credentials = dir.join("mesos-credentials.json");
+        write_credentials(&credentials, MESOS_PRINCIPAL);
         let mut args = vec![
+            "--credentials".to_owned(),
+            credentials.display().to_string(),
             "--bind".to_owned(),
             addr.to_string(),
             "--agents".to_owned(),
@@ -139,7 +210,24 @@ impl MesosLocal {
             &[],
         );
         wait_for_port(addr, Duration::from_secs(30));
-        MesosLocal { proc, addr }
+        MesosLocal {
+            proc,
+            addr,
+            credentials,
+        }
+    }
+
+    /// The `retz-server` flags that use this cluster: `--mesos ADDR` with the principal
+    /// and its credentials file.
+    pub fn server_args(&self) -> Vec<String> {
+        vec![
+            "--mesos".to_owned(),
+            self.addr.to_string(),
+            "--mesos-principal".to_owned(),
+            MESOS_PRINCIPAL.to_owned(),
+            "--mesos-secret-file".to_owned(),
+            self.credentials.display().to_string(),
+        ]
     }
 }
 
@@ -247,4 +335,47 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 pub fn job_json(config: &Path, id: u64) -> serde_json::Value {
     let text = client_ok(config, &["get-job", "-i", &id.to_string(), "--json"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("get-job --json: {e}: {text}"))
+}
+
+/// One plain HTTP/1.1 request to `addr` (`Connection: close`); returns the status code
+/// and the body (no chunked decoding: for small answers of servers that send a length).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect for HTTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    stream.write_all(body).expect("send the body");
+    let mut answer = Vec::new();
+    // A server may reset after answering; keep what came.
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -257,7 +257,7 @@ fn config_value(toml: &str, key: &str) -> String {
 
 #[test]
 fn apps_run_and_sandbox_files() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let server = Server::start(&tmp.path().join("data"), &["--local"]);
     let _log = LogOnPanic(&server);
     let admin = &server.client_config;
@@ -445,7 +445,7 @@ fn apps_run_and_sandbox_files() {
 
 #[test]
 fn schedule_list_kill_and_killall() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let server = Server::start(&tmp.path().join("data"), &["--local"]);
     let _log = LogOnPanic(&server);
     let admin = &server.client_config;
@@ -616,7 +616,7 @@ fn usage_and_connection_errors() {
     );
 
     // A missing config file: exit 3.
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let missing = tmp.path().join("missing.toml");
     let out = client_exits(&missing, &["list"], 3);
     assert!(
@@ -645,7 +645,7 @@ fn usage_and_connection_errors() {
 
 #[test]
 fn users_see_and_touch_only_their_own() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let server = Server::start(&tmp.path().join("data"), &["--local"]);
     let _log = LogOnPanic(&server);
     let admin = &server.client_config;

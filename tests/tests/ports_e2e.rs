@@ -56,7 +56,7 @@ fn printed(stdout: &str, label: &str) -> Vec<u16> {
 
 #[test]
 fn a_job_gets_its_ports_as_port0_port1_and_in_its_grant() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     let server = Server::start(&dir.path().join("data"), &["--local"]);
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "web"]);
@@ -103,7 +103,8 @@ fn a_job_gets_its_ports_as_port0_port1_and_in_its_grant() {
     );
 
     // Two jobs alive at the same time: the first waits until the second has run.
-    let flag = dir.path().join("second-ran");
+    // Written by a job, which runs as another user than the test.
+    let flag = retz_e2e_tests::job_writable_dir(dir.path()).join("second-ran");
     let flag = flag.display();
     let first = schedule(
         c,

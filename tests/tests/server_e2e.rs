@@ -1,13 +1,19 @@
 //! retz-server end to end: the quickstart's steps on `retz-server --local`, NUMA-strict
 //! ranges on synthetic two-socket agents of `retz-mesos-local`, durability across
 //! `kill -9` of the server (SQLite and PostgreSQL), and a master restart mid-job.
+//!
+//! Jobs run as the server's default job user (`nobody` under root), so what they write for
+//! the test goes to a directory anyone may write ([`job_writable_dir`]); clusters require
+//! credentials, which the server is given.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{MesosLocal, Server, client, client_ok, job_json, wait_until};
+use retz_e2e_tests::{
+    MesosLocal, Server, client, client_ok, job_json, job_user, job_writable_dir, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(180);
 
@@ -70,7 +76,7 @@ fn state(job: &serde_json::Value) -> &str {
 
 #[test]
 fn quickstart_on_the_local_cluster_runs_jobs_pinned_to_their_grants() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     let server = Server::start(&dir.path().join("data"), &["--local"]);
     let c = &server.client_config;
     let uri = app_tarball(dir.path());
@@ -88,10 +94,15 @@ fn quickstart_on_the_local_cluster_runs_jobs_pinned_to_their_grants() {
             "numa-strict",
             "-cmd",
             "echo RETZ_CPU=$RETZ_CPU RETZ_CPUSET=$RETZ_CPUSET NODES=$RETZ_NUMA_NODES; \
-             grep Cpus_allowed_list /proc/self/status; $RETZ_PVNAME/bin/hello.sh",
+             grep Cpus_allowed_list /proc/self/status; $RETZ_PVNAME/bin/hello.sh; \
+             echo JOB_USER=$(id -un)",
         ],
     );
     assert!(out.contains("hello from the app"), "{out}");
+    assert!(
+        out.contains(&format!("JOB_USER={}\n", job_user())),
+        "jobs run as the default job user: {out}"
+    );
     let jobs: serde_json::Value =
         serde_json::from_str(&client_ok(c, &["list", "--states", "ALL", "--json"])).unwrap();
     let job = jobs
@@ -127,11 +138,12 @@ fn quickstart_on_the_local_cluster_runs_jobs_pinned_to_their_grants() {
 
 #[test]
 fn numa_strict_ranges_on_synthetic_two_socket_agents_take_one_node() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     // Two agents, each 2 sockets × 2 cores: nodes {0,1} and {2,3}.
     let mesos = MesosLocal::start(dir.path(), 2, Some("pack:2 numa:1 core:2 pu:1"));
-    let master = mesos.addr.to_string();
-    let server = Server::start(&dir.path().join("data"), &["--mesos", &master]);
+    let args = mesos.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&dir.path().join("data"), &args);
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "numa"]);
     let id = schedule(
@@ -179,11 +191,11 @@ fn numa_strict_ranges_on_synthetic_two_socket_agents_take_one_node() {
 /// 64 jobs, `kill -9` of the server while they run, restart: every job ends FINISHED
 /// with result 0 and every command ran exactly once.
 fn persistence(database: Option<&str>) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     let mesos = MesosLocal::start(dir.path(), 1, None);
-    let master = mesos.addr.to_string();
+    let mesos_args = mesos.server_args();
     let data = dir.path().join("data");
-    let mut args = vec!["--mesos", master.as_str()];
+    let mut args: Vec<&str> = mesos_args.iter().map(String::as_str).collect();
     if let Some(db) = database {
         args.extend(["--database", db]);
     }
@@ -191,7 +203,7 @@ fn persistence(database: Option<&str>) {
     let port = server.addr.port();
     let c = server.client_config.clone();
     client_ok(&c, &["load-app", "-A", "persist"]);
-    let ran = dir.path().join("ran.txt");
+    let ran = job_writable_dir(dir.path()).join("ran.txt");
     let cmd = format!("sleep 0.3; echo $RETZ_JOB_ID >> {}", ran.display());
     let ids: Vec<u64> = (0..64)
         .map(|_| schedule(&c, &["-A", "persist", "-cmd", &cmd, "-cpu", "1"]))
@@ -269,10 +281,17 @@ fn accepted_jobs_survive_kill_9_of_the_server_on_postgresql_and_run_once() {
 #[test]
 fn a_job_survives_a_master_restart_and_runs_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     let mut cc = retz_mesos_local::cluster::ClusterConfig::new(dir.path().join("mesos"));
     cc.master.bind = "127.0.0.1:0".parse().unwrap();
     cc.master.allocation_interval = Duration::from_millis(200);
+    // The server authenticates with mesos.principal and mesos.secret_file.
+    let secret = dir.path().join("mesos-credentials.json");
+    retz_e2e_tests::write_credentials(&secret, "retz-failover");
+    let credentials =
+        retz_proto::credentials::Credentials::parse(&std::fs::read_to_string(&secret).unwrap())
+            .unwrap();
+    cc.credentials = Some(credentials);
     let cluster = rt
         .block_on(retz_mesos_local::cluster::LocalCluster::start(cc))
         .unwrap();
@@ -280,6 +299,8 @@ fn a_job_survives_a_master_restart_and_runs_once() {
     cfg.server.bind = "127.0.0.1:0".parse().unwrap();
     cfg.server.data_dir = Some(dir.path().join("data"));
     cfg.mesos.masters = vec![cluster.master_addr().to_string()];
+    cfg.mesos.principal = "retz-failover".into();
+    cfg.mesos.secret_file = Some(secret);
     cfg.mesos.executor = Some(
         retz_e2e_tests::binary("retz-executor", "retz-executor")
             .display()
@@ -290,7 +311,7 @@ fn a_job_survives_a_master_restart_and_runs_once() {
         .unwrap();
     let c = server.client_config().unwrap().to_owned();
     client_ok(&c, &["load-app", "-A", "failover"]);
-    let ran = dir.path().join("ran.txt");
+    let ran = job_writable_dir(dir.path()).join("ran.txt");
     let id = schedule(
         &c,
         &[
@@ -323,15 +344,14 @@ fn a_job_survives_a_master_restart_and_runs_once() {
 
 #[test]
 fn a_server_recording_replays_in_retz_sim() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     let rec = dir.path().join("events.jsonl");
     let rec_arg = rec.display().to_string();
     let mesos = MesosLocal::start(dir.path(), 2, Some("pack:2 numa:1 core:2 pu:1"));
-    let master = mesos.addr.to_string();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--mesos", &master, "--record-events", &rec_arg],
-    );
+    let mut args = mesos.server_args();
+    args.extend(["--record-events".to_owned(), rec_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&dir.path().join("data"), &args);
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "rec"]);
     let id = schedule(c, &["-A", "rec", "-cpu", "1", "-cmd", "true"]);
@@ -378,7 +398,7 @@ fn a_server_recording_replays_in_retz_sim() {
 
 #[test]
 fn a_queue_longer_than_the_planner_window_drains_in_priority_order_and_kills_reach_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = retz_e2e_tests::test_dir();
     // The planner holds full records for 2 queued jobs only and runs one job at a time:
     // the other jobs wait as keys and are read from the store when they reach the front.
     let cfg = dir.path().join("retz.toml");
@@ -390,7 +410,7 @@ fn a_queue_longer_than_the_planner_window_drains_in_priority_order_and_kills_rea
     );
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "window"]);
-    let ran = dir.path().join("ran.txt");
+    let ran = job_writable_dir(dir.path()).join("ran.txt");
     let cmd = format!("echo $RETZ_JOB_ID >> {}; sleep 0.5", ran.display());
     let mut ids: Vec<u64> = (0..8)
         .map(|_| schedule(c, &["-A", "window", "-cmd", &cmd, "-cpu", "1"]))

@@ -60,7 +60,7 @@ fn admin(config: &Path, args: &[&str]) -> String {
 
 #[test]
 fn the_admin_client_toml_of_a_tls_server_works_over_https() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let (cert, key) = self_signed(tmp.path(), "server");
     let config = retz_toml(tmp.path(), &cert, &key);
     let data = tmp.path().join("data");
@@ -144,7 +144,7 @@ fn the_admin_client_toml_of_a_tls_server_works_over_https() {
 
 #[test]
 fn a_key_that_does_not_match_the_certificate_stops_the_server_at_startup() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = retz_e2e_tests::test_dir();
     let (cert, _) = self_signed(tmp.path(), "server");
     let (_, other_key) = self_signed(tmp.path(), "other");
     let config = retz_toml(tmp.path(), &cert, &other_key);

@@ -156,6 +156,7 @@ pub fn job_view(job: &Job, queue_position: Option<u64>) -> String {
                 }
             )),
         );
+        add("unix user", g.user.clone());
     }
     add("affinity", job.affinity.map(|a| a.to_string()));
     add("priority", Some(job.priority.to_string()));
@@ -315,6 +316,7 @@ mod tests {
             numa_nodes: Some("0".into()),
             pinned: true,
             ports: vec![31000, 31005],
+            user: Some("nobody".into()),
         });
         let t = jobs_table(&[j.clone()]);
         let header = t.lines().next().unwrap();
@@ -328,7 +330,8 @@ mod tests {
         assert!(
             v.contains("cpuset=0-1")
                 && v.contains("ports=31000,31005")
-                && v.contains("queue position  3"),
+                && v.contains("queue position  3")
+                && v.contains("unix user       nobody"),
             "{v}"
         );
     }

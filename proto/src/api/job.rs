@@ -168,6 +168,10 @@ pub struct Grant {
     /// the job asked for none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The Unix user the attempt runs as (absent in grants recorded before it was
+    /// shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// A job, as the API shows it.

@@ -15,7 +15,8 @@ pub struct Application {
     /// URIs fetched through the agent's cache (`-L`).
     #[serde(default)]
     pub large_files: Vec<String>,
-    /// Unix user the jobs run as; absent: the server's `user`.
+    /// Unix user the jobs run as, when the server's operator allows it
+    /// (`jobs.allowed_users`); absent: the server's default job user. Never root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Access key of the owner (set by the server from the signature).
@@ -33,6 +34,12 @@ pub struct Application {
     /// The application's affinity policy; absent: the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityPolicy>,
+    /// A fresh id the server gives the application at every load (clients' values are
+    /// replaced). Executor ids cover it, so a reloaded application never shares an
+    /// executor or a sandbox with its previous load. Empty in applications stored before
+    /// it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generation: String,
 }
 
 fn yes() -> bool {
@@ -52,6 +59,7 @@ impl Application {
             container: Container::default(),
             enabled: true,
             affinity: None,
+            generation: String::new(),
         }
     }
 }

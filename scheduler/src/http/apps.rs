@@ -1,5 +1,11 @@
 //! Application endpoints: `GET /apps`, `GET`/`PUT`/`DELETE /app/{name}`. Only the owner
 //! sees or changes an application; to anyone else it does not exist.
+//!
+//! Load-app decides who the jobs may run as: an application's `user` that is root in any
+//! spelling (or not a plain user name) is refused with 400, one the operator does not
+//! allow (`jobs.allowed_users`, or the default job user) with 403; containers are refused
+//! with 400 (not supported yet). Every load gets a fresh `generation`, so its jobs never
+//! share an executor or a sandbox with an earlier load's.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -7,6 +13,7 @@ use axum::extract::{Path, State};
 use retz_proto::api::{AppResponse, Application, Container, ListAppsResponse, LoadAppRequest};
 
 use super::{ApiError, ApiResult, AppState, Caller, parse_json, path_text};
+use crate::identity::{LaunchUsers, check_job_user};
 
 /// Longest application name.
 const MAX_NAME: usize = 64;
@@ -29,6 +36,30 @@ fn check_name(name: &str) -> Result<(), ApiError> {
             name.chars().take(MAX_NAME + 8).collect::<String>()
         )))
     }
+}
+
+/// Whether `user` may be an application's Unix user on this server: never root (400),
+/// and allowed by the operator (403).
+fn check_user(users: &LaunchUsers, user: &str) -> Result<(), ApiError> {
+    if let Err(e) = check_job_user(user) {
+        let hint = if e.is_root() {
+            "name an unprivileged user the operator allows, or omit -U"
+        } else {
+            "fix the name, or omit -U"
+        };
+        return Err(ApiError::bad_request(format!(
+            "{e}; {hint} to run as the default job user ({})",
+            users.default_user
+        )));
+    }
+    if !users.allows(user) {
+        return Err(ApiError::forbidden(format!(
+            "user {user:?} is not allowed to run jobs on this server (jobs.allowed_users); \
+             ask the operator to allow it, or omit -U to run as the default job user ({})",
+            users.default_user
+        )));
+    }
+    Ok(())
 }
 
 async fn owned_app(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Application> {
@@ -82,14 +113,16 @@ pub(super) async fn put(
             caller.key()
         )));
     }
-    if application.user.as_deref() == Some("root")
-        && matches!(application.container, Container::Mesos)
-    {
+    if !matches!(application.container, Container::Mesos) {
         return Err(ApiError::bad_request(
-            "running jobs as root is only allowed in a Docker container; drop user=root or use a docker container",
+            "containers are not supported yet; load the application without --container",
         ));
     }
+    if let Some(user) = &application.user {
+        check_user(&state.config.users, user)?;
+    }
     application.owner = caller.key().to_owned();
+    application.generation = uuid::Uuid::new_v4().simple().to_string();
     if !state.store.put_app(&application).await? {
         return Err(ApiError::forbidden(
             "The application name is already used by other user",

@@ -5,6 +5,9 @@
 //! Invariant: a client path is relative to the sandbox (`$MESOS_SANDBOX` or empty means
 //! the sandbox itself); absolute paths and `..` components are refused with 400 before
 //! any request leaves the server, so no path outside the sandbox is ever asked for.
+//! Requests carry the framework's credential (`Authorization: Basic`) when the server has
+//! one: the embedded cluster's agents (and agents run with HTTP authentication) refuse
+//! `/files` without it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +16,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{Request, StatusCode, Uri};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -22,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use retz_proto::api::{DirEntry, FileChunk, GetFileResponse, Job, ListFilesResponse};
+use retz_proto::credentials::Credential;
 
 use super::{ApiError, ApiResult, AppState, Caller, job_id};
 
@@ -35,15 +39,36 @@ const MAX_AGENT_JSON: usize = 64 << 20;
 #[derive(Clone)]
 pub(super) struct AgentClient {
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// `Authorization` of every request (Basic, the framework's credential), and its
+    /// principal for messages.
+    authorization: Option<(HeaderValue, String)>,
 }
 
 impl AgentClient {
-    pub(super) fn new(connect_timeout: Duration) -> AgentClient {
+    pub(super) fn new(connect_timeout: Duration, credential: Option<&Credential>) -> AgentClient {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
+        let authorization = credential.and_then(|c| {
+            // A checked credential has no control characters: always a valid value.
+            let mut v = HeaderValue::from_str(&c.basic_header()).ok()?;
+            v.set_sensitive(true);
+            Some((v, c.principal.clone()))
+        });
         AgentClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
+            authorization,
         }
+    }
+
+    /// What to tell the user when an agent answers 401.
+    fn unauthorized(&self, what: &str) -> ApiError {
+        let who = match &self.authorization {
+            Some((_, principal)) => {
+                format!("refused the server's credentials (principal {principal})")
+            }
+            None => "requires credentials and the server has none (mesos.secret_file)".into(),
+        };
+        ApiError::bad_gateway(format!("the job's agent {who} for {what}"))
     }
 
     async fn get(
@@ -54,7 +79,11 @@ impl AgentClient {
         let uri: Uri = uri
             .parse()
             .map_err(|e| ApiError::internal(format!("bad agent url {uri}: {e}")))?;
-        let req = Request::get(uri.clone())
+        let mut req = Request::get(uri.clone());
+        if let Some((value, _)) = &self.authorization {
+            req = req.header(AUTHORIZATION, value.clone());
+        }
+        let req = req
             .body(Empty::new())
             .map_err(|e| ApiError::internal(format!("agent request {uri}: {e}")))?;
         match tokio::time::timeout(timeout, self.client.request(req)).await {
@@ -184,6 +213,46 @@ fn sandbox_of(job: &Job) -> ApiResult<Option<(String, String)>> {
     }
 }
 
+/// Most of an agent's refusal shown to the user, bytes.
+const MAX_AGENT_REFUSAL: usize = 1024;
+
+/// 403 with the agent's reason (a link, a file the job's user could not read, ...).
+async fn forbidden(
+    res: axum::http::Response<hyper::body::Incoming>,
+    what: &str,
+    timeout: Duration,
+) -> ApiError {
+    let body = tokio::time::timeout(
+        timeout,
+        Limited::new(res.into_body(), MAX_AGENT_REFUSAL).collect(),
+    )
+    .await;
+    let reason = match body {
+        Ok(Ok(b)) => {
+            let b = b.to_bytes();
+            // The agent's JSON error or plain text; shown as text either way.
+            let text = serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|v| {
+                    ["status", "message", "error"]
+                        .iter()
+                        .find_map(|k| v[k].as_str().map(str::to_owned))
+                })
+                .unwrap_or_else(|| String::from_utf8_lossy(&b).trim().to_owned());
+            text.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_AGENT_REFUSAL)
+                .collect()
+        }
+        _ => String::new(),
+    };
+    if reason.is_empty() {
+        ApiError::forbidden(format!("{what}: the job's agent refuses to serve it"))
+    } else {
+        ApiError::forbidden(format!("{what}: {reason}"))
+    }
+}
+
 async fn agent_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     uri: &str,
@@ -193,6 +262,12 @@ async fn agent_json<T: serde::de::DeserializeOwned>(
     let status = res.status();
     if status == StatusCode::NOT_FOUND {
         return Ok(None);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(state.agents.unauthorized(what));
+    }
+    if status == StatusCode::FORBIDDEN {
+        return Err(forbidden(res, what, state.config.agent_timeout).await);
     }
     if !status.is_success() {
         return Err(ApiError::bad_gateway(format!(
@@ -292,6 +367,12 @@ pub(super) async fn download(
     let status = res.status();
     if status == StatusCode::NOT_FOUND {
         return Err(ApiError::not_found(format!("{rel} not found")));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(state.agents.unauthorized(rel));
+    }
+    if status == StatusCode::FORBIDDEN {
+        return Err(forbidden(res, rel, state.config.agent_timeout).await);
     }
     if !status.is_success() {
         return Err(ApiError::bad_gateway(format!(

@@ -37,6 +37,9 @@ pub use files::{sandbox_path, split_sandbox_url};
 pub use operator::{Operator, OperatorId, is_loopback};
 pub use planner::{PlannerHandle, PlannerStatus};
 
+use retz_proto::credentials::Credential;
+
+use crate::identity::LaunchUsers;
 use crate::statem::{DEFAULT_MAX_RETRIES, RetryPolicy};
 use crate::store::Store;
 
@@ -72,6 +75,11 @@ pub struct HttpConfig {
     pub agent_connect_timeout: Duration,
     /// Timeout of a whole request to an agent's `/files` endpoints.
     pub agent_timeout: Duration,
+    /// Who jobs run as: load-app refuses users that are not allowed (403) and root in
+    /// any spelling (400).
+    pub users: LaunchUsers,
+    /// Sent as HTTP Basic to the agents' `/files` (the framework's credential).
+    pub agent_credential: Option<Credential>,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +99,8 @@ impl Default for HttpConfig {
             default_max_retries: DEFAULT_MAX_RETRIES,
             agent_connect_timeout: Duration::from_secs(3),
             agent_timeout: Duration::from_secs(30),
+            users: LaunchUsers::default(),
+            agent_credential: None,
         }
     }
 }
@@ -120,7 +130,10 @@ pub struct AppState {
 impl AppState {
     /// State over `store`, `config` and `planner`.
     pub fn new(store: Store, config: HttpConfig, planner: Arc<dyn PlannerHandle>) -> AppState {
-        let agents = files::AgentClient::new(config.agent_connect_timeout);
+        let agents = files::AgentClient::new(
+            config.agent_connect_timeout,
+            config.agent_credential.as_ref(),
+        );
         AppState {
             store,
             config: Arc::new(config),

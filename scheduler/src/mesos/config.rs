@@ -2,11 +2,13 @@
 //!
 //! Invariant: a config that passed [`SchedulerConfig::validate`] has at least one usable
 //! master, non-zero timeouts and buffer, and a FrameworkInfo the master can accept as far
-//! as can be checked locally (user and name set, failover timeout finite and ≥ 0).
+//! as can be checked locally (user and name set, failover timeout finite and ≥ 0, the
+//! principal equal to the credential's when both are given).
 
 use std::time::Duration;
 
 use retz_proto::ContentType;
+use retz_proto::credentials::Credential;
 use retz_proto::mesos::FrameworkInfo;
 
 use super::endpoint::{Endpoint, EndpointError, MasterList};
@@ -45,6 +47,11 @@ pub struct SchedulerConfig {
     /// Roles whose offers start suppressed at the first SUBSCRIBE. Afterwards the client
     /// tracks SUPPRESS/REVIVE calls and re-subscribes with the roles suppressed then.
     pub suppressed_roles: Vec<String>,
+    /// The framework's credential: sent as `Authorization: Basic` on SUBSCRIBE and every
+    /// call (as masters with `--authenticate_http_frameworks` require). Its principal is
+    /// the framework's (`framework_info.principal` is set to it when unset). `None`: no
+    /// authentication.
+    pub credential: Option<Credential>,
 }
 
 impl SchedulerConfig {
@@ -65,6 +72,7 @@ impl SchedulerConfig {
             event_buffer: 1024,
             max_event_size: 16 * 1024 * 1024,
             suppressed_roles: Vec::new(),
+            credential: None,
         }
     }
 
@@ -84,6 +92,15 @@ impl SchedulerConfig {
         {
             return Err(ConfigError::FrameworkInfo(format!(
                 "failover_timeout {t} is not a finite number of seconds ≥ 0"
+            )));
+        }
+        if let (Some(c), Some(p)) = (&self.credential, &info.principal)
+            && c.principal != *p
+        {
+            return Err(ConfigError::FrameworkInfo(format!(
+                "principal {p:?} differs from the credential's principal {:?}; the master \
+                 refuses a framework that authenticates as another principal",
+                c.principal
             )));
         }
         if info.id.as_ref().is_some_and(|id| id.value.is_empty()) {
@@ -200,5 +217,17 @@ mod tests {
             f(&mut c.framework_info);
             assert!(matches!(c.validate(), Err(ConfigError::FrameworkInfo(_))));
         }
+        let mut c = ok();
+        c.credential = Some(Credential::new("retz", "s3cret").unwrap());
+        c.validate().unwrap();
+        c.framework_info.principal = Some("retz".into());
+        c.validate().unwrap();
+        c.framework_info.principal = Some("other".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("\"other\"") && e.contains("\"retz\""), "{e}");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug hides the secret"
+        );
     }
 }

@@ -8,7 +8,11 @@
 //!   backoff delay, and moves to the next master (or back from a redirect target);
 //! * the backoff starts over only after a SUBSCRIBED;
 //! * ERROR, a rejected SUBSCRIBE, `stop`, TEARDOWN, or a dropped event receiver end the
-//!   loop for good, and the client is marked stopped.
+//!   loop for good, and the client is marked stopped; a SUBSCRIBE refused with 401 says
+//!   that the master refused the framework's credentials, naming the principal;
+//! * a call answered 401 ends the subscription (see [`Shared::unauthorized`]), so the
+//!   next SUBSCRIBE settles whether the credentials still hold (after the backoff
+//!   delay, which such a loss does not reset).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +25,22 @@ use retz_proto::recordio::RecordDecoder;
 use retz_proto::scheduler::Event;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::backoff::Backoff;
 use super::calls;
 use super::endpoint::{Endpoint, MasterList};
+use super::error::refusal;
 use super::events::{DisconnectReason, Incoming, SchedulerEvent, classify};
 use super::heartbeat::Watchdog;
 use super::state::{Session, Shared};
-use super::transport::{self, SubscribeOutcome, Subscription};
+use super::transport::{self, Auth, SubscribeOutcome, Subscription};
 
 /// The loop's settings, taken from the validated config.
 #[derive(Debug, Clone)]
 pub(crate) struct LoopConfig {
     pub framework_info: FrameworkInfo,
+    pub auth: Option<Auth>,
     pub content_type: ContentType,
     pub heartbeat_misses: u32,
     pub backoff_initial: Duration,
@@ -102,6 +108,7 @@ impl Connection {
                 self.cfg.content_type,
                 self.cfg.connect_timeout,
                 self.cfg.call_timeout,
+                self.cfg.auth.as_ref(),
             );
             let outcome = tokio::select! {
                 () = self.shared.cancel.cancelled() => return,
@@ -121,8 +128,16 @@ impl Connection {
                     }
                 }
                 SubscribeOutcome::Rejected { status, body } => {
-                    let msg = format!("master {endpoint} rejected SUBSCRIBE with {status}: {body}");
-                    warn!("{msg}");
+                    let msg = if status == 401 {
+                        let principal = self.cfg.auth.as_ref().map(|a| a.principal.as_str());
+                        format!(
+                            "the master {} (SUBSCRIBE to {endpoint} answered 401: {body})",
+                            refusal(principal)
+                        )
+                    } else {
+                        format!("master {endpoint} rejected SUBSCRIBE with {status}: {body}")
+                    };
+                    error!("{msg}");
                     self.emit(SchedulerEvent::Error(msg)).await;
                     return;
                 }
@@ -136,7 +151,9 @@ impl Connection {
                         return;
                     }
                     StreamEnd::Lost { reason, subscribed } => {
-                        if subscribed {
+                        // Refused credentials keep backing off: a master that accepts
+                        // SUBSCRIBE but refuses calls is not hammered.
+                        if subscribed && reason != DisconnectReason::Unauthorized {
                             backoff.reset();
                         }
                         reason
@@ -221,6 +238,9 @@ impl Connection {
             let frame = tokio::select! {
                 () = self.shared.cancel.cancelled() => return StreamEnd::Stop,
                 () = self.events.closed() => return StreamEnd::Stop,
+                () = self.shared.unauthorized.notified() => {
+                    return lost(DisconnectReason::Unauthorized, subscribed);
+                }
                 f = timeout(silence, body.frame()) => f,
             };
             let data = match frame {

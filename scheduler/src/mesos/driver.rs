@@ -12,7 +12,7 @@ use retz_proto::mesos::{
 };
 use retz_proto::scheduler::{Call, call};
 use std::sync::Arc;
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::calls;
 use super::error::CallError;
@@ -73,10 +73,22 @@ impl SchedulerDriver {
     ) -> Result<(), CallError> {
         let session = self.session(name)?;
         let call = build(&session.framework_id);
-        self.shared
+        let result = self
+            .shared
             .calls
             .post(&session.endpoint, &session.stream_id, &call)
-            .await
+            .await;
+        self.check_unauthorized(&result);
+        result
+    }
+
+    /// After a 401: logs it and drops the subscription, so that the next SUBSCRIBE
+    /// either holds or ends the client (no retry loop on refused credentials).
+    fn check_unauthorized(&self, result: &Result<(), CallError>) {
+        if let Err(e @ CallError::Unauthorized { .. }) = result {
+            error!(error = %e, "call refused for the framework's credentials");
+            self.shared.unauthorized.notify_waiters();
+        }
     }
 
     /// ACCEPT `offer_ids` (all from one agent) with `operations` (see
@@ -195,10 +207,13 @@ impl SchedulerDriver {
         let session = self.session("ACKNOWLEDGE")?;
         match calls::acknowledge(&session.framework_id, status)? {
             Some(call) => {
-                self.shared
+                let result = self
+                    .shared
                     .calls
                     .post(&session.endpoint, &session.stream_id, &call)
-                    .await
+                    .await;
+                self.check_unauthorized(&result);
+                result
             }
             None => Ok(()),
         }

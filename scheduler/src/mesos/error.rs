@@ -1,8 +1,9 @@
 //! [`CallError`]: why a call to the master did not get its 202.
 //!
 //! Invariant: each HTTP status the master uses for calls maps to one variant (400 and
-//! other 4xx → `BadRequest`, 403 → `Forbidden`, 503 → `Unavailable`, 307 → `NotLeader`),
-//! so the planner can match on the cause without parsing text.
+//! other 4xx → `BadRequest`, 401 → `Unauthorized`, 403 → `Forbidden`, 503 →
+//! `Unavailable`, 307 → `NotLeader`), so the planner can match on the cause without
+//! parsing text.
 
 use std::time::Duration;
 
@@ -36,6 +37,20 @@ pub enum CallError {
         /// HTTP status.
         status: u16,
         /// The master's explanation (start of the body).
+        body: String,
+    },
+    /// 401: the master refused the framework's credentials (or wants some and none were
+    /// sent). Not retryable as is; the client re-subscribes, and stops with an ERROR if
+    /// the master refuses the SUBSCRIBE too.
+    #[error("{call}: the master {} ({master} answered 401: {body})", refusal(.principal.as_deref()))]
+    Unauthorized {
+        /// The call type.
+        call: &'static str,
+        /// The master.
+        master: String,
+        /// The principal sent, if any.
+        principal: Option<String>,
+        /// The master's explanation.
         body: String,
     },
     /// 403: the master does not consider the framework subscribed (the stream is down);
@@ -105,6 +120,16 @@ pub enum CallError {
     /// The call cannot be built from what was given.
     #[error(transparent)]
     InvalidAcknowledge(#[from] AcknowledgeError),
+}
+
+/// How a 401 reads: with or without credentials sent.
+pub(crate) fn refusal(principal: Option<&str>) -> String {
+    match principal {
+        Some(p) => format!("refused the framework's credentials (principal {p})"),
+        None => "requires framework authentication and the client sent no credentials \
+                 (set mesos.principal and mesos.secret_file)"
+            .to_owned(),
+    }
 }
 
 impl CallError {

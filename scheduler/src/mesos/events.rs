@@ -99,6 +99,10 @@ pub enum DisconnectReason {
     /// The stream carried bytes that are not RecordIO, or a record that does not decode.
     #[error("undecodable event stream: {0}")]
     Decode(String),
+    /// A call was answered 401 (the master refused the framework's credentials): the
+    /// client subscribes again, which ends it with an ERROR if the master refuses that too.
+    #[error("a call was refused for the framework's credentials (401); subscribing again")]
+    Unauthorized,
 }
 
 /// A master event, sorted by what the connection loop must do with it.

@@ -15,6 +15,12 @@
 //! SUBSCRIBE rejections (400/401/403) stop the client; call failures are typed
 //! ([`CallError`]).
 //!
+//! Authentication: with [`SchedulerConfig::credential`], SUBSCRIBE and every call carry
+//! `Authorization: Basic` of the framework's principal and secret. A 401 to SUBSCRIBE
+//! stops the client with an ERROR saying that the master refused the framework's
+//! credentials (principal X) — no retry loop; a 401 to a call drops the subscription, so
+//! that the re-SUBSCRIBE either succeeds or ends the client the same way.
+//!
 //! Modules: [`calls`] (pure call builders), `events` (event mapping), `endpoint`
 //! (addresses, redirects, master list), `backoff`, `heartbeat` (watchdog),
 //! `transport` (HTTP), `connection` (the loop), `driver` (the handle), `config`,
@@ -53,7 +59,7 @@ pub use transport::STREAM_ID_HEADER;
 
 use connection::{Connection, LoopConfig};
 use state::{Shared, State};
-use transport::CallClient;
+use transport::{Auth, CallClient};
 
 /// Validates `cfg` and starts the client on the current tokio runtime (it must be
 /// called from within one). Returns the call handle and the event receiver; dropping the
@@ -77,11 +83,32 @@ pub fn start(
             .cloned()
             .collect::<BTreeSet<_>>(),
     };
-    let call_client = CallClient::new(cfg.content_type, cfg.connect_timeout, cfg.call_timeout);
+    let mut framework_info = cfg.framework_info;
+    let auth = match &cfg.credential {
+        Some(c) => {
+            framework_info
+                .principal
+                .get_or_insert_with(|| c.principal.clone());
+            Some(Auth::new(c).ok_or_else(|| {
+                ConfigError::FrameworkInfo(format!(
+                    "the credential of principal {:?} cannot be sent in an HTTP header",
+                    c.principal
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let call_client = CallClient::new(
+        cfg.content_type,
+        cfg.connect_timeout,
+        cfg.call_timeout,
+        auth.clone(),
+    );
     let shared = Arc::new(Shared::new(state, call_client, roles));
     let (tx, rx) = mpsc::channel(cfg.event_buffer);
     let loop_cfg = LoopConfig {
-        framework_info: cfg.framework_info,
+        framework_info,
+        auth,
         content_type: cfg.content_type,
         heartbeat_misses: cfg.heartbeat_misses,
         backoff_initial: cfg.backoff_initial,

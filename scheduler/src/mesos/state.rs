@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 
 use retz_proto::mesos::FrameworkId;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::Endpoint;
@@ -39,6 +40,9 @@ pub(crate) struct Shared {
     pub calls: CallClient,
     /// The framework's roles (what an empty SUPPRESS/REVIVE role list means).
     pub roles: Vec<String>,
+    /// Notified when a call was answered 401: the stream being read is dropped and the
+    /// client subscribes again (only a waiting reader is woken; no permit is stored).
+    pub unauthorized: Notify,
 }
 
 impl Shared {
@@ -48,6 +52,7 @@ impl Shared {
             cancel: CancellationToken::new(),
             calls,
             roles,
+            unauthorized: Notify::new(),
         }
     }
 

@@ -4,12 +4,14 @@
 //! Invariants: the SUBSCRIBE connection is never shared with calls (its response body
 //! is the event stream and stays open); every call carries `Mesos-Stream-Id`; every
 //! request carries exactly the configured `Content-Type`, and SUBSCRIBE an `Accept` of
-//! the same type; error bodies are read only up to [`MAX_ERROR_BODY`] bytes.
+//! the same type; with a credential, every request (SUBSCRIBE and calls) carries its
+//! `Authorization: Basic` header (marked sensitive); error bodies are read only up to
+//! [`MAX_ERROR_BODY`] bytes.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HOST, LOCATION};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
@@ -17,6 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retz_proto::ContentType;
+use retz_proto::credentials::Credential;
 use retz_proto::scheduler::Call;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -58,6 +61,35 @@ fn shown(bytes: &[u8]) -> String {
     out
 }
 
+/// The `Authorization` header of a framework credential, and its principal (for
+/// messages; the secret is never kept elsewhere).
+#[derive(Clone)]
+pub(crate) struct Auth {
+    header: HeaderValue,
+    pub principal: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// `None` if the credential cannot be a header value (a checked [`Credential`]
+    /// always can).
+    pub(crate) fn new(credential: &Credential) -> Option<Auth> {
+        let mut header = HeaderValue::from_str(&credential.basic_header()).ok()?;
+        header.set_sensitive(true);
+        Some(Auth {
+            header,
+            principal: credential.principal.clone(),
+        })
+    }
+}
+
 /// Sends calls to the master holding the subscription, over pooled keep-alive
 /// connections.
 #[derive(Debug, Clone)]
@@ -65,6 +97,7 @@ pub(crate) struct CallClient {
     client: Client<HttpConnector, Full<Bytes>>,
     content_type: ContentType,
     timeout: Duration,
+    auth: Option<Auth>,
 }
 
 impl CallClient {
@@ -72,6 +105,7 @@ impl CallClient {
         content_type: ContentType,
         connect_timeout: Duration,
         call_timeout: Duration,
+        auth: Option<Auth>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
@@ -84,6 +118,7 @@ impl CallClient {
             client,
             content_type,
             timeout: call_timeout,
+            auth,
         }
     }
 
@@ -102,10 +137,14 @@ impl CallClient {
             source,
         };
         let stream_id = HeaderValue::from_str(stream_id).map_err(|e| transport(Box::new(e)))?;
-        let request = Request::post(endpoint.uri().clone())
+        let mut request = Request::post(endpoint.uri().clone())
             .header(CONTENT_TYPE, self.content_type.mime())
             .header(ACCEPT, self.content_type.mime())
-            .header(STREAM_ID_HEADER, stream_id)
+            .header(STREAM_ID_HEADER, stream_id);
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.header.clone());
+        }
+        let request = request
             .body(Full::new(Bytes::from(self.content_type.encode(call))))
             .map_err(|e| transport(Box::new(e)))?;
         let exchange = async {
@@ -130,7 +169,8 @@ impl CallClient {
             }
         };
         debug!(call = name, %master, %status, "call answered");
-        call_result(name, master, status, location, body)
+        let principal = self.auth.as_ref().map(|a| a.principal.as_str());
+        call_result(name, master, status, location, body, principal)
     }
 }
 
@@ -141,16 +181,23 @@ fn header_text<B>(response: &Response<B>, name: http::header::HeaderName) -> Opt
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-/// Maps a call's answer to its outcome.
+/// Maps a call's answer to its outcome (`principal`: the credential sent, if any).
 fn call_result(
     call: &'static str,
     master: String,
     status: StatusCode,
     location: Option<String>,
     body: String,
+    principal: Option<&str>,
 ) -> Result<(), CallError> {
     match status {
         StatusCode::ACCEPTED | StatusCode::OK => Ok(()),
+        StatusCode::UNAUTHORIZED => Err(CallError::Unauthorized {
+            call,
+            master,
+            principal: principal.map(str::to_owned),
+            body,
+        }),
         StatusCode::FORBIDDEN => Err(CallError::Forbidden { call, master, body }),
         StatusCode::SERVICE_UNAVAILABLE => Err(CallError::Unavailable { call, master, body }),
         StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => {
@@ -216,13 +263,14 @@ pub(crate) enum SubscribeOutcome {
 }
 
 /// Opens a dedicated connection to `endpoint` and sends SUBSCRIBE (`body`, already
-/// encoded as `content_type`).
+/// encoded as `content_type`), authenticated with `auth` if given.
 pub(crate) async fn subscribe(
     endpoint: &Endpoint,
     body: Bytes,
     content_type: ContentType,
     connect_timeout: Duration,
     response_timeout: Duration,
+    auth: Option<&Auth>,
 ) -> SubscribeOutcome {
     let authority = endpoint.authority().as_str();
     let tcp = match timeout(connect_timeout, TcpStream::connect(authority)).await {
@@ -256,11 +304,14 @@ pub(crate) async fn subscribe(
             debug!(error = %e, "subscription connection ended");
         }
     }));
-    let request = Request::post(endpoint.path())
+    let mut request = Request::post(endpoint.path())
         .header(HOST, authority)
         .header(CONTENT_TYPE, content_type.mime())
-        .header(ACCEPT, content_type.mime())
-        .body(Full::new(body));
+        .header(ACCEPT, content_type.mime());
+    if let Some(auth) = auth {
+        request = request.header(AUTHORIZATION, auth.header.clone());
+    }
+    let request = request.body(Full::new(body));
     let request = match request {
         Ok(r) => r,
         Err(e) => return SubscribeOutcome::Failed(DisconnectReason::Transport(e.to_string())),
@@ -335,6 +386,7 @@ mod tests {
             StatusCode::from_u16(status).unwrap(),
             Some("//l:1/api/v1/scheduler".into()),
             "why".into(),
+            Some("retz"),
         )
     }
 
@@ -351,6 +403,17 @@ mod tests {
             Err(CallError::BadRequest { status: 415, .. })
         ));
         assert!(matches!(result(403), Err(CallError::Forbidden { .. })));
+        let e = result(401).unwrap_err();
+        assert!(
+            matches!(&e, CallError::Unauthorized { principal: Some(p), .. } if p == "retz"),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
+        assert!(
+            e.to_string()
+                .contains("refused the framework's credentials (principal retz)"),
+            "{e}"
+        );
         assert!(matches!(result(503), Err(CallError::Unavailable { .. })));
         assert!(matches!(
             result(307),

@@ -21,6 +21,7 @@ use super::ports::PortPool;
 use super::request::job_request;
 use super::task::{ExecutorLocation, agent_base, executor_info, grant, task_info};
 use crate::config::PlannerSection;
+use crate::identity::LaunchUsers;
 use crate::offers::agent_state;
 
 /// The offers of one agent, merged.
@@ -106,6 +107,8 @@ pub struct CycleContext<'a> {
     pub executor: &'a ExecutorLocation,
     /// The framework.
     pub framework_id: &'a FrameworkId,
+    /// The Unix users of launches (executor, jobs).
+    pub users: &'a LaunchUsers,
     /// How many more jobs may start now (max_running minus running).
     pub room: usize,
     /// Now, Unix seconds.
@@ -261,13 +264,23 @@ impl Launcher<'_, '_> {
             self.short_of_ports.push(job.id);
             return;
         };
-        let executor = executor_info(app, self.ctx.executor, self.ctx.framework_id);
+        let users = self.ctx.users;
+        let executor = executor_info(app, self.ctx.executor, self.ctx.framework_id, users);
         let attempt = job.attempt + 1;
         self.by_agent.entry(at).or_default().push(Launch {
             job_id: job.id,
             attempt,
-            task: task_info(job, attempt, app, asg, &ports, &agent.merged, &executor),
-            grant: grant(asg, &ports),
+            task: task_info(
+                job,
+                attempt,
+                app,
+                asg,
+                &ports,
+                &agent.merged,
+                &executor,
+                users,
+            ),
+            grant: grant(asg, &ports, users.job_user(app)),
             agent_base: agent_base(&agent.merged),
             numa_local: asg.cpu_nodes.len() <= 1,
         });
@@ -380,12 +393,14 @@ mod tests {
         let cfg = PlannerSection::default();
         let loc = ExecutorLocation::parse("/opt/retz-executor");
         let fid = FrameworkId { value: "f".into() };
+        let users = LaunchUsers::default();
         let ctx = CycleContext {
             queue,
             apps: &apps,
             cfg: &cfg,
             executor: &loc,
             framework_id: &fid,
+            users: &users,
             room,
             now: 0,
         };

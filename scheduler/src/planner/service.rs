@@ -35,6 +35,7 @@ use super::record::Recorder;
 use super::task::ExecutorLocation;
 use crate::config::PlannerSection;
 use crate::http::{PlannerHandle, PlannerStatus};
+use crate::identity::LaunchUsers;
 use crate::mesos::{SchedulerDriver, SchedulerEvent};
 use crate::statem::{self, RetryPolicy, StatusInput, Transition};
 use crate::store::{Store, StoreError, now_string};
@@ -48,6 +49,8 @@ pub struct PlannerOptions {
     pub policy: retz_placement::PolicyConfig,
     /// Where agents find retz-executor.
     pub executor: ExecutorLocation,
+    /// The Unix users of launches (executor, jobs).
+    pub users: LaunchUsers,
     /// Seconds declined offers stay away.
     pub refuse_seconds: f64,
     /// Record events to this file.
@@ -343,6 +346,7 @@ impl Planner {
                 cfg: &self.opts.cfg,
                 executor: &self.opts.executor,
                 framework_id: &fid,
+                users: &self.opts.users,
                 room,
                 now: Self::now_unix(),
             };

@@ -1,13 +1,20 @@
 //! What the planner launches: the `ExecutorInfo` of an application and the `TaskInfo` of
 //! one attempt of a job, with the Retz task spec in `TaskInfo.data`.
 //!
-//! One executor per application and agent: its id is `retz-<app>-<digest>`, the digest
-//! covering everything in the `ExecutorInfo`, so reloading an application with other
-//! files starts a fresh executor instead of tripping Mesos' "ExecutorInfo is not
-//! compatible" check. The application's `files` are fetched uncached, `large_files`
-//! through the agent's cache (as the original Retz did). A job's granted ports (taken by
-//! the cycle from the agent's `ports` offer) are in the grant, the task spec
-//! (`$PORT0`..) and the task's `ports` RANGES resource alike.
+//! One executor per application load and agent: its id is `retz-<app>-<digest>`, the
+//! digest covering everything in the `ExecutorInfo` plus the application's owner, its
+//! `generation` (fresh at every load-app) and the jobs' Unix user. So another owner's
+//! application of the same name, a reload, or a change of the job user never shares an
+//! executor, a sandbox or a run directory with what ran before, and Mesos' "ExecutorInfo
+//! is not compatible" check is never tripped. The application's `files` are fetched
+//! uncached, `large_files` through the agent's cache (as the original Retz did). A job's
+//! granted ports (taken by the cycle from the agent's `ports` offer) are in the grant, the
+//! task spec (`$PORT0`..) and the task's `ports` RANGES resource alike.
+//!
+//! Users ([`LaunchUsers`]): the executor is started as `mesos.executor_user`
+//! (`ExecutorInfo.command.user`), never as the application's user; the job's Unix user
+//! (the application's allowed `user`, else the default job user) travels in the task
+//! spec (`TaskSpec.user`) and is recorded in the grant.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +27,7 @@ use retz_proto::mesos::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::identity::LaunchUsers;
 use crate::offers::task_resources;
 
 /// Where the agents find `retz-executor`.
@@ -48,6 +56,7 @@ pub fn executor_info(
     app: &Application,
     location: &ExecutorLocation,
     framework_id: &FrameworkId,
+    users: &LaunchUsers,
 ) -> ExecutorInfo {
     let uri = |value: &str, cache: bool, executable: bool| command_info::Uri {
         value: value.to_owned(),
@@ -71,7 +80,7 @@ pub fn executor_info(
         value: Some(value),
         shell: Some(false),
         uris,
-        user: app.user.clone(),
+        user: Some(users.executor_user.clone()),
         ..CommandInfo::default()
     };
     let mut info = ExecutorInfo {
@@ -85,7 +94,18 @@ pub fn executor_info(
         command: Some(command),
         ..ExecutorInfo::default()
     };
-    let digest = Sha256::digest(prost::Message::encode_to_vec(&info));
+    let mut hasher = Sha256::new();
+    hasher.update(prost::Message::encode_to_vec(&info));
+    // Length-prefixed, so that no two (owner, generation, user) triples hash alike.
+    for part in [
+        app.owner.as_str(),
+        app.generation.as_str(),
+        users.job_user(app),
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
     let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
     info.executor_id.value = format!("retz-{}-{short}", app.appid);
     info
@@ -100,8 +120,9 @@ fn spec_affinity(p: AffinityPolicy) -> Affinity {
     }
 }
 
-/// The grant recorded on the job for `asg`, with the `ports` the cycle gave it.
-pub fn grant(asg: &Assignment, ports: &[u16]) -> Grant {
+/// The grant recorded on the job for `asg`, with the `ports` the cycle gave it and the
+/// Unix `user` it runs as.
+pub fn grant(asg: &Assignment, ports: &[u16], user: &str) -> Grant {
     Grant {
         cpu: asg.granted_cpus,
         mem_mb: asg.granted_mem_mb,
@@ -110,11 +131,13 @@ pub fn grant(asg: &Assignment, ports: &[u16]) -> Grant {
         numa_nodes: (asg.pinned && !asg.nodes.is_empty()).then(|| asg.nodes.to_string()),
         pinned: asg.pinned,
         ports: ports.to_vec(),
+        user: Some(user.to_owned()),
     }
 }
 
 /// The `TaskInfo` of attempt `attempt` of `job`, placed by `asg` on `offer`'s agent and
-/// given `ports` from the offer's `ports` ranges.
+/// given `ports` from the offer's `ports` ranges, running as `users.job_user(app)`.
+#[allow(clippy::too_many_arguments)]
 pub fn task_info(
     job: &Job,
     attempt: u32,
@@ -123,8 +146,10 @@ pub fn task_info(
     ports: &[u16],
     offer: &Offer,
     executor: &ExecutorInfo,
+    users: &LaunchUsers,
 ) -> TaskInfo {
-    let g = grant(asg, ports);
+    let user = users.job_user(app);
+    let g = grant(asg, ports, user);
     let spec = TaskSpec {
         command: job.cmd.clone(),
         env: job.props.clone().into_iter().collect::<BTreeMap<_, _>>(),
@@ -139,7 +164,7 @@ pub fn task_info(
         job_id: Some(job.id),
         app: Some(app.appid.clone()),
         ports: g.ports.clone(),
-        user: None,
+        user: Some(user.to_owned()),
     };
     let name = if job.name.is_empty() {
         format!("retz job {}", job.id)
@@ -179,17 +204,26 @@ pub fn agent_base(offer: &Offer) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use retz_placement::{CpuSet, NodeSet};
+
+    fn users() -> LaunchUsers {
+        LaunchUsers {
+            allowed_users: ["alice".to_owned()].into_iter().collect(),
+            ..LaunchUsers::default()
+        }
+    }
 
     #[test]
     fn executor_ids_follow_the_app_contents() {
         let fid = FrameworkId { value: "f".into() };
         let loc = ExecutorLocation::parse("/usr/local/bin/retz-executor");
+        let u = users();
         let mut app = Application::new("asakusa", "k");
-        let a = executor_info(&app, &loc, &fid);
+        let a = executor_info(&app, &loc, &fid, &u);
         assert!(a.executor_id.value.starts_with("retz-asakusa-"));
-        assert_eq!(a, executor_info(&app, &loc, &fid), "deterministic");
+        assert_eq!(a, executor_info(&app, &loc, &fid, &u), "deterministic");
         app.files.push("http://h/app.tar.gz".into());
-        let b = executor_info(&app, &loc, &fid);
+        let b = executor_info(&app, &loc, &fid, &u);
         assert_ne!(a.executor_id, b.executor_id);
         let cmd = b.command.unwrap();
         assert_eq!(cmd.value.as_deref(), Some("/usr/local/bin/retz-executor"));
@@ -199,9 +233,107 @@ mod tests {
             &app,
             &ExecutorLocation::parse("http://files/bin/retz-executor"),
             &fid,
+            &u,
         );
         let cmd = fetched.command.unwrap();
         assert_eq!(cmd.value.as_deref(), Some("./retz-executor"));
         assert_eq!(cmd.uris[0].executable, Some(true));
+    }
+
+    #[test]
+    fn executor_ids_differ_by_owner_generation_and_job_user() {
+        let fid = FrameworkId { value: "f".into() };
+        let loc = ExecutorLocation::parse("/usr/local/bin/retz-executor");
+        let u = users();
+        let mut a = Application::new("shared", "owner-a");
+        a.generation = "g1".into();
+        let id = |app: &Application, u: &LaunchUsers| {
+            executor_info(app, &loc, &fid, u).executor_id.value
+        };
+        let first = id(&a, &u);
+        // Same name, same files, another owner: another executor.
+        let mut b = a.clone();
+        b.owner = "owner-b".into();
+        assert_ne!(id(&b, &u), first);
+        // The same owner reloading the same application: another executor.
+        let mut reloaded = a.clone();
+        reloaded.generation = "g2".into();
+        assert_ne!(id(&reloaded, &u), first);
+        // Another job user (the app names an allowed one, or the default changed).
+        let mut as_alice = a.clone();
+        as_alice.user = Some("alice".into());
+        assert_ne!(id(&as_alice, &u), first);
+        let other_default = LaunchUsers {
+            default_user: "batch".into(),
+            ..users()
+        };
+        assert_ne!(id(&a, &other_default), first);
+        // Parts cannot be shifted from one field into the next.
+        let mut x = a.clone();
+        x.owner = "ab".into();
+        x.generation = "c".into();
+        assert!(first.starts_with("retz-shared-"), "{first}");
+        let mut y = a;
+        y.owner = "a".into();
+        y.generation = "bc".into();
+        assert_ne!(id(&x, &u), id(&y, &u));
+    }
+
+    #[test]
+    fn the_executor_runs_as_the_executor_user_and_the_job_as_its_user() {
+        let fid = FrameworkId { value: "f".into() };
+        let loc = ExecutorLocation::parse("/usr/local/bin/retz-executor");
+        let u = users();
+        let mut app = Application::new("a", "k");
+        app.user = Some("alice".into());
+        let exec = executor_info(&app, &loc, &fid, &u);
+        assert_eq!(exec.command.as_ref().unwrap().user.as_deref(), Some("root"));
+        let asg = Assignment {
+            job_id: 1,
+            agent_id: "a1".into(),
+            hostname: "h".into(),
+            cpus: "0".parse::<CpuSet>().unwrap(),
+            cpu_nodes: "0".parse::<NodeSet>().unwrap(),
+            nodes: "0".parse::<NodeSet>().unwrap(),
+            memory_per_node: Vec::new(),
+            granted_cpus: 1,
+            granted_mem_mb: 32,
+            granted_gpus: 0,
+            policy: AffinityPolicy::NumaPrefer,
+            whole_nodes: 0,
+            pinned: true,
+            cost: 0.0,
+        };
+        let spec_user = |app: &Application, u: &LaunchUsers| {
+            let mut job = Job::new(&app.appid, "id -u");
+            job.id = 1;
+            let t = task_info(&job, 1, app, &asg, &[], &Offer::default(), &exec, u);
+            let spec: TaskSpec = serde_json::from_slice(t.data.as_ref().unwrap()).unwrap();
+            spec.user
+        };
+        // Allowed: the app's user.
+        assert_eq!(spec_user(&app, &u).as_deref(), Some("alice"));
+        assert_eq!(
+            grant(&asg, &[], u.job_user(&app)).user.as_deref(),
+            Some("alice")
+        );
+        // Not (or no longer) allowed: the default job user.
+        let strict = LaunchUsers::default();
+        assert_eq!(spec_user(&app, &strict).as_deref(), Some("nobody"));
+        // No user named: the default job user; never root.
+        app.user = None;
+        assert_eq!(spec_user(&app, &u).as_deref(), Some("nobody"));
+        app.user = Some("root".into());
+        assert_eq!(spec_user(&app, &u).as_deref(), Some("nobody"));
+        let custom = LaunchUsers {
+            executor_user: "retz-exec".into(),
+            ..users()
+        };
+        let exec = executor_info(&app, &loc, &fid, &custom);
+        assert_eq!(
+            exec.command.unwrap().user.as_deref(),
+            Some("retz-exec"),
+            "never the app's user"
+        );
     }
 }

@@ -21,7 +21,11 @@
 //!   through the store invalidates, so one server must own its database (as one Mesos
 //!   framework does anyway);
 //! - job updates are compare-and-set on the state ([`Store::update_job`]), so the planner
-//!   and the HTTP API never overwrite each other's transition.
+//!   and the HTTP API never overwrite each other's transition;
+//! - an SQLite store's files (the database, `-wal`, `-shm`, `-journal`) are mode 0600:
+//!   the database file is created 0600 before SQLite opens it (SQLite gives the files it
+//!   creates next to it the database file's mode), and existing ones are made 0600 at
+//!   every open, before and after migrations. They hold users' secrets.
 
 mod apps;
 mod cache;
@@ -74,6 +78,9 @@ pub enum StoreError {
     /// The group-commit writer failed a batch or has stopped.
     #[error("job insert failed: {0}")]
     Insert(String),
+    /// The store's files cannot be created or made private (0600).
+    #[error("store files: {0}")]
+    Files(String),
 }
 
 /// Which database a store runs on.
@@ -142,13 +149,71 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
+/// The database file of an SQLite URL (`sqlite://PATH`, `sqlite:PATH`, with or without
+/// `?options`); `None` for in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|o| o == "mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// The files SQLite keeps for the database `db`: itself, `-wal`, `-shm`, `-journal`.
+pub fn sqlite_files(db: &std::path::Path) -> [std::path::PathBuf; 4] {
+    let with = |suffix: &str| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    [db.to_owned(), with("-wal"), with("-shm"), with("-journal")]
+}
+
+/// Creates `db` 0600 if missing and makes every existing SQLite file of it 0600.
+fn private_sqlite_files(db: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |what: String, e: std::io::Error| StoreError::Files(format!("{what}: {e}"));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(failed(format!("cannot create {}", db.display()), e));
+        }
+        _ => {}
+    }
+    for file in sqlite_files(db) {
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o777 != 0o600 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| failed(format!("cannot chmod 0600 {}", file.display()), e))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(format!("cannot stat {}", file.display()), e)),
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `url` (`sqlite://PATH` or
     /// `postgres://...`) and brings its schema up to date. Must be called inside a tokio
-    /// runtime (it starts the group-commit writer task).
+    /// runtime (it starts the group-commit writer task). SQLite files are kept 0600.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
+        let db_file = match backend {
+            Backend::Sqlite => sqlite_file(url),
+            Backend::Postgres => None,
+        };
+        if let Some(db) = &db_file {
+            private_sqlite_files(db)?;
+        }
         let (url, max_conns) = match backend {
             Backend::Sqlite => (sqlite_url(url), 8),
             Backend::Postgres => (url.to_owned(), 16),
@@ -178,6 +243,11 @@ impl Store {
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        if let Some(db) = &db_file {
+            // -wal/-shm made by this open (or a migration) follow the database's mode;
+            // check anyway.
+            private_sqlite_files(db)?;
         }
         let inserts = writer::start(pool.clone());
         Ok(Store {
