@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use master_support::*;
-use retz_topology::TopologySource;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 use retz_proto::ContentType;
 use retz_proto::credentials::Credential;
 use retz_proto::mesos::{CommandInfo, FrameworkId, Offer, TaskId, TaskInfo, TaskState};
 use retz_proto::scheduler::{Call, call};
+use retz_topology::TopologySource;
 
 async fn cluster(dir: &std::path::Path) -> LocalCluster {
     let mut config = ClusterConfig::new(dir);

@@ -134,6 +134,9 @@ pub fn on_status(job: &Job, update: &StatusInput, policy: &RetryPolicy, now: &st
             next.finished = Some(now.to_owned());
             next.result = update.exit_code.unwrap_or(0);
             next.pending = None;
+            // What the executor says about the end (for example the leftover processes
+            // it killed) stays readable in get-job.
+            next.reason = update.message.clone().filter(|m| !m.trim().is_empty());
             Transition::Changed(next)
         }
         TaskState::TaskFailed => {
@@ -356,6 +359,13 @@ mod tests {
         assert_eq!((done.state, done.result), (JobState::Finished, 0));
         fin.exit_code = Some(3);
         assert_eq!(apply(&started, &fin).result, 3);
+        assert_eq!(done.reason, None, "no message, no reason");
+        fin.message = Some("command exited with code 0; 1 leftover process killed".into());
+        assert_eq!(
+            apply(&started, &fin).reason.as_deref(),
+            Some("command exited with code 0; 1 leftover process killed"),
+            "what the executor says about the end is kept"
+        );
     }
 
     #[test]
