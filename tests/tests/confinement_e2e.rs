@@ -12,7 +12,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client, client_ok, is_root, job_json, job_user, test_dir, wait_until};
+use retz_e2e_tests::{
+    Server, client, client_ok, is_root, job_json, job_user, test_dir, wait_until,
+};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -146,7 +148,11 @@ fn a_job_runs_as_its_user_and_cannot_leave_its_confinement() {
     assert!(!cpuset.is_empty(), "{out}");
     assert_eq!(line("after-taskset"), cpuset, "{out}");
     assert_eq!(line("now-in"), line("cgroup"), "{out}");
-    assert_ne!(line("cgroup"), "/", "the job has a cpuset of its own: {out}");
+    assert_ne!(
+        line("cgroup"),
+        "/",
+        "the job has a cpuset of its own: {out}"
+    );
 
     // The process it left behind is gone, and the job's status says so.
     assert!(
@@ -206,7 +212,9 @@ fn links_in_a_sandbox_do_not_reach_outside_it_through_the_file_api() {
     // Another job's output, which the linking job points at.
     let other = schedule(c, "links", "echo other-job-output");
     assert_eq!(ended(c, other)["job"]["state"], "FINISHED");
-    let other_dir = stdout_of(c, schedule(c, "links", "pwd"));
+    let pwd = schedule(c, "links", "pwd");
+    assert_eq!(ended(c, pwd)["job"]["state"], "FINISHED");
+    let other_dir = stdout_of(c, pwd);
     let other_dir = other_dir.trim();
     // A file of root's the job may write (so the kernel lets it make a hard link to it,
     // protected_hardlinks or not) but that is not the job user's own.
