@@ -10,8 +10,8 @@ set -euo pipefail
 want=(pkg-config libhwloc-dev libudev-dev hwloc gcc make ca-certificates curl)
 for arg in "$@"; do
   case "$arg" in
-    --test) want+=(postgresql python3 python3-venv python3-dev dpkg-dev help2man binutils) ;;
-    --package) want+=(dpkg-dev help2man binutils) ;;
+    --test) want+=(postgresql python3 python3-venv python3-dev dpkg-dev help2man binutils adduser util-linux) ;;
+    --package) want+=(dpkg-dev help2man binutils adduser) ;;
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "setup-debian: unknown option '$arg' (use --test, --package or --help)" >&2; exit 2 ;;
   esac

@@ -16,3 +16,5 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+echo "== Debian packages: install, run a job as the unit does, purge"
+bash scripts/test-package.sh --no-build
