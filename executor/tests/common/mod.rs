@@ -201,6 +201,19 @@ pub fn group_alive(pgid: u32) -> bool {
     })
 }
 
+/// Whether `gone` holds within 10 s. A process the executor killed has left its cgroup
+/// (which the executor then removed) before the kernel finishes its exit, so for a moment
+/// it may still show in /proc as running; it runs nothing of the job's any more.
+pub async fn soon(mut gone: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if gone() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    gone()
+}
+
 /// Alive and not a zombie (an orphan killed by us may wait for init to reap it).
 pub fn process_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
