@@ -208,6 +208,9 @@ pub struct Core {
     pub(super) start_time: f64,
     pub(super) started: Instant,
     pub(super) counters: Counters,
+    /// Resources were freed (or a framework or filter changed) since the last round:
+    /// allocate now rather than at the next interval (see `allocation`).
+    pub(super) allocation_wanted: bool,
 }
 
 /// Seconds since the epoch, as Mesos writes times in `/state`.
@@ -326,6 +329,7 @@ impl Core {
             start_time: wall_clock(),
             started: now,
             counters: Counters::default(),
+            allocation_wanted: false,
         }
     }
 
@@ -683,6 +687,7 @@ impl Core {
                     agent.used.subtract(&task.resources);
                 }
                 task.released = true;
+                self.allocation_wanted = true;
             }
             if !is_terminal(task.state) {
                 let status = master_status(
@@ -701,6 +706,7 @@ impl Core {
             if let Some(agent) = self.agents.get_mut(&agent_id) {
                 agent.used.subtract(&ex.resources);
             }
+            self.allocation_wanted = true;
             on_agents.insert(agent_id);
         }
         for agent_id in on_agents {
@@ -886,7 +892,8 @@ impl Core {
 
     // ----- timers -------------------------------------------------------------------
 
-    /// Fires what is due at `now`: failover timeouts and offer timeouts.
+    /// Fires what is due at `now`: failover timeouts, offer timeouts, and expired offer
+    /// filters (whose resources are then offered at once).
     pub fn on_timers(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .frameworks
@@ -906,6 +913,9 @@ impl Core {
         for id in timed_out {
             self.remove_offer(&id, true);
         }
+        if self.next_filter_expiry().is_some_and(|e| e <= now) {
+            self.allocation_wanted = true;
+        }
     }
 
     /// The earliest instant `on_timers` has something to do.
@@ -916,7 +926,7 @@ impl Core {
             .filter(|fw| !fw.connected())
             .filter_map(|fw| fw.failover_deadline);
         let offers = self.offers.values().filter_map(|o| o.expires);
-        fw.chain(offers).min()
+        fw.chain(offers).chain(self.next_filter_expiry()).min()
     }
 
     // ----- helpers ------------------------------------------------------------------
