@@ -41,6 +41,8 @@ use super::switch_user::{self, JobUser};
 use super::wire::{ContentType, encode_record};
 use super::{AgentConfig, AgentError, AgentEvent, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};
 
+mod recovery;
+
 /// How many finished executors a framework keeps for `/state`.
 const COMPLETED_EXECUTORS_KEPT: usize = 100;
 /// How many finished tasks the agent remembers (to ignore late kills of them).
@@ -169,6 +171,11 @@ pub(crate) struct ExecRec {
     pub(crate) token: super::auth::Token,
     /// The user a command task runs as (`None`: the agent's user).
     pub(crate) run_as: Option<JobUser>,
+    /// Recovered from a checkpoint after an agent restart: not this agent's child (it
+    /// is watched through `/proc`), and its first SUBSCRIBE is a re-subscription.
+    pub(crate) recovered: bool,
+    /// The start time of `pid` (see `checkpoint::pid_start_time`).
+    pub(crate) pid_start: Option<u64>,
 }
 
 impl ExecRec {
@@ -344,6 +351,16 @@ impl Shared {
         let endpoint = listener
             .local_addr()
             .map_err(|source| AgentError::Bind { addr, source })?;
+        let meta = super::checkpoint::AgentMeta {
+            id: cfg.id.value.clone(),
+            port: endpoint.port(),
+        };
+        super::checkpoint::write_agent_meta(&cfg.work_dir, &meta).map_err(|source| {
+            AgentError::WorkDir {
+                path: cfg.work_dir.join("meta"),
+                source,
+            }
+        })?;
         let fetcher = Fetcher::new(sandbox::fetch_cache_dir(&cfg.work_dir, &cfg.id.value));
         let shared = Arc::new_cyclic(|me| Shared {
             cfg,
@@ -367,6 +384,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([server.abort_handle(), resend.abort_handle()]);
+        shared.recover();
         tracing::info!(agent = %shared.cfg.id.value, %endpoint, "agent started");
         Ok(shared)
     }
@@ -755,6 +773,7 @@ impl Shared {
                 } else {
                     rec.queued.extend(items);
                 }
+                self.checkpoint(st, fid, &eid);
             }
             None => {
                 if ei.framework_id.is_none() {
@@ -814,6 +833,8 @@ impl Shared {
             started: now_secs(),
             token: super::auth::Token::new(),
             run_as,
+            recovered: false,
+            pid_start: None,
         };
         fw.executors.insert(eid.clone(), rec);
         let run = self.spawn(run_container(
@@ -879,6 +900,7 @@ impl Shared {
             return false;
         }
         rec.pid = Some(pid);
+        rec.pid_start = super::checkpoint::pid_start_time(pid);
         if rec.command_task {
             rec.phase = Phase::Running;
             let cs = container_status(rec);
@@ -894,6 +916,7 @@ impl Shared {
             self.forward_update(&mut st, fid, s);
         } else {
             rec.phase = Phase::Registering;
+            self.checkpoint(&st, fid, eid);
         }
         tracing::info!(
             framework = fid,
@@ -955,6 +978,9 @@ impl Shared {
         let Some(mut rec) = fw.executors.remove(eid) else {
             return;
         };
+        if rec.checkpoint {
+            super::checkpoint::remove_executor(&self.cfg.work_dir, fid, eid);
+        }
         if let Some(pid) = rec.pid {
             process::signal_group(pid, Signal::SIGKILL);
         }
@@ -1239,13 +1265,18 @@ impl Shared {
                 }
                 if out.terminal {
                     st.remember_finished(fid, tid);
+                    let mut holder = None;
                     if let Some(fw) = st.frameworks.get_mut(fid) {
-                        for rec in fw.executors.values_mut() {
+                        for (eid, rec) in &mut fw.executors {
                             if let Some(t) = rec.tasks.remove(tid) {
                                 rec.completed_tasks.push(t);
+                                holder = Some(eid.clone());
                                 break;
                             }
                         }
+                    }
+                    if let Some(eid) = holder {
+                        self.checkpoint(&st, fid, &eid);
                     }
                 }
             }
@@ -1591,7 +1622,8 @@ impl Shared {
             content_type,
             generation,
         });
-        let first = rec.phase == Phase::Registering;
+        let first = rec.phase == Phase::Registering && !rec.recovered;
+        rec.recovered = false;
         rec.phase = Phase::Running;
         for t in &subscribe.unacknowledged_tasks {
             rec.known.insert(t.task_id.value.clone());
@@ -1656,6 +1688,7 @@ impl Shared {
                 self.executor_update(&mut st, &fid, &eid, u.status);
             }
         }
+        self.checkpoint(&st, &fid, &eid);
         if shutting_down && let Some(rec) = st.exec_mut(&fid, &eid) {
             rec.send(&Event {
                 r#type: Some(event::Type::Shutdown as i32),
@@ -1715,6 +1748,8 @@ impl Shared {
             status.container_status = Some(container_status(rec));
         }
         self.forward_update(st, fid, status);
+        // Durable before the executor hears it was received.
+        self.checkpoint(st, fid, eid);
         if let Some(rec) = st.exec_mut(fid, eid) {
             rec.send(&Event {
                 r#type: Some(event::Type::Acknowledged as i32),
@@ -1800,6 +1835,7 @@ struct Prepared {
     directory: PathBuf,
     fetcher: Fetcher,
     user: Option<JobUser>,
+    checkpoint: bool,
 }
 
 fn prepare(shared: &Shared, fid: &str, eid: &str, cid: &str) -> Option<Result<Prepared, String>> {
@@ -1836,6 +1872,7 @@ fn prepare(shared: &Shared, fid: &str, eid: &str, cid: &str) -> Option<Result<Pr
         command,
         fetcher: shared.fetcher.clone(),
         user: rec.run_as.clone(),
+        checkpoint: rec.checkpoint && !rec.command_task,
     }))
 }
 
@@ -1900,6 +1937,7 @@ async fn run_container(me: Weak<Shared>, fid: String, eid: String, cid: String) 
         env: prepared.env,
         sandbox: prepared.directory.clone(),
         user: prepared.user.clone(),
+        die_with_agent: !prepared.checkpoint,
     };
     let mut child = match process::spawn(&spec) {
         Ok(c) => c,
