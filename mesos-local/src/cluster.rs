@@ -7,7 +7,9 @@
 //! per agent; each also offers ports, `[31000-32000]` as a Mesos agent does unless its
 //! [`AgentSpec::ports`] say otherwise. Each agent's events reach the master through a forwarder task that survives
 //! master restarts; after a restart every agent re-registers with what runs on it and
-//! resends its unacknowledged status updates.
+//! resends its unacknowledged status updates. Started again on the work directory of a
+//! cluster that crashed, each agent comes back with its id and port and recovers its
+//! checkpointed executors (see [`crate::agent::checkpoint`]).
 //!
 //! Credentials: [`ClusterConfig::credentials`] go to the master (framework
 //! authentication on the scheduler API, and its read-only endpoints) and to every agent

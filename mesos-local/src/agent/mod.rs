@@ -12,8 +12,9 @@
 //! [`switch_user`] (command tasks as their user), [`auth`] (executor tokens, operator
 //! credentials), [`status_updates`] (per-task ordering and retries), [`validation`]
 //! (executor calls), [`files`] (`/files/*`), [`resources`] (topology → resources),
-//! [`fuzzing`] (fuzz entry points), and the private runtime (`core`, `executor_api`,
-//! `http`, `state`).
+//! [`fuzzing`] (fuzz entry points), [`checkpoint`] (what survives a crash),
+//! [`orphans`] (killing a lost executor's task cgroups), and the private runtime
+//! (`core`, its `recovery`, `executor_api`, `http`, `state`).
 //!
 //! Behaviour worth knowing:
 //! * an executor's life: fetch + spawn (covered by the registration timeout), then
@@ -26,6 +27,12 @@
 //! * custom executors run as the agent's user; command tasks too when the agent is not
 //!   root, else as `CommandInfo.user` or `FrameworkInfo.user` (never root: such a task
 //!   ends TASK_ERROR), like a Mesos agent with `--switch_user`;
+//! * recovery: executors of checkpointing frameworks are checkpointed under
+//!   `<work_dir>/meta` and do not die with the agent's process; an agent started on the
+//!   same work directory recovers them (they re-subscribe; the others, or those not back
+//!   within `executor_reregistration_timeout`, have their task cgroups killed and their
+//!   tasks reported lost). Call [`Agent::resume_recovery`] once the master knows the
+//!   agent. Command tasks are not checkpointed: they die with the agent;
 //! * every executor container gets its own token in `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`
 //!   and the executor API answers only calls bearing it (401) for its own ids (403).
 //!
