@@ -7,7 +7,9 @@
 //! per agent; each also offers ports, `[31000-32000]` as a Mesos agent does unless its
 //! [`AgentSpec::ports`] say otherwise. Each agent's events reach the master through a forwarder task that survives
 //! master restarts; after a restart every agent re-registers with what runs on it and
-//! resends its unacknowledged status updates.
+//! resends its unacknowledged status updates. Started again on the work directory of a
+//! cluster that crashed, each agent comes back with its id and port and recovers its
+//! checkpointed executors (see [`crate::agent::checkpoint`]).
 //!
 //! Credentials: [`ClusterConfig::credentials`] go to the master (framework
 //! authentication on the scheduler API, and its read-only endpoints) and to every agent
@@ -315,14 +317,24 @@ impl LocalCluster {
                 default_disk_mb(&work_dir)
             });
             let (resources, attributes) = agent_resources_with_ports(&spec, disk, &a.ports);
-            let mut cfg = AgentConfig::new(cluster.master.agent_id(index), work_dir);
+            // After a crash the agent comes back with its id and port, so its executors
+            // (which outlived it) re-subscribe and the master learns their tasks.
+            let previous = crate::agent::checkpoint::read_agent_meta(&work_dir);
+            let id = previous.as_ref().map_or_else(
+                || cluster.master.agent_id(index),
+                |m| AgentId {
+                    value: m.id.clone(),
+                },
+            );
+            let mut cfg = AgentConfig::new(id, work_dir);
             cfg.hostname = a.hostname.clone();
             cfg.resources = resources;
             cfg.attributes = attributes;
             cfg.executor_registration_timeout = config.executor_registration_timeout;
             cfg.executor_shutdown_grace_period = config.executor_shutdown_grace_period;
             cfg.credentials.clone_from(&credentials);
-            if let Err(e) = cluster.add_agent(index, cfg).await {
+            let port = previous.map_or(0, |m| m.port);
+            if let Err(e) = cluster.add_agent(index, cfg, port).await {
                 cluster.shutdown().await;
                 return Err(e);
             }
@@ -330,11 +342,25 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    async fn add_agent(&self, index: usize, cfg: AgentConfig) -> Result<(), ClusterError> {
+    async fn add_agent(
+        &self,
+        index: usize,
+        cfg: AgentConfig,
+        port: u16,
+    ) -> Result<(), ClusterError> {
         let (tx, mut rx) = mpsc::unbounded_channel::<AgentEvent>();
-        let agent = Agent::start(cfg, tx)
-            .await
-            .map_err(|error| ClusterError::Agent { index, error })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let agent = match Agent::start_on(cfg.clone(), addr, tx.clone()).await {
+            Err(AgentError::Bind { .. }) if port != 0 => {
+                tracing::warn!(
+                    port,
+                    "the agent's previous port is taken: its executors cannot re-subscribe"
+                );
+                Agent::start(cfg, tx).await
+            }
+            other => other,
+        }
+        .map_err(|error| ClusterError::Agent { index, error })?;
         let reporter = self.master.reporter();
         let forwarder = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -344,6 +370,7 @@ impl LocalCluster {
             }
         });
         self.master.add_agent(Arc::new(agent.clone())).await?;
+        agent.resume_recovery();
         self.lock().push(Live { agent, forwarder });
         Ok(())
     }

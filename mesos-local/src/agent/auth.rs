@@ -33,6 +33,11 @@ impl Token {
         ))
     }
 
+    /// A token given to an executor by an earlier run of this agent (recovery).
+    pub(crate) fn restore(token: String) -> Token {
+        Token(token)
+    }
+
     /// The token, as given to the executor.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -12,8 +12,9 @@
 //! [`switch_user`] (command tasks as their user), [`auth`] (executor tokens, operator
 //! credentials), [`status_updates`] (per-task ordering and retries), [`validation`]
 //! (executor calls), [`files`] (`/files/*`), [`resources`] (topology → resources),
-//! [`fuzzing`] (fuzz entry points), and the private runtime (`core`, `executor_api`,
-//! `http`, `state`).
+//! [`fuzzing`] (fuzz entry points), [`checkpoint`] (what survives a crash),
+//! [`orphans`] (killing a lost executor's task cgroups), and the private runtime
+//! (`core`, its `recovery`, `executor_api`, `http`, `state`).
 //!
 //! Behaviour worth knowing:
 //! * an executor's life: fetch + spawn (covered by the registration timeout), then
@@ -26,6 +27,12 @@
 //! * custom executors run as the agent's user; command tasks too when the agent is not
 //!   root, else as `CommandInfo.user` or `FrameworkInfo.user` (never root: such a task
 //!   ends TASK_ERROR), like a Mesos agent with `--switch_user`;
+//! * recovery: executors of checkpointing frameworks are checkpointed under
+//!   `<work_dir>/meta` and do not die with the agent's process; an agent started on the
+//!   same work directory recovers them (they re-subscribe; the others, or those not back
+//!   within `executor_reregistration_timeout`, have their task cgroups killed and their
+//!   tasks reported lost). Call [`Agent::resume_recovery`] once the master knows the
+//!   agent. Command tasks are not checkpointed: they die with the agent;
 //! * every executor container gets its own token in `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`
 //!   and the executor API answers only calls bearing it (401) for its own ids (403).
 //!
@@ -35,6 +42,7 @@
 //! in order, each after the previous one was acknowledged.
 
 pub mod auth;
+pub mod checkpoint;
 mod core;
 pub mod env;
 mod executor_api;
@@ -42,6 +50,7 @@ pub mod fetcher;
 pub mod files;
 pub mod fuzzing;
 mod http;
+pub mod orphans;
 pub mod process;
 pub mod resources;
 pub mod sandbox;
@@ -70,6 +79,8 @@ pub use self::wire::ContentType;
 
 /// How long an executor may take to SUBSCRIBE after its launch began (fetching included).
 pub const DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a recovered executor may take to re-subscribe after an agent restart.
+pub const DEFAULT_EXECUTOR_REREGISTRATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an executor gets between SHUTDOWN and SIGTERM, and between SIGTERM and
 /// SIGKILL, unless its `ExecutorInfo.shutdown_grace_period` says otherwise.
 pub const DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -98,6 +109,10 @@ pub struct AgentConfig {
     pub executor_registration_timeout: Duration,
     /// Default shutdown grace period of executors (default 5 s).
     pub executor_shutdown_grace_period: Duration,
+    /// How long an executor recovered after an agent restart may take to re-subscribe
+    /// before it is killed and its tasks are reported lost (default 10 s; Mesos'
+    /// `--executor_reregistration_timeout`).
+    pub executor_reregistration_timeout: Duration,
     /// Whether a framework's `FrameworkInfo.checkpoint` is honoured: when true and the
     /// framework checkpoints, executors get `MESOS_CHECKPOINT=1` (plus the recovery
     /// variables) and may re-subscribe after their stream breaks.
@@ -120,6 +135,7 @@ impl AgentConfig {
             attributes: Vec::new(),
             executor_registration_timeout: DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
             executor_shutdown_grace_period: DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD,
+            executor_reregistration_timeout: DEFAULT_EXECUTOR_REREGISTRATION_TIMEOUT,
             checkpoint_env: true,
             credentials: None,
         }
@@ -362,6 +378,14 @@ impl Agent {
     /// (for the agent's re-registration with a restarted master).
     pub fn active_tasks(&self) -> Vec<ActiveTask> {
         self.inner.active_tasks()
+    }
+
+    /// Call once the master knows this agent (after [`start`](Self::start) on a work
+    /// directory holding checkpoints): supervises the executors recovered from the
+    /// checkpoints (those gone, or not re-subscribing in time, have their task cgroups
+    /// killed and their tasks reported lost) and resends the pending status updates.
+    pub fn resume_recovery(&self) {
+        self.inner.resume_recovery();
     }
 
     /// Sends every unacknowledged status update in flight again now, as an agent does

@@ -3,7 +3,8 @@
 //! Every process is started in its own process group (its pid is the group id), with
 //! stdin from `/dev/null`, stdout and stderr appended to the sandbox's `stdout` and
 //! `stderr` files, the sandbox as working directory, the agent's environment plus the
-//! given variables, `kill_on_drop`, and a parent-death signal (SIGKILL) so that it does
+//! given variables, `kill_on_drop`, and (unless [`Spawn::die_with_agent`] is false: an
+//! executor of a checkpointing framework) a parent-death signal (SIGKILL) so that it does
 //! not outlive the agent's process even when that is killed hard. With a
 //! [`Spawn::user`], the child drops to that user before exec (supplementary groups, gid,
 //! uid, `no_new_privs`; see [`super::switch_user`]) and sets the parent-death signal
@@ -89,6 +90,10 @@ pub struct Spawn {
     pub sandbox: PathBuf,
     /// The user to run as (`None`: the agent's own user).
     pub user: Option<JobUser>,
+    /// Whether the process gets SIGKILL when the agent's process dies (the default). An
+    /// executor of a checkpointing framework outlives the agent and re-subscribes to
+    /// the restarted agent.
+    pub die_with_agent: bool,
 }
 
 /// Starts the process described by `spec` in a new process group.
@@ -111,12 +116,16 @@ pub fn spawn(spec: &Spawn) -> std::io::Result<tokio::process::Child> {
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    before_exec(&mut cmd, spec.user.as_ref().map(Privileges::of));
+    before_exec(
+        &mut cmd,
+        spec.user.as_ref().map(Privileges::of),
+        spec.die_with_agent,
+    );
     cmd.spawn()
 }
 
 #[allow(unsafe_code)]
-fn before_exec(cmd: &mut tokio::process::Command, user: Option<Privileges>) {
+fn before_exec(cmd: &mut tokio::process::Command, user: Option<Privileges>, pdeathsig: bool) {
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (setgroups, setresgid, setresuid, prctl) on data
     // prepared before the fork; it allocates nothing and touches no memory shared with
@@ -126,7 +135,10 @@ fn before_exec(cmd: &mut tokio::process::Command, user: Option<Privileges>) {
             if let Some(p) = &user {
                 switch_user::drop_privileges(p)?;
             }
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            if pdeathsig {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            }
+            Ok(())
         });
     }
 }
@@ -275,6 +287,7 @@ mod tests {
             env: vec![],
             sandbox: tmp.path().to_path_buf(),
             user: None,
+            die_with_agent: true,
         };
         let mut child = spawn(&spec).unwrap();
         let pgid = child.id().unwrap();

@@ -1,6 +1,7 @@
 //! The actor that owns the master's [`Core`]: one task receives [`Command`]s (from HTTP
 //! handlers, agents and the public handle), runs allocation rounds every allocation
-//! interval and fires timers. Nothing else touches the state.
+//! interval and, after any command or timer that freed resources, at once (see
+//! `allocation`), and fires timers. Nothing else touches the state.
 //!
 //! Invariants: commands are applied one at a time in arrival order; a scheduler call is
 //! authorized (see `auth`) before it is applied, and a refused one changes nothing; a master restart
@@ -190,6 +191,8 @@ pub async fn run(
                 core.on_timers(Instant::now().into_std());
             }
         }
+        // Freed resources are offered at once, not at the next interval.
+        core.allocate_if_wanted(Instant::now().into_std());
         #[cfg(debug_assertions)]
         if let Err(e) = core.check_invariants() {
             tracing::error!("master state invariant broken: {e}");

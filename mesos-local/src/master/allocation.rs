@@ -13,6 +13,13 @@
 //!   on the same agent are offered again at once;
 //! * `refuse_seconds` defaults to 5, a negative or NaN value uses the default, and it is
 //!   capped at 31536000 s (365 days); zero installs no filter.
+//!
+//! When: a round runs every allocation interval, and at once (`allocate_if_wanted`,
+//! after every command the actor applies) when resources were freed (a task's terminal
+//! update, an executor's exit, a framework's removal), when a filter expired, and on
+//! SUBSCRIBE, REVIVE and a new agent. Declined resources and the unused part of an
+//! ACCEPT do not trigger a round: they come back when their filter expires or at the
+//! next interval, so a framework declining without a filter cannot make the master spin.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -50,8 +57,30 @@ pub fn allocatable(r: &Resources) -> bool {
 }
 
 impl Core {
+    /// Runs a round now if something freed resources since the last one (see the module
+    /// doc); true if it ran.
+    pub fn allocate_if_wanted(&mut self, now: Instant) -> bool {
+        if !self.allocation_wanted {
+            return false;
+        }
+        self.allocate(now);
+        true
+    }
+
+    /// When the first offer filter of a connected framework expires, if any (a
+    /// disconnected framework gets no offers, so its filters wake nothing).
+    pub(super) fn next_filter_expiry(&self) -> Option<Instant> {
+        self.frameworks
+            .values()
+            .filter(|fw| fw.connected())
+            .flat_map(|fw| fw.filters.values().flatten())
+            .map(|f| f.expires)
+            .min()
+    }
+
     /// One allocation round.
     pub fn allocate(&mut self, now: Instant) {
+        self.allocation_wanted = false;
         for fw in self.frameworks.values_mut() {
             fw.filters.retain(|_, list| {
                 list.retain(|f| f.expires > now);

@@ -10,7 +10,10 @@
 //! * a framework has a sink iff it is connected; a disconnected framework has no offers;
 //! * a framework id is either active (in `frameworks`) or completed, never both.
 //!
-//! The other `impl Core` blocks: [`super::accept`] (ACCEPT/LAUNCH), [`super::allocation`]
+//! This file holds the entries (agents, frameworks, tasks, offers) and the timers; its
+//! children `agents`, `frameworks` (SUBSCRIBE and removal) and `calls` (the dispatch of
+//! scheduler calls) add to `Core`. The other `impl Core` blocks: [`super::accept`]
+//! (ACCEPT/LAUNCH), [`super::allocation`]
 //! (offers, filters), [`super::updates`] (agent reports, reconciliation),
 //! [`super::state_json`] (the HTTP state endpoints).
 
@@ -30,6 +33,10 @@ use super::agent_link::{AgentLink, AgentSnapshot};
 use super::resources::Resources;
 use super::stream::{EventSink, heartbeat_event};
 use super::validation::{self, CallType, framework_roles, has_capability};
+
+mod agents;
+mod calls;
+mod frameworks;
 
 /// How many completed tasks a framework keeps for `/state`.
 pub const MAX_COMPLETED_TASKS: usize = 1000;
@@ -208,6 +215,9 @@ pub struct Core {
     pub(super) start_time: f64,
     pub(super) started: Instant,
     pub(super) counters: Counters,
+    /// Resources were freed (or a framework or filter changed) since the last round:
+    /// allocate now rather than at the next interval (see `allocation`).
+    pub(super) allocation_wanted: bool,
 }
 
 /// Seconds since the epoch, as Mesos writes times in `/state`.
@@ -326,567 +336,14 @@ impl Core {
             start_time: wall_clock(),
             started: now,
             counters: Counters::default(),
-        }
-    }
-
-    // ----- agents -------------------------------------------------------------------
-
-    /// Registers an agent (or re-registers it after a master restart, with what runs on
-    /// it). Frameworks known only from the agent are recovered, inactive.
-    pub fn add_agent(&mut self, link: Arc<dyn AgentLink>, now: Instant) -> Result<AgentId, String> {
-        let info = link.info();
-        let Some(agent_id) = info.id.clone() else {
-            return Err(format!("agent on {} has no id", info.hostname));
-        };
-        if self.agents.contains_key(&agent_id.value) {
-            return Err(format!("agent {} is already registered", agent_id.value));
-        }
-        let total = Resources::from_protos(&info.resources)
-            .map_err(|e| format!("agent {}: {e}", agent_id.value))?;
-        let snapshot = link.snapshot();
-        let reregistered = !snapshot.tasks.is_empty() || !snapshot.executors.is_empty();
-        self.agents.insert(
-            agent_id.value.clone(),
-            AgentEntry {
-                link,
-                info,
-                total,
-                used: Resources::new(),
-                offered: Resources::new(),
-                registered_time: wall_clock(),
-                reregistered_time: reregistered.then(wall_clock),
-            },
-        );
-        self.recover_from_agent(&agent_id.value, snapshot, now);
-        Ok(agent_id)
-    }
-
-    fn recover_from_agent(&mut self, agent_id: &str, snapshot: AgentSnapshot, now: Instant) {
-        for ex in snapshot.executors {
-            let Some(fid) = ex.framework.id.clone() else {
-                continue;
-            };
-            if self.completed_ids.contains(&fid.value) {
-                continue;
-            }
-            let resources = Resources::from_protos(&ex.info.resources).unwrap_or_default();
-            self.ensure_recovered_framework(&ex.framework, now);
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.used.add(&resources);
-            }
-            if let Some(fw) = self.frameworks.get_mut(&fid.value) {
-                fw.executors.insert(
-                    (agent_id.to_string(), ex.info.executor_id.value.clone()),
-                    ExecutorEntry {
-                        info: ex.info,
-                        resources,
-                    },
-                );
-            }
-        }
-        for t in snapshot.tasks {
-            let Some(fid) = t.framework.id.clone() else {
-                continue;
-            };
-            if self.completed_ids.contains(&fid.value) || is_terminal(t.state) {
-                continue;
-            }
-            let resources = Resources::from_protos(&t.task.resources).unwrap_or_default();
-            self.ensure_recovered_framework(&t.framework, now);
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.used.add(&resources);
-            }
-            if let Some(fw) = self.frameworks.get_mut(&fid.value) {
-                let role = fw.roles().into_iter().next().unwrap_or_else(|| "*".into());
-                fw.tasks.insert(
-                    t.task.task_id.value.clone(),
-                    TaskEntry {
-                        framework_id: fid.value.clone(),
-                        agent_id: agent_id.to_string(),
-                        executor_id: t.executor_id,
-                        role,
-                        state: t.state,
-                        statuses: Vec::new(),
-                        resources,
-                        released: false,
-                        last_update: None,
-                        info: t.task,
-                    },
-                );
-            }
-        }
-    }
-
-    fn ensure_recovered_framework(&mut self, info: &FrameworkInfo, now: Instant) {
-        let Some(fid) = info.id.clone() else { return };
-        if self.frameworks.contains_key(&fid.value) {
-            return;
-        }
-        let failover_deadline = deadline(now, info.failover_timeout.unwrap_or(0.0));
-        let mut entry = self.new_framework_entry(fid.clone(), info.clone());
-        entry.recovered = true;
-        entry.unregistered_time = Some(wall_clock());
-        entry.failover_deadline = failover_deadline;
-        self.frameworks.insert(fid.value, entry);
-    }
-
-    fn new_framework_entry(&self, id: FrameworkId, mut info: FrameworkInfo) -> FrameworkEntry {
-        info.id = Some(id.clone());
-        FrameworkEntry {
-            id,
-            info,
-            sink: None,
-            recovered: false,
-            registered_time: wall_clock(),
-            reregistered_time: None,
-            unregistered_time: None,
-            suppressed: BTreeSet::new(),
-            filters: HashMap::new(),
-            offers: BTreeSet::new(),
-            tasks: BTreeMap::new(),
-            completed_tasks: VecDeque::new(),
-            executors: BTreeMap::new(),
-            failover_deadline: None,
-        }
-    }
-
-    /// Removes a dead agent: its offers are rescinded, its tasks become TASK_LOST
-    /// (TASK_GONE for PARTITION_AWARE frameworks, reason REASON_AGENT_REMOVED, no uuid),
-    /// its executors vanish and every connected framework gets a FAILURE event naming
-    /// the agent.
-    pub fn remove_agent(&mut self, agent_id: &str) -> bool {
-        let Some(agent) = self.agents.remove(agent_id) else {
-            return false;
-        };
-        let offer_ids: Vec<String> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.agent_id == agent_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in offer_ids {
-            self.remove_offer(&id, true);
-        }
-        let message = format!("Agent {} removed: agent is gone", agent.info.hostname);
-        for fw in self.frameworks.values_mut() {
-            let partition_aware = fw.capability(framework_info::capability::Type::PartitionAware);
-            let state = if partition_aware {
-                TaskState::TaskGone
-            } else {
-                TaskState::TaskLost
-            };
-            let lost: Vec<String> = fw
-                .tasks
-                .iter()
-                .filter(|(_, t)| t.agent_id == agent_id)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for tid in lost {
-                if let Some(mut task) = fw.tasks.remove(&tid) {
-                    if !is_terminal(task.state) {
-                        let status = master_status(
-                            &task.info.task_id,
-                            Some(agent_id),
-                            state,
-                            task_status::Reason::AgentRemoved,
-                            message.clone(),
-                        );
-                        task.state = state;
-                        task.statuses.push(status.clone());
-                        fw.send(&update_event(status));
-                    }
-                    task.released = true;
-                    push_completed(&mut fw.completed_tasks, task);
-                }
-            }
-            fw.executors.retain(|(a, _), _| a != agent_id);
-            fw.filters.retain(|(a, _), _| a != agent_id);
-            fw.send(&failure_event(agent_id, None, None));
-        }
-        true
-    }
-
-    // ----- subscribe ----------------------------------------------------------------
-
-    /// Handles a validated SUBSCRIBE call: SUBSCRIBED then HEARTBEAT on a new stream, or a
-    /// stream holding one ERROR when the framework cannot subscribe.
-    pub fn subscribe(&mut self, c: Call, content_type: ContentType, now: Instant) -> Subscription {
-        let stream_id = uuid::Uuid::new_v4().to_string();
-        let (sink, rx) = EventSink::channel(stream_id.clone(), content_type);
-        let sub = c.subscribe.unwrap_or_default();
-        let info = sub.framework_info;
-        let refuse = |sink: EventSink, rx, message: String| {
-            sink.send(&error_event(message));
-            Subscription {
-                stream_id: stream_id.clone(),
-                rx,
-                framework_id: None,
-            }
-        };
-        if let Err(e) = validation::validate_framework_info(&info, &sub.suppressed_roles) {
-            return refuse(sink, rx, e);
-        }
-        let fid = match info.id.clone() {
-            None => {
-                let id = FrameworkId {
-                    value: format!("{}-{:04}", self.config.master_id, self.next_framework),
-                };
-                self.next_framework += 1;
-                let entry = self.new_framework_entry(id.clone(), info);
-                self.frameworks.insert(id.value.clone(), entry);
-                id
-            }
-            Some(id) => {
-                if self.completed_ids.contains(&id.value) {
-                    return refuse(sink, rx, "Framework has been removed".into());
-                }
-                if self.frameworks.contains_key(&id.value) {
-                    self.failover(&id.value, info);
-                } else {
-                    // After a master failover an unknown id is accepted: the framework
-                    // is recovered with the id it had.
-                    let entry = self.new_framework_entry(id.clone(), info);
-                    self.frameworks.insert(id.value.clone(), entry);
-                }
-                id
-            }
-        };
-        let heartbeat_secs = self.config.heartbeat_interval.as_secs_f64();
-        let master_info = self.config.master_info.clone();
-        let Some(fw) = self.frameworks.get_mut(&fid.value) else {
-            return Subscription {
-                stream_id,
-                rx,
-                framework_id: None,
-            };
-        };
-        fw.suppressed = sub.suppressed_roles.into_iter().collect();
-        fw.failover_deadline = None;
-        fw.unregistered_time = None;
-        if fw.recovered {
-            fw.recovered = false;
-            fw.reregistered_time = Some(wall_clock());
-        }
-        sink.send(&Event {
-            r#type: Some(event::Type::Subscribed as i32),
-            subscribed: Some(event::Subscribed {
-                framework_id: fid.clone(),
-                heartbeat_interval_seconds: Some(heartbeat_secs),
-                master_info: Some(master_info),
-            }),
-            ..Default::default()
-        });
-        sink.send(&heartbeat_event());
-        fw.sink = Some(sink);
-        self.allocate(now);
-        Subscription {
-            stream_id,
-            rx,
-            framework_id: Some(fid.value),
-        }
-    }
-
-    /// Re-subscription of a known framework: the old stream gets ERROR "Framework failed
-    /// over", outstanding offers are dropped, `user` and `checkpoint` keep their values.
-    fn failover(&mut self, fid: &str, mut info: FrameworkInfo) {
-        let offers: Vec<String> = self
-            .frameworks
-            .get(fid)
-            .map(|fw| fw.offers.iter().cloned().collect())
-            .unwrap_or_default();
-        for id in offers {
-            self.remove_offer(&id, false);
-        }
-        let Some(fw) = self.frameworks.get_mut(fid) else {
-            return;
-        };
-        if let Some(old) = fw.sink.take() {
-            old.send(&error_event("Framework failed over"));
-        }
-        info.user = fw.info.user.clone();
-        info.checkpoint = fw.info.checkpoint;
-        info.id = Some(fw.id.clone());
-        let old_roles = fw.roles();
-        fw.info = info;
-        let new_roles = fw.roles();
-        if old_roles != new_roles {
-            fw.filters.retain(|(_, role), _| new_roles.contains(role));
-        }
-        if !fw.recovered {
-            fw.reregistered_time = Some(wall_clock());
-        }
-    }
-
-    /// The SUBSCRIBE stream `stream_id` of `fid` ended (client gone, or replaced).
-    pub fn stream_closed(&mut self, fid: &str, stream_id: &str, now: Instant) {
-        let current = self
-            .frameworks
-            .get(fid)
-            .and_then(|fw| fw.sink.as_ref())
-            .is_some_and(|s| s.stream_id() == stream_id);
-        if current {
-            self.disconnect(fid, now);
-        }
-    }
-
-    /// Fault injection: closes the framework's stream as if the connection broke.
-    pub fn drop_stream(&mut self, fid: &str, now: Instant) -> bool {
-        let connected = self
-            .frameworks
-            .get(fid)
-            .is_some_and(FrameworkEntry::connected);
-        if connected {
-            self.disconnect(fid, now);
-        }
-        connected
-    }
-
-    /// The framework lost its stream: inactive, offers recovered, failover timer started.
-    fn disconnect(&mut self, fid: &str, now: Instant) {
-        let offers: Vec<String> = self
-            .frameworks
-            .get(fid)
-            .map(|fw| fw.offers.iter().cloned().collect())
-            .unwrap_or_default();
-        for id in offers {
-            self.remove_offer(&id, false);
-        }
-        if let Some(fw) = self.frameworks.get_mut(fid) {
-            fw.sink = None;
-            fw.unregistered_time = Some(wall_clock());
-            fw.failover_deadline = deadline(now, fw.info.failover_timeout.unwrap_or(0.0));
-        }
-    }
-
-    /// Removes a framework for good (TEARDOWN or failover timeout): its stream closes,
-    /// offers go back, agents shut its executors down, tasks become TASK_KILLED, and its
-    /// id can no longer subscribe.
-    pub fn remove_framework(&mut self, fid: &str) {
-        let offers: Vec<String> = self
-            .frameworks
-            .get(fid)
-            .map(|fw| fw.offers.iter().cloned().collect())
-            .unwrap_or_default();
-        for id in offers {
-            self.remove_offer(&id, false);
-        }
-        let Some(mut fw) = self.frameworks.remove(fid) else {
-            return;
-        };
-        fw.sink = None;
-        let mut on_agents: BTreeSet<String> = BTreeSet::new();
-        let tasks = std::mem::take(&mut fw.tasks);
-        for (_, mut task) in tasks {
-            on_agents.insert(task.agent_id.clone());
-            if !task.released {
-                if let Some(agent) = self.agents.get_mut(&task.agent_id) {
-                    agent.used.subtract(&task.resources);
-                }
-                task.released = true;
-            }
-            if !is_terminal(task.state) {
-                let status = master_status(
-                    &task.info.task_id,
-                    Some(&task.agent_id),
-                    TaskState::TaskKilled,
-                    task_status::Reason::FrameworkRemoved,
-                    format!("Framework {fid} removed"),
-                );
-                task.state = TaskState::TaskKilled;
-                task.statuses.push(status);
-            }
-            push_completed(&mut fw.completed_tasks, task);
-        }
-        for ((agent_id, _), ex) in std::mem::take(&mut fw.executors) {
-            if let Some(agent) = self.agents.get_mut(&agent_id) {
-                agent.used.subtract(&ex.resources);
-            }
-            on_agents.insert(agent_id);
-        }
-        for agent_id in on_agents {
-            if let Some(agent) = self.agents.get(&agent_id) {
-                agent.link.shutdown_framework(&fw.id);
-            }
-        }
-        fw.filters.clear();
-        fw.failover_deadline = None;
-        fw.unregistered_time = Some(wall_clock());
-        self.completed_ids.insert(fid.to_string());
-        self.completed_frameworks.push_back(fw);
-        while self.completed_frameworks.len() > MAX_COMPLETED_FRAMEWORKS {
-            self.completed_frameworks.pop_front();
-        }
-    }
-
-    // ----- calls --------------------------------------------------------------------
-
-    /// Handles a validated non-SUBSCRIBE call of type `ty` on behalf of the connection
-    /// that sent `stream_id`.
-    pub fn handle_call(
-        &mut self,
-        ty: CallType,
-        c: Call,
-        stream_id: Option<&str>,
-        now: Instant,
-    ) -> Result<CallOutcome, CallError> {
-        let fid = c.framework_id.clone().unwrap_or_default().value;
-        let Some(fw) = self.frameworks.get(&fid) else {
-            return Err(CallError::BadRequest("Framework cannot be found".into()));
-        };
-        let Some(sink) = &fw.sink else {
-            return Err(CallError::Forbidden("Framework is not subscribed".into()));
-        };
-        match stream_id {
-            None => {
-                return Err(CallError::BadRequest(
-                    "All non-subscribe calls should include the 'Mesos-Stream-Id' header".into(),
-                ));
-            }
-            Some(s) if s != sink.stream_id() => {
-                return Err(CallError::BadRequest(format!(
-                    "The stream ID '{s}' included in this request didn't match the stream ID currently associated with framework ID {fid}"
-                )));
-            }
-            Some(_) => {}
-        }
-        *self.counters.calls.entry(ty.as_str_name()).or_insert(0) += 1;
-        match ty {
-            call::Type::Teardown => {
-                self.remove_framework(&fid);
-            }
-            call::Type::Accept => self.accept(&fid, c.accept.unwrap_or_default(), now),
-            call::Type::Decline => {
-                let d = c.decline.unwrap_or_default();
-                self.decline(&fid, &d.offer_ids, d.filters.as_ref(), now);
-            }
-            call::Type::Revive => self.revive(&fid, &c.revive.unwrap_or_default().roles, now),
-            call::Type::Suppress => self.suppress(&fid, &c.suppress.unwrap_or_default().roles),
-            call::Type::Kill => self.kill(&fid, c.kill.unwrap_or_default()),
-            call::Type::Shutdown => {
-                let s = c.shutdown.unwrap_or_default();
-                if let Some(agent) = self.agents.get(&s.agent_id.value) {
-                    agent
-                        .link
-                        .shutdown_executor(&FrameworkId { value: fid }, &s.executor_id);
-                }
-            }
-            call::Type::Acknowledge => self.acknowledge(&fid, &c.acknowledge.unwrap_or_default()),
-            call::Type::Reconcile => self.reconcile(&fid, &c.reconcile.unwrap_or_default().tasks),
-            call::Type::Message => {
-                let m = c.message.unwrap_or_default();
-                if let Some(agent) = self.agents.get(&m.agent_id.value) {
-                    agent
-                        .link
-                        .send_message(&FrameworkId { value: fid }, &m.executor_id, m.data);
-                }
-            }
-            call::Type::UpdateFramework => {
-                self.update_framework(&fid, c.update_framework.unwrap_or_default())?;
-                return Ok(CallOutcome::Ok);
-            }
-            // No inverse offers, operations or requests exist in this master: these calls
-            // are valid and have nothing to act on (the built-in allocator also ignores
-            // REQUEST).
-            call::Type::AcceptInverseOffers
-            | call::Type::DeclineInverseOffers
-            | call::Type::AcknowledgeOperationStatus
-            | call::Type::Request => {}
-            call::Type::ReconcileOperations => {
-                return Err(CallError::NotImplemented(
-                    "RECONCILE_OPERATIONS is not supported by retz-mesos-local (it has no offer operations to reconcile)"
-                        .into(),
-                ));
-            }
-            call::Type::Unknown | call::Type::Subscribe => {
-                return Err(CallError::NotImplemented(format!(
-                    "Received an unexpected '{}' call",
-                    ty.as_str_name()
-                )));
-            }
-        }
-        Ok(CallOutcome::Accepted)
-    }
-
-    fn update_framework(&mut self, fid: &str, u: call::UpdateFramework) -> Result<(), CallError> {
-        let mut info = u.framework_info;
-        if info.id.as_ref().map(|i| i.value.as_str()) != Some(fid) {
-            return Err(CallError::BadRequest(
-                "'UpdateFramework.framework_info.id' is not equal to 'Call.framework_id'".into(),
-            ));
-        }
-        validation::validate_framework_info(&info, &u.suppressed_roles)
-            .map_err(CallError::BadRequest)?;
-        let Some(fw) = self.frameworks.get(fid) else {
-            return Err(CallError::BadRequest("Framework cannot be found".into()));
-        };
-        if info.user != fw.info.user {
-            return Err(CallError::BadRequest(
-                "Updating 'FrameworkInfo.user' is unsupported".into(),
-            ));
-        }
-        if info.checkpoint.unwrap_or(false) != fw.info.checkpoint.unwrap_or(false) {
-            return Err(CallError::BadRequest(
-                "Updating 'FrameworkInfo.checkpoint' is unsupported".into(),
-            ));
-        }
-        if info.principal != fw.info.principal {
-            return Err(CallError::BadRequest(
-                "Updating 'FrameworkInfo.principal' is unsupported".into(),
-            ));
-        }
-        info.id = Some(fw.id.clone());
-        let new_roles = framework_roles(&info);
-        let stale: Vec<String> = fw
-            .offers
-            .iter()
-            .filter(|o| {
-                self.offers
-                    .get(*o)
-                    .is_some_and(|offer| !new_roles.contains(&offer.role))
-            })
-            .cloned()
-            .collect();
-        for id in stale {
-            self.remove_offer(&id, true);
-        }
-        if let Some(fw) = self.frameworks.get_mut(fid) {
-            fw.info = info;
-            fw.suppressed = u.suppressed_roles.into_iter().collect();
-            fw.filters.retain(|(_, role), _| new_roles.contains(role));
-        }
-        Ok(())
-    }
-
-    fn kill(&mut self, fid: &str, k: call::Kill) {
-        let Some(fw) = self.frameworks.get(fid) else {
-            return;
-        };
-        match fw.tasks.get(&k.task_id.value) {
-            Some(task) => {
-                if is_terminal(task.state) {
-                    return;
-                }
-                let policy = k.kill_policy.or(task.info.kill_policy);
-                if let Some(agent) = self.agents.get(&task.agent_id) {
-                    agent.link.kill_task(&fw.id, &k.task_id, policy);
-                }
-            }
-            None => {
-                // Mesos answers a kill of an unknown task with its reconciliation.
-                self.reconcile(
-                    fid,
-                    &[call::reconcile::Task {
-                        task_id: k.task_id,
-                        agent_id: k.agent_id,
-                    }],
-                );
-            }
+            allocation_wanted: false,
         }
     }
 
     // ----- timers -------------------------------------------------------------------
 
-    /// Fires what is due at `now`: failover timeouts and offer timeouts.
+    /// Fires what is due at `now`: failover timeouts, offer timeouts, and expired offer
+    /// filters (whose resources are then offered at once).
     pub fn on_timers(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .frameworks
@@ -906,6 +363,9 @@ impl Core {
         for id in timed_out {
             self.remove_offer(&id, true);
         }
+        if self.next_filter_expiry().is_some_and(|e| e <= now) {
+            self.allocation_wanted = true;
+        }
     }
 
     /// The earliest instant `on_timers` has something to do.
@@ -916,7 +376,7 @@ impl Core {
             .filter(|fw| !fw.connected())
             .filter_map(|fw| fw.failover_deadline);
         let offers = self.offers.values().filter_map(|o| o.expires);
-        fw.chain(offers).min()
+        fw.chain(offers).chain(self.next_filter_expiry()).min()
     }
 
     // ----- helpers ------------------------------------------------------------------

@@ -1343,3 +1343,124 @@ fn principals_own_their_frameworks() {
     });
     assert_eq!(c.authorize_call(&unknown, Some("bob")), Ok(()));
 }
+
+#[test]
+fn freed_resources_are_offered_at_once_declined_ones_wait_for_their_filter() {
+    let (mut c, now) = core();
+    let agent = FakeAgent::new("M-S0", 1.0, 256.0, (0, 0));
+    c.add_agent(agent, now).unwrap();
+    let mut s = subscribe(&mut c, framework_info(&[]), now);
+    let offer = s.offers().remove(0);
+    let task = command_task(
+        "t1",
+        "M-S0",
+        vec![
+            scalar("cpus", 1.0),
+            scalar("mem", 256.0),
+            ranges("cpuids", 0, 0),
+        ],
+    );
+    accept(
+        &mut c,
+        &s,
+        launch(&[&offer.id.value], vec![task], Some(3600.0)),
+        now,
+    );
+    // Nothing was freed: no round is wanted.
+    assert!(!c.allocate_if_wanted(now));
+    assert!(s.offers().is_empty());
+    c.agent_report(agent_update(
+        "M-S0",
+        &s.fid,
+        "t1",
+        TaskState::TaskFinished,
+        1,
+    ));
+    assert_eq!(s.updates()[0].state, TaskState::TaskFinished as i32);
+    // The task's cpu comes back in an offer at the same instant, no interval passed.
+    assert!(c.allocate_if_wanted(now));
+    let again = s.offers();
+    assert_eq!(again.len(), 1);
+    let cpus = again[0]
+        .resources
+        .iter()
+        .find(|r| r.name == "cpus")
+        .unwrap();
+    assert_eq!(cpus.scalar.as_ref().unwrap().value, 1.0);
+    // Declined with a 10 s filter: no round until the filter expires.
+    let mut d = s.call(call::Type::Decline);
+    d.decline = Some(call::Decline {
+        offer_ids: vec![again[0].id.clone()],
+        filters: Some(Filters {
+            refuse_seconds: Some(10.0),
+        }),
+    });
+    run(&mut c, &s, d, now).unwrap();
+    assert!(!c.allocate_if_wanted(now));
+    assert!(s.offers().is_empty());
+    let expiry = now + Duration::from_secs(10);
+    assert_eq!(c.next_deadline(), Some(expiry));
+    c.on_timers(now + Duration::from_secs(9));
+    assert!(!c.allocate_if_wanted(now + Duration::from_secs(9)));
+    c.on_timers(expiry);
+    assert!(c.allocate_if_wanted(expiry));
+    assert_eq!(s.offers().len(), 1);
+    // The expired filter is gone: the timer does not fire again before the accept's
+    // filter on the unused disk.
+    assert!(c.next_deadline().is_some_and(|d| d > expiry));
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn an_executor_exit_frees_its_resources_at_once() {
+    let (mut c, now) = core();
+    let agent = FakeAgent::new("M-S0", 2.0, 512.0, (0, 1));
+    c.add_agent(agent, now).unwrap();
+    let mut s1 = subscribe(&mut c, framework_info(&[]), now);
+    let offer = s1.offers().remove(0);
+    let mut task = command_task("t1", "M-S0", vec![scalar("cpus", 1.0)]);
+    task.command = None;
+    task.executor = Some(custom_executor("e1", 1.0));
+    accept(
+        &mut c,
+        &s1,
+        launch(&[&offer.id.value], vec![task], Some(3600.0)),
+        now,
+    );
+    let u = s1.updates();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(c.agents["M-S0"].used.scalar("cpus"), Some(2.0));
+    assert!(!c.allocate_if_wanted(now));
+    // A second framework gets no cpus until the first one's executor goes away.
+    let mut s2 = subscribe(&mut c, framework_info(&[]), now);
+    let cpus_of = |o: &Offer| {
+        o.resources
+            .iter()
+            .find(|r| r.name == "cpus")
+            .map_or(0.0, |r| r.scalar.as_ref().unwrap().value)
+    };
+    assert!(s2.offers().iter().all(|o| cpus_of(o) == 0.0));
+    c.agent_report(agent_update(
+        "M-S0",
+        &s1.fid,
+        "t1",
+        TaskState::TaskFailed,
+        1,
+    ));
+    c.agent_report(AgentReport::ExecutorExited {
+        agent_id: AgentId {
+            value: "M-S0".into(),
+        },
+        framework_id: FrameworkId {
+            value: s1.fid.clone(),
+        },
+        executor_id: ExecutorId { value: "e1".into() },
+        wait_status: 0,
+    });
+    assert!(c.allocate_if_wanted(now));
+    let mut o = s1.offers();
+    o.extend(s2.offers());
+    assert_eq!(o.len(), 1);
+    assert_eq!(cpus_of(&o[0]), 2.0, "the freed cpus are offered at once");
+    c.check_invariants().unwrap();
+}

@@ -44,6 +44,7 @@ impl Core {
                     && let Some(agent) = self.agents.get_mut(&agent_id.value)
                 {
                     agent.used.subtract(&ex.resources);
+                    self.allocation_wanted = true;
                 }
                 fw.send(&failure_event(
                     &agent_id.value,
@@ -105,6 +106,7 @@ impl Core {
                     if let Some(agent) = self.agents.get_mut(&agent_id.value) {
                         agent.used.subtract(&task.resources);
                     }
+                    self.allocation_wanted = true;
                     *self
                         .counters
                         .terminal_tasks
