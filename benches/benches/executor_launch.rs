@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use retz_executor::cgroup::CgroupConfig;
 use retz_executor::runtime::{RuntimeConfig, TaskEvent, TaskLaunch, TaskRuntime, TaskUpdate};
-use retz_executor::spec::{Affinity, MemPolicy, TaskSpec};
+use retz_executor::spec::{MemPolicy, TaskSpec};
 use retz_executor::sys::Sys;
 use retz_executor::sys::fake::{FakeLayout, FakeSys};
 use retz_executor::sys::linux::LinuxSys;
+use retz_placement::AffinityPolicy;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -80,9 +81,9 @@ fn spec(cpu: &str, app: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 64,
         gpus: 0,
-        cpuset: Some(cpu.into()),
-        mem_nodes: Some("0".into()),
-        affinity: Affinity::NumaStrict,
+        cpuset: Some(cpu.parse().expect("a CPU list")),
+        mem_nodes: Some("0".parse().expect("a node list")),
+        affinity: AffinityPolicy::NumaStrict,
         mem_policy: Some(MemPolicy::Bind),
         pin_required: true,
         job_id: None,

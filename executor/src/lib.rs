@@ -12,7 +12,6 @@ pub mod archive;
 pub mod cgroup;
 pub mod fuzzing;
 pub mod identity;
-pub mod idlist;
 pub mod pinning;
 pub mod procfs;
 pub mod runtime;

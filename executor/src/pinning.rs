@@ -1,46 +1,49 @@
 //! Pinning decisions and their verification, as pure functions, plus the report that
-//! goes into the `TASK_RUNNING` status.
+//! goes into the task's statuses.
 //!
 //! [`plan`] turns a validated spec and the CPUs/nodes this executor may use into what to
 //! apply: the CPU affinity (also the cgroup's `cpuset.cpus`), the cgroup's `cpuset.mems`
 //! and the memory policy. When the spec cannot be honoured exactly, a spec with
 //! `pin_required` fails with a [`PinError`] naming the CPUs or nodes at fault; otherwise
 //! the task runs with what is possible and the report says what was dropped.
+//!
 //! [`verify`] compares what `/proc/<pid>/status` and `/proc/<pid>/cgroup` show with what
-//! was applied, listing every difference as drift. A process that is gone or a zombie is
-//! not observed, never drift: an exiting task leaves its cgroups (the kernel then shows
-//! `/`, while `status` may still say `R` or `D`), so when the cgroup file disagrees,
-//! `/proc/<pid>/stat` is read and a task that is exiting (`PF_EXITING`), a zombie or gone
-//! is reported as exited, not as drift (issue 21).
+//! was applied. Drift is only ever reported with evidence (issue 21): a process that is
+//! gone, a zombie or exiting is "exited before verification", never drift. An exiting
+//! task leaves its cgroups (the kernel then shows `/`, while `status` may still say `R`
+//! or `D`), so when the cgroup file disagrees, `/proc/<pid>/stat` is read *after* it: only
+//! a task still alive and not exiting then was in the wrong cgroup. Files that cannot be
+//! read or understood make the task "unverifiable", not drifted. [`PinningReport::verified`]
+//! is the typed result sent to the server (`retz_proto::task::VerifiedPinning`).
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io;
 
-use serde::Serialize;
+use retz_placement::{AffinityPolicy, CpuSet, NodeSet};
+use retz_proto::task::{PinMechanism, Verification, VerifiedPinning};
 
 use crate::cgroup::{CgroupVersion, TaskCgroup};
-use crate::idlist::IdList;
 use crate::procfs::{parse_cgroup, parse_stat, parse_status, v1_path, v2_path};
-use crate::spec::{Affinity, MemPolicy, ValidSpec};
+use crate::spec::{MemPolicy, ValidSpec};
 
 /// The CPUs and memory nodes this executor may hand out (its own allowed sets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
     /// `Cpus_allowed_list` of the executor.
-    pub cpus: IdList,
+    pub cpus: CpuSet,
     /// `Mems_allowed_list` of the executor.
-    pub mems: IdList,
+    pub mems: NodeSet,
 }
 
 /// What to apply to one task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PinPlan {
     /// CPU affinity and cgroup `cpuset.cpus`; `None`: not pinned.
-    pub cpus: Option<IdList>,
+    pub cpus: Option<CpuSet>,
     /// Cgroup `cpuset.mems`; `None`: inherited.
-    pub mems: Option<IdList>,
+    pub mems: Option<NodeSet>,
     /// Memory policy and its nodes.
-    pub mem_policy: Option<(MemPolicy, IdList)>,
+    pub mem_policy: Option<(MemPolicy, NodeSet)>,
     /// What was dropped or adjusted, for the report.
     pub notes: Vec<String>,
 }
@@ -54,14 +57,15 @@ pub struct PinError(pub String);
 pub fn plan(spec: &ValidSpec, machine: &Machine) -> Result<PinPlan, PinError> {
     let required = spec.spec.pin_required;
     let affinity = spec.spec.affinity;
+    let pins = spec.spec.pins();
     let mut notes = Vec::new();
-    let cpus = if !affinity.pins() {
-        if let Some(c) = &spec.cpuset {
+    let cpus = if !pins {
+        if let Some(c) = &spec.spec.cpuset {
             notes.push(format!("affinity policy none: cpuset {c} not applied"));
         }
         None
     } else {
-        match spec.cpuset.as_ref().filter(|c| !c.is_empty()) {
+        match spec.spec.cpuset.as_ref().filter(|c| !c.is_empty()) {
             None if required => {
                 return Err(PinError(format!(
                     "affinity policy {affinity} demands pinning but the task spec has no cpuset"
@@ -74,10 +78,8 @@ pub fn plan(spec: &ValidSpec, machine: &Machine) -> Result<PinPlan, PinError> {
             Some(req) => restrict(req, &machine.cpus, "CPU", required, &mut notes)?,
         }
     };
-    let mems = match spec.mem_nodes.as_ref().filter(|m| !m.is_empty()) {
-        Some(req) if affinity.pins() => {
-            restrict(req, &machine.mems, "NUMA node", required, &mut notes)?
-        }
+    let mems = match spec.spec.mem_nodes.as_ref().filter(|m| !m.is_empty()) {
+        Some(req) if pins => restrict(req, &machine.mems, "NUMA node", required, &mut notes)?,
         _ => None,
     };
     let mem_policy = match (spec.mem_policy, &mems) {
@@ -89,7 +91,7 @@ pub fn plan(spec: &ValidSpec, machine: &Machine) -> Result<PinPlan, PinError> {
                     "memory policy {policy} needs the task spec's mem_nodes"
                 )));
             }
-            if affinity.pins() {
+            if pins {
                 notes.push(format!(
                     "memory policy {policy} not applied: the task spec names no usable mem_nodes"
                 ));
@@ -105,15 +107,40 @@ pub fn plan(spec: &ValidSpec, machine: &Machine) -> Result<PinPlan, PinError> {
     })
 }
 
-fn restrict(
-    requested: &IdList,
-    allowed: &IdList,
+/// The set operations [`restrict`] needs, for CPU and node sets alike.
+trait IdSet: Clone + fmt::Display + Sized {
+    fn minus(&self, other: &Self) -> Self;
+    fn and(&self, other: &Self) -> Self;
+    fn none(&self) -> bool;
+}
+
+macro_rules! id_set {
+    ($t:ty) => {
+        impl IdSet for $t {
+            fn minus(&self, other: &Self) -> Self {
+                self.difference(other)
+            }
+            fn and(&self, other: &Self) -> Self {
+                self.intersection(other)
+            }
+            fn none(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
+}
+id_set!(CpuSet);
+id_set!(NodeSet);
+
+fn restrict<T: IdSet>(
+    requested: &T,
+    allowed: &T,
     what: &str,
     required: bool,
     notes: &mut Vec<String>,
-) -> Result<Option<IdList>, PinError> {
-    let missing = requested.difference(allowed);
-    if missing.is_empty() {
+) -> Result<Option<T>, PinError> {
+    let missing = requested.minus(allowed);
+    if missing.none() {
         return Ok(Some(requested.clone()));
     }
     if required {
@@ -121,8 +148,8 @@ fn restrict(
             "{what}(s) {missing} of {requested} are not in this executor's allowed set {allowed}"
         )));
     }
-    let usable = requested.intersection(allowed);
-    if usable.is_empty() {
+    let usable = requested.and(allowed);
+    if usable.none() {
         notes.push(format!(
             "none of {what}s {requested} is allowed here (allowed: {allowed}): not restricted"
         ));
@@ -136,46 +163,46 @@ fn restrict(
 }
 
 /// The cgroup part of a [`PinningReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupReport {
     /// `v1` or `v2`.
     pub version: CgroupVersion,
     /// The task's cgroup directories.
     pub paths: Vec<String>,
-    /// `cpuset.cpus` written.
-    pub cpus: Option<String>,
-    /// `cpuset.mems` written.
-    pub mems: Option<String>,
     /// Memory limit applied, bytes.
     pub memory_limit_bytes: Option<u64>,
 }
 
-/// What was applied to a task and what the kernel shows; sent with `TASK_RUNNING`
-/// (JSON in `TaskStatus.data`, [`PinningReport::summary`] in the message).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What was applied to a task and what the kernel shows; its summary is the message of
+/// `TASK_RUNNING`, its [`PinningReport::verified`] part goes into the statuses' data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PinningReport {
     /// The affinity policy of the spec.
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<AffinityPolicy>,
     /// CPUs set with `sched_setaffinity` (absent: not pinned).
-    pub cpus: Option<String>,
+    pub cpus: Option<CpuSet>,
     /// Memory nodes given to the cgroup.
-    pub mems: Option<String>,
+    pub mems: Option<NodeSet>,
     /// Memory policy set before exec, e.g. `bind 0`.
     pub mem_policy: Option<String>,
     /// The task's cgroup.
     pub cgroup: Option<CgroupReport>,
     /// Why no cgroup is used (the task is then pinned by affinity alone).
     pub cgroup_unavailable: Option<String>,
+    /// What verification showed (`None`: not verified yet).
+    pub outcome: Option<Verification>,
     /// `Cpus_allowed_list` read back from `/proc/<pid>/status`.
-    pub observed_cpus: Option<String>,
+    pub observed_cpus: Option<CpuSet>,
     /// `Mems_allowed_list` read back.
-    pub observed_mems: Option<String>,
+    pub observed_mems: Option<NodeSet>,
     /// `/proc/<pid>/cgroup` lines of the hierarchies used.
     pub observed_cgroups: Vec<String>,
-    /// Differences between applied and observed.
+    /// Differences between applied and observed (only with evidence).
     pub drift: Vec<String>,
     /// Adjustments and remarks.
     pub notes: Vec<String>,
+    /// Why the task was not observed (exited or unverifiable).
+    pub unobserved: Option<String>,
     /// Who the job runs as, e.g. `nobody (uid 65534, gid 65534)`.
     pub user: Option<String>,
     /// Whether the job runs in its own PID namespace.
@@ -186,21 +213,47 @@ pub struct PinningReport {
 
 impl PinningReport {
     /// A report of the plan and the cgroup (before verification).
-    pub fn new(affinity: Affinity, plan: &PinPlan, cgroup: Option<&TaskCgroup>) -> Self {
+    pub fn new(affinity: AffinityPolicy, plan: &PinPlan, cgroup: Option<&TaskCgroup>) -> Self {
         Self {
             affinity: Some(affinity),
-            cpus: plan.cpus.as_ref().map(ToString::to_string),
-            mems: plan.mems.as_ref().map(ToString::to_string),
+            cpus: plan.cpus.clone(),
+            mems: plan.mems.clone(),
             mem_policy: plan.mem_policy.as_ref().map(|(p, n)| format!("{p} {n}")),
             cgroup: cgroup.map(|cg| CgroupReport {
                 version: cg.version,
                 paths: cg.dirs().iter().map(|p| p.display().to_string()).collect(),
-                cpus: cg.cpus.as_ref().map(ToString::to_string),
-                mems: cg.mems.as_ref().map(ToString::to_string),
                 memory_limit_bytes: cg.memory_limit,
             }),
             notes: plan.notes.clone(),
             ..Self::default()
+        }
+    }
+
+    /// How the CPUs are enforced.
+    pub fn mechanism(&self) -> PinMechanism {
+        match (&self.cpus, &self.cgroup) {
+            (None, _) => PinMechanism::Unpinned,
+            (Some(_), Some(cg)) if cg.version == CgroupVersion::V2 => PinMechanism::CgroupV2,
+            (Some(_), Some(_)) => PinMechanism::CgroupV1,
+            (Some(_), None) => PinMechanism::AffinityOnly,
+        }
+    }
+
+    /// The typed result for the server.
+    pub fn verified(&self) -> VerifiedPinning {
+        VerifiedPinning {
+            affinity: self.affinity.unwrap_or(AffinityPolicy::None),
+            mechanism: self.mechanism(),
+            outcome: self.outcome.unwrap_or(Verification::Unverifiable),
+            cpus: self.cpus.clone(),
+            mems: self.mems.clone(),
+            cpus_seen: self.observed_cpus.clone(),
+            mems_seen: self.observed_mems.clone(),
+            drift: self.drift.clone(),
+            note: match self.outcome {
+                None => Some("not verified".into()),
+                Some(_) => self.unobserved.clone(),
+            },
         }
     }
 
@@ -234,6 +287,9 @@ impl PinningReport {
         if let Some(c) = &self.observed_cpus {
             let _ = write!(s, "; verified Cpus_allowed_list {c}");
         }
+        if let Some(why) = &self.unobserved {
+            let _ = write!(s, "; not verified: {why}");
+        }
         if let Some(u) = &self.user {
             let _ = write!(s, "; runs as {u}");
         }
@@ -253,96 +309,102 @@ impl PinningReport {
         s
     }
 
-    /// The report as JSON (for `TaskStatus.data`).
-    pub fn to_json(&self) -> Vec<u8> {
-        // Only strings, numbers and lists: serialisation cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    fn exited(&mut self, why: &str) {
+        self.outcome = Some(Verification::Exited);
+        self.unobserved = Some(why.to_owned());
+    }
+
+    fn unverifiable(&mut self, why: String) {
+        self.outcome = Some(Verification::Unverifiable);
+        self.unobserved = Some(why);
     }
 }
 
-/// Fills the observed fields and drift of `report` from the task's `/proc/<pid>/status`
-/// and `/proc/<pid>/cgroup` (and `stat` when they disagree), read with `read("status")`
-/// etc. (a read error `NotFound` means the task already exited).
+/// The task exited before its pinning could be read back.
+pub const EXITED_BEFORE: &str = "the task exited before its pinning could be read back";
+/// The task exited while its cgroup membership was read back.
+pub const EXITED_DURING: &str = "the task exited while its cgroup membership was read back";
+
+/// Fills the outcome, observed fields and drift of `report` from the task's
+/// `/proc/<pid>/status` and `/proc/<pid>/cgroup` (and `stat` when they disagree), read
+/// with `read("status")` etc. (a read error `NotFound`/`ESRCH` means the task is gone).
 pub fn verify(
     report: &mut PinningReport,
     plan: &PinPlan,
     cgroup: Option<&TaskCgroup>,
     mut read: impl FnMut(&str) -> io::Result<String>,
 ) {
-    const EXITED: &str = "the task exited before its pinning could be read back";
     let status = match read("status") {
         Ok(text) => match parse_status(&text) {
             Ok(s) => s,
-            Err(e) => {
-                report.drift.push(format!("cannot verify: {e}"));
-                return;
-            }
+            Err(e) => return report.unverifiable(format!("cannot parse /proc status: {e}")),
         },
-        Err(e) if gone(&e) => {
-            report.notes.push(EXITED.into());
-            return;
-        }
+        Err(e) if gone(&e) => return report.exited(EXITED_BEFORE),
         Err(e) => {
-            report
-                .drift
-                .push(format!("cannot read the task's /proc status: {e}"));
-            return;
+            return report.unverifiable(format!("cannot read the task's /proc status: {e}"));
         }
     };
     if exited(&status) {
-        report.notes.push(EXITED.into());
-        return;
+        return report.exited(EXITED_BEFORE);
     }
-    report.observed_cpus = status.cpus_allowed.as_ref().map(ToString::to_string);
-    report.observed_mems = status.mems_allowed.as_ref().map(ToString::to_string);
+    let mut drift = Vec::new();
     if let Some(want) = &plan.cpus {
         match &status.cpus_allowed {
             Some(got) if got == want => {}
-            Some(got) => report
-                .drift
-                .push(format!("Cpus_allowed_list is {got}, applied {want}")),
-            None => report
-                .drift
-                .push("no Cpus_allowed_list in /proc status".into()),
+            Some(got) => drift.push(format!("Cpus_allowed_list is {got}, applied {want}")),
+            None => {
+                return report.unverifiable("no Cpus_allowed_list in /proc status".into());
+            }
         }
     }
     let want_mems = plan.mems.as_ref().or(cgroup.and_then(|c| c.mems.as_ref()));
     if let (Some(want), Some(got)) = (want_mems, &status.mems_allowed)
         && got != want
     {
-        report
-            .drift
-            .push(format!("Mems_allowed_list is {got}, applied {want}"));
+        drift.push(format!("Mems_allowed_list is {got}, applied {want}"));
     }
-    let Some(cg) = cgroup else {
-        return;
-    };
-    let mut drift = Vec::new();
     let mut observed = Vec::new();
-    match read("cgroup") {
-        Ok(text) => match parse_cgroup(&text) {
-            Ok(entries) => compare_cgroups(cg, &entries, &mut observed, &mut drift),
-            Err(e) => drift.push(format!("cannot verify cgroup membership: {e}")),
-        },
-        Err(e) if gone(&e) => {}
-        Err(e) => drift.push(format!("cannot read the task's /proc cgroup file: {e}")),
-    }
-    if !drift.is_empty() {
-        // An exiting task leaves its cgroups: check it is still there before calling the
-        // difference drift.
-        let ended = match read("stat") {
-            Ok(text) => parse_stat(&text).is_some_and(|s| s.has_exited()),
-            Err(e) => gone(&e),
-        };
-        if ended {
-            report.notes.push(
-                "the task exited while its cgroup membership was read back: not observed".into(),
-            );
-            return;
+    if let Some(cg) = cgroup {
+        match read("cgroup") {
+            Ok(text) => match parse_cgroup(&text) {
+                Ok(entries) => compare_cgroups(cg, &entries, &mut observed, &mut drift),
+                Err(e) => {
+                    return report.unverifiable(format!("cannot verify cgroup membership: {e}"));
+                }
+            },
+            Err(e) if gone(&e) => return report.exited(EXITED_DURING),
+            Err(e) => {
+                return report
+                    .unverifiable(format!("cannot read the task's /proc cgroup file: {e}"));
+            }
         }
     }
-    report.observed_cgroups.extend(observed);
-    report.drift.extend(drift);
+    if !drift.is_empty() {
+        // Evidence only from a task alive after the reads: an exiting task leaves its
+        // cgroups, so `stat` is read after them.
+        match read("stat") {
+            Ok(text) => match parse_stat(&text) {
+                Some(s) if s.has_exited() => return report.exited(EXITED_DURING),
+                Some(_) => {}
+                None => {
+                    return report.unverifiable("cannot parse /proc stat".into());
+                }
+            },
+            Err(e) if gone(&e) => return report.exited(EXITED_DURING),
+            Err(e) => {
+                return report.unverifiable(format!("cannot read the task's /proc stat: {e}"));
+            }
+        }
+    }
+    report.observed_cpus = status.cpus_allowed;
+    report.observed_mems = status.mems_allowed;
+    report.observed_cgroups = observed;
+    report.outcome = Some(if drift.is_empty() {
+        Verification::Verified
+    } else {
+        Verification::Drift
+    });
+    report.drift = drift;
 }
 
 fn gone(e: &io::Error) -> bool {
@@ -387,7 +449,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec(
-        affinity: Affinity,
+        affinity: AffinityPolicy,
         cpuset: Option<&str>,
         nodes: Option<&str>,
         required: bool,
@@ -398,8 +460,8 @@ mod tests {
             cpus: 1,
             mem_mb: 1,
             gpus: 0,
-            cpuset: cpuset.map(Into::into),
-            mem_nodes: nodes.map(Into::into),
+            cpuset: cpuset.map(|c| c.parse().unwrap()),
+            mem_nodes: nodes.map(|n| n.parse().unwrap()),
             affinity,
             mem_policy: None,
             pin_required: required,
@@ -414,39 +476,36 @@ mod tests {
 
     fn machine() -> Machine {
         Machine {
-            cpus: IdList::parse("0-3").unwrap(),
-            mems: IdList::parse("0").unwrap(),
+            cpus: "0-3".parse().unwrap(),
+            mems: "0".parse().unwrap(),
         }
     }
 
     #[test]
     fn exact_pinning() {
         let p = plan(
-            &spec(Affinity::NumaStrict, Some("1"), Some("0"), true),
+            &spec(AffinityPolicy::NumaStrict, Some("1"), Some("0"), true),
             &machine(),
         )
         .unwrap();
         assert_eq!(p.cpus.unwrap().to_string(), "1");
         assert_eq!(p.mems.unwrap().to_string(), "0");
-        assert_eq!(
-            p.mem_policy,
-            Some((MemPolicy::Bind, IdList::parse("0").unwrap()))
-        );
+        assert_eq!(p.mem_policy, Some((MemPolicy::Bind, "0".parse().unwrap())));
         assert!(p.notes.is_empty());
     }
 
     #[test]
     fn required_but_impossible_names_the_cpus() {
         let err = plan(
-            &spec(Affinity::NumaStrict, Some("2-5"), None, true),
+            &spec(AffinityPolicy::NumaStrict, Some("2-5"), None, true),
             &machine(),
         )
         .unwrap_err();
         assert!(err.0.contains("4-5") && err.0.contains("0-3"), "{err}");
-        let err = plan(&spec(Affinity::Spread, None, None, true), &machine()).unwrap_err();
+        let err = plan(&spec(AffinityPolicy::Spread, None, None, true), &machine()).unwrap_err();
         assert!(err.to_string().contains("no cpuset"), "{err}");
         let err = plan(
-            &spec(Affinity::NumaPrefer, Some("1"), Some("1"), true),
+            &spec(AffinityPolicy::NumaPrefer, Some("1"), Some("1"), true),
             &machine(),
         )
         .unwrap_err();
@@ -456,7 +515,7 @@ mod tests {
     #[test]
     fn best_effort_when_not_required() {
         let p = plan(
-            &spec(Affinity::NumaPrefer, Some("2-5"), Some("0-1"), false),
+            &spec(AffinityPolicy::NumaPrefer, Some("2-5"), Some("0-1"), false),
             &machine(),
         )
         .unwrap();
@@ -464,12 +523,16 @@ mod tests {
         assert_eq!(p.mems.unwrap().to_string(), "0");
         assert_eq!(p.mem_policy.unwrap().0, MemPolicy::Preferred);
         assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
-        let p = plan(&spec(Affinity::Spread, Some("8"), None, false), &machine()).unwrap();
+        let p = plan(
+            &spec(AffinityPolicy::Spread, Some("8"), None, false),
+            &machine(),
+        )
+        .unwrap();
         assert_eq!(p.cpus, None);
         assert!(p.notes.iter().any(|n| n.contains("not restricted")));
         assert!(p.notes.iter().any(|n| n.contains("interleave not applied")));
         let p = plan(
-            &spec(Affinity::None, Some("1"), Some("0"), true),
+            &spec(AffinityPolicy::None, Some("1"), Some("0"), true),
             &machine(),
         )
         .unwrap();
@@ -483,8 +546,8 @@ mod tests {
             cpuset_dir: PathBuf::from("/sys/fs/cgroup/cpuset/retz/e/t"),
             memory_dir: None,
             freezer_dir: None,
-            cpus: Some(IdList::parse("1").unwrap()),
-            mems: Some(IdList::parse("0").unwrap()),
+            cpus: Some("1".parse().unwrap()),
+            mems: Some("0".parse().unwrap()),
             memory_limit: Some(1 << 20),
             expected: vec![("cpuset".into(), "/retz/e/t".into())],
         }
@@ -517,7 +580,7 @@ mod tests {
         // Issue 21: status read while alive, then the task exits; the kernel shows an
         // exited task in the root cgroups.
         let p = plan(
-            &spec(Affinity::NumaStrict, Some("1"), Some("0"), true),
+            &spec(AffinityPolicy::NumaStrict, Some("1"), Some("0"), true),
             &machine(),
         )
         .unwrap();
@@ -525,35 +588,87 @@ mod tests {
         let alive = "State:\tS (sleeping)\nCpus_allowed_list:\t1\nMems_allowed_list:\t0\n";
         let exiting = "9 (sh) D 1 9 9 0 -1 4194564 0 0";
         for after in [exiting, "9 (sh) Z 1 9 9 0 -1 4227084 0 0", "-"] {
-            let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+            let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
             verify(&mut r, &p, Some(&cg), files(alive, "3:cpuset:/\n", after));
             assert!(r.drift.is_empty(), "{after:?}: {:?}", r.drift);
-            assert!(r.notes.iter().any(|n| n.contains("not observed")), "{r:?}");
-            assert_eq!(r.observed_cpus.as_deref(), Some("1"));
+            assert_eq!(r.outcome, Some(Verification::Exited), "{after:?}");
+            assert_eq!(r.unobserved.as_deref(), Some(EXITED_DURING));
+            let v = r.verified();
+            assert_eq!(v.outcome, Verification::Exited);
+            assert!(v.drift.is_empty());
         }
-        // Still running in the wrong cgroup: drift.
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        // Still running in the wrong cgroup: drift, with the evidence.
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
         verify(&mut r, &p, Some(&cg), files(alive, "3:cpuset:/\n", RUNNING));
         assert_eq!(r.drift, vec!["cpuset cgroup is /, expected /retz/e/t"]);
+        assert_eq!(r.outcome, Some(Verification::Drift));
         // Gone before the cgroup read: nothing to compare.
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
         verify(&mut r, &p, Some(&cg), |f| match f {
             "status" => Ok(alive.to_owned()),
             _ => Err(io::Error::from(io::ErrorKind::NotFound)),
         });
         assert!(r.drift.is_empty(), "{:?}", r.drift);
+        assert_eq!(r.outcome, Some(Verification::Exited));
+    }
+
+    #[test]
+    fn unreadable_files_are_not_drift() {
+        let p = plan(
+            &spec(AffinityPolicy::NumaStrict, Some("1"), Some("0"), true),
+            &machine(),
+        )
+        .unwrap();
+        let cg = cgroup();
+        let alive = "State:\tS (sleeping)\nCpus_allowed_list:\t1\nMems_allowed_list:\t0\n";
+        let denied = || io::Error::from_raw_os_error(libc::EACCES);
+        type Reader<'a> = Box<dyn FnMut(&str) -> io::Result<String> + 'a>;
+        let cases: [(&str, Reader<'_>); 5] = [
+            ("status unreadable", Box::new(|_: &str| Err(denied()))),
+            (
+                "status garbage",
+                Box::new(files("Cpus_allowed_list:\t1-x\n", "", RUNNING)),
+            ),
+            ("no list", Box::new(files("State:\tS\n", "", RUNNING))),
+            (
+                "cgroup unreadable",
+                Box::new(move |f: &str| match f {
+                    "status" => Ok(alive.to_owned()),
+                    _ => Err(denied()),
+                }),
+            ),
+            (
+                "stat unreadable after a difference",
+                Box::new(move |f: &str| match f {
+                    "status" => Ok(alive.to_owned()),
+                    "cgroup" => Ok("3:cpuset:/\n".to_owned()),
+                    _ => Err(denied()),
+                }),
+            ),
+        ];
+        for (what, read) in cases {
+            let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
+            verify(&mut r, &p, Some(&cg), read);
+            assert!(r.drift.is_empty(), "{what}: {:?}", r.drift);
+            assert_eq!(r.outcome, Some(Verification::Unverifiable), "{what}");
+            assert!(
+                r.summary().contains("not verified"),
+                "{what}: {}",
+                r.summary()
+            );
+        }
     }
 
     #[test]
     fn verification_reports_match_and_drift() {
         let p = plan(
-            &spec(Affinity::NumaStrict, Some("1"), Some("0"), false),
+            &spec(AffinityPolicy::NumaStrict, Some("1"), Some("0"), false),
             &machine(),
         )
         .unwrap();
         let cg = cgroup();
         let status = "State:\tS (sleeping)\nCpus_allowed_list:\t1\nMems_allowed_list:\t0\n";
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
         verify(
             &mut r,
             &p,
@@ -561,7 +676,8 @@ mod tests {
             files(status, "3:cpuset:/retz/e/t\n0::/\n", RUNNING),
         );
         assert!(r.drift.is_empty(), "{:?}", r.drift);
-        assert_eq!(r.observed_cpus.as_deref(), Some("1"));
+        assert_eq!(r.outcome, Some(Verification::Verified));
+        assert_eq!(r.observed_cpus, Some("1".parse().unwrap()));
         assert_eq!(r.observed_cgroups, vec!["cpuset:/retz/e/t"]);
         let line = r.summary();
         assert!(
@@ -572,11 +688,14 @@ mod tests {
             line.contains("memory limit 1 MB") && line.contains("mempolicy bind 0"),
             "{line}"
         );
-        let json: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
-        assert_eq!(json["cgroup"]["version"], "v1");
-        assert_eq!(json["affinity"], "numa-strict");
+        let v = r.verified();
+        assert_eq!(v.mechanism, PinMechanism::CgroupV1);
+        assert_eq!(v.affinity, AffinityPolicy::NumaStrict);
+        assert_eq!(v.cpus_seen, Some("1".parse().unwrap()));
+        assert_eq!(v.mems_seen, Some("0".parse().unwrap()));
+        assert_eq!(v.note, None);
 
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, Some(&cg));
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, Some(&cg));
         let drifted = "State:\tR\nCpus_allowed_list:\t0-3\nMems_allowed_list:\t0\n";
         verify(
             &mut r,
@@ -589,28 +708,41 @@ mod tests {
             r.summary()
                 .contains("DRIFT: Cpus_allowed_list is 0-3, applied 1")
         );
+        assert_eq!(r.verified().outcome, Verification::Drift);
     }
 
     #[test]
     fn exited_tasks_are_not_drift() {
         let p = plan(
-            &spec(Affinity::NumaStrict, Some("1"), None, false),
+            &spec(AffinityPolicy::NumaStrict, Some("1"), None, false),
             &machine(),
         )
         .unwrap();
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, None);
         verify(&mut r, &p, None, |_| {
             Err(io::Error::from(io::ErrorKind::NotFound))
         });
         assert!(r.drift.is_empty());
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
+        assert_eq!(r.outcome, Some(Verification::Exited));
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, None);
         verify(&mut r, &p, None, files("State:\tZ (zombie)\n", "", "-"));
-        assert!(r.drift.is_empty() && r.notes.iter().any(|n| n.contains("exited")));
-        let mut r = PinningReport::new(Affinity::NumaStrict, &p, None);
+        assert!(r.drift.is_empty() && r.unobserved.as_deref() == Some(EXITED_BEFORE));
+        assert_eq!(r.verified().mechanism, PinMechanism::AffinityOnly);
+        let mut r = PinningReport::new(AffinityPolicy::NumaStrict, &p, None);
         r.cgroup_unavailable = Some("no CAP_SYS_ADMIN".into());
         assert!(
             r.summary()
                 .contains("no cgroup (no CAP_SYS_ADMIN): affinity alone")
+        );
+        assert_eq!(
+            r.verified().outcome,
+            Verification::Unverifiable,
+            "not verified yet"
+        );
+        let none = plan(&spec(AffinityPolicy::None, None, None, false), &machine()).unwrap();
+        assert_eq!(
+            PinningReport::new(AffinityPolicy::None, &none, None).mechanism(),
+            PinMechanism::Unpinned
         );
     }
 }

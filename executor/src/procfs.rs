@@ -6,7 +6,7 @@
 //! [`Sys`](crate::sys::Sys) seam). Unknown lines are ignored; a malformed line of a field
 //! we need is an error naming the line.
 
-use crate::idlist::{IdList, IdListError};
+use retz_placement::{CpuSet, NodeSet, SetParseError};
 
 /// What the executor needs from `/proc/<pid>/status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,9 +14,9 @@ pub struct ProcStatus {
     /// The state letter (`R`, `S`, `Z`, …).
     pub state: Option<char>,
     /// `Cpus_allowed_list`.
-    pub cpus_allowed: Option<IdList>,
+    pub cpus_allowed: Option<CpuSet>,
     /// `Mems_allowed_list`.
-    pub mems_allowed: Option<IdList>,
+    pub mems_allowed: Option<NodeSet>,
 }
 
 impl ProcStatus {
@@ -44,7 +44,7 @@ pub enum ProcError {
     #[error("{field} in /proc status: {source}")]
     List {
         field: &'static str,
-        source: IdListError,
+        source: SetParseError,
     },
     /// A `/proc/<pid>/cgroup` line is not `id:controllers:path`.
     #[error("malformed /proc cgroup line {line:?} (expected `id:controllers:/path`)")]
@@ -62,18 +62,16 @@ pub fn parse_status(text: &str) -> Result<ProcStatus, ProcError> {
         match key {
             "State" => status.state = value.chars().next(),
             "Cpus_allowed_list" => {
-                status.cpus_allowed =
-                    Some(IdList::parse(value).map_err(|source| ProcError::List {
-                        field: "Cpus_allowed_list",
-                        source,
-                    })?);
+                status.cpus_allowed = Some(value.parse().map_err(|source| ProcError::List {
+                    field: "Cpus_allowed_list",
+                    source,
+                })?);
             }
             "Mems_allowed_list" => {
-                status.mems_allowed =
-                    Some(IdList::parse(value).map_err(|source| ProcError::List {
-                        field: "Mems_allowed_list",
-                        source,
-                    })?);
+                status.mems_allowed = Some(value.parse().map_err(|source| ProcError::List {
+                    field: "Mems_allowed_list",
+                    source,
+                })?);
             }
             _ => {}
         }

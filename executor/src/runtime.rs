@@ -40,6 +40,8 @@ use tokio::task::JoinSet;
 
 use crate::cgroup::{CgroupConfig, Cgroups};
 use crate::identity::{DEFAULT_USER, JobUser};
+use retz_proto::task::{Verification, VerifiedPinning};
+
 use crate::pinning::{self, Machine, PinningReport};
 use crate::procfs::parse_status;
 use crate::sandbox::{Owner, Sandbox, SandboxError, task_key};
@@ -150,6 +152,8 @@ pub enum TaskUpdate {
         message: String,
         /// Processes left behind by the job and killed before this update.
         leftovers: u32,
+        /// The pinning applied and verified.
+        pinning: Option<Box<VerifiedPinning>>,
     },
     /// It failed.
     Failed {
@@ -159,8 +163,12 @@ pub enum TaskUpdate {
         message: String,
         /// The command's exit code, when it ran and exited (not when killed by a signal).
         exit_code: Option<i32>,
+        /// The signal that ended the command, when one did.
+        signal: Option<i32>,
         /// Processes left behind by the job and killed before this update.
         leftovers: u32,
+        /// The pinning applied and verified, when the command started.
+        pinning: Option<Box<VerifiedPinning>>,
     },
     /// It was killed on request.
     Killed {
@@ -170,6 +178,8 @@ pub enum TaskUpdate {
         message: String,
         /// Processes left behind by the job (beyond those the kill reached) and killed.
         leftovers: u32,
+        /// The pinning applied and verified, when the command started.
+        pinning: Option<Box<VerifiedPinning>>,
     },
 }
 
@@ -431,12 +441,15 @@ impl Inner {
             reason,
             message,
             exit_code: None,
+            signal: None,
             leftovers: 0,
+            pinning: None,
         };
         let killed_early = || TaskUpdate::Killed {
             during_launch: true,
             message: "killed before the task started".into(),
             leftovers: 0,
+            pinning: None,
         };
         let started = std::time::Instant::now();
         let spec = match spec.validate() {
@@ -540,20 +553,27 @@ impl Inner {
         pinning::verify(&mut report, &plan, cgroup.as_ref(), |file| {
             sys.read_file(&proc_dir.join(file))
         });
-        if spec.spec.pin_required && !report.drift.is_empty() {
+        let verified = Some(Box::new(report.verified()));
+        // Only drift with evidence (a live task seen elsewhere) fails a task; an exited or
+        // unverifiable one never does (issue 21).
+        if spec.spec.pin_required && report.outcome == Some(Verification::Drift) {
             let _ = sys.signal(
                 crate::sys::SignalTarget::Group(pid),
                 crate::sys::Signal::Kill,
             );
             let _ = tokio::time::timeout(KILL_WAIT, &mut exit).await;
             let (_, cleanup) = self.cleanup(cgroup.as_ref(), Some(pid)).await;
-            return failed(
-                FailReason::PinningImpossible,
-                format!(
+            return TaskUpdate::Failed {
+                reason: FailReason::PinningImpossible,
+                message: format!(
                     "pinning verification failed: {}{cleanup}",
                     report.drift.join("; ")
                 ),
-            );
+                exit_code: None,
+                signal: None,
+                leftovers: 0,
+                pinning: verified,
+            };
         }
         tracing::debug!(
             task = task_id,
@@ -583,6 +603,7 @@ impl Inner {
                     Ok(s) if s.success() => TaskUpdate::Finished {
                         message: format!("command exited with code 0{left}{cleanup}"),
                         leftovers,
+                        pinning: verified,
                     },
                     Ok(s) => TaskUpdate::Failed {
                         reason: FailReason::CommandFailed,
@@ -591,7 +612,12 @@ impl Inner {
                             ExitStatus::Code(c) => Some(c),
                             ExitStatus::Signal(_) => None,
                         },
+                        signal: match s {
+                            ExitStatus::Code(_) => None,
+                            ExitStatus::Signal(n) => Some(n),
+                        },
                         leftovers,
+                        pinning: verified,
                     },
                     Err(e) => TaskUpdate::Failed {
                         reason: FailReason::CommandFailed,
@@ -599,7 +625,9 @@ impl Inner {
                             "lost track of the task's process {pid}: {e}{left}{cleanup}"
                         ),
                         exit_code: None,
+                        signal: None,
                         leftovers,
+                        pinning: verified,
                     },
                 }
             }
@@ -619,6 +647,7 @@ impl Inner {
                         ending::leftover_note(leftovers)
                     ),
                     leftovers,
+                    pinning: verified,
                 }
             }
         }

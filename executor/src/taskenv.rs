@@ -50,7 +50,9 @@ pub fn retz_vars(
     plan: &PinPlan,
     app_dir: &Path,
 ) -> BTreeMap<String, String> {
-    let list = |l: Option<&crate::idlist::IdList>| l.map(ToString::to_string).unwrap_or_default();
+    fn list(l: Option<&impl ToString>) -> String {
+        l.map(ToString::to_string).unwrap_or_default()
+    }
     let ports = &spec.spec.ports;
     let mut vars = BTreeMap::from([
         ("RETZ_CPU".into(), spec.spec.cpus.to_string()),
@@ -117,8 +119,8 @@ pub fn argv(spec: &ValidSpec, vars: &BTreeMap<String, String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idlist::IdList;
-    use crate::spec::{Affinity, TaskSpec};
+    use crate::spec::TaskSpec;
+    use retz_placement::AffinityPolicy;
 
     fn spec() -> ValidSpec {
         TaskSpec {
@@ -130,9 +132,9 @@ mod tests {
             cpus: 4,
             mem_mb: 2048,
             gpus: 1,
-            cpuset: Some("8-11".into()),
-            mem_nodes: Some("1".into()),
-            affinity: Affinity::NumaStrict,
+            cpuset: Some("8-11".parse().unwrap()),
+            mem_nodes: Some("1".parse().unwrap()),
+            affinity: AffinityPolicy::NumaStrict,
             mem_policy: None,
             pin_required: false,
             job_id: Some(42),
@@ -148,8 +150,8 @@ mod tests {
     fn vars_env_and_argv() {
         let spec = spec();
         let plan = PinPlan {
-            cpus: Some(IdList::parse("8-11").unwrap()),
-            mems: Some(IdList::parse("1").unwrap()),
+            cpus: Some("8-11".parse().unwrap()),
+            mems: Some("1".parse().unwrap()),
             ..PinPlan::default()
         };
         let vars = retz_vars("t 1", &spec, &plan, Path::new("/sb/app/a"));

@@ -43,7 +43,9 @@ const WAIT_FOR_GO: &str = "echo started > started; while [ ! -e go ]; do sleep 0
 async fn finished_update(rig: &mut Rig) -> (String, String, u32) {
     let ev = next(rig).await;
     match ev.update {
-        TaskUpdate::Finished { message, leftovers } => (ev.task_id, message, leftovers),
+        TaskUpdate::Finished {
+            message, leftovers, ..
+        } => (ev.task_id, message, leftovers),
         other => panic!("{}: expected Finished, got {other:?}", ev.task_id),
     }
 }

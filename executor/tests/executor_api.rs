@@ -15,9 +15,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use retz_executor::api::{AgentEnv, ExecutorConfig, Exit, run};
 use retz_executor::cgroup::CgroupConfig;
-use retz_executor::spec::{Affinity, TaskSpec};
+use retz_executor::spec::TaskSpec;
 use retz_executor::sys::ExitStatus;
 use retz_executor::sys::fake::{FakeBehavior, FakeLayout, FakeSys};
+use retz_placement::{AffinityPolicy, CpuId, CpuSet};
 use retz_proto::ContentType;
 use retz_proto::executor::{Call, Event, call, event};
 use retz_proto::mesos::{
@@ -260,9 +261,9 @@ fn spec_json(cpuset: &str) -> Vec<u8> {
         cpus: 1,
         mem_mb: 32,
         gpus: 0,
-        cpuset: Some(cpuset.into()),
-        mem_nodes: Some("0".into()),
-        affinity: Affinity::NumaStrict,
+        cpuset: Some(cpuset.parse().unwrap()),
+        mem_nodes: Some("0".parse().unwrap()),
+        affinity: AffinityPolicy::NumaStrict,
         mem_policy: None,
         pin_required: true,
         job_id: Some(1),
@@ -270,7 +271,7 @@ fn spec_json(cpuset: &str) -> Vec<u8> {
         ports: Vec::new(),
         user: None,
     }
-    .to_json()
+    .to_vec()
 }
 
 struct Rig {
@@ -377,7 +378,9 @@ async fn launch_run_finish_then_shutdown_protobuf() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(running.data.as_deref().unwrap()).unwrap();
-    assert_eq!(report["observed_cpus"], "1");
+    assert_eq!(report["pinning"]["cpus_seen"], "1", "{report}");
+    assert_eq!(report["pinning"]["outcome"], "verified", "{report}");
+    assert_eq!(report["pinning"]["mechanism"], "cgroup-v1", "{report}");
     s.send(ack(&running)).await;
 
     let pids = rig.fake.alive_pids();
@@ -634,12 +637,12 @@ async fn the_binary_as_started_by_an_agent() {
         .unwrap()
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(|l| retz_executor::idlist::IdList::parse(l).unwrap())
+        .map(|l| l.parse::<CpuSet>().unwrap())
         .unwrap();
-    let cpu = if allowed.contains(1) { "1" } else { "0" };
-    let mut spec = TaskSpec::from_json(&spec_json(cpu)).unwrap();
+    let cpu = if allowed.contains(CpuId(1)) { "1" } else { "0" };
+    let mut spec = TaskSpec::from_slice(&spec_json(cpu)).unwrap();
     spec.command = "grep Cpus_allowed_list /proc/self/status; cat \"$RETZ_PVNAME/lib/x\"".into();
-    s.send(launch("job-1", Some(spec.to_json()))).await;
+    s.send(launch("job-1", Some(spec.to_vec()))).await;
     let mut states = Vec::new();
     let mut running_message = String::new();
     while !states.contains(&TaskState::TaskFinished) {

@@ -37,7 +37,7 @@ sleep 30"#;
     launch(&rig, "pin1", spec(command, "1"));
     let (_, pid, report) = running(&mut rig).await;
     assert!(report.drift.is_empty(), "{report:?}");
-    assert_eq!(report.observed_cpus.as_deref(), Some("1"));
+    assert_eq!(report.observed_cpus, Some("1".parse().unwrap()));
     let cg = report.cgroup.clone().expect("a cgroup");
     let cpuset_dir = PathBuf::from(&cg.paths[0]);
     assert_eq!(
@@ -226,7 +226,7 @@ async fn exit_codes_and_impossible_pinning() {
         matches!(&ev.update, TaskUpdate::Failed { message, .. } if message.contains("exited with code 3")),
         "{ev:?}"
     );
-    let beyond = rig.rt.machine().cpus.last().unwrap() + 1;
+    let beyond = rig.rt.machine().cpus.last().unwrap().0 + 1;
     launch(&rig, "nowhere", spec("true", &beyond.to_string()));
     let ev = next(&mut rig).await;
     assert!(

@@ -14,6 +14,8 @@
 //! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
 //! * [`credentials`] — Mesos HTTP credentials (principal + secret, Basic auth, files).
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
+//! * [`task`] — the task contract: [`task::TaskSpec`] (server → executor) and
+//!   [`task::TaskReport`] (executor → server).
 //!
 //! Notes on the generated types (prost 0.14, proto2):
 //! * required fields, messages included, are plain values (`Offer.id: OfferId`,
@@ -40,6 +42,7 @@ pub mod json;
 pub mod numa;
 pub mod recording;
 pub mod recordio;
+pub mod task;
 
 pub use codec::{ContentType, DecodeError};
 pub use generated::mesos::v1 as mesos;

@@ -66,7 +66,8 @@ pub fn cpus(job: &Job) -> String {
     }
 }
 
-/// The `list` table: the original's columns plus Cpus and Cpuset.
+/// The `list` table: the original's columns plus Cpus, Cpuset and Pinning (the
+/// mechanism and outcome retz-executor verified, e.g. `cgroup-v1 verified`).
 pub fn jobs_table(jobs: &[Job]) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
@@ -84,6 +85,7 @@ pub fn jobs_table(jobs: &[Job]) -> String {
                 j.tags.iter().cloned().collect::<Vec<_>>().join(","),
                 cpus(j),
                 or_dash(j.granted.as_ref().and_then(|g| g.cpuset.as_deref())),
+                or_dash(j.pinning.as_ref().map(|p| p.short()).as_deref()),
             ]
         })
         .collect();
@@ -101,6 +103,7 @@ pub fn jobs_table(jobs: &[Job]) -> String {
             "Tags",
             "Cpus",
             "Cpuset",
+            "Pinning",
         ],
         &rows,
     )
@@ -158,6 +161,7 @@ pub fn job_view(job: &Job, queue_position: Option<u64>) -> String {
         );
         add("unix user", g.user.clone());
     }
+    add("pinning", job.pinning.as_ref().map(|p| p.summary()));
     add("affinity", job.affinity.map(|a| a.to_string()));
     add("priority", Some(job.priority.to_string()));
     add(
@@ -321,11 +325,30 @@ mod tests {
         let t = jobs_table(&[j.clone()]);
         let header = t.lines().next().unwrap();
         assert!(header.starts_with("TaskId  State"), "{t}");
-        assert!(header.ends_with("Cpus  Cpuset"), "{t}");
+        assert!(header.ends_with("Cpus  Cpuset  Pinning"), "{t}");
         let row = t.lines().nth(1).unwrap();
         for want in ["7", "CREATED", "echo hi", "2.500", "t1", "0-1"] {
             assert!(row.contains(want), "{want} in {row}");
         }
+        assert!(row.trim_end().ends_with('-'), "not reported yet: {row}");
+        assert!(!job_view(&j, None).contains("pinning"));
+        let mut p = j.clone();
+        p.pinning = Some(
+            serde_json::from_str(
+                r#"{"affinity":"numa-strict","mechanism":"cgroup-v1","outcome":"verified",
+                    "cpus":"0-1","mems":"0","cpus_seen":"0-1"}"#,
+            )
+            .unwrap(),
+        );
+        let t = jobs_table(&[p.clone()]);
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.trim_end().ends_with("cgroup-v1 verified"), "{t}");
+        let v = job_view(&p, None);
+        assert!(
+            v.lines().any(|l| l.starts_with("pinning ")
+                && l.ends_with("  cgroup-v1 CPUs 0-1 nodes 0: verified")),
+            "{v}"
+        );
         let v = job_view(&j, Some(3));
         assert!(
             v.contains("cpuset=0-1")

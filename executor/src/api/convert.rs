@@ -6,9 +6,10 @@
 //! - [`artifacts`]: the executor's `CommandInfo.uris` become the file names the agent's
 //!   fetcher left in the sandbox (`output_file`, else the URI's last path segment).
 //! - [`status`]: a [`TaskUpdate`] becomes a `TaskStatus` from `SOURCE_EXECUTOR` with a
-//!   fresh v4 UUID, the state, reason, message and, in `data` as JSON, the pinning report
-//!   (`TASK_RUNNING`) or the command's `exit_code` and, when the job left processes
-//!   behind, their count `leftovers` (terminal states).
+//!   fresh v4 UUID, the state, reason, message and, in `data`, the serialised
+//!   [`TaskReport`] (`retz_proto::task`): the task's `work_dir` and verified `pinning`
+//!   (`TASK_RUNNING`), or its `exit_code`/`signal`, `leftovers` and `pinning` (terminal
+//!   states).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,8 +19,10 @@ use retz_proto::mesos::{
     self, ExecutorId, ExecutorInfo, TaskId, TaskInfo, TaskState, TaskStatus, task_status,
 };
 
+use retz_proto::task::TaskReport;
+
 use crate::runtime::{FailReason, TaskLaunch, TaskUpdate};
-use crate::spec::{PlainCommand, SpecError, TaskSpec};
+use crate::spec::{PlainCommand, SpecError, TaskSpec, from_plain_command};
 
 /// A task whose description cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +38,7 @@ pub enum TaskInfoError {
 /// The runtime launch for a `TaskInfo`.
 pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
     let spec = match task.data.as_deref().filter(|d| !d.is_empty()) {
-        Some(data) => TaskSpec::from_json(data)?,
+        Some(data) => TaskSpec::from_slice(data)?,
         None => {
             let command = task
                 .command
@@ -55,7 +58,7 @@ pub fn task_launch(task: &TaskInfo) -> Result<TaskLaunch, TaskInfoError> {
                 .flat_map(|e| &e.variables)
                 .filter_map(|v| Some((v.name.clone(), v.value.clone()?)))
                 .collect();
-            let mut spec = TaskSpec::from_plain_command(&PlainCommand {
+            let mut spec = from_plain_command(&PlainCommand {
                 value: command.value.clone().unwrap_or_default(),
                 shell: command.shell.unwrap_or(true),
                 arguments: command.arguments.clone(),
@@ -117,19 +120,34 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
             TaskState::TaskRunning,
             None,
             pinning.summary(),
-            Some(running_data(pinning, work_dir)),
+            TaskReport {
+                work_dir: Some(work_dir.display().to_string()),
+                pinning: Some(pinning.verified()),
+                ..TaskReport::default()
+            },
         ),
-        TaskUpdate::Finished { message, leftovers } => (
+        TaskUpdate::Finished {
+            message,
+            leftovers,
+            pinning,
+        } => (
             TaskState::TaskFinished,
             None,
             message.clone(),
-            terminal_data(Some(0), *leftovers),
+            TaskReport {
+                exit_code: Some(0),
+                leftovers: *leftovers,
+                pinning: pinning.as_deref().cloned(),
+                ..TaskReport::default()
+            },
         ),
         TaskUpdate::Failed {
             reason,
             message,
             exit_code,
+            signal,
             leftovers,
+            pinning,
         } => {
             let reason = match reason {
                 FailReason::InvalidTask => Some(Reason::TaskInvalid),
@@ -143,53 +161,33 @@ pub fn status(task_id: &str, executor_id: &str, update: &TaskUpdate) -> TaskStat
                 TaskState::TaskFailed,
                 reason,
                 message.clone(),
-                terminal_data(*exit_code, *leftovers),
+                TaskReport {
+                    exit_code: *exit_code,
+                    signal: *signal,
+                    leftovers: *leftovers,
+                    pinning: pinning.as_deref().cloned(),
+                    ..TaskReport::default()
+                },
             )
         }
         TaskUpdate::Killed {
             during_launch,
             message,
             leftovers,
+            pinning,
         } => (
             TaskState::TaskKilled,
             during_launch.then_some(Reason::TaskKilledDuringLaunch),
             message.clone(),
-            terminal_data(None, *leftovers),
+            TaskReport {
+                leftovers: *leftovers,
+                pinning: pinning.as_deref().cloned(),
+                ..TaskReport::default()
+            },
         ),
     };
+    let data = (!data.is_empty()).then(|| data.to_vec());
     new_status(task_id, executor_id, state, reason, message, data)
-}
-
-/// `TaskStatus.data` of TASK_RUNNING: the pinning report's fields plus `work_dir`, the
-/// task's directory (retz-server serves the job's files from there).
-fn running_data(pinning: &crate::pinning::PinningReport, work_dir: &std::path::Path) -> Vec<u8> {
-    let mut value = serde_json::to_value(pinning).unwrap_or_else(|_| serde_json::json!({}));
-    if let Some(map) = value.as_object_mut() {
-        map.insert(
-            "work_dir".to_owned(),
-            serde_json::Value::String(work_dir.display().to_string()),
-        );
-    }
-    serde_json::to_vec(&value).unwrap_or_default()
-}
-
-/// `TaskStatus.data` of a task whose command exited: `{"exit_code":N}`, read by
-/// retz-server as the job's `result`.
-pub fn exit_data(code: i32) -> Vec<u8> {
-    format!("{{\"exit_code\":{code}}}").into_bytes()
-}
-
-/// `TaskStatus.data` of a terminal state: `exit_code` when the command exited,
-/// `leftovers` when it left processes behind; `None` when neither.
-pub fn terminal_data(exit_code: Option<i32>, leftovers: u32) -> Option<Vec<u8>> {
-    if leftovers == 0 {
-        return exit_code.map(exit_data);
-    }
-    let mut value = serde_json::json!({ "leftovers": leftovers });
-    if let Some(code) = exit_code {
-        value["exit_code"] = code.into();
-    }
-    Some(value.to_string().into_bytes())
 }
 
 /// A `TaskStatus` with the executor's fixed fields filled in.
@@ -265,7 +263,7 @@ mod tests {
         let spec = br#"{"command":"x","cpus":2,"mem_mb":9,"affinity":"spread","cpuset":"0-1"}"#;
         let l = task_launch(&task(Some(spec), None)).unwrap();
         assert_eq!(l.task_id, "t1");
-        assert_eq!(l.spec.cpuset.as_deref(), Some("0-1"));
+        assert_eq!(l.spec.cpuset, Some("0-1".parse().unwrap()));
         assert_eq!(l.kill_grace, Some(Duration::from_millis(1500)));
         let err = task_launch(&task(Some(b"{oops"), None)).unwrap_err();
         assert!(err.to_string().contains("not a Retz task spec"), "{err}");
@@ -356,7 +354,8 @@ mod tests {
             data.get("work_dir").is_some_and(|w| w.is_string()),
             "{data}"
         );
-        assert!(data.get("drift").is_some(), "{data}");
+        assert_eq!(data["pinning"]["outcome"], "unverifiable", "{data}");
+        assert_eq!(data["pinning"]["mechanism"], "none", "{data}");
         assert_eq!(s.executor_id.as_ref().unwrap().value, "e");
         let s = status(
             "t",
@@ -365,7 +364,9 @@ mod tests {
                 reason: FailReason::InvalidTask,
                 message: "bad".into(),
                 exit_code: None,
+                signal: None,
                 leftovers: 0,
+                pinning: None,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFailed);
@@ -378,7 +379,9 @@ mod tests {
                 reason: FailReason::CommandFailed,
                 message: "command exited with code 3".into(),
                 exit_code: Some(3),
+                signal: None,
                 leftovers: 0,
+                pinning: None,
             },
         );
         assert_eq!(s.data.as_deref(), Some(&b"{\"exit_code\":3}"[..]));
@@ -390,7 +393,9 @@ mod tests {
                 reason: FailReason::UserRefused,
                 message: "job user \"root\" has uid 0".into(),
                 exit_code: None,
+                signal: None,
                 leftovers: 0,
+                pinning: None,
             },
         );
         assert_eq!(s.reason(), task_status::Reason::TaskUnauthorized);
@@ -401,6 +406,7 @@ mod tests {
                 during_launch: true,
                 message: "k".into(),
                 leftovers: 0,
+                pinning: None,
             },
         );
         assert_eq!(s.state(), TaskState::TaskKilled);
@@ -413,6 +419,7 @@ mod tests {
                 during_launch: false,
                 message: "killed; 1 leftover process killed".into(),
                 leftovers: 1,
+                pinning: None,
             },
         );
         assert_eq!(s.data.as_deref(), Some(&b"{\"leftovers\":1}"[..]));
@@ -422,6 +429,7 @@ mod tests {
             &TaskUpdate::Finished {
                 message: "ok".into(),
                 leftovers: 0,
+                pinning: None,
             },
         );
         assert_eq!(s.state(), TaskState::TaskFinished);
@@ -433,9 +441,27 @@ mod tests {
             &TaskUpdate::Finished {
                 message: "command exited with code 0; 2 leftover processes killed".into(),
                 leftovers: 2,
+                pinning: Some(Box::new(PinningReport::default().verified())),
             },
         );
-        let data: serde_json::Value = serde_json::from_slice(s.data.as_ref().unwrap()).unwrap();
-        assert_eq!(data, serde_json::json!({"exit_code": 0, "leftovers": 2}));
+        let report = TaskReport::from_slice(s.data.as_ref().unwrap()).unwrap();
+        assert_eq!((report.exit_code, report.leftovers), (Some(0), 2));
+        assert_eq!(
+            report.pinning.map(|p| p.outcome),
+            Some(retz_proto::task::Verification::Unverifiable)
+        );
+        let s = status(
+            "t",
+            "e",
+            &TaskUpdate::Failed {
+                reason: FailReason::CommandFailed,
+                message: "command killed by signal 9 (SIGKILL)".into(),
+                exit_code: None,
+                signal: Some(9),
+                leftovers: 0,
+                pinning: None,
+            },
+        );
+        assert_eq!(s.data.as_deref(), Some(&b"{\"signal\":9}"[..]));
     }
 }

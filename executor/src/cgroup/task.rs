@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::hierarchy::{Cgroups, write};
 use super::{CgroupError, CgroupVersion};
-use crate::idlist::IdList;
 use crate::sys::{Signal, SignalTarget, Sys, is_gone};
+use retz_placement::{CpuSet, NodeSet};
 
 /// Rounds of kill-and-check before giving up on emptying a cgroup.
 const KILL_ROUNDS: u32 = 100;
@@ -36,9 +36,9 @@ pub struct TaskCgroup {
     /// The v1 freezer hierarchy directory, when that hierarchy is used.
     pub freezer_dir: Option<PathBuf>,
     /// `cpuset.cpus` as written (v2: `None` when inherited).
-    pub cpus: Option<IdList>,
+    pub cpus: Option<CpuSet>,
     /// `cpuset.mems` as written (v2: `None` when inherited).
-    pub mems: Option<IdList>,
+    pub mems: Option<NodeSet>,
     /// The memory limit applied, in bytes.
     pub memory_limit: Option<u64>,
     /// `(hierarchy name, path)` as `/proc/<pid>/cgroup` shows membership (`""` for v2).
@@ -69,8 +69,8 @@ impl Cgroups {
         &self,
         sys: &dyn Sys,
         key: &str,
-        cpus: Option<&IdList>,
-        mems: Option<&IdList>,
+        cpus: Option<&CpuSet>,
+        mems: Option<&NodeSet>,
         memory_limit: Option<u64>,
     ) -> Result<TaskCgroup, CgroupError> {
         let cpuset_dir = self.cpuset.scope.join(key);
@@ -133,11 +133,11 @@ impl Cgroups {
         sys: &dyn Sys,
         cpuset_dir: &Path,
         [memory_dir, freezer_dir]: [Option<&Path>; 2],
-        cpus: Option<&IdList>,
-        mems: Option<&IdList>,
+        cpus: Option<&CpuSet>,
+        mems: Option<&NodeSet>,
         memory_limit: Option<u64>,
         created: &mut Vec<PathBuf>,
-    ) -> Result<(Option<IdList>, Option<IdList>, Option<u64>), CgroupError> {
+    ) -> Result<(Option<CpuSet>, Option<NodeSet>, Option<u64>), CgroupError> {
         let mut dirs = vec![cpuset_dir];
         dirs.extend(memory_dir);
         dirs.extend(freezer_dir);
@@ -151,23 +151,10 @@ impl Cgroups {
         }
         let (cpus, mems) = match self.version {
             CgroupVersion::V1 => {
-                let inherit = |file: &str, given: Option<&IdList>| -> Result<IdList, CgroupError> {
-                    match given {
-                        Some(list) => Ok(list.clone()),
-                        None => {
-                            let path = self.cpuset.scope.join(file);
-                            let text = sys
-                                .read_file(&path)
-                                .map_err(|e| CgroupError::new("read", &path, e))?;
-                            IdList::parse(&text).map_err(|e| {
-                                CgroupError::new("parse", &path, io::Error::other(e.to_string()))
-                            })
-                        }
-                    }
-                };
+                let scope = &self.cpuset.scope;
                 (
-                    Some(inherit("cpuset.cpus", cpus)?),
-                    Some(inherit("cpuset.mems", mems)?),
+                    Some(inherit(sys, scope, "cpuset.cpus", cpus)?),
+                    Some(inherit(sys, scope, "cpuset.mems", mems)?),
                 )
             }
             CgroupVersion::V2 => (cpus.cloned(), mems.cloned()),
@@ -346,6 +333,26 @@ async fn freeze_and_kill(
     result
 }
 
+/// `given`, else the list in the scope's `file` (v1 levels inherit their parent's).
+fn inherit<T>(sys: &dyn Sys, scope: &Path, file: &str, given: Option<&T>) -> Result<T, CgroupError>
+where
+    T: Clone + std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match given {
+        Some(list) => Ok(list.clone()),
+        None => {
+            let path = scope.join(file);
+            let text = sys
+                .read_file(&path)
+                .map_err(|e| CgroupError::new("read", &path, e))?;
+            text.parse().map_err(|e: T::Err| {
+                CgroupError::new("parse", &path, io::Error::other(e.to_string()))
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,7 +392,7 @@ mod tests {
     #[tokio::test]
     async fn v1_task_cpuset_written_before_the_pid_joins() {
         let (tmp, fake, cgs) = setup(FakeLayout::V1);
-        let one = IdList::parse("1").unwrap();
+        let one = "1".parse::<CpuSet>().unwrap();
         let cg = cgs
             .create_task(&fake, "t1", Some(&one), None, Some(64 << 20))
             .await
@@ -452,7 +459,7 @@ mod tests {
     #[tokio::test]
     async fn v2_task_uses_one_dir_and_cgroup_kill() {
         let (tmp, fake, cgs) = setup(FakeLayout::V2);
-        let cpus = IdList::parse("2-3").unwrap();
+        let cpus = "2-3".parse::<CpuSet>().unwrap();
         let cg = cgs
             .create_task(&fake, "t", Some(&cpus), None, Some(1 << 30))
             .await
@@ -485,7 +492,13 @@ mod tests {
         let (_tmp, fake, cgs) = setup(FakeLayout::V1);
         let dir = fake.cgroup_root().join("cpuset/retz/e/bad");
         let err = cgs
-            .create_task(&fake, "bad", Some(&IdList::parse("9").unwrap()), None, None)
+            .create_task(
+                &fake,
+                "bad",
+                Some(&"9".parse::<CpuSet>().unwrap()),
+                None,
+                None,
+            )
             .await
             .unwrap_err();
         let msg = err.to_string();

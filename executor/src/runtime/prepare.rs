@@ -38,7 +38,9 @@ impl Inner {
             reason: FailReason::LaunchFailed,
             message,
             exit_code: None,
+            signal: None,
             leftovers: 0,
+            pinning: None,
         };
         tokio::select! {
             r = prepare => match r {
@@ -50,6 +52,7 @@ impl Inner {
                 during_launch: true,
                 message: "killed before the task started".into(),
                 leftovers: 0,
+                pinning: None,
             }),
         }
     }

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use super::*;
 use crate::cgroup::CgroupConfig;
-use crate::spec::{Affinity, TaskSpec};
+use crate::spec::TaskSpec;
 use crate::sys::fake::{FakeBehavior, FakeLayout, FakeSys, Op};
 use crate::sys::{Signal, SignalTarget};
+use retz_placement::AffinityPolicy;
+use retz_proto::task::{PinMechanism, Verification};
 
 struct Rig {
     _tmp: tempfile::TempDir,
@@ -73,9 +75,9 @@ fn spec(cpuset: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 64,
         gpus: 0,
-        cpuset: Some(cpuset.into()),
-        mem_nodes: Some("0".into()),
-        affinity: Affinity::NumaStrict,
+        cpuset: Some(cpuset.parse().unwrap()),
+        mem_nodes: Some("0".parse().unwrap()),
+        affinity: AffinityPolicy::NumaStrict,
         mem_policy: None,
         pin_required: true,
         job_id: Some(5),
@@ -122,8 +124,8 @@ async fn pinned_task_runs_and_finishes_clean() {
     launch(&r.rt, "t1", spec("1"));
     let (id, pid, report) = running(&mut r.events).await;
     assert_eq!(id, "t1");
-    assert_eq!(report.cpus.as_deref(), Some("1"));
-    assert_eq!(report.observed_cpus.as_deref(), Some("1"));
+    assert_eq!(report.cpus, Some("1".parse().unwrap()));
+    assert_eq!(report.observed_cpus, Some("1".parse().unwrap()));
     assert_eq!(report.mem_policy.as_deref(), Some("bind 0"));
     assert!(report.drift.is_empty(), "{:?}", report.drift);
     let cg = report.cgroup.clone().expect("a cgroup");
@@ -203,13 +205,22 @@ async fn pinned_task_runs_and_finishes_clean() {
 
     r.fake.exit(pid, ExitStatus::Code(0));
     let ev = next(&mut r.events).await;
+    let TaskUpdate::Finished {
+        message,
+        leftovers,
+        pinning,
+    } = ev.update
+    else {
+        panic!("expected Finished, got {ev:?}");
+    };
     assert_eq!(
-        ev.update,
-        TaskUpdate::Finished {
-            message: "command exited with code 0".into(),
-            leftovers: 0
-        }
+        (message.as_str(), leftovers),
+        ("command exited with code 0", 0)
     );
+    let pinning = pinning.expect("the terminal update carries the verified pinning");
+    assert_eq!(pinning.outcome, Verification::Verified);
+    assert_eq!(pinning.mechanism, PinMechanism::CgroupV1);
+    assert_eq!(pinning.cpus_seen, Some("1".parse().unwrap()));
     assert!(!dir.exists(), "task cgroup removed");
     assert!(!r.fake.cgroup_root().join("memory/retz/exec/t1").exists());
     assert!(r.rt.active_tasks().is_empty());
@@ -228,10 +239,8 @@ async fn exit_codes_and_signals_fail_the_task() {
     });
     launch(&r.rt, "t3", spec("1"));
     let (_, _, report) = running(&mut r.events).await;
-    assert!(
-        report.notes.iter().any(|n| n.contains("exited before")),
-        "{report:?}"
-    );
+    assert_eq!(report.outcome, Some(Verification::Exited), "{report:?}");
+    assert!(report.summary().contains("exited before"), "{report:?}");
     let ev = next(&mut r.events).await;
     match ev.update {
         TaskUpdate::Failed {
@@ -332,13 +341,11 @@ async fn leftovers_of_a_finished_task_are_killed() {
     launch(&r.rt, "t", spec("2"));
     let (_, pid, _) = running(&mut r.events).await;
     r.fake.exit(pid, ExitStatus::Code(0));
-    assert_eq!(
+    assert!(matches!(
         next(&mut r.events).await.update,
-        TaskUpdate::Finished {
-            message: "command exited with code 0; 1 leftover process killed".into(),
-            leftovers: 1
-        }
-    );
+        TaskUpdate::Finished { message, leftovers: 1, .. }
+            if message == "command exited with code 0; 1 leftover process killed"
+    ));
     assert!(r.fake.alive_pids().is_empty());
     assert!(!r.fake.cgroup_root().join("retz/exec/t").exists());
 }
@@ -371,7 +378,7 @@ async fn impossible_required_pinning_fails_before_spawning() {
     s.pin_required = false;
     launch(&r.rt, "t2", s);
     let (_, _, report) = running(&mut r.events).await;
-    assert_eq!(report.cpus.as_deref(), Some("2-3"));
+    assert_eq!(report.cpus, Some("2-3".parse().unwrap()));
     assert!(report.notes.iter().any(|n| n.contains("4-9")), "{report:?}");
 }
 
@@ -379,7 +386,7 @@ async fn impossible_required_pinning_fails_before_spawning() {
 async fn drift_fails_a_required_task_and_is_reported_otherwise() {
     let mut r = rig(FakeLayout::V1).await;
     r.fake.set_behavior(|_| FakeBehavior {
-        reported_cpus: Some(crate::idlist::IdList::parse("0-3").unwrap()),
+        reported_cpus: Some("0-3".parse().unwrap()),
         ..Default::default()
     });
     launch(&r.rt, "req", spec("1"));
@@ -410,7 +417,7 @@ async fn without_cgroup_rights_affinity_alone() {
         "{}",
         report.summary()
     );
-    assert_eq!(report.observed_cpus.as_deref(), Some("1"));
+    assert_eq!(report.observed_cpus, Some("1".parse().unwrap()));
     let Op::Spawn {
         cgroup_procs,
         affinity,
@@ -492,6 +499,7 @@ async fn kill_during_launch() {
             during_launch: true,
             message: "killed before the task started".into(),
             leftovers: 0,
+            pinning: None,
         }
     );
     drop(guard);
@@ -511,7 +519,7 @@ async fn concurrent_tasks_each_get_their_cpus() {
     let mut seen = BTreeMap::new();
     for _ in 0..2 {
         let (id, pid, report) = running(&mut r.events).await;
-        seen.insert(id, (pid, report.observed_cpus.unwrap()));
+        seen.insert(id, (pid, report.observed_cpus.unwrap().to_string()));
     }
     assert_eq!(seen["a"].1, "0");
     assert_eq!(seen["b"].1, "1");

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nix::fcntl::OFlag;
-use nix::sched::CpuSet;
+use nix::sched::CpuSet as CpuMask;
 use nix::sys::signal::{Signal as NixSignal, kill, killpg};
 use nix::unistd::{AccessFlags, Pid, access};
 
@@ -40,7 +40,6 @@ use super::{
     Account, Credentials, ExitStatus, Signal, SignalTarget, SpawnError, SpawnPlan, Spawned, Sys,
     TaskExit,
 };
-use crate::idlist::IdList;
 use crate::spec::MemPolicy;
 #[cfg(test)]
 use child::encode;
@@ -50,6 +49,7 @@ use child::{
     STEP_MOUNT_PROC, STEP_MOUNT_SLAVE, STEP_NO_NEW_PRIVS, STEP_SETGID, STEP_SETGROUPS, STEP_SETUID,
     STEP_SIGNALS, STEP_UNSHARE,
 };
+use retz_placement::{CpuSet, NodeSet};
 
 /// The real kernel.
 #[derive(Debug, Clone, Copy, Default)]
@@ -323,16 +323,16 @@ fn decode_spawn_error(err: io::Error, plan: &SpawnPlan) -> SpawnError {
 }
 
 /// A `cpu_set_t` holding `cpus`.
-pub fn cpu_set(cpus: &IdList) -> Result<CpuSet, SpawnError> {
+pub fn cpu_set(cpus: &CpuSet) -> Result<CpuMask, SpawnError> {
     if cpus.is_empty() {
         return Err(SpawnError::Invalid("empty CPU affinity".into()));
     }
-    let mut set = CpuSet::new();
+    let mut set = CpuMask::new();
     for cpu in cpus.iter() {
-        set.set(cpu as usize).map_err(|_| {
+        set.set(cpu.0 as usize).map_err(|_| {
             SpawnError::Invalid(format!(
                 "CPU {cpu} is beyond the {} CPUs an affinity mask holds",
-                CpuSet::count()
+                CpuMask::count()
             ))
         })?;
     }
@@ -341,7 +341,7 @@ pub fn cpu_set(cpus: &IdList) -> Result<CpuSet, SpawnError> {
 
 fn node_mask(
     policy: MemPolicy,
-    nodes: &IdList,
+    nodes: &NodeSet,
 ) -> Result<(libc::c_int, Vec<libc::c_ulong>), SpawnError> {
     let mode = match policy {
         MemPolicy::Bind => libc::MPOL_BIND,
@@ -352,8 +352,8 @@ fn node_mask(
     let bits = libc::c_ulong::BITS;
     let chosen: Vec<u32> = match policy {
         // MPOL_PREFERRED takes one node.
-        MemPolicy::Preferred => nodes.first().into_iter().collect(),
-        _ => nodes.iter().collect(),
+        MemPolicy::Preferred => nodes.first().into_iter().map(|n| n.0).collect(),
+        _ => nodes.iter().map(|n| n.0).collect(),
     };
     let Some(&last) = chosen.last() else {
         return Err(SpawnError::Invalid(format!(
@@ -373,22 +373,20 @@ mod tests {
 
     #[test]
     fn node_masks() {
-        let (mode, mask) = node_mask(MemPolicy::Bind, &IdList::parse("0,2,64").unwrap()).unwrap();
+        let (mode, mask) = node_mask(MemPolicy::Bind, &"0,2,64".parse().unwrap()).unwrap();
         assert_eq!(mode, libc::MPOL_BIND);
         assert_eq!(mask, vec![0b101, 1]);
-        let (mode, mask) = node_mask(MemPolicy::Preferred, &IdList::parse("3-5").unwrap()).unwrap();
+        let (mode, mask) = node_mask(MemPolicy::Preferred, &"3-5".parse().unwrap()).unwrap();
         assert_eq!(mode, libc::MPOL_PREFERRED);
         assert_eq!(mask, vec![0b1000]);
-        assert!(node_mask(MemPolicy::Interleave, &IdList::new()).is_err());
+        assert!(node_mask(MemPolicy::Interleave, &NodeSet::new()).is_err());
     }
 
     #[test]
     fn cpu_sets_refuse_what_they_cannot_hold() {
-        assert!(cpu_set(&IdList::parse("0-1").unwrap()).is_ok());
-        assert!(cpu_set(&IdList::new()).is_err());
-        let msg = cpu_set(&IdList::parse("5000").unwrap())
-            .unwrap_err()
-            .to_string();
+        assert!(cpu_set(&"0-1".parse().unwrap()).is_ok());
+        assert!(cpu_set(&CpuSet::new()).is_err());
+        let msg = cpu_set(&"5000".parse().unwrap()).unwrap_err().to_string();
         assert!(msg.contains("CPU 5000"), "{msg}");
     }
 
@@ -401,8 +399,8 @@ mod tests {
             stdout: "/w/o".into(),
             stderr: "/w/e".into(),
             cgroup_procs: vec!["/cg/a/cgroup.procs".into(), "/cg/b/cgroup.procs".into()],
-            affinity: Some(IdList::parse("1").unwrap()),
-            mem_policy: Some((MemPolicy::Bind, IdList::parse("0").unwrap())),
+            affinity: Some("1".parse().unwrap()),
+            mem_policy: Some((MemPolicy::Bind, "0".parse().unwrap())),
             identity: Some(crate::sys::Identity {
                 uid: 65534,
                 gid: 65534,

@@ -37,8 +37,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use crate::idlist::IdList;
 use crate::spec::MemPolicy;
+use retz_placement::{CpuSet, NodeSet};
 
 /// A signal the executor sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,9 +158,9 @@ pub struct SpawnPlan {
     /// `cgroup.procs` files the child joins before exec, in order.
     pub cgroup_procs: Vec<PathBuf>,
     /// CPU affinity set before exec.
-    pub affinity: Option<IdList>,
+    pub affinity: Option<CpuSet>,
     /// NUMA memory policy and its nodes, set before exec (never [`MemPolicy::None`]).
-    pub mem_policy: Option<(MemPolicy, IdList)>,
+    pub mem_policy: Option<(MemPolicy, NodeSet)>,
     /// Who the job runs as; `None`: as the executor's own user (no switch).
     pub identity: Option<Identity>,
     /// Start the job in a new PID namespace (needs `CAP_SYS_ADMIN`).

@@ -12,8 +12,9 @@ use std::time::Duration;
 use retz_executor::cgroup::CgroupConfig;
 use retz_executor::pinning::PinningReport;
 use retz_executor::runtime::{RuntimeConfig, TaskEvent, TaskLaunch, TaskRuntime, TaskUpdate};
-use retz_executor::spec::{Affinity, MemPolicy, TaskSpec};
+use retz_executor::spec::{MemPolicy, TaskSpec};
 use retz_executor::sys::linux::LinuxSys;
+use retz_placement::{AffinityPolicy, CpuId};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 pub struct Rig {
@@ -118,7 +119,7 @@ pub async fn rig_with(name: &str, configure: impl FnOnce(&mut RuntimeConfig)) ->
     }
     let cpus = &rt.machine().cpus;
     if !require(
-        cpus.contains(0) && cpus.contains(1),
+        cpus.contains(CpuId(0)) && cpus.contains(CpuId(1)),
         "CPUs 0 and 1 are not both allowed",
     ) {
         return None;
@@ -133,9 +134,9 @@ pub fn spec(command: &str, cpuset: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 256,
         gpus: 0,
-        cpuset: Some(cpuset.into()),
-        mem_nodes: Some("0".into()),
-        affinity: Affinity::NumaStrict,
+        cpuset: Some(cpuset.parse().unwrap()),
+        mem_nodes: Some("0".parse().unwrap()),
+        affinity: AffinityPolicy::NumaStrict,
         mem_policy: Some(MemPolicy::Bind),
         pin_required: true,
         job_id: Some(7),

@@ -255,6 +255,11 @@ pub struct Job {
     /// TASK_KILLED that follows ends it with `Canceled by user`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub kill_requested: bool,
+    /// The pinning retz-executor applied to the current attempt and verified (from its
+    /// TASK_RUNNING and terminal reports); absent until it reported, and for executors
+    /// that do not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<crate::task::VerifiedPinning>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -295,6 +300,7 @@ impl Job {
             granted: None,
             pending: None,
             kill_requested: false,
+            pinning: None,
         }
     }
 
@@ -379,6 +385,24 @@ mod tests {
         let e =
             serde_json::from_str::<Grant>(r#"{"cpu":1,"memMB":32,"ports":[70000]}"#).unwrap_err();
         assert!(e.to_string().contains("70000"), "{e}");
+    }
+
+    #[test]
+    fn the_verified_pinning_is_shown_once_reported() {
+        let mut j = Job::new("a", "true");
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(!text.contains("pinning"), "{text}");
+        j.pinning = Some(
+            serde_json::from_str(
+                r#"{"affinity":"numa-strict","mechanism":"cgroup-v1","outcome":"verified",
+                    "cpus":"3","cpus_seen":"3"}"#,
+            )
+            .unwrap(),
+        );
+        let v = serde_json::to_value(&j).unwrap();
+        assert_eq!(v["pinning"]["mechanism"], "cgroup-v1");
+        assert_eq!(v["pinning"]["cpus_seen"], "3");
+        assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j);
     }
 
     #[test]

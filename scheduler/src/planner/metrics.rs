@@ -1,9 +1,17 @@
 //! The planner's counters and its placement-latency histogram, rendered in the
 //! Prometheus text format. Lock-free: the loop updates atomics, `/metrics` reads them.
+//!
+//! The pinning counters (`retz_tasks_pinning_*_total`) count the verified pinnings
+//! retz-executor reported, one per task attempt: they start from the stored jobs' at
+//! planner start (so a restart does not reset them to zero) and grow with each new
+//! report.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use retz_proto::task::Verification;
 
 /// Upper bounds (µs) of the placement-latency histogram buckets.
 const BUCKETS_US: [u64; 12] = [
@@ -29,6 +37,12 @@ pub struct PlannerMetrics {
     pub planner_queue: AtomicU64,
     /// Queued jobs whose full record the planner holds (the window; gauge).
     pub window_cached: AtomicU64,
+    /// Task pinnings the executor verified (seen as applied).
+    pub pinning_verified: AtomicU64,
+    /// Task pinnings whose verification showed drift (with evidence).
+    pub pinning_drift: AtomicU64,
+    /// Task pinnings not observed: the task exited before, or `/proc` was unreadable.
+    pub pinning_unobserved: AtomicU64,
     buckets: [AtomicU64; BUCKETS_US.len()],
     cycles: AtomicU64,
     cycle_us_sum: AtomicU64,
@@ -45,6 +59,29 @@ impl PlannerMetrics {
         }
         self.cycles.fetch_add(1, Ordering::Relaxed);
         self.cycle_us_sum.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Counts one reported pinning.
+    pub fn count_pinning(&self, outcome: Verification) {
+        let counter = match outcome {
+            Verification::Verified => &self.pinning_verified,
+            Verification::Drift => &self.pinning_drift,
+            Verification::Exited | Verification::Unverifiable => &self.pinning_unobserved,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds the stored jobs' pinning outcomes (by wire name, as
+    /// `Store::pinning_counts` gives them) to the counters.
+    pub fn start_pinning(&self, counts: &BTreeMap<String, u64>) {
+        for (name, n) in counts {
+            let counter = match name.as_str() {
+                "verified" => &self.pinning_verified,
+                "drift" => &self.pinning_drift,
+                _ => &self.pinning_unobserved,
+            };
+            counter.fetch_add(*n, Ordering::Relaxed);
+        }
     }
 
     /// Share of launched tasks that are NUMA-local (1 when none launched yet).
@@ -92,6 +129,21 @@ impl PlannerMetrics {
             "retz_status_updates_total",
             "Mesos task status updates handled.",
             get(&self.status_updates),
+        );
+        counter(
+            "retz_tasks_pinning_verified_total",
+            "Task pinnings retz-executor read back from the kernel as applied.",
+            get(&self.pinning_verified),
+        );
+        counter(
+            "retz_tasks_pinning_drift_total",
+            "Task pinnings whose verification showed drift (a running task seen with other CPUs, nodes or cgroups).",
+            get(&self.pinning_drift),
+        );
+        counter(
+            "retz_tasks_pinning_unobserved_total",
+            "Task pinnings not verified: the task exited first, or /proc could not be read.",
+            get(&self.pinning_unobserved),
         );
         let mut gauge = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -172,5 +224,28 @@ mod tests {
         m.tasks_launched.store(4, Ordering::Relaxed);
         m.tasks_numa_local.store(3, Ordering::Relaxed);
         assert_eq!(m.numa_local_ratio(), 0.75);
+    }
+
+    #[test]
+    fn pinning_counters_start_from_the_store_and_count_reports() {
+        let m = PlannerMetrics::default();
+        m.start_pinning(&BTreeMap::from([
+            ("verified".to_owned(), 5),
+            ("drift".to_owned(), 1),
+            ("exited".to_owned(), 2),
+            ("unverifiable".to_owned(), 1),
+        ]));
+        m.count_pinning(Verification::Verified);
+        m.count_pinning(Verification::Drift);
+        m.count_pinning(Verification::Exited);
+        let text = m.render();
+        for line in [
+            "retz_tasks_pinning_verified_total 6\n",
+            "retz_tasks_pinning_drift_total 2\n",
+            "retz_tasks_pinning_unobserved_total 4\n",
+            "# TYPE retz_tasks_pinning_drift_total counter\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

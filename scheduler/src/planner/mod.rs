@@ -7,13 +7,18 @@
 //! * [`cycle`] — one pure planning cycle over a batch of offers.
 //! * [`ports`] — the agents' offered `ports` ranges, handed out to jobs (`$PORT0`..).
 //! * [`service`] — the loop ([`Planner`]) and its link to the HTTP API ([`PlannerLink`]).
+//! * [`report`] — the executor's task report in status updates (exit code, work dir,
+//!   verified pinning).
+//! * `link` — [`PlannerLink`], the planner as the HTTP API sees it.
 //! * [`metrics`] — counters and the placement-latency histogram.
 //! * [`record`] — `--record-events`.
 
 pub mod cycle;
+mod link;
 pub mod metrics;
 pub mod ports;
 pub mod record;
+pub mod report;
 pub mod request;
 pub mod service;
 pub mod task;

@@ -1,7 +1,7 @@
 //! The planner loop: Mesos events in, calls out, the store as the source of truth.
 //!
 //! One task owns the queue window and the Mesos driver; the HTTP API talks to it through
-//! [`PlannerLink`] (a [`PlannerHandle`]) without waiting. Order of effects, so that a
+//! [`PlannerLink`] (a [`PlannerHandle`](crate::http::PlannerHandle)) without waiting. Order of effects, so that a
 //! crash at any point neither loses nor doubles a job:
 //! - launch: the job is stored STARTING with its new task id (compare-and-set on QUEUED)
 //!   *before* the ACCEPT is sent; after a crash in between, reconciliation answers
@@ -30,11 +30,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::cycle::{CycleContext, plan_cycle};
+pub use super::link::PlannerLink;
+use super::link::{Command, lock};
 use super::metrics::PlannerMetrics;
 use super::record::Recorder;
+use super::report::{self, StatusReport, is_terminal};
 use super::task::ExecutorLocation;
 use crate::config::PlannerSection;
-use crate::http::{PlannerHandle, PlannerStatus};
+use crate::http::PlannerStatus;
 use crate::identity::LaunchUsers;
 use crate::mesos::{SchedulerDriver, SchedulerEvent};
 use crate::statem::{self, RetryPolicy, StatusInput, Transition};
@@ -57,52 +60,6 @@ pub struct PlannerOptions {
     pub record_events: Option<PathBuf>,
     /// How many queued jobs one cycle considers (in priority, id order).
     pub window: usize,
-}
-
-enum Command {
-    Queued(Box<Job>),
-    Kill(Box<Job>),
-}
-
-/// The planner as the HTTP API sees it: non-blocking signals plus shared read-only state.
-#[derive(Debug)]
-pub struct PlannerLink {
-    tx: mpsc::UnboundedSender<Command>,
-    pending: Mutex<HashMap<u64, String>>,
-    status: Mutex<PlannerStatus>,
-    /// The loop's counters.
-    pub metrics: PlannerMetrics,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::Queued(j) => write!(f, "Queued({})", j.id),
-            Command::Kill(j) => write!(f, "Kill({})", j.id),
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl PlannerHandle for PlannerLink {
-    fn job_queued(&self, job: &Job) {
-        let _ = self.tx.send(Command::Queued(Box::new(job.clone())));
-    }
-    fn kill_requested(&self, job: &Job) {
-        let _ = self.tx.send(Command::Kill(Box::new(job.clone())));
-    }
-    fn pending_reason(&self, job_id: u64) -> Option<String> {
-        lock(&self.pending).get(&job_id).cloned()
-    }
-    fn status(&self) -> PlannerStatus {
-        lock(&self.status).clone()
-    }
-    fn metrics_text(&self) -> String {
-        self.metrics.render()
-    }
 }
 
 /// Why the loop stopped.
@@ -184,6 +141,9 @@ impl Planner {
         mut events: mpsc::Receiver<SchedulerEvent>,
     ) -> Result<(), PlannerError> {
         self.queue = self.store.queued_keys().await?.into_iter().collect();
+        self.link
+            .metrics
+            .start_pinning(&self.store.pinning_counts().await?);
         self.publish_queue();
         info!(queued = self.queue.len(), "planner started");
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -379,7 +339,7 @@ impl Planner {
                     continue;
                 };
                 let url = l.agent_base.map(|b| format!("{b}/files/browse?path="));
-                let Some(next) = statem::on_launch(
+                let Some(mut next) = statem::on_launch(
                     &job,
                     statem::Launch {
                         agent_id: l.task.agent_id.value.clone(),
@@ -390,6 +350,8 @@ impl Planner {
                     continue;
                 };
                 debug_assert_eq!(next.attempt, l.attempt);
+                // A new attempt: its pinning is reported anew.
+                next.pinning = None;
                 // Stored before the ACCEPT: see the module doc.
                 if self.store.update_job(&next, JobState::Queued).await? {
                     self.dequeue(job.priority, job.id);
@@ -557,16 +519,17 @@ impl Planner {
         }
         let gone = matches!(state, TaskState::TaskLost | TaskState::TaskUnknown)
             && status.reason() == task_status::Reason::Reconciliation;
+        let report = report::read(&status);
         let input = StatusInput {
             task_id: task_id.clone(),
             state,
             message: status.message.clone(),
-            exit_code: exit_code(&status),
+            exit_code: report.exit_code,
             agent_id: status.agent_id.as_ref().map(|a| a.value.clone()),
             gone_for_good: gone,
         };
         match self.store.job_by_task_id(&task_id).await? {
-            Some(job) => self.apply(&job, &input, work_dir(&status)).await?,
+            Some(job) => self.apply(&job, &input, &report).await?,
             None => {
                 if !is_terminal(state) {
                     // Not ours (any more): a task of a deleted job. Stop it.
@@ -588,7 +551,7 @@ impl Planner {
         &mut self,
         job: &Job,
         input: &StatusInput,
-        work_dir: Option<String>,
+        report: &StatusReport,
     ) -> Result<(), PlannerError> {
         let now = now_string();
         match statem::on_status(job, input, &self.retry, &now) {
@@ -609,8 +572,9 @@ impl Planner {
                 }
             }
             Transition::Changed(mut next) => {
+                let news = report::record_pinning(job, &mut next, report.pinning.as_ref());
                 if next.state == JobState::Started
-                    && let Some(dir) = work_dir
+                    && let Some(dir) = &report.work_dir
                     && let Some(url) = &next.url
                     && let Some(base) = url.split("/files/browse?path=").next()
                 {
@@ -618,6 +582,9 @@ impl Planner {
                 }
                 if self.store.update_job(&next, job.state).await? {
                     info!(job = job.id, from = %job.state, to = %next.state, task = %input.task_id, "job state");
+                    if let Some(p) = news {
+                        self.link.metrics.count_pinning(p.outcome);
+                    }
                     if next.state == JobState::Queued {
                         self.link
                             .metrics
@@ -631,7 +598,7 @@ impl Planner {
                     if let Some((_, fresh)) = self.store.get_job(job.id).await?
                         && fresh.state != job.state
                     {
-                        Box::pin(self.apply(&fresh, input, None)).await?;
+                        Box::pin(self.apply(&fresh, input, &StatusReport::default())).await?;
                     }
                 }
             }
@@ -689,63 +656,10 @@ impl Planner {
                 let mut input = StatusInput::new(task_id, TaskState::TaskUnreachable);
                 input.gone_for_good = true;
                 input.message = Some("unreachable for longer than the timeout".into());
-                self.apply(&job, &input, None).await?;
+                self.apply(&job, &input, &StatusReport::default()).await?;
             }
         }
         self.update_suppression().await;
         Ok(())
-    }
-}
-
-fn is_terminal(s: TaskState) -> bool {
-    !matches!(
-        s,
-        TaskState::TaskStaging
-            | TaskState::TaskStarting
-            | TaskState::TaskRunning
-            | TaskState::TaskKilling
-            | TaskState::TaskUnreachable
-    )
-}
-
-/// The exit code retz-executor puts in terminal statuses (`{"exit_code":N}`).
-fn exit_code(status: &TaskStatus) -> Option<i32> {
-    let data = status.data.as_ref()?;
-    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
-    i32::try_from(v.get("exit_code")?.as_i64()?).ok()
-}
-
-/// The task's directory retz-executor reports with TASK_RUNNING (`work_dir`).
-fn work_dir(status: &TaskStatus) -> Option<String> {
-    if status.state() != TaskState::TaskRunning {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(status.data.as_ref()?).ok()?;
-    let dir = v.get("work_dir")?.as_str()?;
-    dir.starts_with('/').then(|| dir.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_and_work_dirs_come_from_the_status_data() {
-        let mut s = TaskStatus {
-            data: Some(br#"{"exit_code":3}"#.to_vec()),
-            ..TaskStatus::default()
-        };
-        s.set_state(TaskState::TaskFailed);
-        assert_eq!(exit_code(&s), Some(3));
-        assert_eq!(work_dir(&s), None);
-        s.data = Some(b"not json".to_vec());
-        assert_eq!(exit_code(&s), None);
-        s.set_state(TaskState::TaskRunning);
-        s.data = Some(br#"{"work_dir":"/sb/tasks/t1","drift":[]}"#.to_vec());
-        assert_eq!(work_dir(&s).as_deref(), Some("/sb/tasks/t1"));
-        s.data = Some(br#"{"work_dir":"relative"}"#.to_vec());
-        assert_eq!(work_dir(&s), None);
-        assert!(is_terminal(TaskState::TaskFinished));
-        assert!(!is_terminal(TaskState::TaskUnreachable));
     }
 }

@@ -18,13 +18,13 @@
 
 use std::collections::BTreeMap;
 
-use retz_executor::spec::{Affinity, TaskSpec};
-use retz_placement::{AffinityPolicy, Assignment};
+use retz_placement::Assignment;
 use retz_proto::api::{Application, Grant, Job};
 use retz_proto::mesos::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, KillPolicy, Offer, TaskId, TaskInfo,
     command_info, executor_info,
 };
+use retz_proto::task::TaskSpec;
 use sha2::{Digest, Sha256};
 
 use crate::identity::LaunchUsers;
@@ -111,15 +111,6 @@ pub fn executor_info(
     info
 }
 
-fn spec_affinity(p: AffinityPolicy) -> Affinity {
-    match p {
-        AffinityPolicy::NumaStrict => Affinity::NumaStrict,
-        AffinityPolicy::NumaPrefer => Affinity::NumaPrefer,
-        AffinityPolicy::Spread => Affinity::Spread,
-        AffinityPolicy::None => Affinity::None,
-    }
-}
-
 /// The grant recorded on the job for `asg`, with the `ports` the cycle gave it and the
 /// Unix `user` it runs as.
 pub fn grant(asg: &Assignment, ports: &[u16], user: &str) -> Grant {
@@ -156,9 +147,9 @@ pub fn task_info(
         cpus: g.cpu,
         mem_mb: g.mem_mb,
         gpus: g.gpu,
-        cpuset: g.cpuset.clone(),
-        mem_nodes: g.numa_nodes.clone(),
-        affinity: spec_affinity(asg.policy),
+        cpuset: (asg.pinned && !asg.cpus.is_empty()).then(|| asg.cpus.clone()),
+        mem_nodes: (asg.pinned && !asg.nodes.is_empty()).then(|| asg.nodes.clone()),
+        affinity: asg.policy,
         mem_policy: None,
         pin_required: g.pinned,
         job_id: Some(job.id),
@@ -179,8 +170,7 @@ pub fn task_info(
         agent_id: offer.agent_id.clone(),
         resources: task_resources(offer, asg, g.pinned, &g.ports),
         executor: Some(executor.clone()),
-        // A TaskSpec is strings, numbers and maps of strings: it always serialises.
-        data: Some(serde_json::to_vec(&spec).unwrap_or_default()),
+        data: Some(spec.to_vec()),
         kill_policy: (app.grace_period > 0).then(|| KillPolicy {
             grace_period: Some(retz_proto::mesos::DurationInfo {
                 nanoseconds: i64::from(app.grace_period) * 1_000_000_000,
@@ -204,7 +194,7 @@ pub fn agent_base(offer: &Offer) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use retz_placement::{CpuSet, NodeSet};
+    use retz_placement::{AffinityPolicy, CpuSet, NodeSet};
 
     fn users() -> LaunchUsers {
         LaunchUsers {
@@ -308,7 +298,7 @@ mod tests {
             let mut job = Job::new(&app.appid, "id -u");
             job.id = 1;
             let t = task_info(&job, 1, app, &asg, &[], &Offer::default(), &exec, u);
-            let spec: TaskSpec = serde_json::from_slice(t.data.as_ref().unwrap()).unwrap();
+            let spec = TaskSpec::from_slice(t.data.as_ref().unwrap()).unwrap();
             spec.user
         };
         // Allowed: the app's user.

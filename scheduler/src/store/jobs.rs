@@ -91,6 +91,7 @@ impl Store {
         job.granted = None;
         job.pending = None;
         job.kill_requested = false;
+        job.pinning = None;
         let (reply, answer) = oneshot::channel();
         let request = InsertRequest {
             owner: owner.to_owned(),
@@ -245,9 +246,11 @@ impl Store {
             0
         };
         let finished_ms = job.finished.as_deref().and_then(time_ms);
+        let pinning = job.pinning.as_ref();
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, priority = $2, task_id = $3, retry = $4, cpus = $5, \
-             finished_ms = $6, json = $7 WHERE id = $8 AND state = $9",
+             finished_ms = $6, json = $7, pin_mechanism = $10, pin_outcome = $11 \
+             WHERE id = $8 AND state = $9",
         )
         .bind(job.state.as_str())
         .bind(i64::from(job.priority))
@@ -258,6 +261,8 @@ impl Store {
         .bind(json)
         .bind(to_i64(job.id))
         .bind(expected.as_str())
+        .bind(pinning.map(|p| p.mechanism.as_str()))
+        .bind(pinning.map(|p| p.outcome.as_str()))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -310,6 +315,24 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many stored jobs' current attempts reported each pinning outcome
+    /// (`verified`, `drift`, `exited`, `unverifiable`); outcomes no job has are absent.
+    pub async fn pinning_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT pin_outcome, COUNT(*) AS n FROM jobs WHERE pin_outcome IS NOT NULL \
+             GROUP BY pin_outcome",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts = BTreeMap::new();
+        for row in rows {
+            let outcome: String = row.try_get("pin_outcome")?;
+            let n: i64 = row.try_get("n")?;
+            counts.insert(outcome, to_u64(n));
+        }
+        Ok(counts)
+    }
+
     /// Jobs that ended (FINISHED or KILLED) in `[start, end)`, by end time, with owners.
     pub async fn finished_between(
         &self,
@@ -339,5 +362,45 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_verified_pinning_is_stored_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/retz.db", dir.path().display()))
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(store.insert_job("k", Job::new("a", "true")).await.unwrap());
+        }
+        assert!(store.pinning_counts().await.unwrap().is_empty());
+        let pinning = |outcome: &str| {
+            serde_json::from_str(&format!(
+                r#"{{"affinity":"numa-strict","mechanism":"cgroup-v1","outcome":"{outcome}",
+                    "cpus":"1","cpus_seen":"1"}}"#
+            ))
+            .unwrap()
+        };
+        for (job, outcome) in ids.iter_mut().zip(["verified", "verified", "exited"]) {
+            job.pinning = Some(pinning(outcome));
+            assert!(store.update_job(job, JobState::Queued).await.unwrap());
+        }
+        let counts = store.pinning_counts().await.unwrap();
+        assert_eq!(
+            counts,
+            BTreeMap::from([("exited".to_owned(), 1), ("verified".to_owned(), 2)])
+        );
+        let (_, back) = store.get_job(ids[0].id).await.unwrap().unwrap();
+        assert_eq!(back.pinning, ids[0].pinning);
+        // A resubmitted job starts without one.
+        let fresh = store.insert_job("k", back).await.unwrap();
+        assert_eq!(fresh.pinning, None);
+        store.close().await;
     }
 }

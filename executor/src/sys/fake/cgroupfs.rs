@@ -6,8 +6,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{FakeSys, Op, State, errno};
-use crate::idlist::IdList;
 use crate::sys::ExitStatus;
+use retz_placement::{CpuId, CpuSet};
 
 impl FakeSys {
     pub(super) fn hierarchy_root(&self, dir: &Path) -> Option<PathBuf> {
@@ -114,19 +114,21 @@ impl FakeSys {
                 self.attach(st, dir, pid)
             }
             ("cpuset.cpus" | "cpuset.mems", Some(root)) => {
-                let list = IdList::parse(contents).map_err(|_| errno(libc::EINVAL))?;
+                // Both files hold id lists; the fake checks them as plain id sets.
+                let list: CpuSet = contents.parse().map_err(|_| errno(libc::EINVAL))?;
                 let machine = if name == "cpuset.cpus" {
-                    &st.machine_cpus
+                    st.machine_cpus.clone()
                 } else {
-                    &st.machine_mems
+                    st.machine_mems.iter().map(|n| CpuId(n.0)).collect()
                 };
-                if !list.is_subset(machine) {
+                if !list.is_subset(&machine) {
                     return Err(errno(libc::EINVAL));
                 }
                 if !is_v2(&root) && dir != root {
                     let parent = dir.parent().map(|p| p.join(name)).unwrap_or_default();
-                    let parent_list =
-                        IdList::parse(&read_trim(&parent)).map_err(|_| errno(libc::EINVAL))?;
+                    let parent_list: CpuSet = read_trim(&parent)
+                        .parse()
+                        .map_err(|_| errno(libc::EINVAL))?;
                     if !list.is_subset(&parent_list) {
                         return Err(errno(libc::EINVAL));
                     }

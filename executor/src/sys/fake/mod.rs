@@ -45,8 +45,8 @@ use super::{
     Account, Credentials, ExitStatus, Identity, Signal, SignalTarget, SpawnError, SpawnPlan,
     Spawned, Sys, TaskExit,
 };
-use crate::idlist::IdList;
 use cgroupfs::{all_cgroups, read_procs, subdirs, write_procs};
+use retz_placement::{CpuSet, NodeSet};
 
 /// Which cgroup hierarchies the fake machine mounts under its cgroup root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub struct FakeBehavior {
     /// (like a daemon that called `setsid`); only a cgroup sweep reaches them.
     pub escaped_children: u32,
     /// Report this `Cpus_allowed_list` instead of the real one (simulates drift).
-    pub reported_cpus: Option<IdList>,
+    pub reported_cpus: Option<CpuSet>,
     /// Fail the exec with this errno.
     pub exec_errno: Option<i32>,
     /// Processes left running in the task's process group and cgroups (like `sleep &`).
@@ -122,8 +122,8 @@ struct FakeProc {
     alive: bool,
     zombie: bool,
     ignore_term: bool,
-    affinity: Option<IdList>,
-    reported_cpus: Option<IdList>,
+    affinity: Option<CpuSet>,
+    reported_cpus: Option<CpuSet>,
     /// The main process of the PID namespace this process is in, if any.
     ns_leader: Option<u32>,
     exit_during_verify: bool,
@@ -131,7 +131,7 @@ struct FakeProc {
 }
 
 impl FakeProc {
-    fn new(pgid: u32, affinity: Option<IdList>) -> Self {
+    fn new(pgid: u32, affinity: Option<CpuSet>) -> Self {
         Self {
             pgid,
             alive: true,
@@ -154,8 +154,8 @@ struct State {
     cap_sys_admin: bool,
     read_only: bool,
     write_failures: BTreeMap<PathBuf, i32>,
-    machine_cpus: IdList,
-    machine_mems: IdList,
+    machine_cpus: CpuSet,
+    machine_mems: NodeSet,
     own_cgroups: BTreeMap<String, String>,
     users: BTreeMap<String, Account>,
     credentials: Credentials,
@@ -188,8 +188,8 @@ impl FakeSys {
         mems: &str,
     ) -> io::Result<Self> {
         let invalid = |e| io::Error::new(io::ErrorKind::InvalidInput, e);
-        let machine_cpus = IdList::parse(cpus).map_err(invalid)?;
-        let machine_mems = IdList::parse(mems).map_err(invalid)?;
+        let machine_cpus: CpuSet = cpus.parse().map_err(invalid)?;
+        let machine_mems: NodeSet = mems.parse().map_err(invalid)?;
         let cg_root = dir.join("cgroup");
         let proc_root = dir.join("proc");
         std::fs::create_dir_all(&cg_root)?;

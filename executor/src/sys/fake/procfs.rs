@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::cgroupfs::{find_member, read_trim};
 use super::{FakeSys, State, errno};
-use crate::idlist::IdList;
 use crate::sys::ExitStatus;
 
 impl FakeSys {
@@ -64,16 +63,18 @@ impl FakeSys {
             let from_cgroup = |f: &str| {
                 cpuset_dir
                     .as_ref()
-                    .and_then(|d| IdList::parse(&read_trim(&d.join(f))).ok())
+                    .map(|d| read_trim(&d.join(f)))
                     .filter(|l| !l.is_empty())
             };
             let cpus = p
                 .reported_cpus
                 .clone()
                 .or_else(|| p.affinity.clone())
-                .or_else(|| from_cgroup("cpuset.cpus"))
+                .or_else(|| from_cgroup("cpuset.cpus").and_then(|l| l.parse().ok()))
                 .unwrap_or_else(|| st.machine_cpus.clone());
-            let mems = from_cgroup("cpuset.mems").unwrap_or_else(|| st.machine_mems.clone());
+            let mems = from_cgroup("cpuset.mems")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or_else(|| st.machine_mems.clone());
             (cpus, mems, Some(pid))
         };
         let zombie = pid.is_some_and(|pid| st.procs.get(&pid).is_some_and(|p| p.zombie));

@@ -1,4 +1,0 @@
-#![no_main]
-//! Fuzz target: see `retz_executor::fuzzing::idlist`.
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| retz_executor::fuzzing::idlist(data));
