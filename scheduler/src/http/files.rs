@@ -12,7 +12,8 @@
 //! Byte-exact: `/file` decodes the agent's `/files/read` answer byte for byte
 //! ([`agent_read`]; a Mesos agent puts raw bytes in its JSON) and answers a
 //! [`FileChunk`] that is text when the bytes are UTF-8 and base64 otherwise, offsets
-//! counting bytes. `/download` streams the agent's `/files/download` whole, or refuses
+//! counting bytes. The job in a `/file` answer is read before the file, so a client that
+//! sees the job ended and an empty piece has reached the file's end. `/download` streams the agent's `/files/download` whole, or refuses
 //! before sending anything: a file over `max_file_size` (as the agent's `Content-Length`
 //! announces it, else as `/files/read` sizes it) is a 400 naming the limit, never a 200
 //! cut short. The announced length is passed on, so a body the agent ends early fails
