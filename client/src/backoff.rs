@@ -3,7 +3,10 @@
 //!
 //! Invariant: `initial <= delay <= max` at all times (when `initial <= max`; otherwise
 //! every delay is `max`). Used by request retries and by `get-file --poll` / `run`
-//! (512 ms doubling to 32 s, reset when new bytes arrive, as the original client).
+//! ([`Backoff::poll`]: 4 ms doubling to 32 s, reset when there is progress). The first
+//! delays are short so that a job that starts and ends within milliseconds is followed
+//! within milliseconds; the doubling keeps a quiet job at one request every 32 s (13
+//! requests in the first 30 s).
 
 use std::time::Duration;
 
@@ -16,8 +19,8 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The polling backoff of the original client: 512 ms doubling to 32 768 ms.
-    pub const POLL_INITIAL: Duration = Duration::from_millis(512);
+    /// First delay of the polling backoff (the original client waited 512 ms).
+    pub const POLL_INITIAL: Duration = Duration::from_millis(4);
     /// Ceiling of the polling backoff.
     pub const POLL_MAX: Duration = Duration::from_millis(32_768);
 
@@ -31,7 +34,7 @@ impl Backoff {
         }
     }
 
-    /// The polling backoff (512 ms to 32 s).
+    /// The polling backoff (4 ms to 32 s).
     pub fn poll() -> Backoff {
         Backoff::new(Self::POLL_INITIAL, Self::POLL_MAX)
     }
@@ -55,15 +58,26 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn poll_backoff_doubles_to_32_s_and_resets() {
+    fn poll_backoff_starts_fast_doubles_to_32_s_and_resets() {
         let mut b = Backoff::poll();
-        let got: Vec<u64> = (0..9).map(|_| b.next_delay().as_millis() as u64).collect();
+        let got: Vec<u64> = (0..16).map(|_| b.next_delay().as_millis() as u64).collect();
         assert_eq!(
             got,
-            [512, 1024, 2048, 4096, 8192, 16384, 32768, 32768, 32768]
+            [
+                4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 32768, 32768
+            ]
         );
+        // A quiet job costs few requests: 13 in its first 30 s.
+        let mut b = Backoff::poll();
+        let mut t = Duration::ZERO;
+        let mut requests = 0;
+        while t < Duration::from_secs(30) {
+            t += b.next_delay();
+            requests += 1;
+        }
+        assert_eq!(requests, 13);
         b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(512));
+        assert_eq!(b.next_delay(), Duration::from_millis(4));
     }
 
     proptest! {

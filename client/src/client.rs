@@ -269,6 +269,63 @@ impl Client {
         Ok(written)
     }
 
+    /// [`Client::download`] into the file `target`, all or nothing: the bytes go to a
+    /// new temporary file beside it (`.NAME.part-PID-N`, same directory, so the rename
+    /// cannot cross file systems), which is renamed to `target` only once every byte
+    /// arrived; on any failure it is removed and `target` is left as it was.
+    pub async fn download_to(
+        &self,
+        id: u64,
+        path: &str,
+        target: &std::path::Path,
+    ) -> Result<u64, Error> {
+        let write_error = |source| Error::Write {
+            resource: target.display().to_string(),
+            source,
+        };
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "download".into());
+        let (temp, mut file) = (0u32..)
+            .map(|n| dir.join(format!(".{name}.part-{}-{n}", std::process::id())))
+            .take(100)
+            .find_map(|p| {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)
+                {
+                    Ok(f) => Some(Ok((p, f))),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
+            .unwrap_or_else(|| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "no free temporary name",
+                ))
+            })
+            .map_err(write_error)?;
+        let result = async {
+            let n = self.download(id, path, &mut file).await?;
+            file.sync_all().map_err(write_error)?;
+            drop(file);
+            std::fs::rename(&temp, target).map_err(write_error)?;
+            Ok(n)
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
     /// `GET /job/{id}/dir?path`: the entries of a sandbox directory (`$MESOS_SANDBOX` is
     /// the sandbox root).
     pub async fn list_files(&self, id: u64, path: &str) -> Result<ListFilesResponse, Error> {

@@ -311,6 +311,96 @@ fn binary_downloads_keep_their_bytes_for_awkward_names() {
 }
 
 #[test]
+fn get_file_reproduces_any_bytes() {
+    let f = Fake::start();
+    f.add_job(1, JobState::Finished, &[]);
+    // 日 at offset 65,535, cut by the client's 64 KiB pieces; then every byte value
+    let mut data = vec![b'a'; 65535];
+    data.extend_from_slice("日本".as_bytes());
+    data.extend((0..=255u8).cycle().take(70_000));
+    data.extend_from_slice("ジョブ終了\n".as_bytes());
+    f.add_file(1, "mixed", &data);
+    let out = f.dir.path().join("got");
+    for extra in [&[][..], &["--poll"][..]] {
+        let mut args = vec!["get-file", "-i", "1", "--path", "mixed", "-R"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let o = f.client(&args);
+        assert_eq!(o.code, 0, "{extra:?}: {o:?}");
+        assert!(
+            std::fs::read(out.join("mixed")).unwrap() == data,
+            "{extra:?}"
+        );
+    }
+    // and from an offset inside a character, for a length
+    let o = f.client(&[
+        "get-file",
+        "-i",
+        "1",
+        "--path",
+        "mixed",
+        "--offset",
+        "65536",
+        "--length",
+        "60000",
+        "-R",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let got = std::fs::read(out.join("mixed")).unwrap();
+    assert_eq!(got.len(), 60000);
+    assert!(got == data[65536..125536]);
+}
+
+#[test]
+fn a_failed_download_leaves_no_partial_file() {
+    let f = Fake::start();
+    f.add_job(1, JobState::Finished, &[]);
+    f.add_file(1, "cut.short", &[5u8; 70_000]);
+    f.add_file(1, "kept.short", &[6u8; 100]);
+    let out = f.dir.path().join("dl");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("kept.short"), b"the old content").unwrap();
+    for name in ["cut.short", "kept.short"] {
+        let o = f.client(&[
+            "get-file",
+            "-i",
+            "1",
+            "--path",
+            name,
+            "--binary",
+            "-R",
+            out.to_str().unwrap(),
+        ]);
+        assert_ne!(o.code, 0, "{name}: {o:?}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["kept.short"], "no partial file, no temporary file");
+    assert_eq!(
+        std::fs::read(out.join("kept.short")).unwrap(),
+        b"the old content"
+    );
+    // a complete download replaces it
+    f.add_file(1, "kept.short.ok", &[7u8; 10]);
+    let o = f.client(&[
+        "get-file",
+        "-i",
+        "1",
+        "--path",
+        "kept.short.ok",
+        "--binary",
+        "-R",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(std::fs::read(out.join("kept.short.ok")).unwrap(), [7u8; 10]);
+}
+
+#[test]
 fn list_files_kill_and_killall() {
     let f = Fake::start();
     f.add_job(1, JobState::Started, &["batch"]);

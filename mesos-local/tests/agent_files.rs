@@ -206,6 +206,91 @@ async fn paths_outside_the_sandboxes_are_refused() {
     }
 }
 
+/// The `data` bytes of a Mesos-style `/files/read` body `{"data":"...","offset":n}`
+/// (raw bytes, `\\`, `\"`, `\/`, `\n`, `\t`, `\r`, `\b`, `\f`, `\u00XX` escapes).
+fn raw_data(body: &[u8]) -> Vec<u8> {
+    let start = b"{\"data\":\"".len();
+    assert!(body.starts_with(b"{\"data\":\""), "{body:?}");
+    let end = body
+        .windows(b"\",\"offset\":".len())
+        .rposition(|w| w == b"\",\"offset\":")
+        .unwrap();
+    let mut out = Vec::new();
+    let mut i = start;
+    while i < end {
+        if body[i] == b'\\' {
+            let c = body[i + 1];
+            i += 2;
+            out.push(match c {
+                b'n' => b'\n',
+                b't' => b'\t',
+                b'r' => b'\r',
+                b'b' => 8,
+                b'f' => 12,
+                b'u' => {
+                    let hex = std::str::from_utf8(&body[i..i + 4]).unwrap();
+                    i += 4;
+                    u8::from_str_radix(hex, 16).unwrap()
+                }
+                other => other,
+            });
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn reads_are_byte_exact_across_the_cap_and_for_binary() {
+    // 65,535 'a', then 日本 (its first byte at 65,535, cut by the 64 KiB cap), then
+    // every byte value.
+    let (h, sandbox) = finished(
+        "head -c 65535 /dev/zero | tr '\\0' a > f; printf '\\346\\227\\245\\346\\234\\254' >> f; \
+         i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\" >> f; i=$((i+1)); done",
+    )
+    .await;
+    let want = std::fs::read(sandbox.join("f")).unwrap();
+    assert_eq!(want.len(), 65535 + 6 + 256);
+    assert_eq!(&want[65535..65541], "日本".as_bytes());
+    let http = h.http();
+    let mut got = Vec::new();
+    let mut offset = 0usize;
+    let mut reads = 0;
+    loop {
+        let r = http
+            .get(&format!("/files/read?path={VIRTUAL}/f&offset={offset}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let data = raw_data(&r.body);
+        if data.is_empty() {
+            break;
+        }
+        offset += data.len();
+        got.extend(data);
+        reads += 1;
+    }
+    assert_eq!(reads, 2, "64 KiB, then the rest");
+    assert_eq!(got, want);
+    // the second read starts in the middle of nothing: at the character's first byte
+    let r = http
+        .get(&format!(
+            "/files/read?path={VIRTUAL}/f&offset=65536&length=2"
+        ))
+        .await;
+    assert_eq!(raw_data(&r.body), &want[65536..65538]);
+    assert!(r.body.ends_with(b"\",\"offset\":65536}"), "{}", r.text());
+    // download: the whole file, its length announced
+    let r = http.get(&format!("/files/download?path={VIRTUAL}/f")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers.get("content-length").unwrap(),
+        &want.len().to_string()
+    );
+    assert_eq!(&r.body[..], &want[..]);
+}
+
 #[tokio::test]
 async fn download_and_state() {
     let (h, sandbox) = finished("printf 'a\\0b' > bin.dat; echo log").await;

@@ -1,6 +1,7 @@
 //! `/job/{id}/file|download|dir` against a fake Mesos agent (axum on 127.0.0.1:0) that
-//! serves `/files/read`, `/files/browse` and `/files/download` from memory and records
-//! every path it is asked for.
+//! serves `/files/read` (raw bytes in the JSON string, as Mesos writes them),
+//! `/files/browse` and `/files/download` from memory and records every path it is asked
+//! for.
 
 mod http_support;
 
@@ -12,13 +13,15 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body_util::BodyExt as _;
 use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
-use retz_proto::api::{Grant, JobState, User};
+use retz_proto::api::{ChunkEncoding, FileChunk, Grant, JobState, User};
 use retz_proto::credentials::{Credential, Credentials};
 use retz_scheduler::http::HttpConfig;
 use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
+use tower::ServiceExt as _;
 
 const SANDBOX: &str = "/var/lib/mesos/slaves/S0/sandbox";
 
@@ -40,18 +43,35 @@ async fn read(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>)
     let Some((_, data)) = a.file(&q) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let offset: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     let length: usize = q
         .get("length")
         .and_then(|l| l.parse().ok())
         .unwrap_or(usize::MAX);
+    let Some(offset) = q.get("offset").and_then(|o| o.parse::<usize>().ok()) else {
+        // no offset: the size, as Mesos answers
+        return mesos_read(data.len(), &[]);
+    };
     let start = offset.min(data.len());
-    let end = start.saturating_add(length).min(data.len());
-    axum::Json(json!({
-        "data": String::from_utf8_lossy(&data[start..end]),
-        "offset": offset,
-    }))
-    .into_response()
+    let end = start.saturating_add(length.min(65536)).min(data.len());
+    mesos_read(offset, &data[start..end])
+}
+
+/// A `/files/read` answer written as a Mesos agent writes it: the bytes go into the
+/// JSON string as they are; `"`, `\`, `/` and control characters are escaped.
+fn mesos_read(offset: usize, data: &[u8]) -> Response {
+    let mut body = b"{\"data\":\"".to_vec();
+    for &b in data {
+        match b {
+            b'"' => body.extend_from_slice(b"\\\""),
+            b'\\' => body.extend_from_slice(b"\\\\"),
+            b'/' => body.extend_from_slice(b"\\/"),
+            b'\n' => body.extend_from_slice(b"\\n"),
+            0x00..=0x1f | 0x7f => body.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => body.push(b),
+        }
+    }
+    body.extend_from_slice(format!("\",\"offset\":{offset}}}").as_bytes());
+    ([("content-type", "application/json")], body).into_response()
 }
 
 async fn browse(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>) -> Response {
@@ -73,11 +93,28 @@ async fn browse(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>
     axum::Json(entries).into_response()
 }
 
+/// Files named `*.chunked` are sent without a length; `*.short` announce 100 bytes more
+/// than they send.
 async fn download(State(a): State<Agent>, Query(q): Query<BTreeMap<String, String>>) -> Response {
-    match a.file(&q) {
-        Some((_, data)) => data.into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    let Some((path, data)) = a.file(&q) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if path.ends_with(".chunked") || path.ends_with(".short") {
+        // A pause before each piece, so that what came before is on the wire.
+        let pieces: Vec<Vec<u8>> = data.chunks(100).map(<[u8]>::to_vec).collect();
+        let stream = futures_util::stream::unfold(pieces.into_iter(), |mut rest| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let piece = rest.next()?;
+            Some((Ok::<_, std::io::Error>(piece), rest))
+        });
+        let mut r = Response::new(axum::body::Body::from_stream(stream));
+        if path.ends_with(".short") {
+            r.headers_mut()
+                .insert("content-length", (data.len() + 100).into());
+        }
+        return r;
     }
+    data.into_response()
 }
 
 /// Starts the fake agent; returns its base url.
@@ -397,4 +434,179 @@ async fn the_proxy_presents_the_framework_credential_and_passes_refusals_on() {
             assert!(m.contains(want), "{m}");
         }
     }
+}
+
+fn agent_of(files: &[(&str, Vec<u8>)]) -> Agent {
+    Agent {
+        files: Arc::new(
+            files
+                .iter()
+                .map(|(name, data)| (format!("{SANDBOX}/{name}"), data.clone()))
+                .collect(),
+        ),
+        asked: Arc::default(),
+    }
+}
+
+/// Reads `path` of job `id` through `/job/{id}/file` piece by piece, advancing by the
+/// bytes each piece holds; returns the bytes and the pieces.
+async fn read_all(env: &Env, user: &User, id: u64, path: &str) -> (Vec<u8>, Vec<FileChunk>) {
+    let mut out = Vec::new();
+    let mut chunks = Vec::new();
+    loop {
+        let (s, v) = env
+            .get(
+                user,
+                &format!("/job/{id}/file?path={path}&offset={}", out.len()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let chunk: FileChunk = serde_json::from_value(v["file"].clone()).unwrap();
+        assert_eq!(chunk.offset, out.len() as u64);
+        let bytes = chunk.bytes().unwrap().into_owned();
+        if bytes.is_empty() {
+            return (out, chunks);
+        }
+        out.extend(bytes);
+        chunks.push(chunk);
+    }
+}
+
+#[tokio::test]
+async fn file_pieces_are_byte_exact() {
+    let mut cut = vec![b'a'; 65535];
+    cut.extend_from_slice("日本".as_bytes());
+    let binary: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
+    let japanese = "ログ：ジョブ開始 – résumé ✓\n".repeat(3000).into_bytes();
+    let agent = agent_of(&[
+        ("cut", cut.clone()),
+        ("bin", binary.clone()),
+        ("jp", japanese.clone()),
+        ("quotes", b"a\"b\\c/d\x7f".to_vec()),
+    ]);
+    let base = start_agent(agent.clone()).await;
+    let env = Env::default().await;
+    let alice = env.user("alice").await;
+    let id = running_job(&env, &alice, &base).await;
+
+    // 日 starts at 65,535, the agent's 64 KiB cut falls inside it: the first piece is
+    // the text before it, the second starts with it.
+    let (got, chunks) = read_all(&env, &alice, id, "cut").await;
+    assert_eq!(got, cut);
+    assert_eq!(chunks.len(), 2);
+    assert_eq!((chunks[0].data.len(), chunks[0].encoding), (65535, None));
+    assert_eq!(
+        (
+            chunks[1].data.as_str(),
+            chunks[1].offset,
+            chunks[1].encoding
+        ),
+        ("日本", 65535, None)
+    );
+    let (got, chunks) = read_all(&env, &alice, id, "bin").await;
+    assert_eq!(got, binary);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.encoding == Some(ChunkEncoding::Base64))
+    );
+    let (got, chunks) = read_all(&env, &alice, id, "jp").await;
+    assert_eq!(got, japanese);
+    assert!(
+        chunks.iter().all(|c| c.encoding.is_none()),
+        "text stays text"
+    );
+    let (got, _) = read_all(&env, &alice, id, "quotes").await;
+    assert_eq!(got, b"a\"b\\c/d\x7f");
+
+    // A window in the middle of a character: base64 of exactly those bytes.
+    let (_, v) = env
+        .get(
+            &alice,
+            &format!("/job/{id}/file?path=cut&offset=65536&length=2"),
+        )
+        .await;
+    let chunk: FileChunk = serde_json::from_value(v["file"].clone()).unwrap();
+    assert_eq!(chunk.bytes().unwrap().as_ref(), &cut[65536..65538]);
+
+    // Offsets and lengths an agent cannot take are the user's 400, never sent on.
+    agent.asked.lock().unwrap().clear();
+    for q in [
+        "offset=9223372036854775808",
+        "length=18446744073709551615",
+        "offset=-1",
+    ] {
+        let (s, v) = env
+            .get(&alice, &format!("/job/{id}/file?path=cut&{q}"))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+        error_message(&v);
+    }
+    assert!(agent.asked.lock().unwrap().is_empty());
+    let (s, v) = env
+        .get(
+            &alice,
+            &format!("/job/{id}/file?path=cut&offset=9223372036854775807"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn downloads_are_whole_or_refused_before_any_byte() {
+    let agent = agent_of(&[
+        ("small.chunked", vec![7; 900]),
+        ("big.chunked", vec![7; 1001]),
+        ("exact", vec![8; 1000]),
+        ("big", vec![9; 1001]),
+        ("cut.short", vec![1; 500]),
+    ]);
+    let base = start_agent(agent.clone()).await;
+    let env = Env::new(HttpConfig {
+        max_file_size: 1000,
+        ..HttpConfig::default()
+    })
+    .await;
+    let alice = env.user("alice").await;
+    let id = running_job(&env, &alice, &base).await;
+    let download = |path: &str| {
+        signed(
+            &alice,
+            Method::GET,
+            &format!("/job/{id}/download?path={path}"),
+            vec![],
+            &auth::now_date(),
+        )
+    };
+
+    // Within the limit: every byte, with or without a length from the agent.
+    let (s, h, body) = env.send(download("exact")).await;
+    assert_eq!((s, body.to_vec()), (StatusCode::OK, vec![8; 1000]));
+    assert_eq!(h["content-length"], "1000");
+    let (s, _, body) = env.send(download("small.chunked")).await;
+    assert_eq!((s, body.to_vec()), (StatusCode::OK, vec![7; 900]));
+
+    // Over it: a 400 naming the limit, whether the agent announced the size or not.
+    for path in ["big", "big.chunked"] {
+        let (s, _, body) = env.send(download(path)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let m = error_message(&v);
+        assert!(
+            m.contains("1001 bytes") && m.contains("max file size of 1000"),
+            "{m}"
+        );
+    }
+
+    // An agent that ends early: the length is passed on and the body fails, so no
+    // client takes 500 bytes for the file.
+    let res = env
+        .router
+        .clone()
+        .oneshot(download("cut.short"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-length"], "600");
+    assert!(res.into_body().collect().await.is_err());
 }

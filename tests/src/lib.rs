@@ -21,8 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/<name>`, built if missing (package `package`).
+/// `target/<profile>/<name>`, built if missing (package `package`); or
+/// `$RETZ_E2E_BIN_DIR/<name>` when that is set (binaries built elsewhere, e.g. when
+/// several checkouts share one target directory).
 pub fn binary(package: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("RETZ_E2E_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test>-<hash>
     let profile = exe

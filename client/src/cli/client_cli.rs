@@ -746,9 +746,7 @@ async fn get_file(client: &Client, a: &GetFileArgs, json: bool) -> Result<u8, Cl
     }
     if a.binary {
         let target = result_file(&a.resultdir, &a.path)?;
-        let mut f = std::fs::File::create(&target)
-            .map_err(|e| CliError::io(&format!("cannot create {}", target.display()), &e))?;
-        let n = client.download(a.id, &a.path, &mut f).await?;
+        let n = client.download_to(a.id, &a.path, &target).await?;
         eprintln!("retz-client: saved {n} bytes to {}", target.display());
         return Ok(0);
     }
@@ -778,10 +776,8 @@ async fn get_file(client: &Client, a: &GetFileArgs, json: bool) -> Result<u8, Cl
     if json {
         let resp = retz_proto::api::GetFileResponse {
             job: end.job,
-            file: (!end.absent || !buf.is_empty()).then(|| retz_proto::api::FileChunk {
-                data: String::from_utf8_lossy(&buf).into_owned(),
-                offset: a.offset,
-            }),
+            file: (!end.absent || !buf.is_empty())
+                .then(|| retz_proto::api::FileChunk::whole(a.offset, &buf)),
         };
         emit_json(&resp)?;
         return Ok(0);

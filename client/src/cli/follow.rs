@@ -1,11 +1,16 @@
 //! Reading a sandbox file of a job piece by piece ([`read_file`]), optionally following
 //! it as it grows until the job ends (`get-file --poll`, `run`).
 //!
-//! Polling waits 512 ms after a read that brought nothing, doubling to 32 s, and goes
-//! back to 512 ms whenever new bytes arrive. A job seen ended with nothing new is read
-//! once more (the last bytes may have been written between the read and the state
-//! change) before the follow stops. The offset advances by the length of the text
-//! received (the API sends text).
+//! Byte-exact: every piece is written out as the bytes it holds
+//! ([`FileChunk::bytes`](retz_proto::api::FileChunk::bytes): text, or base64 for bytes
+//! that are not UTF-8), and the offset advances by their number, so the output is the
+//! file byte for byte whatever it holds.
+//!
+//! Polling ([`Backoff::poll`]) waits a few milliseconds after a read that brought
+//! nothing, doubling up to 32 s, and starts over whenever new bytes arrive: a short job
+//! is followed at once, a long quiet one costs a request every 32 s. The server reads
+//! the job before the file, so an empty piece with the job ended is the end of the file
+//! and the follow stops there.
 
 use std::io::Write;
 use std::time::Duration;
@@ -63,7 +68,6 @@ pub async fn read_file(
     let mut backoff = Backoff::poll();
     let mut offset = what.offset;
     let mut bytes = 0u64;
-    let mut ended_seen = false;
     loop {
         let want = match what.limit {
             Some(l) => l.saturating_sub(bytes).min(CHUNK),
@@ -87,9 +91,17 @@ pub async fn read_file(
             return Ok(end(job, bytes, offset, false, false));
         };
         let absent = resp.file.is_none();
-        let data = resp.file.map(|f| f.data).unwrap_or_default();
+        let data = match &resp.file {
+            Some(f) => f.bytes().map_err(|e| {
+                CliError::Refused(format!(
+                    "the server sent an unreadable piece of {}: {e}",
+                    what.path
+                ))
+            })?,
+            None => Default::default(),
+        };
         if !data.is_empty() {
-            out.write_all(data.as_bytes())
+            out.write_all(&data)
                 .and_then(|()| out.flush())
                 .or_else(ignore_broken_pipe)
                 .map_err(|e| CliError::io("cannot write the file's content", &e))?;
@@ -99,15 +111,9 @@ pub async fn read_file(
             continue;
         }
         let job = resp.job;
-        if !what.poll {
+        // Ended when it was read, before the file: nothing more will come.
+        if !what.poll || job.state.is_terminal() {
             return Ok(end(job, bytes, offset, false, absent));
-        }
-        if job.state.is_terminal() {
-            if ended_seen {
-                return Ok(end(job, bytes, offset, false, absent));
-            }
-            ended_seen = true;
-            continue;
         }
         let mut pause = backoff.next_delay();
         if let Some(d) = what.deadline {

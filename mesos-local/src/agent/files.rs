@@ -27,15 +27,18 @@
 //!
 //! `/files/browse` lists a directory's entries with their own metadata (`fstatat` without
 //! following links): a symbolic link is listed as one (mode `l...`) and never followed.
+//! `/files/read` and `/files/download` are byte-exact ([`read`](mod@read)).
+
+mod read;
+
+pub use read::{download, encode_read, push_json_string_bytes, read, read_window};
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Component, Path, PathBuf};
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -548,208 +551,9 @@ fn browse_value(
     ))
 }
 
-fn parse_i64(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, FilesError> {
-    match query.get(key) {
-        None => Ok(None),
-        Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
-            FilesError::new(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to parse {key}: {s:?} is not an integer"),
-            )
-        }),
-    }
-}
-
-/// The `(offset, bytes)` `/files/read` returns for a file of `size` bytes, given the
-/// query's offset and length (pure arithmetic of §5; `None` = absent).
-pub fn read_window(
-    size: u64,
-    offset: Option<i64>,
-    length: Option<i64>,
-) -> Result<(u64, u64), String> {
-    let offset = offset.unwrap_or(-1);
-    if offset < -1 {
-        return Err(format!("Negative offset provided: {offset}"));
-    }
-    let length = length.unwrap_or(-1);
-    if length < -1 {
-        return Err(format!("Negative length provided: {length}"));
-    }
-    if offset == -1 {
-        return Ok((size, 0));
-    }
-    let offset = offset as u64;
-    if offset >= size {
-        return Ok((offset, 0));
-    }
-    let available = size - offset;
-    let wanted = if length == -1 {
-        available
-    } else {
-        (length as u64).min(available)
-    };
-    Ok((offset, wanted.min(READ_CAP)))
-}
-
-/// `GET /files/read?path=P&offset=O&length=L`.
-pub fn read(work_dir: &Path, agent_id: &str, query: &HashMap<String, String>) -> Response {
-    match read_value(work_dir, agent_id, query) {
-        Ok(v) => json_response(&v, query),
-        Err(e) => e.into_response(),
-    }
-}
-
-fn read_value(
-    work_dir: &Path,
-    agent_id: &str,
-    query: &HashMap<String, String>,
-) -> Result<serde_json::Value, FilesError> {
-    let requested = required_path(query)?;
-    let offset = parse_i64(query, "offset")?;
-    let length = parse_i64(query, "length")?;
-    let opened = open(work_dir, agent_id, requested)?;
-    if opened.meta.is_dir() {
-        return Err(FilesError::new(
-            StatusCode::BAD_REQUEST,
-            format!("Cannot read a directory: {requested}; use /files/browse"),
-        ));
-    }
-    let (offset, len) = read_window(opened.meta.size, offset, length)
-        .map_err(|m| FilesError::new(StatusCode::BAD_REQUEST, m))?;
-    let file = std::fs::File::from(opened.fd);
-    let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    let mut filled = 0;
-    while filled < data.len() {
-        match file.read_at(&mut data[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(FilesError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot read {requested}: {e}"),
-                ));
-            }
-        }
-    }
-    data.truncate(filled);
-    Ok(serde_json::json!({
-        "data": String::from_utf8_lossy(&data),
-        "offset": offset,
-    }))
-}
-
-fn mime_of(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("txt" | "log" | "out" | "err") => "text/plain",
-        Some("html" | "htm") => "text/html",
-        Some("css") => "text/css",
-        Some("js") => "text/javascript",
-        Some("json") => "application/json",
-        Some("xml") => "application/xml",
-        Some("csv") => "text/csv",
-        Some("gz" | "tgz") => "application/gzip",
-        Some("tar") => "application/x-tar",
-        Some("zip") => "application/zip",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("svg") => "image/svg+xml",
-        Some("pdf") => "application/pdf",
-        _ => "application/octet-stream",
-    }
-}
-
-/// `GET /files/download?path=P`: the raw bytes as an attachment.
-pub async fn download(
-    work_dir: &Path,
-    agent_id: &str,
-    query: &HashMap<String, String>,
-) -> Response {
-    let requested = match required_path(query) {
-        Ok(p) => p.to_string(),
-        Err(e) => return e.into_response(),
-    };
-    let (work_dir, agent_id, req) = (
-        work_dir.to_path_buf(),
-        agent_id.to_owned(),
-        requested.clone(),
-    );
-    let opened = tokio::task::spawn_blocking(move || open(&work_dir, &agent_id, &req))
-        .await
-        .unwrap_or_else(|e| {
-            Err(FilesError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("files handler failed: {e}"),
-            ))
-        });
-    let opened = match opened {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    if opened.meta.is_dir() {
-        return FilesError::new(
-            StatusCode::BAD_REQUEST,
-            format!("Cannot download a directory: {requested}"),
-        )
-        .into_response();
-    }
-    let name = opened.name;
-    let disposition = HeaderValue::from_str(&format!("attachment; filename={name}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    let file = tokio::fs::File::from_std(std::fs::File::from(opened.fd));
-    let stream = tokio_util_stream(file);
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(mime_of(&name)),
-    );
-    resp.headers_mut()
-        .insert(header::CONTENT_DISPOSITION, disposition);
-    resp
-}
-
-/// A stream of a file's bytes in 64 KiB chunks.
-fn tokio_util_stream(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::unfold(Some(file), |state| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut file = state?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows() {
-        assert_eq!(read_window(100, None, None), Ok((100, 0)));
-        assert_eq!(read_window(100, Some(-1), Some(5)), Ok((100, 0)));
-        assert_eq!(read_window(100, Some(10), Some(5)), Ok((10, 5)));
-        assert_eq!(read_window(100, Some(10), None), Ok((10, 90)));
-        assert_eq!(read_window(100, Some(10), Some(-1)), Ok((10, 90)));
-        assert_eq!(read_window(100, Some(100), Some(5)), Ok((100, 0)));
-        assert_eq!(read_window(100, Some(500), None), Ok((500, 0)));
-        assert_eq!(read_window(1 << 20, Some(0), None), Ok((0, READ_CAP)));
-        assert_eq!(
-            read_window(1 << 20, Some(0), Some(1 << 19)),
-            Ok((0, READ_CAP))
-        );
-        assert!(read_window(100, Some(-2), None).is_err());
-        assert!(read_window(100, Some(0), Some(-2)).is_err());
-        assert_eq!(read_window(100, Some(0), Some(0)), Ok((0, 0)));
-    }
 
     #[test]
     fn modes() {

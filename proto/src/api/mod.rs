@@ -40,7 +40,10 @@ mod range_json;
 pub use config::ClientConfig;
 pub use job::{Grant, Job, JobResources, JobState, UnknownState};
 pub use messages::*;
-pub use model::{Application, Container, DirEntry, DockerVolume, FileChunk, User};
+pub use model::{
+    Application, ChunkDecodeError, ChunkEncoding, Container, DirEntry, DockerVolume, FileChunk,
+    User,
+};
 
 /// The API version the server reports and the client compares (major.minor must match).
 pub const PROTOCOL_VERSION: &str = "0.3.0";

@@ -145,11 +145,178 @@ pub struct DirEntry {
     pub uid: String,
 }
 
-/// A piece of a sandbox file (Mesos `/files/read` shape): `data` is text from `offset`.
+/// A piece of a sandbox file (Mesos `/files/read` shape): the bytes from `offset`.
+///
+/// Byte-exact: `data` is the bytes themselves when they are UTF-8 text (`encoding`
+/// absent), else their standard base64 (`encoding: "base64"`). Offsets count bytes, so
+/// the next piece starts at `offset + bytes().len()`. [`FileChunk::from_bytes`] keeps
+/// text as text: a character cut at the end of the piece is left for the next one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChunk {
-    /// The bytes read, as UTF-8 text (invalid sequences replaced).
+    /// The bytes read: UTF-8 text, or base64 when `encoding` says so.
     pub data: String,
-    /// Offset of `data` in the file.
+    /// Offset of the first byte in the file.
     pub offset: u64,
+    /// `"base64"` when `data` is base64; absent for text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<ChunkEncoding>,
+}
+
+/// How [`FileChunk::data`] holds bytes that are not UTF-8 text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkEncoding {
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// A [`FileChunk`] whose base64 `data` does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("file data at offset {offset} is not valid base64: {reason}")]
+pub struct ChunkDecodeError {
+    /// The chunk's offset.
+    pub offset: u64,
+    /// The decoder's complaint.
+    pub reason: String,
+}
+
+impl FileChunk {
+    /// The chunk for `bytes` read at `offset`, and how many of them it holds. Text stays
+    /// text: valid UTF-8 is sent as is, and a character cut by the end of `bytes` is
+    /// left out (the count is then smaller than `bytes.len()`, and the caller's next read
+    /// starts at the cut). Anything else is base64 of all of `bytes`.
+    pub fn from_bytes(offset: u64, bytes: &[u8]) -> (FileChunk, usize) {
+        use base64::Engine as _;
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => Some(t),
+            // Only an incomplete character at the very end, after some text.
+            Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => {
+                std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        };
+        match text {
+            Some(t) => (
+                FileChunk {
+                    data: t.to_owned(),
+                    offset,
+                    encoding: None,
+                },
+                t.len(),
+            ),
+            None => (
+                FileChunk {
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                    offset,
+                    encoding: Some(ChunkEncoding::Base64),
+                },
+                bytes.len(),
+            ),
+        }
+    }
+
+    /// The chunk holding all of `bytes`: text when they are UTF-8, else base64.
+    pub fn whole(offset: u64, bytes: &[u8]) -> FileChunk {
+        match FileChunk::from_bytes(offset, bytes) {
+            (chunk, n) if n == bytes.len() => chunk,
+            _ => {
+                use base64::Engine as _;
+                FileChunk {
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                    offset,
+                    encoding: Some(ChunkEncoding::Base64),
+                }
+            }
+        }
+    }
+
+    /// The bytes this chunk holds.
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, ChunkDecodeError> {
+        use base64::Engine as _;
+        match self.encoding {
+            None => Ok(std::borrow::Cow::Borrowed(self.data.as_bytes())),
+            Some(ChunkEncoding::Base64) => base64::engine::general_purpose::STANDARD
+                .decode(self.data.as_bytes())
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| ChunkDecodeError {
+                    offset: self.offset,
+                    reason: e.to_string(),
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod file_chunk_tests {
+    use super::*;
+
+    #[test]
+    fn text_stays_text_and_cut_characters_wait_for_the_next_chunk() {
+        let (c, n) = FileChunk::from_bytes(3, "a日".as_bytes());
+        assert_eq!((c.data.as_str(), c.encoding, n), ("a日", None, 4));
+        // `日` is E6 97 A5: cut after its first two bytes
+        let (c, n) = FileChunk::from_bytes(0, &"a日".as_bytes()[..3]);
+        assert_eq!((c.data.as_str(), c.encoding, n), ("a", None, 1));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json, serde_json::json!({"data": "a", "offset": 0}));
+        // nothing but a cut character: base64, so that a reader always advances
+        let (c, n) = FileChunk::from_bytes(9, &[0xE6, 0x97]);
+        assert_eq!((c.encoding, n), (Some(ChunkEncoding::Base64), 2));
+        assert_eq!(c.bytes().unwrap().as_ref(), &[0xE6, 0x97]);
+        // whole: never leaves a byte out
+        let c = FileChunk::whole(0, &"a日".as_bytes()[..3]);
+        assert_eq!(c.bytes().unwrap().as_ref(), &"a日".as_bytes()[..3]);
+        assert_eq!(FileChunk::whole(0, b"ok").encoding, None);
+    }
+
+    #[test]
+    fn binary_is_base64_and_round_trips() {
+        let bytes: Vec<u8> = (0..=255u8).rev().collect();
+        let (c, n) = FileChunk::from_bytes(7, &bytes);
+        assert_eq!(n, 256);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains(r#""encoding":"base64""#), "{json}");
+        let back: FileChunk = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.bytes().unwrap().as_ref(), bytes.as_slice());
+        // an invalid byte in the middle of text makes the whole chunk base64
+        let (c, _) = FileChunk::from_bytes(0, b"ok\xffok");
+        assert_eq!(c.encoding, Some(ChunkEncoding::Base64));
+        let bad = FileChunk {
+            data: "***".into(),
+            offset: 5,
+            encoding: Some(ChunkEncoding::Base64),
+        };
+        assert!(bad.bytes().unwrap_err().to_string().contains("offset 5"));
+    }
+
+    proptest::proptest! {
+        /// Reading any bytes piece by piece, advancing by what each chunk holds,
+        /// gives back exactly those bytes.
+        #[test]
+        fn chunks_reassemble_any_bytes(
+            text in "[a-z日本語ü\n]{0,60}",
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            mix in proptest::prelude::any::<bool>(),
+            step in 1usize..9,
+        ) {
+            let mut bytes = text.into_bytes();
+            if mix {
+                bytes.extend(noise);
+            }
+            let mut out = Vec::new();
+            let mut offset = 0usize;
+            while offset < bytes.len() {
+                let end = (offset + step).min(bytes.len());
+                let (c, n) = FileChunk::from_bytes(offset as u64, &bytes[offset..end]);
+                proptest::prop_assert!(n > 0);
+                let json = serde_json::to_string(&c).unwrap();
+                let back: FileChunk = serde_json::from_str(&json).unwrap();
+                let got = back.bytes().unwrap();
+                proptest::prop_assert_eq!(got.len(), n);
+                out.extend_from_slice(&got);
+                offset += n;
+            }
+            proptest::prop_assert_eq!(out, bytes);
+        }
+    }
 }

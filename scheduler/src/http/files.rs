@@ -8,6 +8,18 @@
 //! Requests carry the framework's credential (`Authorization: Basic`) when the server has
 //! one: the embedded cluster's agents (and agents run with HTTP authentication) refuse
 //! `/files` without it.
+//!
+//! Byte-exact: `/file` decodes the agent's `/files/read` answer byte for byte
+//! ([`agent_read`]; a Mesos agent puts raw bytes in its JSON) and answers a
+//! [`FileChunk`] that is text when the bytes are UTF-8 and base64 otherwise, offsets
+//! counting bytes. The job in a `/file` answer is read before the file, so a client that
+//! sees the job ended and an empty piece has reached the file's end. `/download` streams the agent's `/files/download` whole, or refuses
+//! before sending anything: a file over `max_file_size` (as the agent's `Content-Length`
+//! announces it, else as `/files/read` sizes it) is a 400 naming the limit, never a 200
+//! cut short. The announced length is passed on, so a body the agent ends early fails
+//! on the client instead of passing for the whole file.
+
+mod agent_read;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -178,13 +190,20 @@ fn query_params(
     Ok(out)
 }
 
+/// Largest `offset` and `length` (agents take them as signed 64-bit numbers).
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
 fn number(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     params
         .get(name)
-        .map(|v| {
-            v.parse().map_err(|_| {
-                ApiError::bad_request(format!("{name}={v:?} is not a whole number of bytes"))
-            })
+        .map(|v| match v.parse::<u64>() {
+            Ok(n) if n <= MAX_OFFSET => Ok(n),
+            Ok(_) => Err(ApiError::bad_request(format!(
+                "{name}={v} is out of range; at most {MAX_OFFSET} bytes"
+            ))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "{name}={v:?} is not a whole number of bytes"
+            ))),
         })
         .transpose()
 }
@@ -253,11 +272,13 @@ async fn forbidden(
     }
 }
 
-async fn agent_json<T: serde::de::DeserializeOwned>(
+/// The agent's answer to `uri` when it is a success; `None` for 404. Refusals become
+/// the user's errors (401: the server's credentials; 403: the agent's reason).
+async fn agent_ok(
     state: &AppState,
     uri: &str,
     what: &str,
-) -> ApiResult<Option<T>> {
+) -> ApiResult<Option<axum::http::Response<hyper::body::Incoming>>> {
     let res = state.agents.get(uri, state.config.agent_timeout).await?;
     let status = res.status();
     if status == StatusCode::NOT_FOUND {
@@ -274,6 +295,14 @@ async fn agent_json<T: serde::de::DeserializeOwned>(
             "the job's agent answered {status} for {what}"
         )));
     }
+    Ok(Some(res))
+}
+
+/// The whole body of a successful agent answer (up to [`MAX_AGENT_JSON`]); `None` for 404.
+async fn agent_body(state: &AppState, uri: &str, what: &str) -> ApiResult<Option<Bytes>> {
+    let Some(res) = agent_ok(state, uri, what).await? else {
+        return Ok(None);
+    };
     let body = tokio::time::timeout(
         state.config.agent_timeout,
         Limited::new(res.into_body(), MAX_AGENT_JSON).collect(),
@@ -282,9 +311,43 @@ async fn agent_json<T: serde::de::DeserializeOwned>(
     .map_err(|_| ApiError::bad_gateway(format!("the job's agent stalled sending {what}")))?
     .map_err(|e| ApiError::bad_gateway(format!("reading {what} from the job's agent: {e}")))?
     .to_bytes();
+    Ok(Some(body))
+}
+
+async fn agent_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    uri: &str,
+    what: &str,
+) -> ApiResult<Option<T>> {
+    let Some(body) = agent_body(state, uri, what).await? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| ApiError::bad_gateway(format!("the job's agent sent unreadable {what}: {e}")))
+}
+
+/// An agent's `/files/read` of `full` (`offset` absent: the file's size), byte for byte.
+async fn agent_read(
+    state: &AppState,
+    base: &str,
+    full: &str,
+    window: Option<(u64, Option<u64>)>,
+    what: &str,
+) -> ApiResult<Option<agent_read::AgentRead>> {
+    let mut uri = format!("{base}/files/read?path={}", encode(full));
+    if let Some((offset, length)) = window {
+        uri.push_str(&format!("&offset={offset}"));
+        if let Some(l) = length {
+            uri.push_str(&format!("&length={l}"));
+        }
+    }
+    let Some(body) = agent_body(state, &uri, what).await? else {
+        return Ok(None);
+    };
+    agent_read::parse_read(&body).map(Some).map_err(|e| {
+        ApiError::bad_gateway(format!("the job's agent sent an unreadable {what}: {e}"))
+    })
 }
 
 /// `GET /job/{id}/file?path&offset&length`: a chunk of a sandbox file; `file` is null
@@ -308,11 +371,8 @@ pub(super) async fn file(
         return Ok(Json(GetFileResponse { job, file: None }));
     };
     let full = sandbox_path(&sandbox, rel)?;
-    let mut uri = format!("{base}/files/read?path={}&offset={offset}", encode(&full));
-    if let Some(l) = length {
-        uri.push_str(&format!("&length={l}"));
-    }
-    let file: Option<FileChunk> = agent_json(&state, &uri, rel).await?;
+    let read = agent_read(&state, &base, &full, Some((offset, length)), rel).await?;
+    let file = read.map(|r| FileChunk::from_bytes(r.offset, &r.data).0);
     Ok(Json(GetFileResponse { job, file }))
 }
 
@@ -342,7 +402,8 @@ pub(super) async fn dir(
     Ok(Json(ListFilesResponse { job, entries }))
 }
 
-/// `GET /job/{id}/download?path`: the raw file, up to the server's max file size.
+/// `GET /job/{id}/download?path`: the raw file, whole, when it is within the server's
+/// max file size; a 400 naming the limit before any byte otherwise.
 pub(super) async fn download(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -363,39 +424,38 @@ pub(super) async fn download(
     };
     let full = sandbox_path(&sandbox, rel)?;
     let uri = format!("{base}/files/download?path={}", encode(&full));
-    let res = state.agents.get(&uri, state.config.agent_timeout).await?;
-    let status = res.status();
-    if status == StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found(format!("{rel} not found")));
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        return Err(state.agents.unauthorized(rel));
-    }
-    if status == StatusCode::FORBIDDEN {
-        return Err(forbidden(res, rel, state.config.agent_timeout).await);
-    }
-    if !status.is_success() {
-        return Err(ApiError::bad_gateway(format!(
-            "the job's agent answered {status} for {rel}"
-        )));
-    }
+    let not_found = || ApiError::not_found(format!("{rel} not found"));
+    let res = agent_ok(&state, &uri, rel).await?.ok_or_else(not_found)?;
     let max = state.config.max_file_size;
-    let size = res
+    let announced = res
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(size) = size.filter(|s| *s > max) {
+    // An agent that does not announce the length (Mesos and ours do): its size now.
+    let size = match announced {
+        Some(n) => n,
+        None if max == u64::MAX => 0,
+        None => {
+            agent_read(&state, &base, &full, None, rel)
+                .await?
+                .ok_or_else(not_found)?
+                .offset
+        }
+    };
+    if size > max {
         return Err(ApiError::bad_request(format!(
-            "{rel} is {size} bytes, over the server's max file size of {max}; \
-             read it in pieces with get-file (offset, length)"
+            "{rel} is {size} bytes, over the server's max file size of {max} bytes \
+             (server.max_file_size); read it in pieces with get-file --offset --length"
         )));
     }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let body = Body::new(Limited::new(res.into_body(), limit));
-    let mut response = ([(CONTENT_TYPE, "application/octet-stream")], body).into_response();
-    if let Some(size) = size {
-        response.headers_mut().insert(CONTENT_LENGTH, size.into());
+    let mut response = (
+        [(CONTENT_TYPE, "application/octet-stream")],
+        Body::new(res.into_body()),
+    )
+        .into_response();
+    if let Some(n) = announced {
+        response.headers_mut().insert(CONTENT_LENGTH, n.into());
     }
     Ok(response)
 }
