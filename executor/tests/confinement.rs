@@ -184,10 +184,14 @@ async fn a_job_cannot_signal_another_job() {
     started(&rig, "victim").await;
     let pids = cgroup_pids(&victim_cgroup);
     // The tracked process, the namespace's PID 1 and the job's shell (its `sleep 0.05`
-    // come and go).
+    // come and go, and one just forked is still a shell for a moment: only what is there
+    // in two looks 200 ms apart counts).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = cgroup_pids(&victim_cgroup);
     let lasting: Vec<u32> = pids
         .iter()
         .copied()
+        .filter(|p| again.contains(p))
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c != "sleep\n")
         })
