@@ -14,6 +14,7 @@
 //! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
 //! * [`credentials`] — Mesos HTTP credentials (principal + secret, Basic auth, files).
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
+//! * `logging` (feature `logging`) — the binaries' shared logging setup.
 //!
 //! Notes on the generated types (prost 0.14, proto2):
 //! * required fields, messages included, are plain values (`Offer.id: OfferId`,
@@ -37,6 +38,8 @@ pub mod credentials;
 pub mod fuzzing;
 mod generated;
 pub mod json;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod numa;
 pub mod recording;
 pub mod recordio;
