@@ -12,7 +12,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client, client_ok, is_root, job_json, job_user, test_dir, wait_until};
+use retz_e2e_tests::{
+    Server, client, client_ok, is_root, job_json, job_user, test_dir, wait_until,
+};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -146,7 +148,11 @@ fn a_job_runs_as_its_user_and_cannot_leave_its_confinement() {
     assert!(!cpuset.is_empty(), "{out}");
     assert_eq!(line("after-taskset"), cpuset, "{out}");
     assert_eq!(line("now-in"), line("cgroup"), "{out}");
-    assert_ne!(line("cgroup"), "/", "the job has a cpuset of its own: {out}");
+    assert_ne!(
+        line("cgroup"),
+        "/",
+        "the job has a cpuset of its own: {out}"
+    );
 
     // The process it left behind is gone, and the job's status says so.
     assert!(
