@@ -22,7 +22,8 @@ use retz_proto::api::{
     AppResponse, Application, ClientConfig, CreateUserRequest, ErrorBody, GcRequest, GcResponse,
     GetFileResponse, GetJobResponse, Job, JobResponse, JobState, ListAppsResponse,
     ListFilesResponse, ListJobsRequest, ListJobsResponse, ListUsersResponse, LoadAppRequest,
-    ScheduleRequest, StatusResponse, UsageResponse, User, UserResponse, auth::now_date,
+    ScheduleRequest, StatusResponse, UsageResponse, User, UserResponse, auth::IDEMPOTENCY_KEY,
+    auth::now_date,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,7 +31,7 @@ use serde::de::DeserializeOwned;
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::query;
-use crate::signing::{resource, sign_request};
+use crate::signing::{resource, sign_request_keyed};
 
 /// Timeouts and retries of a [`Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,12 +165,35 @@ impl Client {
     }
 
     /// `POST /job`: queues `job`; the answer has its id, `scheduled` time and state.
-    /// Never retried (a retry could queue the job twice).
+    /// Sent with a fresh `Idempotency-Key` ([`Client::schedule_with_key`]), so its
+    /// retries never queue the job twice.
     pub async fn schedule(&self, job: Job) -> Result<Job, Error> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        self.schedule_with_key(job, &key).await
+    }
+
+    /// `POST /job` with `Idempotency-Key: key` (signed with the request): the server
+    /// creates at most one job for the key, and answers a repeat with that job. So the
+    /// call is retried like a read (connection failures, a lost answer, 503), and calling
+    /// it again with the same key after a failure is safe too.
+    pub async fn schedule_with_key(&self, job: Job, key: &str) -> Result<Job, Error> {
         let req = ScheduleRequest { job };
-        let r: JobResponse = self
-            .call(Method::POST, "/job", "", Some(&req), Retry::Once)
+        let body = serde_json::to_vec(&req)
+            .map_err(|e| self.decode("POST", "/job", &format!("cannot encode: {e}")))?;
+        let (res, resp) = self
+            .send_keyed(
+                Method::POST,
+                "/job",
+                "",
+                Some(body),
+                Retry::Idempotent,
+                true,
+                Some(key),
+            )
             .await?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport(&res, &e))?;
+        let r: JobResponse =
+            serde_json::from_slice(&bytes).map_err(|e| self.decode("POST", &res, &e))?;
         Ok(r.job)
     }
 
@@ -488,6 +512,24 @@ impl Client {
         retry: Retry,
         whole_timeout: bool,
     ) -> Result<(String, reqwest::Response), Error> {
+        self.send_keyed(method, path, query, body, retry, whole_timeout, None)
+            .await
+    }
+
+    /// [`Client::send`] with an optional `Idempotency-Key`: a keyed request is also
+    /// retried after the request went out (timeouts, resets, 503), since the server
+    /// answers its repeats with what the first one did.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_keyed(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Option<Vec<u8>>,
+        retry: Retry,
+        whole_timeout: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<(String, reqwest::Response), Error> {
         let res = resource(path, query);
         let url = format!("{}{res}", self.base);
         let verb = method.as_str().to_owned();
@@ -495,12 +537,22 @@ impl Client {
         let mut attempt = 0;
         let resp = loop {
             let body_bytes = body.as_deref().unwrap_or_default();
-            let h = sign_request(&self.config, &verb, &res, body_bytes, &now_date());
+            let h = sign_request_keyed(
+                &self.config,
+                &verb,
+                &res,
+                body_bytes,
+                &now_date(),
+                idempotency_key,
+            );
             let mut rb = self
                 .http
                 .request(method.clone(), &url)
                 .header("Date", &h.date)
                 .header("Authorization", &h.authorization);
+            if let Some(k) = idempotency_key {
+                rb = rb.header(IDEMPOTENCY_KEY, k);
+            }
             if whole_timeout {
                 rb = rb.timeout(self.options.request_timeout);
             }
@@ -512,9 +564,22 @@ impl Client {
                     .header("Content-Type", "application/json")
                     .body(b.clone());
             }
+            let keyed = idempotency_key.is_some();
             match rb.send().await {
+                Ok(r)
+                    if keyed
+                        && r.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && attempt < self.options.retries =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
                 Ok(r) => break r,
-                Err(e) if e.is_connect() && retry == Retry::Idempotent && !is_untrusted(&e) => {
+                Err(e)
+                    if (e.is_connect() || keyed)
+                        && retry == Retry::Idempotent
+                        && !is_untrusted(&e) =>
+                {
                     if attempt >= self.options.retries {
                         return Err(self.transport(&res, &e));
                     }

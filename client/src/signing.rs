@@ -6,7 +6,9 @@
 //! signature is [`NO_AUTH_SIGNATURE`] (the key is still sent: the server needs it).
 
 use retz_proto::api::ClientConfig;
-use retz_proto::api::auth::{NO_AUTH_SIGNATURE, authorization, content_md5, sign, string_to_sign};
+use retz_proto::api::auth::{
+    NO_AUTH_SIGNATURE, authorization, content_md5, sign, string_to_sign_keyed,
+};
 
 /// The auth headers of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +38,23 @@ pub fn sign_request(
     body: &[u8],
     date: &str,
 ) -> SignedHeaders {
+    sign_request_keyed(config, verb, resource, body, date, None)
+}
+
+/// [`sign_request`] for a request carrying `Idempotency-Key: idempotency_key`, which
+/// the signature then covers.
+pub fn sign_request_keyed(
+    config: &ClientConfig,
+    verb: &str,
+    resource: &str,
+    body: &[u8],
+    date: &str,
+    idempotency_key: Option<&str>,
+) -> SignedHeaders {
     let md5 = content_md5(body);
     let signature = if config.authentication {
-        sign(&config.secret, &string_to_sign(verb, &md5, date, resource))
+        let to_sign = string_to_sign_keyed(verb, &md5, date, resource, idempotency_key);
+        sign(&config.secret, &to_sign)
     } else {
         NO_AUTH_SIGNATURE.to_owned()
     };

@@ -16,6 +16,7 @@ use retz_executor::cgroup::CgroupConfig;
 use retz_executor::sandbox::task_key;
 use retz_executor::sys::linux::LinuxSys;
 use retz_proto::ContentType;
+use retz_proto::logging::{self, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -82,6 +83,14 @@ struct RunArgs {
     /// The procfs mount.
     #[arg(long, default_value = "/proc", hide = true)]
     proc_root: PathBuf,
+    /// Log line format on stderr: text or json (one JSON object per line).
+    #[arg(
+        long,
+        value_name = "text|json",
+        default_value = "text",
+        env = "RETZ_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -102,14 +111,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RETZ_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let log_format = match &cli.command {
+        Some(Command::Run(args)) => args.log_format,
+        _ => cli.run.log_format,
+    };
+    logging::init(log_format, "RETZ_LOG", "info");
     let result = match cli.command {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Topology(_)) => unreachable_topology(),

@@ -29,6 +29,7 @@ use retz_mesos_local::agent::parse_port_ranges;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
 use retz_mesos_local::master::MasterConfig;
 use retz_proto::credentials::{Credential, Credentials};
+use retz_proto::logging::{self, LogFormat};
 use retz_topology::TopologySource;
 
 /// The embedded local Mesos cluster: a Mesos v1 master plus agents that launch real
@@ -36,6 +37,15 @@ use retz_topology::TopologySource;
 #[derive(Parser, Debug)]
 #[command(name = "retz-mesos-local", version, about, long_about = None)]
 struct Cli {
+    /// Log line format on stderr: text or json (one JSON object per line).
+    #[arg(
+        long,
+        value_name = "text|json",
+        default_value = "text",
+        env = "RETZ_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+
     /// Address of the master's HTTP API (scheduler API, /state, /version).
     #[arg(long, default_value = "127.0.0.1:5050", value_name = "ADDR")]
     bind: SocketAddr,
@@ -441,13 +451,7 @@ fn main() -> ExitCode {
         }
     };
     let topologies = topologies(&matches, &cli);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.log_format, "RUST_LOG", "warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -16,6 +16,7 @@
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
 //! * [`task`] — the task contract: [`task::TaskSpec`] (server → executor) and
 //!   [`task::TaskReport`] (executor → server).
+//! * `logging` (feature `logging`) — the binaries' shared logging setup.
 //!
 //! Notes on the generated types (prost 0.14, proto2):
 //! * required fields, messages included, are plain values (`Offer.id: OfferId`,
@@ -39,6 +40,8 @@ pub mod credentials;
 pub mod fuzzing;
 mod generated;
 pub mod json;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod numa;
 pub mod recording;
 pub mod recordio;

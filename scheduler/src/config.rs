@@ -102,6 +102,18 @@ pub struct ServerSection {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
     pub tls_key: Option<PathBuf>,
+    /// Most HTTP connections open at once; more are shed at once (503, closed).
+    pub max_connections: u32,
+    /// Longest wait for a request's headers, and for the next request on a kept-alive
+    /// HTTP/1 connection, seconds.
+    pub header_read_timeout_s: u64,
+    /// Longest time a request body may take to arrive, seconds (else 408).
+    pub body_read_timeout_s: u64,
+    /// A connection with no request in progress for this long is closed, seconds.
+    pub idle_timeout_s: u64,
+    /// Most bytes of request bodies buffered at once across all connections; a body
+    /// that would pass it is answered 503 at once.
+    pub max_body_buffer_bytes: u64,
 }
 
 impl Default for ServerSection {
@@ -120,6 +132,11 @@ impl Default for ServerSection {
             admin_loopback: false,
             tls_cert: None,
             tls_key: None,
+            max_connections: 4096,
+            header_read_timeout_s: 10,
+            body_read_timeout_s: 30,
+            idle_timeout_s: 60,
+            max_body_buffer_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -231,6 +248,10 @@ pub struct LimitsSection {
     pub max_disk_mb: u64,
     /// Ports.
     pub max_ports: u32,
+    /// A job's `maxRetries`.
+    pub max_retries: u32,
+    /// An application's `gracePeriod`, seconds.
+    pub max_grace_period_s: u32,
 }
 
 impl Default for LimitsSection {
@@ -241,6 +262,8 @@ impl Default for LimitsSection {
             max_gpus: 0,
             max_disk_mb: 1024 * 1024,
             max_ports: 10,
+            max_retries: 100,
+            max_grace_period_s: 3600,
         }
     }
 }
@@ -558,6 +581,37 @@ impl ServerConfig {
             return bad(
                 "mesos.refuse_seconds",
                 "must be a number of seconds ≥ 0".into(),
+            );
+        }
+        if self.server.max_connections == 0 {
+            return bad(
+                "server.max_connections",
+                "must be at least 1 (a few thousand is usual)".into(),
+            );
+        }
+        for (key, v) in [
+            (
+                "server.header_read_timeout_s",
+                self.server.header_read_timeout_s,
+            ),
+            (
+                "server.body_read_timeout_s",
+                self.server.body_read_timeout_s,
+            ),
+            ("server.idle_timeout_s", self.server.idle_timeout_s),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1 second".into());
+            }
+        }
+        if self.server.max_body_buffer_bytes < self.server.max_body_bytes as u64 {
+            return bad(
+                "server.max_body_buffer_bytes",
+                format!(
+                    "is below server.max_body_bytes ({}); no body of the largest size could be \
+                     read",
+                    self.server.max_body_bytes
+                ),
             );
         }
         if self.server.max_body_bytes < 1024 {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use retz_proto::logging::{self, LogFormat};
 use retz_scheduler::config::ServerConfig;
 use retz_scheduler::server::Server;
 
@@ -21,6 +22,14 @@ use retz_scheduler::server::Server;
                   the server cannot start or the master ends the framework, 2 on bad flags."
 )]
 struct Args {
+    /// Log line format on stderr: text or json (one JSON object per line).
+    #[arg(
+        long,
+        value_name = "text|json",
+        default_value = "text",
+        env = "RETZ_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     /// Config file: retz.toml, or an original retz.properties.
     #[arg(short = 'C', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -88,6 +97,9 @@ struct Args {
     /// Admit unsigned /admin/* requests from loopback peers (server.admin_loopback).
     #[arg(long)]
     admin_loopback: bool,
+    /// Most HTTP connections open at once; more are shed (server.max_connections).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u32>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -158,6 +170,9 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     if args.admin_loopback {
         c.server.admin_loopback = true;
     }
+    if let Some(n) = args.max_connections {
+        c.server.max_connections = n;
+    }
     if let Some(p) = &args.policy {
         c.load_policy(p)?;
     }
@@ -200,13 +215,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(args.log_format, "RUST_LOG", "info");
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,10 +1,20 @@
 //! The accept loop of the HTTP API, one code path for plain HTTP and HTTPS: [`serve`].
 //!
 //! Invariants:
+//! - at most [`ConnLimits::max_connections`] connections are open at once; a connection
+//!   over the cap is shed at once (plain HTTP: a 503 JSON answer is offered, then the
+//!   socket is closed), so a flood of sockets can neither exhaust the server's file
+//!   descriptors nor stall the accept loop;
 //! - every connection is served on its own task; a TLS handshake runs there too, bounded
 //!   by [`HANDSHAKE_TIMEOUT`], so a slow or hostile client never holds up the accept
 //!   loop, and a failed handshake (plain HTTP on the HTTPS port, garbage, an untrusting
 //!   client) is logged at debug level and only ends that connection;
+//! - a request's head must arrive within [`ConnLimits::header_read_timeout`] (for HTTP/1
+//!   this also bounds the wait for the next request on a kept-alive connection), and a
+//!   connection with no request in progress for [`ConnLimits::idle_timeout`] is closed
+//!   (HTTP/2 included); request bodies are bounded by the API (see [`crate::http`]);
+//! - hyper's own answers to unparsable requests (400, 414, 431) carry the JSON error
+//!   body like every other error ([`framing`]);
 //! - every request carries the TCP peer as `axum::extract::ConnectInfo<SocketAddr>`
 //!   (what the admin loopback rule reads), over TLS as well;
 //! - on shutdown the listener is closed first, handshakes still in progress are dropped,
@@ -12,21 +22,26 @@
 //!   HTTP/2 sends GOAWAY) for at most [`DRAIN_TIMEOUT`], then whatever is left is
 //!   aborted; [`serve`] returns only when no connection task is left.
 
+mod framing;
+
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -39,16 +54,57 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `shutdown` resolves; over TLS when `tls` is given
-/// (see the module invariants).
+/// Limits on the connections of the API (`[server]` in `retz.toml`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Most connections open at once; more are shed.
+    pub max_connections: usize,
+    /// Longest wait for a request's head (and, HTTP/1, for the next request).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a shed connection is offered before it is closed.
+static SHED: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    framing::error_response(
+        503,
+        "Service Unavailable",
+        "the server is at its connection limit (server.max_connections); try again shortly",
+    )
+});
+
+/// Serves `router` on `listener` until `shutdown` resolves, with the default
+/// [`ConnLimits`]; over TLS when `tls` is given (see the module invariants).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, router, tls, ConnLimits::default(), shutdown).await;
+}
+
+/// [`serve`] with the given limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stopping, stopping_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -56,13 +112,18 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        shed(stream, peer, acceptor.is_none());
+                        continue;
+                    };
                     connections.spawn(connection(
                         stream,
                         peer,
                         router.clone(),
                         acceptor.clone(),
-                        graceful.watcher(),
+                        limits,
                         stopping_rx.clone(),
+                        permit,
                     ));
                 }
                 Err(e) => {
@@ -79,10 +140,11 @@ pub async fn serve(
     drop(listener);
     let _ = stopping.send(true);
     let open = connections.len();
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         warn!(
             open,
             "connections still open {} s after shutdown; closing them",
@@ -92,20 +154,85 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
+/// Over the cap: offer the 503 without waiting (plain HTTP only), then close.
+fn shed(stream: TcpStream, peer: SocketAddr, plain: bool) {
+    debug!(%peer, "connection limit reached; connection shed");
+    if plain {
+        let _ = stream.try_write(&SHED);
+    }
+    drop(stream);
+}
+
+/// What one connection is doing: requests in progress and the time of the last one's
+/// end, for the idle timeout and [`framing`].
+#[derive(Debug)]
+pub(crate) struct Activity {
+    started: Instant,
+    in_progress: AtomicUsize,
+    /// Milliseconds since `started` when the last response ended.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            in_progress: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a response of the service is being produced or written.
+    pub(crate) fn responding(&self) -> bool {
+        self.in_progress.load(Ordering::Acquire) > 0
+    }
+
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        InProgress(self.clone())
+    }
+
+    /// How long until the connection has been idle for `idle`, or `None` when it has.
+    fn idle_left(&self, idle: Duration) -> Option<Duration> {
+        if self.responding() {
+            return Some(idle);
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        let idle_for = self.started.elapsed().saturating_sub(last);
+        idle.checked_sub(idle_for).filter(|d| !d.is_zero())
+    }
+}
+
+/// One request in progress, until its response body is dropped.
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_ms.store(now, Ordering::Release);
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One connection: the TLS handshake if any, then HTTP/1.1 or HTTP/2 until the client
-/// closes or shutdown drains it.
+/// closes, the connection idles out, or shutdown drains it.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     acceptor: Option<TlsAcceptor>,
-    watcher: Watcher,
+    limits: ConnLimits,
     mut stopping: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
 ) {
     // Small request/answer exchanges: do not wait for more bytes to fill a segment.
     let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::new());
     match acceptor {
-        None => http(stream, peer, router, watcher).await,
+        None => {
+            let io = framing::FramingErrors::new(stream, activity.clone());
+            http(io, peer, router, limits, activity, stopping).await;
+        }
         Some(acceptor) => {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let done = tokio::select! {
@@ -114,7 +241,10 @@ async fn connection(
                 _ = stopping.wait_for(|s| *s) => return,
             };
             match done {
-                Ok(Ok(tls)) => http(tls, peer, router, watcher).await,
+                Ok(Ok(tls)) => {
+                    let io = framing::FramingErrors::new(tls, activity.clone());
+                    http(io, peer, router, limits, activity, stopping).await;
+                }
                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => debug!(
                     %peer,
@@ -126,17 +256,61 @@ async fn connection(
     }
 }
 
-async fn http<S>(stream: S, peer: SocketAddr, router: Router, watcher: Watcher)
-where
+async fn http<S>(
+    stream: S,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnLimits,
+    activity: Arc<Activity>,
+    mut stopping: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = router.map_request(move |mut req: hyper::Request<Incoming>| {
+    let tracker = activity.clone();
+    let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        req
+        let busy = tracker.begin();
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req).await.unwrap_or_else(|e| match e {});
+            // The request stays in progress until its body has been written.
+            Ok::<_, Infallible>(res.map(|body| {
+                Body::new(body.map_frame(move |f| {
+                    let _ = &busy;
+                    f
+                }))
+            }))
+        }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(e) = watcher.watch(conn).await {
-        debug!(%peer, error = %e, "connection ended with an error");
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let idle = activity.idle_left(limits.idle_timeout);
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopping.wait_for(|s| *s), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep(idle.unwrap_or_default()), if !closing => {
+                if activity.idle_left(limits.idle_timeout).is_none() {
+                    debug!(%peer, "connection idle for {:?}; closed", limits.idle_timeout);
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
 }

@@ -252,6 +252,13 @@ impl Server {
             } else {
                 0
             },
+            max_disk_mb: cfg.limits.max_disk_mb,
+            max_ports: cfg.limits.max_ports,
+            max_retries: cfg.limits.max_retries,
+            max_grace_period_s: cfg.limits.max_grace_period_s,
+            body_read_timeout: Duration::from_secs(cfg.server.body_read_timeout_s),
+            body_buffer_bytes: usize::try_from(cfg.server.max_body_buffer_bytes)
+                .unwrap_or(usize::MAX),
             admin_keys,
             admin_loopback: cfg.server.admin_loopback,
             default_max_retries: cfg.planner.max_retries,
@@ -262,10 +269,17 @@ impl Server {
         let router = app(AppState::new(store.clone(), http_cfg, link));
         let https = tls.is_some();
         let (stop_http, stopped) = oneshot::channel::<()>();
-        let http = tokio::spawn(crate::serve::serve(
+        let limits = crate::serve::ConnLimits {
+            max_connections: cfg.server.max_connections as usize,
+            header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_s),
+            idle_timeout: Duration::from_secs(cfg.server.idle_timeout_s),
+        };
+        file_descriptors_for(limits.max_connections);
+        let http = tokio::spawn(crate::serve::serve_with(
             listener,
             router,
             tls.map(|t| t.config),
+            limits,
             async move {
                 // A dropped sender (the Server dropped without stop) stops serving too.
                 let _ = stopped.await;
@@ -343,6 +357,35 @@ impl Server {
             c.shutdown().await;
         }
         self.store.close().await;
+    }
+}
+
+/// File descriptors the server keeps for itself beyond its connections (store, local
+/// cluster, agents' sockets, logs).
+const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit when `max_connections` (plus
+/// [`RESERVED_FDS`]) would not fit under it, and warns when even the hard limit is too
+/// low: the connection cap, not the descriptor table, must be what sheds a flood.
+fn file_descriptors_for(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let want = max_connections as u64 + RESERVED_FDS;
+    let mut lim = getrlimit(Resource::Nofile);
+    let soft = lim.current.unwrap_or(u64::MAX);
+    if soft >= want {
+        return;
+    }
+    let hard = lim.maximum.unwrap_or(u64::MAX);
+    lim.current = Some(want.min(hard));
+    let raised = setrlimit(Resource::Nofile, lim).is_ok();
+    let now = if raised { want.min(hard) } else { soft };
+    if now < want {
+        warn!(
+            max_connections,
+            open_files_limit = now,
+            "server.max_connections plus {RESERVED_FDS} is over the open files limit; \
+             lower it or raise the limit (LimitNOFILE= in the unit, ulimit -n)"
+        );
     }
 }
 

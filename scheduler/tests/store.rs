@@ -395,6 +395,52 @@ async fn concurrent(store: Store) {
 }
 both!(concurrent_inserts_get_distinct_ids, concurrent);
 
+/// The `idempotency_key` column (migration 0003): one job per owner and key, however
+/// many inserts race; the key finds it; another owner's key is another job.
+async fn idempotency(store: Store) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.insert_job_keyed("alice", job("app", &format!("try {i}")), Some("k-1"))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(j) => created.push(j),
+            Err(e) => assert!(matches!(e, StoreError::Insert(_)), "{e}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    let found = store.job_by_idempotency_key("alice", "k-1").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&created[0]));
+    assert_eq!(
+        store.job_by_idempotency_key("alice", "k-2").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.job_by_idempotency_key("bob", "k-1").await.unwrap(),
+        None
+    );
+    let bobs = store
+        .insert_job_keyed("bob", job("app", "x"), Some("k-1"))
+        .await
+        .unwrap();
+    assert_ne!(bobs.id, created[0].id);
+    // Without a key, inserts never collide.
+    store.insert_job("alice", job("app", "y")).await.unwrap();
+    store.insert_job("alice", job("app", "y")).await.unwrap();
+    let (all, _) = store
+        .list_jobs("alice", JobState::Queued, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+both!(idempotency_keys_are_unique_per_owner, idempotency);
+
 async fn updates(store: Store) {
     let j = store.insert_job("alice", job("app", "x")).await.unwrap();
     let mut broken = j.clone();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, Response, StatusCode};
-use retz_proto::api::auth::{content_md5, parse_authorization, string_to_sign, verify};
+use retz_proto::api::auth::{content_md5, parse_authorization, string_to_sign_keyed, verify};
 use retz_proto::api::*;
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -243,7 +243,7 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let (auth, date, md5) = {
+    let (auth, date, md5, idem) = {
         let header = |n: &str| {
             req.headers()
                 .get(n)
@@ -254,6 +254,7 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
             header("authorization"),
             header("date"),
             header("content-md5"),
+            header("idempotency-key"),
         )
     };
     let body = to_bytes(req.into_body(), 1 << 20).await.unwrap();
@@ -298,7 +299,7 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
     if !user.enabled {
         return err(StatusCode::FORBIDDEN, "User disabled");
     }
-    let sts = string_to_sign(&method, &body_md5, &date, &resource);
+    let sts = string_to_sign_keyed(&method, &body_md5, &date, &resource, idem.as_deref());
     if !verify(&user.secret, &sts, sig) {
         return err(
             StatusCode::UNAUTHORIZED,

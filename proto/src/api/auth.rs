@@ -4,7 +4,9 @@
 //! padding of HMAC-SHA256(secret, `VERB\nCONTENT-MD5\nDATE\nRESOURCE\n`); CONTENT-MD5 is
 //! base64 without padding of the body's MD5 (empty when there is no body), DATE is the
 //! request's `Date` header verbatim, RESOURCE is the path plus `?query` when there is a
-//! query. Verification compares in constant time.
+//! query. A request with an `Idempotency-Key` header signs it too, as a fifth line
+//! `idempotency-key:KEY` ([`string_to_sign_keyed`]). Verification compares in constant
+//! time.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -47,6 +49,39 @@ pub fn content_md5(body: &[u8]) -> String {
 /// The string to sign: `VERB\nMD5\nDATE\nRESOURCE\n`.
 pub fn string_to_sign(verb: &str, content_md5: &str, date: &str, resource: &str) -> String {
     format!("{verb}\n{content_md5}\n{date}\n{resource}\n")
+}
+
+/// The header naming a submission (`POST /job`), so a retry or a replay returns the job
+/// it created instead of a new one.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// Whether `key` is a usable `Idempotency-Key`: 1 to [`MAX_IDEMPOTENCY_KEY`] visible
+/// ASCII characters.
+pub fn valid_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// [`string_to_sign`], covering the request's `Idempotency-Key` too when it has one
+/// (`...RESOURCE\nidempotency-key:KEY\n`), so a captured request cannot be replayed
+/// under another key (or none) to queue its job again. Without a key it is exactly
+/// [`string_to_sign`], as the original clients sign.
+pub fn string_to_sign_keyed(
+    verb: &str,
+    content_md5: &str,
+    date: &str,
+    resource: &str,
+    idempotency_key: Option<&str>,
+) -> String {
+    let mut s = string_to_sign(verb, content_md5, date, resource);
+    if let Some(k) = idempotency_key {
+        s.push_str("idempotency-key:");
+        s.push_str(k);
+        s.push('\n');
+    }
+    s
 }
 
 /// base64 (no padding) of HMAC-SHA256(`secret`, `string_to_sign`).

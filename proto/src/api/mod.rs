@@ -28,14 +28,18 @@
 //! | `GET /admin/usage?start&end` | | [`UsageResponse`] |
 //! | `POST /admin/gc` | [`GcRequest`] | [`GcResponse`] |
 //!
-//! Errors are `4xx`/`5xx` with an [`ErrorBody`].
+//! Errors are `4xx`/`5xx` with an [`ErrorBody`]. Request bodies are read with
+//! [`strict::from_json`] (unknown fields refused at every depth) and checked against
+//! the bounds in [`limits`].
 
 pub mod auth;
 mod config;
 mod job;
+pub mod limits;
 mod messages;
 mod model;
 mod range_json;
+pub mod strict;
 
 pub use config::ClientConfig;
 pub use job::{Grant, Job, JobResources, JobState, UnknownState};

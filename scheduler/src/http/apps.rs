@@ -121,6 +121,8 @@ pub(super) async fn put(
     if let Some(user) = &application.user {
         check_user(&state.config.users, user)?;
     }
+    retz_proto::api::limits::check_app(&application, &state.config.limits())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     application.owner = caller.key().to_owned();
     application.generation = uuid::Uuid::new_v4().simple().to_string();
     if !state.store.put_app(&application).await? {

@@ -1,5 +1,10 @@
 //! Job endpoints: list (`POST /jobs`), schedule (`POST /job`), get and kill
 //! (`GET`/`DELETE /job/{id}`). A job of another user is answered as absent.
+//!
+//! Idempotent submission: a `POST /job` with an `Idempotency-Key` (signed with the
+//! request, see [`super::auth`]) creates at most one job per user and key. A retry or a
+//! replay finds that job and answers it (200, the job as it is now) instead of queueing
+//! another; two submissions racing with one key meet at the store's unique index.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -47,41 +52,37 @@ pub(super) async fn list(
     Ok(Json(ListJobsResponse { jobs, more }))
 }
 
-/// Checks a job request against the server's rules; the message says what to change.
+/// Checks a job request against the server's bounds; the message says what to change.
 fn validate(job: &Job, state: &AppState) -> Result<(), ApiError> {
-    let cfg = &state.config;
-    if job.cmd.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "job has an empty cmd; give the command to run",
-        ));
-    }
-    if !(-20..=19).contains(&job.priority) {
-        return Err(ApiError::bad_request(format!(
-            "priority {} is out of range; use -20 (first) to 19 (last)",
-            job.priority
-        )));
-    }
-    let r = &job.resources;
-    let over = |what: &str, asked: u64, limit: u64| {
-        ApiError::bad_request(format!(
-            "{what} {asked} does not fit system limit {limit}; ask for at most {limit}"
-        ))
+    retz_proto::api::limits::check_job(job, &state.config.limits())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The job an earlier submission with the caller's `Idempotency-Key` created, answered
+/// as a replay (200).
+async fn replayed(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<Option<(StatusCode, Json<JobResponse>)>> {
+    let Some(key) = caller.idempotency_key.as_deref() else {
+        return Ok(None);
     };
-    if r.cpu.min > cfg.max_cpus {
-        return Err(over("cpu", r.cpu.min.into(), cfg.max_cpus.into()));
-    }
-    if r.mem_mb.min > cfg.max_mem_mb {
-        return Err(over("memMB", r.mem_mb.min, cfg.max_mem_mb));
-    }
-    if r.gpu > cfg.max_gpus {
-        return Err(over("gpu", r.gpu.into(), cfg.max_gpus.into()));
-    }
-    if r.cpu.min == 0 && r.cpu.max == Some(0) {
-        return Err(ApiError::bad_request(
-            "cpu 0 requests nothing; ask for at least 1 CPU",
-        ));
-    }
-    Ok(())
+    Ok(state
+        .store
+        .job_by_idempotency_key(caller.key(), key)
+        .await?
+        .map(|job| {
+            tracing::debug!(
+                id = job.id,
+                "replayed submission; answering the job it created"
+            );
+            (
+                StatusCode::OK,
+                Json(JobResponse {
+                    job: with_pending(state, job),
+                }),
+            )
+        }))
 }
 
 /// The original's default name: the command's Java `String.hashCode()`.
@@ -97,6 +98,9 @@ pub(super) async fn schedule(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<(StatusCode, Json<JobResponse>)> {
+    if let Some(answer) = replayed(&state, &caller).await? {
+        return Ok(answer);
+    }
     let ScheduleRequest { mut job } = parse_json(&caller.body)?;
     let app = state
         .store
@@ -115,7 +119,17 @@ pub(super) async fn schedule(
         job.name = default_name(&job.cmd);
     }
     job.reason = None;
-    let job = state.store.insert_job(caller.key(), job).await?;
+    let key = caller.idempotency_key.as_deref();
+    let job = match state.store.insert_job_keyed(caller.key(), job, key).await {
+        Ok(job) => job,
+        Err(e) => {
+            // A submission with the same key won the race: answer its job.
+            if let Some(answer) = replayed(&state, &caller).await? {
+                return Ok(answer);
+            }
+            return Err(e.into());
+        }
+    };
     state.counts.invalidate();
     state.planner.job_queued(&job);
     Ok((StatusCode::CREATED, Json(JobResponse { job })))

@@ -8,7 +8,12 @@
 //! - a user sees and touches only their own jobs and applications; another user's job or
 //!   application answers exactly as if it did not exist;
 //! - a job is answered 201 only after its commit, and only then is the planner woken;
-//! - every response carries `Server: retz-server-<version>`.
+//! - every response carries `Server: retz-server-<version>` and `x-request-id` (the
+//!   client's, else a fresh UUID); every request is logged inside a `request` span with
+//!   that id, its method and path, so a 500's log line (with its error's source chain)
+//!   is found from the id the client saw;
+//! - request bodies are bounded one by one (`body_limit`, 413), in time
+//!   (`body_read_timeout`, 408) and all together (`body_buffer_bytes`, 503).
 
 mod admin;
 mod apps;
@@ -29,7 +34,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 pub use auth::Caller;
 pub use error::{ApiError, parse_json};
@@ -62,6 +70,18 @@ pub struct HttpConfig {
     pub max_mem_mb: u64,
     /// Largest GPU request one job may make.
     pub max_gpus: u32,
+    /// Largest disk request one job may make, MB.
+    pub max_disk_mb: u64,
+    /// Most ports one job may ask for.
+    pub max_ports: u32,
+    /// Largest `maxRetries` of a job.
+    pub max_retries: u32,
+    /// Largest `gracePeriod` of an application, seconds.
+    pub max_grace_period_s: u32,
+    /// Longest time a request body may take to arrive.
+    pub body_read_timeout: Duration,
+    /// Most bytes of request bodies buffered at once across all requests.
+    pub body_buffer_bytes: usize,
     /// Access keys allowed on `/admin/...`.
     pub admin_keys: BTreeSet<String>,
     /// Admit unsigned `/admin/...` requests from loopback peers (the peer is read from
@@ -93,6 +113,12 @@ impl Default for HttpConfig {
             max_cpus: 1024,
             max_mem_mb: 4 << 20,
             max_gpus: 64,
+            max_disk_mb: 1024 * 1024,
+            max_ports: 10,
+            max_retries: 100,
+            max_grace_period_s: 3600,
+            body_read_timeout: Duration::from_secs(30),
+            body_buffer_bytes: 64 << 20,
             admin_keys: BTreeSet::new(),
             admin_loopback: false,
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -106,6 +132,19 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// The bounds of what one job or application may ask for.
+    pub fn limits(&self) -> retz_proto::api::limits::Limits {
+        retz_proto::api::limits::Limits {
+            max_cpus: self.max_cpus,
+            max_mem_mb: self.max_mem_mb,
+            max_gpus: self.max_gpus,
+            max_disk_mb: self.max_disk_mb,
+            max_ports: self.max_ports,
+            max_retries: self.max_retries,
+            max_grace_period_s: self.max_grace_period_s,
+        }
+    }
+
     /// The retry policy the server applies to jobs that name none.
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
@@ -125,6 +164,8 @@ pub struct AppState {
     pub planner: Arc<dyn PlannerHandle>,
     counts: Arc<status::CountsCache>,
     agents: files::AgentClient,
+    /// Bytes of request bodies that may still be buffered (`body_buffer_bytes`).
+    bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -134,7 +175,11 @@ impl AppState {
             config.agent_connect_timeout,
             config.agent_credential.as_ref(),
         );
+        let budget = config
+            .body_buffer_bytes
+            .clamp(config.body_limit, tokio::sync::Semaphore::MAX_PERMITS);
         AppState {
+            bodies: Arc::new(tokio::sync::Semaphore::new(budget)),
             store,
             config: Arc::new(config),
             planner,
@@ -175,6 +220,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/gc", post(admin::gc))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(file_range))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let server = server.clone();
             async move {
@@ -183,7 +229,49 @@ pub fn app(state: AppState) -> Router {
                 res
             }
         }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: its id (`x-request-id`), method and path.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
+
+/// Largest `offset` or `length` of `/job/{id}/file`: what the agents' `/files/read`
+/// reads (a signed 64-bit number).
+const MAX_FILE_RANGE: u64 = i64::MAX as u64;
+
+/// Refuses `/job/{id}/file` queries whose `offset` or `length` are over
+/// [`MAX_FILE_RANGE`] with 400 before they reach an agent.
+async fn file_range(req: Request, next: Next) -> axum::response::Response {
+    let path = req.uri().path();
+    if path.starts_with("/job/") && path.ends_with("/file") {
+        let query = req.uri().query().unwrap_or_default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if (k == "offset" || k == "length")
+                && v.parse::<u64>().is_ok_and(|n| n > MAX_FILE_RANGE)
+            {
+                return ApiError::bad_request(format!(
+                    "{k}={v} is out of range; use 0 to {MAX_FILE_RANGE}"
+                ))
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 async fn no_route(req: Request) -> ApiError {

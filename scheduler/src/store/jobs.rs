@@ -76,7 +76,19 @@ fn encode_job(job: &Job) -> Result<String, StoreError> {
 impl Store {
     /// Stores `job` of `owner` as a new QUEUED job (`scheduled` = now, no placement, no
     /// retries) and returns it with its id. Returns only after the commit.
-    pub async fn insert_job(&self, owner: &str, mut job: Job) -> Result<Job, StoreError> {
+    pub async fn insert_job(&self, owner: &str, job: Job) -> Result<Job, StoreError> {
+        self.insert_job_keyed(owner, job, None).await
+    }
+
+    /// [`Store::insert_job`], remembering the submission's `idempotency_key`: a second
+    /// insert of `owner` with the same key fails ([`StoreError::Insert`]) and
+    /// [`Store::job_by_idempotency_key`] finds the first.
+    pub async fn insert_job_keyed(
+        &self,
+        owner: &str,
+        mut job: Job,
+        idempotency_key: Option<&str>,
+    ) -> Result<Job, StoreError> {
         job.id = 0;
         job.state = JobState::Queued;
         job.scheduled = Some(now_string());
@@ -96,6 +108,7 @@ impl Store {
         let request = InsertRequest {
             owner: owner.to_owned(),
             job,
+            idempotency_key: idempotency_key.map(str::to_owned),
             reply,
         };
         let stopped = || StoreError::Insert("the store's writer has stopped".to_owned());
@@ -108,6 +121,21 @@ impl Store {
             .await
             .map_err(|_| stopped())?
             .map_err(StoreError::Insert)
+    }
+
+    /// `owner`'s job created by the submission with `key`, if any.
+    pub async fn job_by_idempotency_key(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<Job>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, json FROM jobs WHERE owner = $1 AND idempotency_key = $2")
+                .bind(owner)
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(decode_job).transpose()
     }
 
     /// The job with `id` and its owner's key.

@@ -16,6 +16,8 @@ const MAX_BATCH: usize = 512;
 pub(super) struct InsertRequest {
     pub(super) owner: String,
     pub(super) job: Job,
+    /// The submission's `Idempotency-Key` (unique per owner), if it had one.
+    pub(super) idempotency_key: Option<String>,
     pub(super) reply: oneshot::Sender<Result<Job, String>>,
 }
 
@@ -66,7 +68,8 @@ async fn insert_all(pool: &AnyPool, reqs: &[InsertRequest]) -> Result<Vec<Job>, 
         let json = serde_json::to_string(&r.job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (owner, appid, name, state, priority, task_id, retry, cpus, \
-             finished_ms, json) VALUES ($1, $2, $3, $4, $5, NULL, $6, 0, NULL, $7) RETURNING id",
+             finished_ms, json, idempotency_key) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, 0, NULL, $7, $8) RETURNING id",
         )
         .bind(&r.owner)
         .bind(&r.job.appid)
@@ -75,6 +78,7 @@ async fn insert_all(pool: &AnyPool, reqs: &[InsertRequest]) -> Result<Vec<Job>, 
         .bind(i64::from(r.job.priority))
         .bind(i64::from(r.job.retry))
         .bind(json)
+        .bind(r.idempotency_key.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         let mut job = r.job.clone();

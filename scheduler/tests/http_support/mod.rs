@@ -65,6 +65,14 @@ pub struct Snapshot {
     apps: Vec<Application>,
 }
 
+impl Snapshot {
+    /// How many jobs the store holds.
+    #[allow(dead_code)]
+    pub fn jobs_len(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
 impl Env {
     pub async fn new(mut config: HttpConfig) -> Env {
         let dir = tempfile::tempdir().unwrap();
