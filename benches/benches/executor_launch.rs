@@ -44,7 +44,7 @@ fn environment(rt: &Runtime) -> Env {
         let probe = rt.block_on(TaskRuntime::start(Arc::new(LinuxSys), config));
         if let Ok((probe, _)) = probe {
             let usable = probe.cgroups().is_ok();
-            let cpu = if probe.machine().cpus.contains(1) {
+            let cpu = if probe.machine().cpus.contains(retz_placement::CpuId(1)) {
                 "1"
             } else {
                 "0"
