@@ -46,6 +46,7 @@ pub mod numa;
 pub mod recording;
 pub mod recordio;
 pub mod task;
+mod task_state;
 
 pub use codec::{ContentType, DecodeError};
 pub use generated::mesos::v1 as mesos;

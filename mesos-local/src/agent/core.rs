@@ -43,7 +43,7 @@ use tokio::task::AbortHandle;
 
 use super::env::{EnvContext, executor_environment, format_duration};
 use super::fetcher::Fetcher;
-use super::status_updates::{StatusUpdateManager, UpdateOutcome, is_terminal};
+use super::status_updates::{StatusUpdateManager, UpdateOutcome};
 use super::switch_user::{self, JobUser};
 use super::wire::{ContentType, encode_record};
 use super::{AgentConfig, AgentError, AgentEvent, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};

@@ -18,27 +18,12 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use retz_proto::mesos::{TaskState, TaskStatus};
+use retz_proto::mesos::TaskStatus;
 
 /// First resend interval of an unacknowledged update.
 pub const RETRY_INITIAL: Duration = Duration::from_secs(10);
 /// Longest resend interval.
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
-
-/// Whether a task state is terminal (no update may follow it).
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
 
 /// What became of an update handed to [`StatusUpdateManager::update`].
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +144,7 @@ impl StatusUpdateManager {
                 state: status.state().as_str_name().to_string(),
             });
         }
-        stream.terminal_accepted = is_terminal(status.state());
+        stream.terminal_accepted = status.state().is_terminal();
         stream.pending.push_back(status);
         if stream.pending.len() == 1 {
             stream.backoff = RETRY_INITIAL;
@@ -201,7 +186,7 @@ impl StatusUpdateManager {
         }
         let head = stream.pending.pop_front().unwrap_or_default();
         stream.acked.insert(head_uuid);
-        let terminal = is_terminal(head.state());
+        let terminal = head.state().is_terminal();
         if terminal {
             self.streams.remove(&key);
             return Ok(AckOutcome {
@@ -282,7 +267,7 @@ impl StatusUpdateManager {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use retz_proto::mesos::TaskId;
+    use retz_proto::mesos::{TaskId, TaskState};
 
     fn status(task: &str, state: TaskState, n: u8) -> TaskStatus {
         TaskStatus {

@@ -19,7 +19,7 @@ use retz_proto::mesos::{
 
 use super::AgentReporter;
 use super::agent_link::{AgentLink, AgentReport, AgentSnapshot, RunningExecutor, RunningTask};
-use super::core::{is_terminal, wall_clock};
+use super::core::wall_clock;
 
 /// How simulated tasks behave.
 #[derive(Debug, Clone, Default)]
@@ -101,7 +101,7 @@ impl SimAgent {
                 .filter(|((f, _), t)| {
                     *f == framework_id.value
                         && t.executor_id.as_ref() == Some(executor_id)
-                        && !is_terminal(t.state)
+                        && !t.state.is_terminal()
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -224,7 +224,7 @@ impl SimAgent {
     /// Moves a live task to a terminal state.
     fn finish(&self, key: &(String, String), executor_id: Option<&ExecutorId>, state: TaskState) {
         let mut st = self.lock();
-        let live = st.tasks.get(key).is_some_and(|t| !is_terminal(t.state));
+        let live = st.tasks.get(key).is_some_and(|t| !t.state.is_terminal());
         if live {
             let s = self.status(&key.1, executor_id, state);
             self.enqueue(&mut st, key, s);
@@ -293,7 +293,7 @@ impl AgentLink for SimAgent {
                 .filter(|((f, _), t)| {
                     *f == framework_id.value
                         && t.executor_id.as_ref() == Some(executor_id)
-                        && !is_terminal(t.state)
+                        && !t.state.is_terminal()
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -330,7 +330,7 @@ impl AgentLink for SimAgent {
         }
         task.inflight = None;
         task.queue.pop_front();
-        if task.queue.is_empty() && is_terminal(task.state) {
+        if task.queue.is_empty() && task.state.is_terminal() {
             st.tasks.remove(&key);
             return;
         }
@@ -367,7 +367,7 @@ impl AgentLink for SimAgent {
             tasks: st
                 .tasks
                 .values()
-                .filter(|t| !is_terminal(t.state))
+                .filter(|t| !t.state.is_terminal())
                 .map(|t| RunningTask {
                     framework: t.framework.clone(),
                     task: t.info.clone(),

@@ -10,7 +10,7 @@ use retz_proto::mesos::{
 };
 use serde_json::{Map, Value, json};
 
-use super::core::{AgentEntry, Core, FrameworkEntry, TaskEntry, is_terminal};
+use super::core::{AgentEntry, Core, FrameworkEntry, TaskEntry};
 use super::resources::{Resources, scalar_json};
 
 /// The Mesos release whose API this master speaks.
@@ -468,7 +468,7 @@ impl Core {
         }
         let mut live: BTreeMap<&'static str, u64> = BTreeMap::new();
         for fw in self.frameworks.values() {
-            for t in fw.tasks.values().filter(|t| !is_terminal(t.state)) {
+            for t in fw.tasks.values().filter(|t| !t.state.is_terminal()) {
                 *live.entry(t.state.as_str_name()).or_insert(0) += 1;
             }
         }

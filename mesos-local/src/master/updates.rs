@@ -17,8 +17,7 @@ use retz_proto::scheduler::{Event, call, event};
 
 use super::agent_link::AgentReport;
 use super::core::{
-    Core, MAX_TASK_STATUSES, failure_event, is_terminal, master_status, push_completed,
-    update_event,
+    Core, MAX_TASK_STATUSES, failure_event, master_status, push_completed, update_event,
 };
 
 impl Core {
@@ -91,7 +90,7 @@ impl Core {
         let state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskUnknown);
         match fw.tasks.get_mut(&status.task_id.value) {
             Some(task) if task.agent_id == agent_id.value => {
-                if !is_terminal(task.state) {
+                if !task.state.is_terminal() {
                     task.state = state;
                 }
                 if let Some(uuid) = &status.uuid {
@@ -101,7 +100,7 @@ impl Core {
                 if task.statuses.len() > MAX_TASK_STATUSES {
                     task.statuses.remove(0);
                 }
-                if is_terminal(state) && !task.released {
+                if state.is_terminal() && !task.released {
                     task.released = true;
                     if let Some(agent) = self.agents.get_mut(&agent_id.value) {
                         agent.used.subtract(&task.resources);
@@ -135,7 +134,7 @@ impl Core {
             t.agent_id == ack.agent_id.value
                 && t.last_update
                     .as_ref()
-                    .is_some_and(|(uuid, state)| *uuid == ack.uuid && is_terminal(*state))
+                    .is_some_and(|(uuid, state)| *uuid == ack.uuid && (*state).is_terminal())
         });
         if done && let Some(task) = fw.tasks.remove(&ack.task_id.value) {
             push_completed(&mut fw.completed_tasks, task);

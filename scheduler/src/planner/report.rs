@@ -53,18 +53,6 @@ pub fn record_pinning<'a>(
     (prev.pinning.as_ref() != Some(p)).then_some(p)
 }
 
-/// Whether no further update follows for the task.
-pub fn is_terminal(s: TaskState) -> bool {
-    !matches!(
-        s,
-        TaskState::TaskStaging
-            | TaskState::TaskStarting
-            | TaskState::TaskRunning
-            | TaskState::TaskKilling
-            | TaskState::TaskUnreachable
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,8 +96,6 @@ mod tests {
             br#"{"work_dir":"/w","drift":[],"observed_cpus":"1"}"#,
         ));
         assert_eq!((r.work_dir.as_deref(), r.pinning), (Some("/w"), None));
-        assert!(is_terminal(TaskState::TaskFinished));
-        assert!(!is_terminal(TaskState::TaskUnreachable));
     }
 
     #[test]

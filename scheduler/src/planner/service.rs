@@ -34,7 +34,7 @@ pub use super::link::PlannerLink;
 use super::link::{Command, lock};
 use super::metrics::PlannerMetrics;
 use super::record::Recorder;
-use super::report::{self, StatusReport, is_terminal};
+use super::report::{self, StatusReport};
 use super::task::ExecutorLocation;
 use crate::config::PlannerSection;
 use crate::http::PlannerStatus;
@@ -531,7 +531,8 @@ impl Planner {
         match self.store.job_by_task_id(&task_id).await? {
             Some(job) => self.apply(&job, &input, &report).await?,
             None => {
-                if !is_terminal(state) {
+                // TASK_UNKNOWN: the master does not know it either; nothing to stop.
+                if !state.is_terminal() && state != TaskState::TaskUnknown {
                     // Not ours (any more): a task of a deleted job. Stop it.
                     warn!(task = %task_id, "update for an unknown task; killing it");
                     let _ = self
@@ -557,7 +558,10 @@ impl Planner {
         match statem::on_status(job, input, &self.retry, &now) {
             Transition::Unchanged(why) => {
                 debug!(job = job.id, task = %input.task_id, state = ?input.state, ?why, "no change");
-                if job.state.is_terminal() && !is_terminal(input.state) {
+                if job.state.is_terminal()
+                    && !input.state.is_terminal()
+                    && input.state != TaskState::TaskUnknown
+                {
                     // A task still running for an ended job: stop it.
                     let _ = self
                         .driver

@@ -234,7 +234,7 @@ impl Shared {
             }
         }
         for t in rec.tasks.values_mut() {
-            if !is_terminal(t.state) {
+            if !t.state.is_terminal() {
                 updates.push(self.new_status(
                     &t.info.task_id.value,
                     status_eid,

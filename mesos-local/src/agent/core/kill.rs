@@ -384,7 +384,7 @@ impl Shared {
         for fw in st.frameworks.values() {
             for rec in fw.executors.values() {
                 let executor_id = (!rec.command_task).then(|| rec.info.executor_id.clone());
-                for t in rec.tasks.values().filter(|t| !is_terminal(t.state)) {
+                for t in rec.tasks.values().filter(|t| !t.state.is_terminal()) {
                     out.push(crate::agent::ActiveTask {
                         framework: fw.info.clone(),
                         task: t.info.clone(),

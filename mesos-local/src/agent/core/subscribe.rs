@@ -94,7 +94,7 @@ impl Shared {
             // Tasks sent before the stream broke that the executor does not know of.
             let mut lost: BTreeMap<Option<u64>, Vec<TaskInfo>> = BTreeMap::new();
             for (tid, t) in &rec.tasks {
-                if !is_terminal(t.state) && !rec.known.contains(tid) {
+                if !t.state.is_terminal() && !rec.known.contains(tid) {
                     lost.entry(t.group).or_default().push(t.info.clone());
                 }
             }

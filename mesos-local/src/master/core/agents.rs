@@ -69,7 +69,7 @@ impl Core {
             let Some(fid) = t.framework.id.clone() else {
                 continue;
             };
-            if self.completed_ids.contains(&fid.value) || is_terminal(t.state) {
+            if self.completed_ids.contains(&fid.value) || t.state.is_terminal() {
                 continue;
             }
             let resources = Resources::from_protos(&t.task.resources).unwrap_or_default();
@@ -168,7 +168,7 @@ impl Core {
                 .collect();
             for tid in lost {
                 if let Some(mut task) = fw.tasks.remove(&tid) {
-                    if !is_terminal(task.state) {
+                    if !task.state.is_terminal() {
                         let status = master_status(
                             &task.info.task_id,
                             Some(agent_id),

@@ -153,7 +153,7 @@ impl Core {
         };
         match fw.tasks.get(&k.task_id.value) {
             Some(task) => {
-                if is_terminal(task.state) {
+                if task.state.is_terminal() {
                     return;
                 }
                 let policy = k.kill_policy.or(task.info.kill_policy);

@@ -184,7 +184,7 @@ impl Core {
                 task.released = true;
                 self.allocation_wanted = true;
             }
-            if !is_terminal(task.state) {
+            if !task.state.is_terminal() {
                 let status = master_status(
                     &task.info.task_id,
                     Some(&task.agent_id),
