@@ -117,26 +117,14 @@ fn parse_ports(s: &str) -> Result<PortRanges, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Parses `15`, `1.5s`, `500ms`, `2m`, `15secs`, `2mins` into a duration.
+/// Parses a positive duration (`15`, `1.5s`, `500ms`, `2m`, `15secs`, `2mins`: the shared
+/// grammar of [`retz_proto::duration`]).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("'{s}' is not a duration: write a number with an optional unit, e.g. 15s or 500ms")
-    })?;
-    let secs = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" | "mins" => value * 60.0,
-        other => return Err(format!("'{s}': unknown unit '{other}' (use ms, s or m)")),
-    };
-    if !secs.is_finite() || secs <= 0.0 {
+    let d = retz_proto::duration::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
         return Err(format!("'{s}' must be a positive duration"));
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is too long"))
+    Ok(d)
 }
 
 /// The topologies in command-line order.
@@ -479,7 +467,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
-        for bad in ["", "x", "0", "-1s", "5h", "1e400"] {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "x", "0", "-1s", "5 hours", "1e400"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -37,6 +37,7 @@
 pub mod api;
 mod codec;
 pub mod credentials;
+pub mod duration;
 pub mod fuzzing;
 mod generated;
 pub mod json;
