@@ -722,7 +722,7 @@ fn run_kills_the_job_at_the_timeout() {
 
 #[test]
 fn run_shows_queue_position_and_pending_reason_on_a_terminal() {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let ci = retz_testkit::under_ci();
     if std::process::Command::new("script")
         .arg("--version")
         .output()

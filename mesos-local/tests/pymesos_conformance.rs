@@ -37,10 +37,6 @@ enum Setup {
     Failed(String),
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 fn run(cmd: &mut Command, what: &str) -> Result<String, Setup> {
     let out = cmd
         .output()
@@ -195,7 +191,7 @@ fn script(name: &str) -> PathBuf {
 fn pymesos_scheduler_and_executor_run_tasks_to_completion() {
     let vpy = match pymesos_venv() {
         Ok(p) => p,
-        Err(Setup::Missing(why)) if !in_ci() => {
+        Err(Setup::Missing(why)) if !retz_testkit::under_ci() => {
             eprintln!("skipping the pymesos conformance test: {why}");
             return;
         }

@@ -19,15 +19,7 @@ use retz_e2e_tests::{
 const PATIENCE: Duration = Duration::from_secs(90);
 
 fn needs_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root under CI=true"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
+    retz_testkit::require(is_root(), &format!("{test} needs root"))
 }
 
 fn text(bytes: &[u8]) -> String {

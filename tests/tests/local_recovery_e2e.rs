@@ -15,15 +15,7 @@ use retz_e2e_tests::{Server, client_ok, is_root, job_json, job_writable_dir, wai
 const LONG: Duration = Duration::from_secs(240);
 
 fn can_run() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "local_recovery_e2e needs root under CI"
-    );
-    eprintln!("skipped: needs root");
-    false
+    retz_testkit::require(is_root(), "local_recovery_e2e needs root")
 }
 
 fn schedule(config: &Path, args: &[&str]) -> u64 {

@@ -17,10 +17,6 @@ use retz_e2e_tests::{
 
 const LONG: Duration = Duration::from_secs(180);
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 /// `Cpus_allowed_list` of this test process: the CPUs jobs can really be pinned to.
 fn host_cpus() -> Vec<u32> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -252,7 +248,7 @@ fn accepted_jobs_survive_kill_9_of_the_server_on_sqlite_and_run_once() {
 fn accepted_jobs_survive_kill_9_of_the_server_on_postgresql_and_run_once() {
     let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
         assert!(
-            !ci(),
+            !retz_testkit::under_ci(),
             "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)"
         );
         eprintln!("skipping: RETZ_TEST_DATABASE_URL is not set");

@@ -81,16 +81,7 @@ impl Drop for Rig {
 }
 
 /// Skips (or fails under CI) when `ok` is false.
-pub fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} (CI=true: a missing capability is a failure)");
-    }
-    eprintln!("skipping: {what}");
-    false
-}
+pub use retz_testkit::require;
 
 pub async fn rig(name: &str) -> Option<Rig> {
     rig_with(name, |_| {}).await
