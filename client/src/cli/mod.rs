@@ -4,6 +4,7 @@
 
 pub mod admin_cli;
 pub mod argv;
+mod client_args;
 pub mod client_cli;
 pub mod exit;
 pub mod follow;
