@@ -95,7 +95,8 @@ fn bad_input_gives_one_error_line_and_status_2() {
         (vec!["--agents", "0"], "at least 1"),
         (vec!["--agents", "x"], "invalid value"),
         (vec!["--bind", "nowhere"], "invalid value"),
-        (vec!["--heartbeat-interval", "5h"], "unknown unit"),
+        (vec!["--heartbeat-interval", "5 hours"], "unknown unit"),
+        (vec!["--heartbeat-interval", "0s"], "positive"),
         (vec!["--xml", "/nonexistent/topo.xml"], "no such file"),
         (
             vec![
