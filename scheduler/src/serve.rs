@@ -17,12 +17,16 @@
 //!   body like every other error ([`framing`]);
 //! - every request carries the TCP peer as `axum::extract::ConnectInfo<SocketAddr>`
 //!   (what the admin loopback rule reads), over TLS as well;
+//! - when a burst of connections has passed (they fell to a quarter of their peak), the
+//!   allocator's free pages go back to the system ([`memory`]), so the resident set
+//!   returns to its baseline instead of staying at the burst's peak;
 //! - on shutdown the listener is closed first, handshakes still in progress are dropped,
 //!   open connections finish the requests they are serving (HTTP/1 keep-alive ends,
 //!   HTTP/2 sends GOAWAY) for at most [`DRAIN_TIMEOUT`], then whatever is left is
 //!   aborted; [`serve`] returns only when no connection task is left.
 
 mod framing;
+mod memory;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -107,8 +111,10 @@ pub async fn serve_with(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stopping, stopping_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut trimmer = memory::Trimmer::new();
     tokio::pin!(shutdown);
     loop {
+        let look_again = trimmer.pending();
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -125,6 +131,7 @@ pub async fn serve_with(
                         stopping_rx.clone(),
                         permit,
                     ));
+                    trimmer.observe(connections.len(), Instant::now());
                 }
                 Err(e) => {
                     // Per-connection errors (reset before accept) and resource
@@ -133,7 +140,16 @@ pub async fn serve_with(
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                if trimmer.observe(connections.len(), Instant::now()) {
+                    memory::release_free_memory();
+                }
+            }
+            () = sleep_until_some(look_again), if look_again.is_some() => {
+                if trimmer.due(Instant::now()) {
+                    memory::release_free_memory();
+                }
+            }
             () = &mut shutdown => break,
         }
     }
@@ -152,6 +168,14 @@ pub async fn serve_with(
         );
     }
     connections.shutdown().await;
+}
+
+/// Sleeps until `at` (never resolves for `None`; the caller guards the branch).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Over the cap: offer the 503 without waiting (plain HTTP only), then close.
