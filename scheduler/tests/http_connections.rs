@@ -3,7 +3,8 @@
 //! times out with a JSON 408, `/ping` answers while hundreds of idle connections are
 //! held, hyper's own answers to malformed framing (414, 431, `Content-Length: -1`) carry
 //! the JSON error body, every response echoes `x-request-id`, and idempotent submission
-//! (`Idempotency-Key`) through raw replays and through `retz-client`.
+//! (`Idempotency-Key`, or the signed request itself for clients that send no key) through
+//! raw replays and through `retz-client`.
 
 mod http_support;
 
@@ -376,6 +377,40 @@ async fn a_replayed_signed_submission_creates_one_job() {
     .await;
     assert_eq!(s, 201, "{v}");
     assert_ne!(v["job"]["id"].as_u64(), Some(id));
+}
+
+#[tokio::test]
+async fn a_replayed_submission_of_a_client_without_keys_creates_one_job() {
+    // The original clients sign no Idempotency-Key: the signed request itself is the
+    // submission, so its replays (however the signature is padded) answer its job.
+    let srv = live(HttpConfig::default(), ConnLimits::default()).await;
+    let alice = srv.env.user("alice").await;
+    srv.env.load_app(&alice, "app").await;
+    let body = r#"{"job":{"appid":"app","cmd":"echo original"}}"#;
+    let date = auth::now_date();
+    let captured = signed_submission(&alice, None, body, &date);
+    let (s, first) = send_raw(srv.addr, &captured).await;
+    assert_eq!(s, 201, "{first}");
+    let id = first["job"]["id"].as_u64().unwrap();
+    let text = String::from_utf8(captured).unwrap();
+    let auth_line = text
+        .lines()
+        .find(|l| l.starts_with("authorization:"))
+        .unwrap();
+    let padded = text.replace(auth_line, &format!("{auth_line}="));
+    for replay in [text.as_str(), text.as_str(), padded.as_str()] {
+        let (s, again) = send_raw(srv.addr, replay.as_bytes()).await;
+        assert_eq!(s, 200, "{again}");
+        assert_eq!(again["job"]["id"].as_u64(), Some(id), "{again}");
+    }
+    assert_eq!(srv.env.snapshot().await.jobs_len(), 1);
+
+    // The same job submitted again (another Date) is a new submission.
+    let later = (chrono::Utc::now() + chrono::Duration::milliseconds(7)).to_rfc3339();
+    let (s, second) = send_raw(srv.addr, &signed_submission(&alice, None, body, &later)).await;
+    assert_eq!(s, 201, "{second}");
+    assert_ne!(second["job"]["id"].as_u64(), Some(id));
+    assert_eq!(srv.env.snapshot().await.jobs_len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,10 @@ pub struct Caller {
     pub user: User,
     /// The request body (already checked against the signature's Content-MD5).
     pub body: Bytes,
-    /// The `Idempotency-Key` header (covered by the signature), if sent.
+    /// What makes a submission unique: the `Idempotency-Key` header (covered by the
+    /// signature) when sent; else, with authentication on, a digest of what the request
+    /// signed ([`signed_submission_key`]), so a captured request of a client that sends
+    /// no key (the original's) replayed within the Date window is the same submission.
     pub idempotency_key: Option<String>,
 }
 
@@ -162,12 +165,30 @@ impl FromRequest<AppState> for Caller {
         if !user.enabled {
             return Err(ApiError::forbidden("User disabled"));
         }
+        let idempotency_key = idempotency_key.or_else(|| {
+            state
+                .config
+                .authentication
+                .then(|| signed_submission_key(&to_sign))
+        });
         Ok(Caller {
             user,
             body,
             idempotency_key,
         })
     }
+}
+
+/// The submission key of a signed request without an `Idempotency-Key`: `signed:` and
+/// the SHA-256 of its string to sign (method, Content-MD5, Date, resource), the same for
+/// every replay of it however the signature is padded. Two byte-identical submissions
+/// signed within the same second are thus one submission; clients that mean two
+/// identical jobs at once send distinct keys (`retz-client` sends a fresh one each time).
+pub fn signed_submission_key(string_to_sign: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(string_to_sign.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("signed:{hex}")
 }
 
 /// The `Idempotency-Key` header: 1 to [`auth::MAX_IDEMPOTENCY_KEY`] visible ASCII
