@@ -43,7 +43,7 @@ pub use auth::Caller;
 pub use error::{ApiError, parse_json};
 pub use files::{sandbox_path, split_sandbox_url};
 pub use operator::{Operator, OperatorId, is_loopback};
-pub use planner::{PlannerHandle, PlannerStatus};
+pub use planner::{AgentView, ClusterView, NodeView, PlannerHandle, PlannerStatus};
 
 use retz_proto::credentials::Credential;
 
