@@ -1,6 +1,6 @@
 //! The HTTP API of `retz-server` (axum): the original Retz paths and status codes, signed
-//! requests (`Retz-auth-v1`), per-user isolation, JSON errors, plus `/metrics` and a plain
-//! status page. [`app`] builds the router over an [`AppState`].
+//! requests (`Retz-auth-v1`), per-user isolation, JSON errors, plus `/metrics` and the
+//! web page (`/`, `/login`, `/logout`, `/ui/job/{id}`: see `web`). [`app`] builds the router over an [`AppState`].
 //!
 //! Invariants:
 //! - every error is a JSON [`retz_proto::api::ErrorBody`] (also for unknown paths, wrong
@@ -24,6 +24,7 @@ mod jobs;
 mod operator;
 mod planner;
 mod status;
+mod web;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub use auth::Caller;
 pub use error::{ApiError, parse_json};
 pub use files::{sandbox_path, split_sandbox_url};
 pub use operator::{Operator, OperatorId, is_loopback};
-pub use planner::{PlannerHandle, PlannerStatus};
+pub use planner::{AgentView, ClusterView, NodeView, PlannerHandle, PlannerStatus};
 
 use retz_proto::credentials::Credential;
 
@@ -164,6 +165,8 @@ pub struct AppState {
     pub planner: Arc<dyn PlannerHandle>,
     counts: Arc<status::CountsCache>,
     agents: files::AgentClient,
+    /// The web page's sign-in sessions.
+    sessions: Arc<web::Sessions>,
     /// Bytes of request bodies that may still be buffered (`body_buffer_bytes`).
     bodies: Arc<tokio::sync::Semaphore>,
 }
@@ -185,6 +188,7 @@ impl AppState {
             planner,
             counts: Arc::new(status::CountsCache::default()),
             agents,
+            sessions: Arc::new(web::Sessions::default()),
         }
     }
 }
@@ -197,7 +201,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ping", get(status::ping))
         .route("/status", get(status::status))
         .route("/metrics", get(status::metrics))
-        .route("/", get(status::index))
+        .route("/", get(web::index))
+        .route("/login", get(web::login_form).post(web::login))
+        .route("/logout", post(web::logout))
+        .route("/ui/job/{id}", get(web::job_page))
         .route("/jobs", post(jobs::list))
         .route("/job", post(jobs::schedule))
         .route("/job/{id}", get(jobs::get).delete(jobs::kill))

@@ -31,4 +31,41 @@ pub trait PlannerHandle: Send + Sync + 'static {
     fn status(&self) -> PlannerStatus;
     /// The planner's own metrics, Prometheus text format (complete `# TYPE` blocks).
     fn metrics_text(&self) -> String;
+    /// The agents and their NUMA layout as the planner knows them (for the web page). A
+    /// planner that tracks no agents (test doubles, benches) shows none.
+    fn cluster(&self) -> ClusterView {
+        ClusterView::default()
+    }
+}
+
+/// The agents as the planner knows them, for the web page's CPU map: a cheap snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Every agent the planner has had an offer from and not seen removed, by id.
+    pub agents: Vec<AgentView>,
+}
+
+/// One agent and its NUMA layout (from the NUMA resource convention of its offers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentView {
+    /// The Mesos agent id.
+    pub id: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// Whether it advertised the NUMA convention; without it the layout is one node of
+    /// placeholder CPU ids (as many as it ever offered) with no pinning meaning.
+    pub numa_aware: bool,
+    /// Its NUMA nodes, by id.
+    pub nodes: Vec<NodeView>,
+}
+
+/// One NUMA node of an [`AgentView`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeView {
+    /// The kernel's node id.
+    pub id: u32,
+    /// Local memory, MiB (0: unknown).
+    pub memory_mb: u64,
+    /// Its usable logical CPU ids, ascending.
+    pub cpus: Vec<u32>,
 }

@@ -1,5 +1,5 @@
-//! Unauthenticated endpoints: `/ping`, `/status`, `/metrics` (Prometheus text) and `/`
-//! (a plain HTML status page, no scripts). Store counts are cached for one second (as the
+//! Unauthenticated endpoints: `/ping`, `/status` and `/metrics` (Prometheus text); the
+//! web page `/` is `super::web`, which reads the same [`current`] counts. Store counts are cached for one second (as the
 //! original did) and the cache is dropped whenever the API changes a job.
 
 use std::fmt::Write as _;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use retz_proto::api::{JobState, StatusResponse};
 
 use super::{ApiResult, AppState};
@@ -51,7 +51,7 @@ pub(super) async fn ping() -> Json<&'static str> {
     Json("OK")
 }
 
-async fn current(state: &AppState) -> ApiResult<(JobCounts, StatusResponse)> {
+pub(super) async fn current(state: &AppState) -> ApiResult<(JobCounts, StatusResponse)> {
     let counts = state.counts.get(state).await?;
     let p = state.planner.status();
     let status = StatusResponse {
@@ -154,72 +154,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl Int
     ))
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `GET /`: a plain status page, refreshed by the browser every 5 s.
-pub(super) async fn index(State(state): State<AppState>) -> ApiResult<Html<String>> {
-    let (counts, s) = current(&state).await?;
-    let mut rows = String::new();
-    let mut row = |k: &str, v: String| {
-        let _ = writeln!(
-            rows,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(k),
-            escape(&v)
-        );
-    };
-    row("Server version", s.server_version.clone());
-    row(
-        "Mesos master",
-        if s.master.is_empty() {
-            "(none yet)".into()
-        } else {
-            s.master.clone()
-        },
-    );
-    row("Queued jobs", s.queue_length.to_string());
-    row("Running jobs", s.running_length.to_string());
-    row("CPUs used", s.total_used.to_string());
-    row("Agents", s.num_slaves.to_string());
-    row("Offers held", s.offers.to_string());
-    row("CPUs offered", s.total_offered.to_string());
-    row("Events waiting", s.stanchion_queue_length.to_string());
-    row("Finished jobs", counts.get(JobState::Finished).to_string());
-    row("Killed jobs", counts.get(JobState::Killed).to_string());
-    Ok(Html(format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"5\"><title>Retz</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:2em}}</style>\
-         </head><body><h1>Retz</h1><table>\n{rows}</table>\
-         <p><a href=\"/status\">status (JSON)</a> · <a href=\"/metrics\">metrics</a></p>\
-         </body></html>\n"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<a href='x'>&\"</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn metrics_list_every_state_and_the_queue() {

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use retz_proto::api::Job;
 use tokio::sync::mpsc;
 
+use super::agents::AgentBook;
 use super::metrics::PlannerMetrics;
-use crate::http::{PlannerHandle, PlannerStatus};
+use crate::http::{ClusterView, PlannerHandle, PlannerStatus};
 
 pub(super) enum Command {
     Queued(Box<Job>),
@@ -23,6 +24,8 @@ pub struct PlannerLink {
     pub(super) status: Mutex<PlannerStatus>,
     /// The loop's counters.
     pub metrics: PlannerMetrics,
+    /// The agents seen and their layout.
+    pub(super) agents: AgentBook,
 }
 
 impl std::fmt::Debug for Command {
@@ -53,5 +56,8 @@ impl PlannerHandle for PlannerLink {
     }
     fn metrics_text(&self) -> String {
         self.metrics.render()
+    }
+    fn cluster(&self) -> ClusterView {
+        self.agents.view()
     }
 }

@@ -9,10 +9,12 @@
 //! * [`service`] — the loop ([`Planner`]) and its link to the HTTP API ([`PlannerLink`]).
 //! * [`report`] — the executor's task report in status updates (exit code, work dir,
 //!   verified pinning).
+//! * `agents` — the agents seen and their NUMA layout, for the web page's CPU map.
 //! * `link` — [`PlannerLink`], the planner as the HTTP API sees it.
 //! * [`metrics`] — counters and the placement-latency histogram.
 //! * [`record`] — `--record-events`.
 
+mod agents;
 pub mod cycle;
 mod link;
 pub mod metrics;

@@ -107,6 +107,7 @@ impl Planner {
             pending: Mutex::new(HashMap::new()),
             status: Mutex::new(PlannerStatus::default()),
             metrics: PlannerMetrics::default(),
+            agents: Default::default(),
         });
         let recorder = match &opts.record_events {
             Some(p) => Some(Recorder::open(p)?),
@@ -213,12 +214,18 @@ impl Planner {
                 agent_id,
                 executor_id,
                 status,
-            } => warn!(
+            } => {
+                if let (Some(agent), None) = (&agent_id, &executor_id) {
+                    // An agent failure (no executor): Mesos removed the agent.
+                    self.link.agents.forget(&agent.value);
+                }
+                warn!(
                 agent = ?agent_id.map(|a| a.value),
                 executor = ?executor_id.map(|e| e.value),
                 ?status,
                 "agent or executor failure"
-            ),
+                )
+            }
             SchedulerEvent::Message { .. } => {}
             SchedulerEvent::Error(message) => {
                 error!(%message, "the master ended the framework");
@@ -277,6 +284,7 @@ impl Planner {
             self.agents_seen
                 .insert(o.agent_id.value.clone(), Instant::now());
         }
+        self.link.agents.observe(&offers);
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };

@@ -254,6 +254,34 @@ impl Store {
         decode_all(&rows)
     }
 
+    /// Every STARTING or STARTED job with its owner's key, by id (for the web page).
+    pub async fn active_jobs_owned(&self) -> Result<Vec<(String, Job)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, owner, json FROM jobs WHERE state IN ('STARTING', 'STARTED') \
+             ORDER BY id ASC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("owner")?, decode_job(r)?)))
+            .collect()
+    }
+
+    /// The first `limit` QUEUED jobs in planner order (priority, then id) with their
+    /// owners' keys: position `i` in the answer is queue position `i`.
+    pub async fn queue_head(&self, limit: usize) -> Result<Vec<(String, Job)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, owner, json FROM jobs WHERE state = 'QUEUED' \
+             ORDER BY priority ASC, id ASC LIMIT $1",
+        )
+        .bind(to_i64(limit as u64))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("owner")?, decode_job(r)?)))
+            .collect()
+    }
+
     /// The job whose current task id is `task_id`.
     pub async fn job_by_task_id(&self, task_id: &str) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query("SELECT id, json FROM jobs WHERE task_id = $1")

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use retz_proto::api::auth;
 use retz_proto::api::{Application, Job, User};
-use retz_scheduler::http::{AppState, HttpConfig, PlannerHandle, PlannerStatus, app};
+use retz_scheduler::http::{AppState, ClusterView, HttpConfig, PlannerHandle, PlannerStatus, app};
 use retz_scheduler::store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -22,6 +22,8 @@ use tower::ServiceExt;
 pub struct FakePlanner {
     pub queued: Mutex<Vec<u64>>,
     pub kills: Mutex<Vec<u64>>,
+    /// What `cluster()` answers.
+    pub cluster: Mutex<ClusterView>,
 }
 
 impl PlannerHandle for FakePlanner {
@@ -45,6 +47,9 @@ impl PlannerHandle for FakePlanner {
     }
     fn metrics_text(&self) -> String {
         "# TYPE retz_placement_seconds histogram\nretz_placement_seconds_count 0\n".into()
+    }
+    fn cluster(&self) -> ClusterView {
+        self.cluster.lock().unwrap().clone()
     }
 }
 
