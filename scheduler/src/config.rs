@@ -33,6 +33,9 @@ pub enum ConfigError {
         /// What and where.
         message: String,
     },
+    /// An original `retz.properties` is malformed.
+    #[error("config: retz.properties {0}")]
+    Properties(#[from] retz_proto::properties::ParseError),
     /// A value is out of range or inconsistent.
     #[error("config: {key}: {message}")]
     Invalid {
@@ -343,15 +346,8 @@ impl ServerConfig {
         let mut c = ServerConfig::default();
         let mut https = false;
         let mut keystore = false;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once(['=', ':']) else {
-                continue;
-            };
-            let (k, v) = (k.trim(), v.trim());
+        for entry in retz_proto::properties::parse(text)? {
+            let (k, v) = (entry.key.as_str(), entry.value.as_str());
             match k {
                 "retz.bind" => https = v.starts_with("https://"),
                 k if k.starts_with("retz.tls.keystore.") => keystore = true,
@@ -830,6 +826,24 @@ mod tests {
         assert!(e.to_string().contains("retz.max.running"), "{e}");
         let e = ServerConfig::from_properties("retz.mesos = zk://a:2181/mesos").unwrap_err();
         assert!(e.to_string().contains("ZooKeeper"), "{e}");
+    }
+
+    /// The one properties reader: a continued line (which the old loop cut at the
+    /// backslash) and an error that names its line.
+    #[test]
+    fn properties_continuation_lines_and_line_numbers() {
+        let c = ServerConfig::from_properties(
+            "retz.mesos = 10.0.0.1:5050,\\\n    10.0.0.2:5050\nretz.user = batch\n",
+        )
+        .unwrap();
+        assert_eq!(c.mesos.masters, ["10.0.0.1:5050", "10.0.0.2:5050"]);
+        assert_eq!(c.jobs.default_user.as_deref(), Some("batch"));
+        let e = ServerConfig::from_properties("retz.user = a\nretz.role = \\u00zz\n").unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Properties(ref p) if p.line() == 2),
+            "{e}"
+        );
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]
