@@ -318,6 +318,13 @@ impl PinningReport {
         self.outcome = Some(Verification::Unverifiable);
         self.unobserved = Some(why);
     }
+
+    fn stop(&mut self, stop: Stop) {
+        match stop {
+            Stop::Exited(why) => self.exited(why),
+            Stop::Unverifiable(why) => self.unverifiable(why),
+        }
+    }
 }
 
 /// The task exited before its pinning could be read back.
@@ -334,15 +341,11 @@ pub fn verify(
     cgroup: Option<&TaskCgroup>,
     mut read: impl FnMut(&str) -> io::Result<String>,
 ) {
-    let status = match read("status") {
-        Ok(text) => match parse_status(&text) {
-            Ok(s) => s,
-            Err(e) => return report.unverifiable(format!("cannot parse /proc status: {e}")),
-        },
-        Err(e) if gone(&e) => return report.exited(EXITED_BEFORE),
-        Err(e) => {
-            return report.unverifiable(format!("cannot read the task's /proc status: {e}"));
-        }
+    let status = match read_proc(&mut read, ("status", "status"), EXITED_BEFORE, |t| {
+        parse_status(t).map_err(|e| format!("cannot parse /proc status: {e}"))
+    }) {
+        Ok(s) => s,
+        Err(stop) => return report.stop(stop),
     };
     if exited(&status) {
         return report.exited(EXITED_BEFORE);
@@ -365,35 +368,24 @@ pub fn verify(
     }
     let mut observed = Vec::new();
     if let Some(cg) = cgroup {
-        match read("cgroup") {
-            Ok(text) => match parse_cgroup(&text) {
-                Ok(entries) => compare_cgroups(cg, &entries, &mut observed, &mut drift),
-                Err(e) => {
-                    return report.unverifiable(format!("cannot verify cgroup membership: {e}"));
-                }
-            },
-            Err(e) if gone(&e) => return report.exited(EXITED_DURING),
-            Err(e) => {
-                return report
-                    .unverifiable(format!("cannot read the task's /proc cgroup file: {e}"));
-            }
+        let entries = read_proc(&mut read, ("cgroup", "cgroup file"), EXITED_DURING, |t| {
+            parse_cgroup(t).map_err(|e| format!("cannot verify cgroup membership: {e}"))
+        });
+        match entries {
+            Ok(entries) => compare_cgroups(cg, &entries, &mut observed, &mut drift),
+            Err(stop) => return report.stop(stop),
         }
     }
     if !drift.is_empty() {
         // Evidence only from a task alive after the reads: an exiting task leaves its
         // cgroups, so `stat` is read after them.
-        match read("stat") {
-            Ok(text) => match parse_stat(&text) {
-                Some(s) if s.has_exited() => return report.exited(EXITED_DURING),
-                Some(_) => {}
-                None => {
-                    return report.unverifiable("cannot parse /proc stat".into());
-                }
-            },
-            Err(e) if gone(&e) => return report.exited(EXITED_DURING),
-            Err(e) => {
-                return report.unverifiable(format!("cannot read the task's /proc stat: {e}"));
-            }
+        let stat = read_proc(&mut read, ("stat", "stat"), EXITED_DURING, |t| {
+            parse_stat(t).ok_or_else(|| "cannot parse /proc stat".to_owned())
+        });
+        match stat {
+            Ok(s) if s.has_exited() => return report.exited(EXITED_DURING),
+            Ok(_) => {}
+            Err(stop) => return report.stop(stop),
         }
     }
     report.observed_cpus = status.cpus_allowed;
@@ -405,6 +397,32 @@ pub fn verify(
         Verification::Drift
     });
     report.drift = drift;
+}
+
+/// Why a `/proc` read ended the verification early.
+enum Stop {
+    /// The task is gone (the text for [`PinningReport::unobserved`]).
+    Exited(&'static str),
+    /// The file could not be read or parsed (why).
+    Unverifiable(String),
+}
+
+/// Reads `/proc/<pid>/<file>` through `read` and parses it; a task gone before the read
+/// is [`Stop::Exited`] with `if_gone`, any other failure [`Stop::Unverifiable`] (a read
+/// error naming the file as `what`).
+fn read_proc<T>(
+    read: &mut impl FnMut(&str) -> io::Result<String>,
+    (file, what): (&str, &str),
+    if_gone: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, Stop> {
+    match read(file) {
+        Ok(text) => parse(&text).map_err(Stop::Unverifiable),
+        Err(e) if gone(&e) => Err(Stop::Exited(if_gone)),
+        Err(e) => Err(Stop::Unverifiable(format!(
+            "cannot read the task's /proc {what}: {e}"
+        ))),
+    }
 }
 
 fn gone(e: &io::Error) -> bool {

@@ -131,6 +131,15 @@ pub(crate) struct TaskEnd {
 }
 
 impl TaskEnd {
+    /// A launch refused as invalid (TASK_ERROR, REASON_TASK_INVALID) with `message`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        TaskEnd {
+            state: TaskState::TaskError,
+            reason: Reason::TaskInvalid,
+            message: message.into(),
+        }
+    }
+
     fn executor_terminated() -> Self {
         TaskEnd {
             state: TaskState::TaskFailed,
