@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::agent::{
-    Agent, AgentConfig, AgentError, AgentEvent, DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
+    Agent, AgentConfig, AgentError, DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
     DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD, DEFAULT_PORTS, agent_resources_with_ports,
 };
 use crate::master::{
@@ -214,44 +214,6 @@ impl AgentLink for Agent {
     }
 }
 
-impl From<AgentEvent> for AgentReport {
-    fn from(e: AgentEvent) -> AgentReport {
-        match e {
-            AgentEvent::StatusUpdate {
-                agent_id,
-                framework_id,
-                status,
-            } => AgentReport::StatusUpdate {
-                agent_id,
-                framework_id,
-                status,
-            },
-            AgentEvent::ExecutorExited {
-                agent_id,
-                framework_id,
-                executor_id,
-                wait_status,
-            } => AgentReport::ExecutorExited {
-                agent_id,
-                framework_id,
-                executor_id,
-                wait_status,
-            },
-            AgentEvent::FrameworkMessage {
-                agent_id,
-                framework_id,
-                executor_id,
-                data,
-            } => AgentReport::FrameworkMessage {
-                agent_id,
-                framework_id,
-                executor_id,
-                data,
-            },
-        }
-    }
-}
-
 /// Disk to advertise for a work directory, Mesos' rule: all but 5 GB when there are 10 GB
 /// or more free, else half (and 0 when it cannot be measured).
 pub fn default_disk_mb(work_dir: &Path) -> u64 {
@@ -348,7 +310,7 @@ impl LocalCluster {
         cfg: AgentConfig,
         port: u16,
     ) -> Result<(), ClusterError> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<AgentEvent>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<AgentReport>();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let agent = match Agent::start_on(cfg.clone(), addr, tx.clone()).await {
             Err(AgentError::Bind { .. }) if port != 0 => {
@@ -364,7 +326,7 @@ impl LocalCluster {
         let reporter = self.master.reporter();
         let forwarder = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
-                if !reporter.report(ev.into()) {
+                if !reporter.report(ev) {
                     break;
                 }
             }

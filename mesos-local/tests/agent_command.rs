@@ -5,7 +5,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::*;
-use retz_mesos_local::agent::AgentEvent;
+use retz_mesos_local::agent::AgentReport;
 use retz_mesos_local::agent::process;
 use retz_proto::mesos::environment::Variable;
 use retz_proto::mesos::task_status::{Reason, Source};
@@ -367,7 +367,7 @@ async fn kill_agent_and_stop() {
     assert!(!process::group_alive(pgid));
     let mut saw_killed = false;
     while let Ok(ev) = h.rx.try_recv() {
-        if let AgentEvent::StatusUpdate { status, .. } = ev {
+        if let AgentReport::StatusUpdate { status, .. } = ev {
             saw_killed |= status.state() == TaskState::TaskKilled;
         }
     }

@@ -8,7 +8,7 @@ mod agent_support;
 use std::time::Duration;
 
 use agent_support::*;
-use retz_mesos_local::agent::{AgentEvent, process};
+use retz_mesos_local::agent::{AgentReport, process};
 use retz_proto::executor::{call, event};
 use retz_proto::mesos::task_status::{Reason, Source};
 use retz_proto::mesos::{TaskGroupInfo, TaskState};
@@ -109,7 +109,7 @@ async fn subscribe_launch_update_ack_and_reuse() {
     });
     assert_eq!(http.call(&msg).await.status, 202);
     match h.next_event().await {
-        AgentEvent::FrameworkMessage {
+        AgentReport::FrameworkMessage {
             executor_id, data, ..
         } => {
             assert_eq!(executor_id.value, "e1");

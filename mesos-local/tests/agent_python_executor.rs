@@ -6,7 +6,7 @@
 mod agent_support;
 
 use agent_support::*;
-use retz_mesos_local::agent::{AgentEvent, process};
+use retz_mesos_local::agent::{AgentReport, process};
 use retz_proto::mesos::task_status::{Reason, Source};
 use retz_proto::mesos::{CommandInfo, TaskGroupInfo, TaskState};
 
@@ -186,7 +186,7 @@ async fn python_executor_runs_tasks_and_is_reused() {
     // framework -> executor -> framework message round trip
     h.agent.send_message(&fid(), &eid("py"), b"ping".to_vec());
     match h.next_event().await {
-        AgentEvent::FrameworkMessage {
+        AgentReport::FrameworkMessage {
             executor_id, data, ..
         } => {
             assert_eq!(executor_id.value, "py");

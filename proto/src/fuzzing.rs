@@ -102,6 +102,22 @@ fn roundtrip<M: MesosJson>(data: &[u8]) {
     }
 }
 
+/// `.properties` text through [`crate::properties::parse`]: never panics; entries come
+/// in file order, each on a line of the text.
+pub fn properties(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let lines = 1 + text.matches(['\n', '\r']).count();
+    match crate::properties::parse(&text) {
+        Ok(entries) => {
+            for pair in entries.windows(2) {
+                assert!(pair[0].line < pair[1].line, "entries out of order");
+            }
+            assert!(entries.iter().all(|e| (1..=lines).contains(&e.line)));
+        }
+        Err(e) => assert!((1..=lines).contains(&e.line()), "error off the text: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +180,17 @@ mod tests {
         for input in nasty_inputs() {
             recordio(&input);
             json_event(&input);
+            properties(&input);
+        }
+        for text in [
+            "a=\\",
+            "\\u",
+            "\\u00",
+            "k\\\r\n\\",
+            "\u{feff}\\\n",
+            "x=\\ud83d\\ude00",
+        ] {
+            properties(text.as_bytes());
         }
     }
 

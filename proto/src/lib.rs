@@ -14,6 +14,7 @@
 //! * [`api`] — the Retz HTTP API's JSON types and `Retz-auth-v1` signing.
 //! * [`credentials`] — Mesos HTTP credentials (principal + secret, Basic auth, files).
 //! * [`numa`] — the Retz NUMA resource convention (agent flags ↔ offers ↔ topology).
+//! * [`properties`] — the one reader of Java `.properties` text (`retz.properties`).
 //! * [`task`] — the task contract: [`task::TaskSpec`] (server → executor) and
 //!   [`task::TaskReport`] (executor → server).
 //! * `logging` (feature `logging`) — the binaries' shared logging setup.
@@ -44,6 +45,7 @@ pub mod json;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod numa;
+pub mod properties;
 pub mod recording;
 pub mod recordio;
 pub mod task;

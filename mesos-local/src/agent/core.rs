@@ -46,7 +46,7 @@ use super::fetcher::Fetcher;
 use super::status_updates::{StatusUpdateManager, UpdateOutcome};
 use super::switch_user::{self, JobUser};
 use super::wire::{ContentType, encode_record};
-use super::{AgentConfig, AgentError, AgentEvent, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};
+use super::{AgentConfig, AgentError, AgentReport, DEFAULT_KILL_GRACE_PERIOD, process, sandbox};
 
 mod container;
 mod kill;
@@ -131,6 +131,15 @@ pub(crate) struct TaskEnd {
 }
 
 impl TaskEnd {
+    /// A launch refused as invalid (TASK_ERROR, REASON_TASK_INVALID) with `message`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        TaskEnd {
+            state: TaskState::TaskError,
+            reason: Reason::TaskInvalid,
+            message: message.into(),
+        }
+    }
+
     fn executor_terminated() -> Self {
         TaskEnd {
             state: TaskState::TaskFailed,
@@ -285,7 +294,7 @@ pub(crate) struct Shared {
     pub(crate) cfg: AgentConfig,
     pub(crate) endpoint: SocketAddr,
     pub(crate) start_time: f64,
-    events: UnboundedSender<AgentEvent>,
+    events: UnboundedSender<AgentReport>,
     fetcher: Fetcher,
     runtime: tokio::runtime::Handle,
     state: Mutex<State>,
@@ -349,7 +358,7 @@ impl Shared {
     pub(crate) async fn start(
         cfg: AgentConfig,
         addr: SocketAddr,
-        events: UnboundedSender<AgentEvent>,
+        events: UnboundedSender<AgentReport>,
     ) -> Result<Arc<Shared>, AgentError> {
         sandbox::validate_id("agent", &cfg.id.value)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
@@ -421,7 +430,7 @@ impl Shared {
         }
     }
 
-    fn emit(&self, st: &State, ev: AgentEvent) {
+    fn emit(&self, st: &State, ev: AgentReport) {
         if st.dead {
             return;
         }
@@ -485,7 +494,7 @@ impl Shared {
             Ok(UpdateOutcome::Forward(status)) => {
                 self.emit(
                     st,
-                    AgentEvent::StatusUpdate {
+                    AgentReport::StatusUpdate {
                         agent_id: self.agent_id(),
                         framework_id: FrameworkId {
                             value: fid.to_string(),
@@ -544,7 +553,7 @@ async fn resend_loop(me: Weak<Shared>, wake: Arc<Notify>) {
             tracing::info!(framework = %fid, task = %status.task_id.value, "resending unacknowledged status update");
             shared.emit(
                 &st,
-                AgentEvent::StatusUpdate {
+                AgentReport::StatusUpdate {
                     agent_id: shared.agent_id(),
                     framework_id: FrameworkId { value: fid },
                     status,

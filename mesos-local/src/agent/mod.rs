@@ -2,7 +2,7 @@
 //! executor processes and command tasks, speaking the Mesos v1 executor API.
 //!
 //! The master drives an [`Agent`] through method calls (launch, kill, acknowledge, ...)
-//! and hears back through [`AgentEvent`]s on an unbounded channel. Executors reach the
+//! and hears back through [`AgentReport`]s on an unbounded channel. Executors reach the
 //! agent at `MESOS_AGENT_ENDPOINT` (`POST /api/v1/executor`, with the token the agent gave
 //! them); operators and schedulers read sandboxes through `/files/*` and the agent's
 //! `/state` (HTTP Basic when the agent has credentials).
@@ -68,7 +68,7 @@ use std::time::Duration;
 use retz_proto::credentials::Credentials;
 use retz_proto::mesos::{
     AgentId, AgentInfo, Attribute, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo,
-    KillPolicy, Resource, TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus,
+    KillPolicy, Resource, TaskGroupInfo, TaskId, TaskInfo, TaskState,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -142,48 +142,9 @@ impl AgentConfig {
     }
 }
 
-/// What an agent tells the master, on the channel given to [`Agent::start`].
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // shape fixed by the master<->agent interface
-pub enum AgentEvent {
-    /// A status update with a 16-byte uuid (SOURCE_EXECUTOR or SOURCE_AGENT). Per task,
-    /// the next one comes only after [`Agent::acknowledge`] of this one; an
-    /// unacknowledged one is sent again after 10 s, then after doubling intervals up to
-    /// 10 min.
-    StatusUpdate {
-        /// This agent.
-        agent_id: AgentId,
-        /// The task's framework.
-        framework_id: FrameworkId,
-        /// The update.
-        status: TaskStatus,
-    },
-    /// An executor (or a command task's process) ended. The agent has already generated
-    /// TASK_FAILED updates (REASON_EXECUTOR_TERMINATED, or the launch failure or
-    /// registration timeout reason) for its non-terminal tasks. `wait_status` is the raw
-    /// `wait(2)` status, or -1 when no process was ever started (launch failure).
-    ExecutorExited {
-        /// This agent.
-        agent_id: AgentId,
-        /// The executor's framework.
-        framework_id: FrameworkId,
-        /// The executor (the task id for a command task).
-        executor_id: ExecutorId,
-        /// Raw `wait(2)` status, or -1.
-        wait_status: i32,
-    },
-    /// An executor sent a MESSAGE for its framework.
-    FrameworkMessage {
-        /// This agent.
-        agent_id: AgentId,
-        /// The executor's framework.
-        framework_id: FrameworkId,
-        /// The executor.
-        executor_id: ExecutorId,
-        /// The payload.
-        data: Vec<u8>,
-    },
-}
+/// What an agent tells the master, on the channel given to [`Agent::start`]: the
+/// master's own [`AgentReport`] (one type from agent to master).
+pub use crate::master::AgentReport;
 
 /// A custom executor alive on an agent (see [`Agent::active_executors`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -255,7 +216,7 @@ impl Agent {
     /// Starts an agent listening on `127.0.0.1:<free port>`.
     pub async fn start(
         cfg: AgentConfig,
-        events: UnboundedSender<AgentEvent>,
+        events: UnboundedSender<AgentReport>,
     ) -> Result<Agent, AgentError> {
         Self::start_on(cfg, SocketAddr::from(([127, 0, 0, 1], 0)), events).await
     }
@@ -264,7 +225,7 @@ impl Agent {
     pub async fn start_on(
         cfg: AgentConfig,
         addr: SocketAddr,
-        events: UnboundedSender<AgentEvent>,
+        events: UnboundedSender<AgentReport>,
     ) -> Result<Agent, AgentError> {
         let inner = core::Shared::start(cfg, addr, events).await?;
         Ok(Agent { inner })

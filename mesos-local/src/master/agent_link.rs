@@ -47,13 +47,18 @@ pub trait AgentLink: Send + Sync + 'static {
     fn reregistered(&self) {}
 }
 
-/// An agent -> master event.
+/// An agent -> master event: what the real `agent::Agent` sends on its channel and what
+/// simulated agents report, with no conversion between the two.
 // Status updates are by far the most frequent reports: boxing them would cost an
 // allocation each for the benefit of the rare small variants.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentReport {
-    /// A task status update carrying a 16-byte uuid, to forward to the framework.
+    /// A task status update carrying a 16-byte uuid (SOURCE_EXECUTOR or SOURCE_AGENT), to
+    /// forward to the framework. Per task, the next one comes only after the agent is
+    /// told of the acknowledgement of this one ([`AgentLink::acknowledge`]); a real agent
+    /// sends an unacknowledged one again after 10 s, then after doubling intervals up to
+    /// 10 min.
     StatusUpdate {
         /// The reporting agent.
         agent_id: AgentId,
@@ -62,15 +67,17 @@ pub enum AgentReport {
         /// The update.
         status: TaskStatus,
     },
-    /// An executor process exited (its tasks' TASK_FAILED updates come separately).
+    /// An executor (or a command task's process) ended. The agent has already generated
+    /// TASK_FAILED updates (REASON_EXECUTOR_TERMINATED, or the launch failure or
+    /// registration timeout reason) for its non-terminal tasks; they come separately.
     ExecutorExited {
         /// The reporting agent.
         agent_id: AgentId,
         /// The executor's framework.
         framework_id: FrameworkId,
-        /// The executor.
+        /// The executor (the task id for a command task).
         executor_id: ExecutorId,
-        /// Its wait status.
+        /// Raw `wait(2)` status, or -1 when no process was ever started (launch failure).
         wait_status: i32,
     },
     /// Executor -> framework message.

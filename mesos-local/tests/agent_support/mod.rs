@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prost::Message as _;
-use retz_mesos_local::agent::{Agent, AgentConfig, AgentEvent};
+use retz_mesos_local::agent::{Agent, AgentConfig, AgentReport};
 use retz_proto::executor::{Call, Event, call};
 use retz_proto::mesos::task_status::Source;
 use retz_proto::mesos::{
@@ -35,7 +35,7 @@ pub const FID: &str = "M-0000";
 
 pub struct Harness {
     pub agent: Agent,
-    pub rx: UnboundedReceiver<AgentEvent>,
+    pub rx: UnboundedReceiver<AgentReport>,
     pub dir: tempfile::TempDir,
 }
 
@@ -148,7 +148,7 @@ impl Harness {
         Harness { agent, rx, dir }
     }
 
-    pub async fn next_event(&mut self) -> AgentEvent {
+    pub async fn next_event(&mut self) -> AgentReport {
         match tokio::time::timeout(GUARD, self.rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => panic!("agent event channel closed"),
@@ -158,7 +158,7 @@ impl Harness {
 
     pub async fn next_update(&mut self) -> TaskStatus {
         match self.next_event().await {
-            AgentEvent::StatusUpdate {
+            AgentReport::StatusUpdate {
                 status,
                 framework_id,
                 agent_id,
@@ -192,7 +192,7 @@ impl Harness {
 
     pub async fn expect_exited(&mut self, executor: &str) -> i32 {
         match self.next_event().await {
-            AgentEvent::ExecutorExited {
+            AgentReport::ExecutorExited {
                 executor_id,
                 wait_status,
                 framework_id,

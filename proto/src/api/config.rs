@@ -46,12 +46,18 @@ fn yes() -> bool {
     true
 }
 
-/// A `retz.properties` that lacks a key the client needs.
+/// A `retz.properties` that cannot be read or lacks a key the client needs.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{what}; add it to the properties file")]
-pub struct PropertiesError {
-    /// What is missing or wrong.
-    pub what: String,
+pub enum PropertiesError {
+    /// A key is missing or its value is wrong.
+    #[error("{what}; add it to the properties file")]
+    Key {
+        /// What is missing or wrong.
+        what: String,
+    },
+    /// The text is not properties (a malformed escape), at a line.
+    #[error("retz.properties {0}")]
+    Syntax(#[from] crate::properties::ParseError),
 }
 
 impl ClientConfig {
@@ -67,20 +73,13 @@ impl ClientConfig {
         let mut authentication = true;
         let mut tls_insecure = false;
         let mut ca_cert = None;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once(['=', ':']) else {
-                continue;
-            };
-            let (k, v) = (k.trim(), v.trim());
+        for entry in &crate::properties::parse(text)? {
+            let (k, v) = (entry.key.as_str(), entry.value.as_str());
             let flag = |v: &str| -> Result<bool, PropertiesError> {
                 match v.to_ascii_lowercase().as_str() {
                     "true" => Ok(true),
                     "false" => Ok(false),
-                    _ => Err(PropertiesError {
+                    _ => Err(PropertiesError::Key {
                         what: format!("{k} must be true or false, not {v:?}"),
                     }),
                 }
@@ -95,7 +94,7 @@ impl ClientConfig {
                 _ => {}
             }
         }
-        let missing = |what: &str| PropertiesError {
+        let missing = |what: &str| PropertiesError::Key {
             what: format!("retz.properties has no {what}"),
         };
         let config = ClientConfig {
@@ -138,6 +137,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.ca_cert, Some(PathBuf::from("/etc/retz/ca.pem")));
         assert!(!c.tls_insecure);
+    }
+
+    /// The one properties reader: escapes are read, and a malformed one names its line.
+    #[test]
+    fn properties_escapes_and_syntax_errors() {
+        let c = ClientConfig::from_properties(
+            "retz.server.uri = http\\://h:9090\nretz.access.key=k\\\n  ey\nretz.access.secret=s\n",
+        )
+        .unwrap();
+        assert_eq!(c.server, "http://h:9090");
+        assert_eq!(c.access_key, "key");
+        let e = ClientConfig::from_properties("retz.server.uri=x\n\nretz.access.key=\\u12")
+            .unwrap_err();
+        assert!(
+            matches!(e, PropertiesError::Syntax(ref p) if p.line() == 3),
+            "{e}"
+        );
+        assert!(e.to_string().contains("line 3"), "{e}");
     }
 
     #[test]

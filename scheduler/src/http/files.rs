@@ -190,9 +190,12 @@ fn query_params(
     Ok(out)
 }
 
-/// Largest `offset` and `length` (agents take them as signed 64-bit numbers).
+/// Largest `offset` and `length` (agents take them as signed 64-bit numbers). The file
+/// proxy owns this rule: the handlers refuse a larger one with 400 before any agent is
+/// asked.
 const MAX_OFFSET: u64 = i64::MAX as u64;
 
+/// The query parameter `name` as a byte offset or length, at most [`MAX_OFFSET`].
 fn number(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     params
         .get(name)

@@ -35,7 +35,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -227,7 +226,6 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/gc", post(admin::gc))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn(file_range))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let server = server.clone();
             async move {
@@ -255,30 +253,6 @@ fn request_span(req: &Request) -> tracing::Span {
         method = %req.method(),
         path = %req.uri().path(),
     )
-}
-
-/// Largest `offset` or `length` of `/job/{id}/file`: what the agents' `/files/read`
-/// reads (a signed 64-bit number).
-const MAX_FILE_RANGE: u64 = i64::MAX as u64;
-
-/// Refuses `/job/{id}/file` queries whose `offset` or `length` are over
-/// [`MAX_FILE_RANGE`] with 400 before they reach an agent.
-async fn file_range(req: Request, next: Next) -> axum::response::Response {
-    let path = req.uri().path();
-    if path.starts_with("/job/") && path.ends_with("/file") {
-        let query = req.uri().query().unwrap_or_default();
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            if (k == "offset" || k == "length")
-                && v.parse::<u64>().is_ok_and(|n| n > MAX_FILE_RANGE)
-            {
-                return ApiError::bad_request(format!(
-                    "{k}={v} is out of range; use 0 to {MAX_FILE_RANGE}"
-                ))
-                .into_response();
-            }
-        }
-    }
-    next.run(req).await
 }
 
 async fn no_route(req: Request) -> ApiError {

@@ -257,7 +257,7 @@ impl Shared {
         }
         self.emit(
             st,
-            AgentEvent::ExecutorExited {
+            AgentReport::ExecutorExited {
                 agent_id: self.agent_id(),
                 framework_id: FrameworkId {
                     value: fid.to_string(),

@@ -222,7 +222,7 @@ impl Shared {
                 if let Some(next) = out.next {
                     self.emit(
                         &st,
-                        AgentEvent::StatusUpdate {
+                        AgentReport::StatusUpdate {
                             agent_id: self.agent_id(),
                             framework_id: framework_id.clone(),
                             status: next,
@@ -353,7 +353,7 @@ impl Shared {
         for (fid, status) in st.sum.heads(Instant::now()) {
             self.emit(
                 &st,
-                AgentEvent::StatusUpdate {
+                AgentReport::StatusUpdate {
                     agent_id: self.agent_id(),
                     framework_id: FrameworkId { value: fid },
                     status,

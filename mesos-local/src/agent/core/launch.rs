@@ -118,17 +118,7 @@ impl Shared {
         let ids = sandbox::validate_id("framework", fid)
             .and_then(|()| sandbox::validate_id("task", &tid));
         if let Err(e) = ids {
-            self.refuse(
-                st,
-                fid,
-                None,
-                &[&task],
-                &TaskEnd {
-                    state: TaskState::TaskError,
-                    reason: Reason::TaskInvalid,
-                    message: e.to_string(),
-                },
-            );
+            self.refuse(st, fid, None, &[&task], &TaskEnd::invalid(e.to_string()));
             return;
         }
         let Some(command) = task.command.clone() else {
@@ -137,11 +127,7 @@ impl Shared {
                 fid,
                 None,
                 &[&task],
-                &TaskEnd {
-                    state: TaskState::TaskError,
-                    reason: Reason::TaskInvalid,
-                    message: "Task has neither a command nor an executor".into(),
-                },
+                &TaskEnd::invalid("Task has neither a command nor an executor"),
             );
             return;
         };
@@ -155,12 +141,9 @@ impl Shared {
                 fid,
                 Some(&tid),
                 &[&task],
-                &TaskEnd {
-                    state: TaskState::TaskError,
-                    reason: Reason::TaskInvalid,
-                    message: "A task or executor with this id is already running on this agent"
-                        .into(),
-                },
+                &TaskEnd::invalid(
+                    "A task or executor with this id is already running on this agent",
+                ),
             );
             return;
         }
@@ -213,17 +196,7 @@ impl Shared {
                     .try_for_each(|t| sandbox::validate_id("task", &t.task_id.value))
             });
         if let Err(e) = ids {
-            self.refuse(
-                st,
-                fid,
-                None,
-                &refs,
-                &TaskEnd {
-                    state: TaskState::TaskError,
-                    reason: Reason::TaskInvalid,
-                    message: e.to_string(),
-                },
-            );
+            self.refuse(st, fid, None, &refs, &TaskEnd::invalid(e.to_string()));
             return;
         }
         if ei.command.is_none() {
@@ -232,11 +205,7 @@ impl Shared {
                 fid,
                 Some(&eid),
                 &refs,
-                &TaskEnd {
-                    state: TaskState::TaskError,
-                    reason: Reason::TaskInvalid,
-                    message: "ExecutorInfo has no command".into(),
-                },
+                &TaskEnd::invalid("ExecutorInfo has no command"),
             );
             return;
         }
@@ -252,12 +221,7 @@ impl Shared {
                     fid,
                     Some(&eid),
                     &refs,
-                    &TaskEnd {
-                        state: TaskState::TaskError,
-                        reason: Reason::TaskInvalid,
-                        message: "The executor id names a command task running on this agent"
-                            .into(),
-                    },
+                    &TaskEnd::invalid("The executor id names a command task running on this agent"),
                 );
             }
             Some(rec) if rec.shutting_down => {

@@ -207,7 +207,7 @@ impl Shared {
     pub(crate) fn executor_message(&self, st: &State, fid: &str, eid: &str, data: Vec<u8>) {
         self.emit(
             st,
-            AgentEvent::FrameworkMessage {
+            AgentReport::FrameworkMessage {
                 agent_id: self.agent_id(),
                 framework_id: FrameworkId {
                     value: fid.to_string(),

@@ -1,0 +1,276 @@
+//! Unit tests of the server config (TOML, properties, validation) (`config.rs`).
+
+use super::*;
+
+#[test]
+fn empty_file_is_the_defaults_and_valid_with_a_data_dir() {
+    let c: ServerConfig = toml::from_str("").unwrap();
+    assert_eq!(c, ServerConfig::default());
+    c.validate().unwrap();
+    assert!(c.database_url().is_err());
+    let mut c = c;
+    c.server.data_dir = Some("/var/lib/retz".into());
+    assert_eq!(c.database_url().unwrap(), "sqlite:///var/lib/retz/retz.db");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_named() {
+    let e = toml::from_str::<ServerConfig>("[server]\nbnd = \"x\"").unwrap_err();
+    assert!(e.to_string().contains("bnd"), "{e}");
+    let mut c = ServerConfig::default();
+    c.mesos.user = Some("root".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("mesos.user"), "{e}");
+    let mut c = ServerConfig::default();
+    c.server.database = Some("mysql://x".into());
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.database")
+    );
+    let mut c = ServerConfig::default();
+    c.planner.window = 0;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("planner.window"), "{e}");
+    let e = toml::from_str::<ServerConfig>("[planner]\naffinity = \"numa-stric\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("numa-stric"), "{e}");
+}
+
+#[test]
+fn original_properties_map_onto_the_sections() {
+    let c = ServerConfig::from_properties(
+        "retz.mesos = 10.0.0.1:5050,10.0.0.2:5050\nretz.bind = http://10.0.0.9:9090\n\
+         retz.mesos.refuse = 7\nretz.user = batch\nretz.max.running = 64\n\
+         retz.max.cpus = 32\nretz.max.gpus = 2\nretz.access.key = deadbeef\n\
+         retz.database.url = jdbc:postgresql://db:5432/retz\nretz.jmx.port = 9999\n",
+    )
+    .unwrap();
+    assert_eq!(c.mesos.masters, ["10.0.0.1:5050", "10.0.0.2:5050"]);
+    assert_eq!(c.server.bind, "10.0.0.9:9090".parse().unwrap());
+    assert_eq!(c.mesos.refuse_seconds, 7.0);
+    assert_eq!(c.jobs.default_user.as_deref(), Some("batch"));
+    assert_eq!(c.planner.max_running, 64);
+    assert_eq!(c.limits.max_cpus, 32);
+    assert!(c.mesos.gpus);
+    assert_eq!(c.server.admin_keys, ["deadbeef"]);
+    assert_eq!(
+        c.server.database.as_deref(),
+        Some("postgres://db:5432/retz")
+    );
+    c.validate().unwrap();
+    let e = ServerConfig::from_properties("retz.max.running = lots").unwrap_err();
+    assert!(e.to_string().contains("retz.max.running"), "{e}");
+    let e = ServerConfig::from_properties("retz.mesos = zk://a:2181/mesos").unwrap_err();
+    assert!(e.to_string().contains("ZooKeeper"), "{e}");
+}
+
+/// The one properties reader: a continued line (which the old loop cut at the
+/// backslash) and an error that names its line.
+#[test]
+fn properties_continuation_lines_and_line_numbers() {
+    let c = ServerConfig::from_properties(
+        "retz.mesos = 10.0.0.1:5050,\\\n    10.0.0.2:5050\nretz.user = batch\n",
+    )
+    .unwrap();
+    assert_eq!(c.mesos.masters, ["10.0.0.1:5050", "10.0.0.2:5050"]);
+    assert_eq!(c.jobs.default_user.as_deref(), Some("batch"));
+    let e = ServerConfig::from_properties("retz.user = a\nretz.role = \\u00zz\n").unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Properties(ref p) if p.line() == 2),
+        "{e}"
+    );
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+#[test]
+fn https_in_properties_needs_pem_files() {
+    let c = ServerConfig::from_properties(
+        "retz.bind = https://127.0.0.1:9443\nretz.tls.cert = /etc/retz/cert.pem\n\
+         retz.tls.key = /etc/retz/key.pem\nretz.tls.insecure = false\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.bind, "127.0.0.1:9443".parse().unwrap());
+    assert_eq!(c.server.tls_cert, Some(PathBuf::from("/etc/retz/cert.pem")));
+    assert_eq!(c.server.tls_key, Some(PathBuf::from("/etc/retz/key.pem")));
+    c.validate().unwrap();
+    let e = ServerConfig::from_properties(
+        "retz.bind = https://127.0.0.1:9443\nretz.tls.keystore.file = /k.jks\n\
+         retz.tls.keystore.pass = x\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("retz.bind") && e.contains("keystore") && e.contains("retz.tls.cert"),
+        "{e}"
+    );
+    let e = ServerConfig::from_properties("retz.bind = https://127.0.0.1:9443\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no certificate is named"), "{e}");
+    let e = ServerConfig::from_properties(
+        "retz.bind = http://127.0.0.1:9090\nretz.tls.cert = c.pem\nretz.tls.key = k.pem\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not https://"), "{e}");
+}
+
+#[test]
+fn root_is_refused_as_a_job_user_in_every_spelling_with_the_key_named() {
+    for root in ["root", " root", "ROOT", "0", "Root ", "000"] {
+        let mut c = ServerConfig::default();
+        c.jobs.default_user = Some(root.into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("config: jobs.default_user:") && e.contains("root"),
+            "{root:?}: {e}"
+        );
+        let mut c = ServerConfig::default();
+        c.jobs.allowed_users = vec!["alice".into(), root.into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("config: jobs.allowed_users:") && e.contains("root"),
+            "{root:?}: {e}"
+        );
+        let mut c = ServerConfig::default();
+        c.mesos.user = Some(root.into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: mesos.user:"), "{root:?}: {e}");
+    }
+    // A name that is uid 0 on this host (root itself always is).
+    let mut c = ServerConfig::default();
+    c.jobs.allowed_users = vec!["root".into()];
+    assert!(c.validate().is_err());
+    // Not plain user names.
+    for bad in ["", "Alice", "a b", "../x", "1000"] {
+        let mut c = ServerConfig::default();
+        c.jobs.default_user = Some(bad.into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("config: jobs.default_user:"), "{bad:?}: {e}");
+    }
+    let mut c = ServerConfig::default();
+    c.mesos.executor_user = Some("exec utor".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: mesos.executor_user:"), "{e}");
+    let mut c = ServerConfig::default();
+    c.jobs.default_user = Some("nobody".into());
+    c.mesos.user = Some("batch".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: mesos.user:"), "{e}");
+}
+
+#[test]
+fn job_users_default_to_nobody_and_the_executor_to_root() {
+    let c: ServerConfig = toml::from_str(
+        "[jobs]\nallowed_users = [\"alice\", \"bob\"]\n[mesos]\nexecutor_user = \"root\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let u = c.launch_users_for((0, Some("root"))).unwrap();
+    assert_eq!(u.default_user, "nobody");
+    assert_eq!(u.executor_user, "root");
+    assert_eq!(u.allowed_users.iter().collect::<Vec<_>>(), ["alice", "bob"]);
+    // Not local, not root: the same (agents switch users, not this server).
+    let u = ServerConfig::default()
+        .launch_users_for((1000, Some("me")))
+        .unwrap();
+    assert_eq!(
+        (u.default_user.as_str(), u.executor_user.as_str()),
+        ("nobody", "root")
+    );
+    // Local and root: nobody; local and not root: the server's own user.
+    let mut c = ServerConfig::default();
+    c.mesos.local = true;
+    let u = c.launch_users_for((0, Some("root"))).unwrap();
+    assert_eq!(
+        (u.default_user.as_str(), u.executor_user.as_str()),
+        ("nobody", "root")
+    );
+    let u = c.launch_users_for((1000, Some("me"))).unwrap();
+    assert_eq!(
+        (u.default_user.as_str(), u.executor_user.as_str()),
+        ("me", "me")
+    );
+    let e = c.launch_users_for((1000, None)).unwrap_err().to_string();
+    assert!(e.contains("jobs.default_user") && e.contains("1000"), "{e}");
+    c.jobs.default_user = Some("batch".into());
+    let e = c
+        .launch_users_for((1000, Some("me")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("config: jobs.default_user:") && e.contains("--local"),
+        "{e}"
+    );
+    c.jobs.default_user = Some("me".into());
+    assert_eq!(
+        c.launch_users_for((1000, Some("me"))).unwrap().default_user,
+        "me"
+    );
+    // The deprecated mesos.user still names the default user.
+    let mut c = ServerConfig::default();
+    c.mesos.user = Some("batch".into());
+    c.validate().unwrap();
+    assert_eq!(
+        c.launch_users_for((0, Some("root"))).unwrap().default_user,
+        "batch"
+    );
+}
+
+#[test]
+fn the_local_work_dir_is_next_to_the_data_dir() {
+    let mut c = ServerConfig::default();
+    assert_eq!(c.local_work_dir(), None);
+    for data in [
+        "/nonexistent-retz/data",
+        "/nonexistent-retz/data/",
+        "/nonexistent-retz/data/.",
+    ] {
+        c.server.data_dir = Some(data.into());
+        assert_eq!(
+            c.local_work_dir(),
+            Some(PathBuf::from("/nonexistent-retz/data-work")),
+            "{data}"
+        );
+    }
+    c.server.data_dir = Some("rel".into());
+    let w = c.local_work_dir().unwrap();
+    assert!(
+        w.is_absolute() && w.ends_with("rel-work"),
+        "{}",
+        w.display()
+    );
+    c.local.work_dir = Some("/srv/retz-work".into());
+    assert_eq!(c.local_work_dir(), Some(PathBuf::from("/srv/retz-work")));
+    c.local.work_dir = Some("".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: local.work_dir:"), "{e}");
+    let mut c = ServerConfig::default();
+    c.mesos.secret_file = Some("".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: mesos.secret_file:"), "{e}");
+}
+
+#[test]
+fn half_a_tls_config_names_the_missing_key() {
+    let mut c = ServerConfig::default();
+    c.server.tls_cert = Some("cert.pem".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: server.tls_key:"), "{e}");
+    c.server.tls_cert = None;
+    c.server.tls_key = Some("key.pem".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: server.tls_cert:"), "{e}");
+    c.server.tls_cert = Some("".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.starts_with("config: server.tls_cert: is empty"), "{e}");
+    let c: ServerConfig = toml::from_str(
+        "[server]\nadmin_loopback = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+    )
+    .unwrap();
+    assert!(c.server.admin_loopback);
+    c.validate().unwrap();
+}
