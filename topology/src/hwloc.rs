@@ -310,12 +310,14 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
                     .as_ref()
                     .map(|rows| rows[position].clone())
                     .unwrap_or_default(),
+                caches: Vec::new(),
             }
         })
         .collect();
     let spec = TopologySpec {
         nodes: specs,
         offline_cpus,
+        ..TopologySpec::default()
     };
     Topology::new(spec.clone()).map_err(|error| TopologyError::Invalid {
         source_desc: source.clone(),
