@@ -288,8 +288,46 @@ pub(super) fn decode_layout(attributes: &[Attribute]) -> Result<TopologySpec, Nu
     })
 }
 
-/// Decodes `c<firsts>/...`: each domain lists the lowest CPU of each of its cores.
+/// Decodes a node's cache domains: `n<sizes>` (consecutive runs of its cores) or
+/// `c<firsts>/...` (each domain lists the lowest CPU of each of its cores).
 pub(super) fn decode_caches(cores: &[CoreSpec], text: &str) -> Result<Vec<CacheSpec>, String> {
+    if let Some(sizes) = text.strip_prefix('n') {
+        let mut out = Vec::new();
+        let mut next = 0usize;
+        for item in sizes.split('.') {
+            let (size, count) = match item.split_once('x') {
+                Some((s, r)) => (parse_uint::<usize>(s)?, parse_uint::<usize>(r)?),
+                None => (parse_uint::<usize>(item)?, 1),
+            };
+            if size == 0 || count == 0 {
+                return Err(format!(
+                    "cache size item {:?} has a zero; write SIZE or SIZExCOUNT with both at least 1",
+                    quote(item)
+                ));
+            }
+            for _ in 0..count {
+                let end = next.saturating_add(size);
+                if end > cores.len() {
+                    return Err(format!(
+                        "the cache domain sizes add up to more than the node's {} cores",
+                        cores.len()
+                    ));
+                }
+                let cpus = cores[next..end]
+                    .iter()
+                    .fold(CpuSet::new(), |acc, c| acc.union(&c.cpus));
+                out.push(CacheSpec { cpus });
+                next = end;
+            }
+        }
+        if next != cores.len() {
+            return Err(format!(
+                "the cache domain sizes add up to {next} cores; the node has {}",
+                cores.len()
+            ));
+        }
+        return Ok(out);
+    }
     let mut by_first: Vec<(u32, usize)> = cores
         .iter()
         .enumerate()
@@ -300,7 +338,7 @@ pub(super) fn decode_caches(cores: &[CoreSpec], text: &str) -> Result<Vec<CacheS
     for item in text.split('/') {
         let list = item.strip_prefix('c').ok_or_else(|| {
             format!(
-                "cache domain {:?} does not start with c; expected c<list of the lowest CPU of each core>",
+                "cache domain {:?} does not start with c; expected n<sizes> or c<lowest CPU of each core>/...",
                 quote(item)
             )
         })?;

@@ -144,16 +144,46 @@ pub fn topology_attributes(spec: &TopologySpec) -> Result<Vec<(String, String)>,
     Ok(pairs)
 }
 
-/// `c<firsts>/c<firsts>/...`: each cache domain as the lowest CPUs of its cores.
+/// A node's cache domains: `n<sizes>` when the domains are consecutive runs of the node's
+/// cores in their listed order (sizes in cores, `SxR` = R domains of S cores, e.g. `n8x24`),
+/// else `c<firsts>/c<firsts>/...`, each domain as the lowest CPUs of its cores.
 pub(super) fn encode_caches(node: &NodeSpec) -> String {
-    node.caches
+    let members: Vec<Vec<usize>> = node
+        .caches
         .iter()
         .map(|cache| {
-            let firsts: CpuSet = node
-                .cores
+            (0..node.cores.len())
+                .filter(|&i| node.cores[i].cpus.is_subset(&cache.cpus))
+                .collect()
+        })
+        .collect();
+    let consecutive = members.iter().flatten().copied().eq(0..node.cores.len());
+    if consecutive {
+        let mut items: Vec<(usize, usize)> = Vec::new();
+        for m in &members {
+            match items.last_mut() {
+                Some((size, count)) if *size == m.len() => *count += 1,
+                _ => items.push((m.len(), 1)),
+            }
+        }
+        let sizes: Vec<String> = items
+            .iter()
+            .map(|&(size, count)| {
+                if count == 1 {
+                    size.to_string()
+                } else {
+                    format!("{size}x{count}")
+                }
+            })
+            .collect();
+        return format!("n{}", sizes.join("."));
+    }
+    members
+        .iter()
+        .map(|m| {
+            let firsts: CpuSet = m
                 .iter()
-                .filter(|core| core.cpus.is_subset(&cache.cpus))
-                .filter_map(|core| core.cpus.first())
+                .filter_map(|&i| node.cores[i].cpus.first())
                 .collect();
             format!("c{}", encode_strided(&firsts))
         })
