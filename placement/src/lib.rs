@@ -2,8 +2,10 @@
 //! model, the packer and baselines. Pure: no I/O, no async runtime, no system libraries.
 //!
 //! Modules (each documents what it owns and its invariants):
-//! - [`sets`]: [`CpuId`], [`NodeId`], [`CpuSet`], [`NodeSet`] and the Linux list format;
-//! - [`topology`]: [`TopologySpec`] (plain data) and the validated [`Topology`];
+//! - [`sets`]: [`CpuId`], [`NodeId`], [`GpuId`], [`CpuSet`], [`NodeSet`], [`GpuSet`] and the
+//!   Linux list format;
+//! - [`topology`]: [`TopologySpec`] (plain data: nodes, L3 cache domains, cores, GPUs) and
+//!   the validated [`Topology`];
 //! - [`synthetic`]: the hwloc synthetic-description parser behind
 //!   [`Topology::from_synthetic`];
 //! - [`request`]: [`JobRequest`], [`AffinityPolicy`], [`SmtPolicy`], [`ResourceRange`];
@@ -53,5 +55,10 @@ pub use request::{
     AffinityPolicy, JobRequest, PRIORITY_MAX, PRIORITY_MIN, RangeParseError, RequestError,
     ResourceRange, SmtPolicy, UnknownName,
 };
-pub use sets::{CpuId, CpuSet, MAX_SET_ID, NodeId, NodeSet, SetParseError, SetParseErrorKind};
-pub use topology::{CoreSpec, NodeSpec, NumaNode, Topology, TopologyError, TopologySpec};
+pub use sets::{
+    CpuId, CpuSet, GpuId, GpuSet, MAX_SET_ID, NodeId, NodeSet, SetParseError, SetParseErrorKind,
+};
+pub use topology::{
+    CacheDomain, CacheSpec, CoreSpec, GpuSpec, NodeSpec, NumaNode, Topology, TopologyError,
+    TopologySpec,
+};

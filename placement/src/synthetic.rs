@@ -5,7 +5,10 @@
 //! Grammar (whitespace separated, names case-insensitive):
 //! - a level `NAME:COUNT[(ATTRS)]` with COUNT ≥ 1; NAME is `package|pack|socket`,
 //!   `group|groupN|die`, `numa|node|numanode`, a cache (`l1`…`l5` with optional
-//!   `i|d|u` and `cache` suffix, `cache`, `memcache`; ignored), `core`, or `pu|thread`;
+//!   `i|d|u` and `cache` suffix, `cache`, `memcache`), `core`, or `pu|thread`; caches are
+//!   ignored except L3 (`l3`, `l3u`, `l3cache`), whose objects become the cache domains
+//!   of the nodes below them (e.g. `pack:2 numa:1 l3:12 core:8 pu:2` for an EPYC 9654
+//!   in NPS1, 12 L3 domains of 8 cores per node);
 //! - a memory child `[numa]` or `[numa(memory=16GB)]` attaches one more NUMA node to every
 //!   object of the preceding level (or to the machine when it comes first);
 //! - attributes: `memory=SIZE` on NUMA nodes (bytes, or with `kB|KB|KiB|MB|MiB|GB|GiB|TB|TiB`,
@@ -17,12 +20,13 @@
 //! object before its normal children); a PU belongs to the first NUMA node of its deepest
 //! ancestor that has one, other nodes of that ancestor are memory-only; without any NUMA
 //! level one node 0 holds everything; a node's package is the package object it lies in, or
-//! the package of its first core when it lies above the package level. The parser rejects
+//! the package of its first core when it lies above the package level; a node's cache domains
+//! group its cores by their L3 object (none when they share one). The parser rejects
 //! more than [`MAX_SET_ID`]+1 PUs, more than [`MAX_NODES`] nodes and more than 32 levels,
 //! so hostile strings cannot exhaust memory.
 
 use crate::sets::{CpuId, CpuSet, MAX_SET_ID, NodeId};
-use crate::topology::{CoreSpec, MAX_NODES, NodeSpec, TopologyError, TopologySpec};
+use crate::topology::{CacheSpec, CoreSpec, MAX_NODES, NodeSpec, TopologyError, TopologySpec};
 
 const MAX_LEVELS: usize = 32;
 
@@ -39,6 +43,8 @@ enum Kind {
 #[derive(Debug)]
 struct Level {
     kind: Kind,
+    /// An L3 cache level (`l3`, `l3u`, `l3cache`, ...): its objects are cache domains.
+    l3: bool,
     count: u64,
     /// Memory of the NUMA node this level's objects are (Kind::Numa only).
     memory_mb: Option<u64>,
@@ -154,6 +160,15 @@ fn parse_memory(v: &str) -> Option<u64> {
     u64::try_from(bytes >> 20).ok()
 }
 
+/// Whether a level name is an L3 cache (`l3`, `l3u`, `l3cache`, `L3Cache`, ...).
+fn is_l3(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.strip_prefix("l3").is_some_and(|rest| {
+        let rest = rest.strip_prefix('u').unwrap_or(rest);
+        rest.is_empty() || rest == "cache"
+    })
+}
+
 /// Parses `NAME[:COUNT][(ATTRS)]` at `pos`; returns (kind, count, memory attribute).
 fn parse_level(
     p: &Parser<'_>,
@@ -264,8 +279,10 @@ fn parse_levels(p: &Parser<'_>) -> Result<(Vec<Option<u64>>, Vec<Level>), Topolo
         {
             return Err(p.err(pos, format!("level {tok:?} appears twice")));
         }
+        let l3 = kind == Kind::Cache && is_l3(tok.split([':', '(']).next().unwrap_or(""));
         levels.push(Level {
             kind,
+            l3,
             count,
             memory_mb: memory,
             memory_children: Vec::new(),
@@ -291,6 +308,8 @@ struct NodeDraft {
     memory_mb: u64,
     package: Option<u32>,
     cores: Vec<CoreSpec>,
+    /// The L3 object each core lies in (parallel to `cores`).
+    core_l3: Vec<Option<u32>>,
 }
 
 struct Builder<'a> {
@@ -300,6 +319,7 @@ struct Builder<'a> {
     nodes: Vec<NodeDraft>,
     next_pu: u32,
     next_package: u32,
+    next_l3: u32,
     /// The core currently being filled (index into the owner node's cores).
     current_core: Option<(usize, usize)>,
 }
@@ -313,16 +333,39 @@ impl Builder<'_> {
             memory_mb: memory.unwrap_or(self.default_memory),
             package,
             cores: Vec::new(),
+            core_l3: Vec::new(),
         });
         Ok(self.nodes.len() - 1)
     }
 
-    fn visit(&mut self, depth: usize, package: Option<u32>, owner: usize) -> Result<(), String> {
+    fn push_core(&mut self, owner: usize, package: Option<u32>, l3: Option<u32>) {
+        self.nodes[owner].cores.push(CoreSpec {
+            cpus: CpuSet::new(),
+        });
+        self.nodes[owner].core_l3.push(l3);
+        self.current_core = Some((owner, self.nodes[owner].cores.len() - 1));
+        if self.nodes[owner].package.is_none() {
+            self.nodes[owner].package = Some(package.unwrap_or(0));
+        }
+    }
+
+    fn visit(
+        &mut self,
+        depth: usize,
+        package: Option<u32>,
+        l3: Option<u32>,
+        owner: usize,
+    ) -> Result<(), String> {
         let level = &self.levels[depth];
         let mut package = package;
         if level.kind == Kind::Package {
             package = Some(self.next_package);
             self.next_package += 1;
+        }
+        let mut l3 = l3;
+        if level.l3 {
+            l3 = Some(self.next_l3);
+            self.next_l3 += 1;
         }
         let mut owner = owner;
         let mut first_here = None;
@@ -337,26 +380,12 @@ impl Builder<'_> {
             owner = f;
         }
         match level.kind {
-            Kind::Core => {
-                self.nodes[owner].cores.push(CoreSpec {
-                    cpus: CpuSet::new(),
-                });
-                self.current_core = Some((owner, self.nodes[owner].cores.len() - 1));
-                if self.nodes[owner].package.is_none() {
-                    self.nodes[owner].package = Some(package.unwrap_or(0));
-                }
-            }
+            Kind::Core => self.push_core(owner, package, l3),
             Kind::Pu => {
                 let cpu = CpuId(self.next_pu);
                 self.next_pu += 1;
                 if !self.has_core {
-                    self.nodes[owner].cores.push(CoreSpec {
-                        cpus: CpuSet::new(),
-                    });
-                    self.current_core = Some((owner, self.nodes[owner].cores.len() - 1));
-                    if self.nodes[owner].package.is_none() {
-                        self.nodes[owner].package = Some(package.unwrap_or(0));
-                    }
+                    self.push_core(owner, package, l3);
                 }
                 let (n, c) = self
                     .current_core
@@ -368,11 +397,30 @@ impl Builder<'_> {
         }
         if depth + 1 < self.levels.len() {
             for _ in 0..self.levels[depth + 1].count {
-                self.visit(depth + 1, package, owner)?;
+                self.visit(depth + 1, package, l3, owner)?;
             }
         }
         Ok(())
     }
+}
+
+/// A node's cache domains from the L3 object of each core, in order of first appearance;
+/// none when the node's cores share one L3 (or there is no L3 level).
+fn l3_domains(cores: &[CoreSpec], core_l3: &[Option<u32>]) -> Vec<CacheSpec> {
+    let mut ids: Vec<Option<u32>> = Vec::new();
+    let mut out: Vec<CacheSpec> = Vec::new();
+    for (core, l3) in cores.iter().zip(core_l3) {
+        match ids.iter().position(|x| x == l3) {
+            Some(p) => out[p].cpus.union_with(&core.cpus),
+            None => {
+                ids.push(*l3);
+                out.push(CacheSpec {
+                    cpus: core.cpus.clone(),
+                });
+            }
+        }
+    }
+    if out.len() < 2 { Vec::new() } else { out }
 }
 
 /// Parses `desc` into a [`TopologySpec`] (not yet validated); `memory_mb_per_node` is the
@@ -384,6 +432,7 @@ pub fn parse(desc: &str, memory_mb_per_node: u64) -> Result<TopologySpec, Topolo
     if levels.last().map(|l| l.kind) != Some(Kind::Pu) {
         levels.push(Level {
             kind: Kind::Pu,
+            l3: false,
             count: 1,
             memory_mb: None,
             memory_children: Vec::new(),
@@ -401,6 +450,7 @@ pub fn parse(desc: &str, memory_mb_per_node: u64) -> Result<TopologySpec, Topolo
         nodes: Vec::new(),
         next_pu: 0,
         next_package: 0,
+        next_l3: 0,
         current_core: None,
     };
     let wrap = |m: String| p.err(0, m);
@@ -421,7 +471,7 @@ pub fn parse(desc: &str, memory_mb_per_node: u64) -> Result<TopologySpec, Topolo
     }
     let placeholder = machine_memory.is_empty() && any_numa;
     for _ in 0..levels[0].count {
-        b.visit(0, None, owner).map_err(wrap)?;
+        b.visit(0, None, None, owner).map_err(wrap)?;
     }
     let mut drafts = b.nodes;
     if placeholder {
@@ -437,6 +487,7 @@ pub fn parse(desc: &str, memory_mb_per_node: u64) -> Result<TopologySpec, Topolo
             id: NodeId(i as u32),
             package: d.package.unwrap_or(0),
             memory_mb: d.memory_mb,
+            caches: l3_domains(&d.cores, &d.core_l3),
             cores: d.cores,
             distances: Vec::new(),
         })
@@ -444,6 +495,8 @@ pub fn parse(desc: &str, memory_mb_per_node: u64) -> Result<TopologySpec, Topolo
     Ok(TopologySpec {
         nodes,
         offline_cpus: CpuSet::new(),
+        remote_cpus: CpuSet::new(),
+        gpus: Vec::new(),
     })
 }
 

@@ -18,6 +18,20 @@
 //!   latency matrix between NUMA nodes); left empty when there is none, or when it does not
 //!   cover every node with positive values that fit in 32 bits.
 //!
+//! - the topology is built with disallowed resources included, so the agent's restriction
+//!   is read from hwloc's allowed sets rather than guessed: a NUMA node outside
+//!   `allowed_nodeset` is not usable; usable CPUs whose local node is not usable (or that
+//!   no node holds) are attached to the nearest usable node (by the latency matrix, else
+//!   a usable node of their package, else the first usable node with CPUs, else the first)
+//!   and listed in `remote_cpus`;
+//! - cache domains = the node's cores grouped by their `L3Cache` ancestor, in the order
+//!   of their lowest CPU; a node with no L3 cache above any core (or above only some of
+//!   them) has none;
+//! - GPUs = PCI devices carrying a compute OS device (`cuda*`, `nvml*`, `rsmi*`,
+//!   `opencl*`, `ze*`; display-only devices such as a BMC's VGA are not GPUs), numbered
+//!   0.. in the order of those devices' indexes (PCI bus order, as NVML numbers them);
+//!   a GPU's nodes are the usable nodes of its first non-I/O ancestor.
+//!
 //! I/O lives only in [`load`] (reading the XML file, probing this machine); the mapping in
 //! [`spec_from_hwloc`] reads an already built topology.
 
@@ -30,8 +44,9 @@ use hwlocality::object::TopologyObject;
 use hwlocality::object::attributes::ObjectAttributes;
 use hwlocality::object::distance::DistancesKind;
 use hwlocality::object::types::ObjectType;
-use retz_placement::sets::{CpuId, CpuSet, MAX_SET_ID, NodeId};
-use retz_placement::topology::{CoreSpec, NodeSpec, Topology, TopologySpec};
+use hwlocality::topology::builder::{BuildFlags, TopologyBuilder, TypeFilter};
+use retz_placement::sets::{CpuId, CpuSet, GpuId, MAX_SET_ID, NodeId, NodeSet};
+use retz_placement::topology::{CacheSpec, CoreSpec, GpuSpec, NodeSpec, Topology, TopologySpec};
 
 /// Where a topology comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,7 +147,7 @@ pub struct LoadedTopology {
 pub fn load(source: &TopologySource) -> Result<LoadedTopology, TopologyError> {
     let desc = source.to_string();
     let topology = match source {
-        TopologySource::ThisMachine => HwlocTopology::new()?,
+        TopologySource::ThisMachine => whole(HwlocTopology::builder())?.build()?,
         TopologySource::XmlFile(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| TopologyError::ReadXml {
                 path: path.clone(),
@@ -156,9 +171,23 @@ pub fn load_synthetic(desc: &str) -> Result<LoadedTopology, TopologyError> {
     load(&TopologySource::Synthetic(desc.to_string()))
 }
 
+/// A builder that keeps disallowed resources (read back through the allowed sets) and
+/// the important I/O devices (GPUs).
+fn whole(builder: TopologyBuilder) -> Result<TopologyBuilder, TopologyError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| TopologyError::Unsupported {
+        source_desc: "hwloc".to_string(),
+        message: format!("cannot set {what}: {e}"),
+    };
+    builder
+        .with_flags(BuildFlags::INCLUDE_DISALLOWED)
+        .map_err(|e| failed("INCLUDE_DISALLOWED", &e))?
+        .with_io_type_filter(TypeFilter::KeepImportant)
+        .map_err(|e| failed("the I/O filter", &e))
+}
+
 fn build_from_xml(text: &str, what: &str) -> Result<HwlocTopology, TopologyError> {
     use hwlocality::topology::builder::StringInputError;
-    let builder = HwlocTopology::builder()
+    let builder = whole(HwlocTopology::builder())?
         .from_xml(text)
         .map_err(|e| match e {
             StringInputError::ContainsNul => TopologyError::ContainsNul {
@@ -182,7 +211,7 @@ fn build_from_synthetic(desc: &str) -> Result<HwlocTopology, TopologyError> {
     if trimmed.is_empty() {
         return Err(invalid());
     }
-    let builder = HwlocTopology::builder()
+    let builder = whole(HwlocTopology::builder())?
         .from_synthetic(trimmed)
         .map_err(|e| match e {
             StringInputError::ContainsNul => TopologyError::ContainsNul {
@@ -210,17 +239,18 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
     let complete =
         to_cpuset(&topology.complete_cpuset(), "complete CPU set").map_err(&unsupported)?;
     let offline_cpus = complete.difference(&usable);
+    let allowed_nodes = topology.allowed_nodeset();
 
     // NUMA nodes, ascending os index.
     let mut nodes: Vec<RawNode<'_>> = Vec::new();
     for obj in topology.objects_with_type(ObjectType::NUMANode) {
-        let id = obj
+        let index = obj
             .os_index()
             .ok_or_else(|| unsupported("a NUMA node has no os index".to_string()))?;
-        let id = u32::try_from(id)
+        let id = u32::try_from(index)
             .ok()
             .filter(|&i| i <= MAX_SET_ID)
-            .ok_or_else(|| unsupported(format!("NUMA node os index {id} is too large")))?;
+            .ok_or_else(|| unsupported(format!("NUMA node os index {index} is too large")))?;
         let cpus = match obj.cpuset() {
             Some(set) => to_cpuset(&set, "NUMA node cpuset").map_err(&unsupported)?,
             None => CpuSet::new(),
@@ -232,6 +262,7 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
         nodes.push(RawNode {
             obj,
             id: NodeId(id),
+            usable: allowed_nodes.is_set(index),
             cpus,
             memory_mb: memory_bytes / (1024 * 1024),
             cores: Vec::new(),
@@ -244,12 +275,14 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
             w[0].id
         )));
     }
-    if nodes.is_empty() {
-        return Err(unsupported("no NUMA node".to_string()));
+    if !nodes.iter().any(|n| n.usable) {
+        return Err(unsupported(
+            "no usable NUMA node (none in the allowed node set)".to_string(),
+        ));
     }
 
     // Cores: group usable PUs by their Core ancestor (or themselves).
-    let mut cores: BTreeMap<u64, (CpuSet, Option<u32>)> = BTreeMap::new();
+    let mut cores: BTreeMap<u64, RawCore> = BTreeMap::new();
     let mut packages = std::collections::BTreeSet::new();
     for pu in topology.objects_with_type(ObjectType::PU) {
         let index = pu
@@ -270,52 +303,76 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
         if let Some(p) = package {
             packages.insert(p);
         }
-        let entry = cores.entry(key).or_insert_with(|| (CpuSet::new(), package));
-        entry.0.insert(CpuId(cpu));
-    }
-    let mut package_of_first_cpu: BTreeMap<u32, u32> = BTreeMap::new();
-    for (cpus, package) in cores.into_values() {
-        let first = cpus.first().map_or(0, |c| c.0);
-        let Some(node) = nodes.iter_mut().find(|n| cpus.is_subset(&n.cpus)) else {
-            return Err(unsupported(format!(
-                "core with PUs {cpus} is not local to any single NUMA node"
-            )));
-        };
-        if let Some(p) = package {
-            package_of_first_cpu.insert(first, p);
-        }
-        node.cores.push(CoreSpec { cpus });
+        let l3 = pu
+            .first_ancestor_with_type(ObjectType::L3Cache)
+            .map(TopologyObject::global_persistent_index);
+        let entry = cores.entry(key).or_insert_with(|| RawCore {
+            cpus: CpuSet::new(),
+            package,
+            l3,
+        });
+        entry.cpus.insert(CpuId(cpu));
     }
 
     let distances = numa_distances(topology, &nodes);
-    let specs = nodes
-        .into_iter()
-        .enumerate()
-        .map(|(position, mut raw)| {
-            raw.cores.sort_by_key(|c| c.cpus.first());
-            let package = package_index(raw.obj)
-                .or_else(|| {
-                    raw.cores
-                        .first()
-                        .and_then(|c| c.cpus.first())
-                        .and_then(|c| package_of_first_cpu.get(&c.0).copied())
-                })
-                .unwrap_or(0);
-            NodeSpec {
-                id: raw.id,
-                package,
-                memory_mb: raw.memory_mb,
-                cores: raw.cores,
-                distances: distances
-                    .as_ref()
-                    .map(|rows| rows[position].clone())
-                    .unwrap_or_default(),
+    let mut package_of_first_cpu: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut remote_cpus = CpuSet::new();
+    for core in cores.into_values() {
+        let first = core.cpus.first().map_or(0, |c| c.0);
+        let local = nodes.iter().position(|n| core.cpus.is_subset(&n.cpus));
+        let home = match local.filter(|&i| nodes[i].usable) {
+            Some(i) => i,
+            None => {
+                remote_cpus = remote_cpus.union(&core.cpus);
+                nearest_usable(&nodes, local, core.package, distances.as_deref())
             }
-        })
-        .collect();
+        };
+        if let Some(p) = core.package {
+            package_of_first_cpu.insert(first, p);
+        }
+        nodes[home].cores.push(core);
+    }
+
+    let mut specs = Vec::new();
+    let mut positions = Vec::new();
+    for (position, mut raw) in nodes.into_iter().enumerate() {
+        if !raw.usable {
+            continue;
+        }
+        raw.cores.sort_by_key(|c| c.cpus.first());
+        let package = package_index(raw.obj)
+            .or_else(|| {
+                raw.cores
+                    .first()
+                    .and_then(|c| c.cpus.first())
+                    .and_then(|c| package_of_first_cpu.get(&c.0).copied())
+            })
+            .unwrap_or(0);
+        positions.push(position);
+        specs.push(NodeSpec {
+            id: raw.id,
+            package,
+            memory_mb: raw.memory_mb,
+            caches: l3_domains(&raw.cores),
+            cores: raw
+                .cores
+                .into_iter()
+                .map(|c| CoreSpec { cpus: c.cpus })
+                .collect(),
+            distances: Vec::new(),
+        });
+    }
+    if let Some(rows) = distances {
+        for (spec, &row) in specs.iter_mut().zip(&positions) {
+            spec.distances = positions.iter().map(|&col| rows[row][col]).collect();
+        }
+    }
+    let usable_nodes: NodeSet = specs.iter().map(|n| n.id).collect();
     let spec = TopologySpec {
         nodes: specs,
         offline_cpus,
+        remote_cpus,
+        gpus: gpus(topology, &usable_nodes),
     };
     Topology::new(spec.clone()).map_err(|error| TopologyError::Invalid {
         source_desc: source.clone(),
@@ -331,9 +388,126 @@ fn convert(topology: &HwlocTopology, source: String) -> Result<LoadedTopology, T
 struct RawNode<'t> {
     obj: &'t TopologyObject,
     id: NodeId,
+    /// In the allowed node set.
+    usable: bool,
     cpus: CpuSet,
     memory_mb: u64,
-    cores: Vec<CoreSpec>,
+    cores: Vec<RawCore>,
+}
+
+struct RawCore {
+    cpus: CpuSet,
+    package: Option<u32>,
+    /// The L3 cache above the core, if any.
+    l3: Option<u64>,
+}
+
+/// The usable node a core goes to when its own node (at `local`, if any) is not usable:
+/// the nearest by latency, else one of its package, else the first with cores, else the
+/// first usable node. Ties go to the lowest id.
+fn nearest_usable(
+    nodes: &[RawNode<'_>],
+    local: Option<usize>,
+    package: Option<u32>,
+    distances: Option<&[Vec<u32>]>,
+) -> usize {
+    let usable = || (0..nodes.len()).filter(|&i| nodes[i].usable);
+    if let (Some(from), Some(rows)) = (local, distances)
+        && let Some(best) = usable().min_by_key(|&i| rows[from][i])
+    {
+        return best;
+    }
+    let in_package =
+        usable().find(|&i| package.is_some() && package_index(nodes[i].obj) == package);
+    in_package
+        .or_else(|| usable().find(|&i| !nodes[i].cpus.is_empty()))
+        .or_else(|| usable().next())
+        .unwrap_or(0)
+}
+
+/// A node's L3 domains: its cores grouped by their L3 cache, ordered by lowest CPU; none
+/// unless every core has one.
+fn l3_domains(cores: &[RawCore]) -> Vec<CacheSpec> {
+    let mut groups: Vec<(u64, CpuSet)> = Vec::new();
+    for core in cores {
+        let Some(l3) = core.l3 else {
+            return Vec::new();
+        };
+        match groups.iter_mut().find(|(k, _)| *k == l3) {
+            Some((_, cpus)) => *cpus = cpus.union(&core.cpus),
+            None => groups.push((l3, core.cpus.clone())),
+        }
+    }
+    groups.sort_by_key(|(_, cpus)| cpus.first());
+    groups
+        .into_iter()
+        .map(|(_, cpus)| CacheSpec { cpus })
+        .collect()
+}
+
+/// OS device name prefixes of compute devices (CUDA, NVML, ROCm SMI, OpenCL, oneAPI L0).
+const COMPUTE_DEVICES: [&str; 5] = ["cuda", "nvml", "rsmi", "opencl", "ze"];
+
+/// The GPUs: PCI devices with a compute OS device, numbered in their devices' order.
+fn gpus(topology: &HwlocTopology, usable_nodes: &NodeSet) -> Vec<GpuSpec> {
+    use hwlocality::object::types::OSDeviceType;
+    // PCI device (persistent index) -> (lowest device index, nodes)
+    let mut devices: BTreeMap<u64, (u64, NodeSet)> = BTreeMap::new();
+    for osdev in topology.objects_with_type(ObjectType::OSDevice) {
+        let Some(ObjectAttributes::OSDevice(attrs)) = osdev.attributes() else {
+            continue;
+        };
+        if !matches!(
+            attrs.device_type(),
+            OSDeviceType::GPU | OSDeviceType::CoProcessor
+        ) {
+            continue;
+        }
+        let Some(name) = osdev.name().and_then(|n| n.to_str().ok()) else {
+            continue;
+        };
+        let Some(index) = COMPUTE_DEVICES.iter().find_map(|prefix| {
+            name.strip_prefix(prefix).and_then(|rest| {
+                rest.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+        }) else {
+            continue;
+        };
+        let pci = osdev
+            .parent()
+            .filter(|p| p.object_type() == ObjectType::PCIDevice)
+            .unwrap_or(osdev);
+        let nodes: NodeSet = osdev
+            .first_non_io_ancestor()
+            .and_then(|a| a.nodeset())
+            .map(|set| {
+                set.iter_set()
+                    .filter_map(|i| u32::try_from(usize::from(i)).ok())
+                    .map(NodeId)
+                    .filter(|n| usable_nodes.contains(*n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let entry = devices
+            .entry(pci.global_persistent_index())
+            .or_insert((index, nodes));
+        entry.0 = entry.0.min(index);
+    }
+    let mut ordered: Vec<(u64, u64, NodeSet)> = devices
+        .into_iter()
+        .map(|(pci, (index, nodes))| (index, pci, nodes))
+        .collect();
+    ordered.sort_by_key(|(index, pci, _)| (*index, *pci));
+    ordered
+        .into_iter()
+        .zip(0u32..)
+        .map(|((_, _, nodes), id)| GpuSpec {
+            id: GpuId(id),
+            nodes,
+        })
+        .collect()
 }
 
 /// The os index (else logical index) of the package above `obj`, if any.

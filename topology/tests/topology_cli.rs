@@ -36,7 +36,7 @@ fn parse(argv: &[&str]) -> Result<TopologyArgs, clap::Error> {
 }
 
 const SANDY_BRIDGE_FLAGS: &str = "--resources='cpus:32;mem:65507;cpuids:[0-31];numanodes:2'\n\
---attributes='retz_numa:v1;numa_n0:pkg.0/mem.32739/cores.0-7t16/dist.10.20;numa_n1:pkg.1/mem.32768/cores.8-15t16/dist.20.10'";
+--attributes='retz_numa:v1;numa_n0:pkg.0/mem.32739/cores.0-7t16/dist.10.20;numa_n1:pkg.1/mem.32768/cores.8-15t16/dist.20.10;numa_l3_n0:n8;numa_l3_n1:n8'";
 
 #[test]
 fn arguments_parse() {
@@ -86,6 +86,19 @@ fn the_convention_document_shows_the_real_output() {
         doc.contains(SANDY_BRIDGE_FLAGS),
         "the example in docs/numa-convention.md is stale"
     );
+    for name in [
+        "memorysidecaches.xml",
+        "16em64t-4s2c2t-offlines.xml",
+        "128amd64-2p8l3-epyc7763.xml",
+        "4intel64-2p-16gpu-dgx2.xml",
+    ] {
+        let args = parse(&["--xml", &xml(name), "--agent-flags"]).unwrap();
+        let flags = run(&args).unwrap();
+        assert!(
+            doc.contains(&flags),
+            "the {name} example in docs/numa-convention.md is stale; the command prints:\n{flags}"
+        );
+    }
 }
 
 #[test]

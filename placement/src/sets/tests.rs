@@ -1,5 +1,4 @@
-//! Unit tests of the CPU and node sets (`sets.rs`).
-
+//! Tests of the id sets: list parsing and printing, set algebra, property tests.
 use super::*;
 use proptest::prelude::*;
 

@@ -33,6 +33,36 @@ pub fn ranges_to_cpuset(ranges: &value::Ranges) -> Result<CpuSet, NumaError> {
     Ok(set)
 }
 
+/// A GPU id set from Mesos RANGES; ids above [`MAX_SET_ID`] or reversed ranges are an error.
+pub fn ranges_to_gpuset(ranges: &value::Ranges) -> Result<GpuSet, NumaError> {
+    let mut set = GpuSet::new();
+    for r in &ranges.range {
+        if r.begin > r.end || r.end > u64::from(MAX_SET_ID) {
+            return Err(NumaError::ResourceType {
+                name: GPUIDS.to_string(),
+                expected: "RANGES of GPU ids 0..=65535",
+                found: format!("range {}-{}", r.begin, r.end),
+            });
+        }
+        // both bounds fit in u32 (checked above)
+        set.union_with(&GpuSet::from_range(r.begin as u32, r.end as u32));
+    }
+    Ok(set)
+}
+
+/// Mesos RANGES for a GPU id set.
+pub fn gpuset_to_ranges(set: &GpuSet) -> value::Ranges {
+    value::Ranges {
+        range: set
+            .ranges()
+            .map(|(a, b)| value::Range {
+                begin: u64::from(a),
+                end: u64::from(b),
+            })
+            .collect(),
+    }
+}
+
 /// Rebuilds the layout and the free resources from an offer (or from parsed agent flags).
 /// Resources of every role are added up. With the `retz_numa` attribute the layout comes
 /// from the NUMA attributes and must hold the offered `cpuids`; without it the offer is
@@ -48,6 +78,7 @@ pub fn offer_topology(
         mem_mb: 0.0,
         disk_mb: 0.0,
         gpus: 0.0,
+        gpuids: GpuSet::new(),
         numanodes: 0.0,
     };
     let mut saw_cpuids = false;
@@ -65,6 +96,14 @@ pub fn offer_topology(
                 };
                 free.cpuids.union_with(&ranges_to_cpuset(ranges)?);
                 saw_cpuids = true;
+                continue;
+            }
+            GPUIDS => {
+                let ranges = match (&resource.ranges, resource.r#type) {
+                    (Some(ranges), t) if t == value::Type::Ranges as i32 => ranges,
+                    _ => return Err(resource_type(resource, "RANGES")),
+                };
+                free.gpuids.union_with(&ranges_to_gpuset(ranges)?);
                 continue;
             }
             _ => continue,
@@ -121,6 +160,7 @@ pub fn offer_topology(
     if !stray.is_empty() {
         return Err(NumaError::CpusOutsideTopology { cpus: stray });
     }
+    check_gpuids(&topology, &free.gpuids)?;
     Ok(OfferTopology {
         spec: topology.spec().clone(),
         free,
@@ -150,24 +190,59 @@ pub(super) fn text_of(attribute: &Attribute) -> Result<&str, NumaError> {
     }
 }
 
-/// Builds the spec from the `numa_n*` and `numa_offline` attributes (not yet validated).
+/// Builds the spec from the `numa_n*`, `numa_offline`, `numa_l3_n*`, `numa_gpus` and
+/// `numa_remote` attributes (not yet validated as a topology).
 pub(super) fn decode_layout(attributes: &[Attribute]) -> Result<TopologySpec, NumaError> {
     let mut nodes: BTreeMap<u32, NodeSpec> = BTreeMap::new();
     let mut offline: Option<CpuSet> = None;
+    let mut remote: Option<CpuSet> = None;
+    let mut gpus: Option<Vec<GpuSpec>> = None;
+    let mut caches: BTreeMap<u32, (&str, &str)> = BTreeMap::new();
     let mut seen = CpuSet::new();
     for attribute in attributes {
         let name = attribute.name.as_str();
-        if name == OFFLINE_ATTRIBUTE {
+        if name == OFFLINE_ATTRIBUTE || name == REMOTE_ATTRIBUTE {
             let text = text_of(attribute)?;
             let err = attribute_error(name, text);
-            if offline.is_some() {
-                return Err(err("given twice".to_string()));
-            }
             let list = text
                 .strip_prefix("cpus.")
                 .ok_or_else(|| err("expected cpus.<list>, e.g. cpus.2.5-7".to_string()))?;
-            let set = decode_list(list, &mut seen).map_err(&err)?;
-            offline = Some(set);
+            if name == OFFLINE_ATTRIBUTE {
+                if offline.is_some() {
+                    return Err(err("given twice".to_string()));
+                }
+                offline = Some(decode_list(list, &mut seen).map_err(&err)?);
+            } else {
+                if remote.is_some() {
+                    return Err(err("given twice".to_string()));
+                }
+                remote = Some(decode_list(list, &mut CpuSet::new()).map_err(&err)?);
+            }
+            continue;
+        }
+        if name == GPU_ATTRIBUTE {
+            let text = text_of(attribute)?;
+            let err = attribute_error(name, text);
+            if gpus.is_some() {
+                return Err(err("given twice".to_string()));
+            }
+            gpus = Some(decode_gpus(text).map_err(&err)?);
+            continue;
+        }
+        if let Some(id) = name.strip_prefix(CACHE_ATTRIBUTE_PREFIX) {
+            let text = text_of(attribute)?;
+            let err = attribute_error(name, text);
+            let id: u32 = parse_uint(id)
+                .ok()
+                .filter(|&i| i <= MAX_SET_ID)
+                .ok_or_else(|| {
+                    err(format!(
+                        "cache attribute names are {CACHE_ATTRIBUTE_PREFIX}<id> with id 0..={MAX_SET_ID}"
+                    ))
+                })?;
+            if caches.insert(id, (name, text)).is_some() {
+                return Err(err("given twice".to_string()));
+            }
             continue;
         }
         let Some(id) = name.strip_prefix(NODE_ATTRIBUTE_PREFIX) else {
@@ -196,10 +271,165 @@ pub(super) fn decode_layout(attributes: &[Attribute]) -> Result<TopologySpec, Nu
             message: format!("no {NODE_ATTRIBUTE_PREFIX}<id> attribute describes a node"),
         });
     }
+    for (id, (name, text)) in caches {
+        let err = attribute_error(name, text);
+        let node = nodes.get_mut(&id).ok_or_else(|| {
+            err(format!(
+                "there is no {NODE_ATTRIBUTE_PREFIX}{id} attribute for these cache domains"
+            ))
+        })?;
+        node.caches = decode_caches(&node.cores, text).map_err(&err)?;
+    }
     Ok(TopologySpec {
         nodes: nodes.into_values().collect(),
         offline_cpus: offline.unwrap_or_default(),
+        remote_cpus: remote.unwrap_or_default(),
+        gpus: gpus.unwrap_or_default(),
     })
+}
+
+/// Decodes a node's cache domains: `n<sizes>` (consecutive runs of its cores) or
+/// `c<firsts>/...` (each domain lists the lowest CPU of each of its cores).
+pub(super) fn decode_caches(cores: &[CoreSpec], text: &str) -> Result<Vec<CacheSpec>, String> {
+    if let Some(sizes) = text.strip_prefix('n') {
+        let mut out = Vec::new();
+        let mut next = 0usize;
+        for item in sizes.split('.') {
+            let (size, count) = match item.split_once('x') {
+                Some((s, r)) => (parse_uint::<usize>(s)?, parse_uint::<usize>(r)?),
+                None => (parse_uint::<usize>(item)?, 1),
+            };
+            if size == 0 || count == 0 {
+                return Err(format!(
+                    "cache size item {:?} has a zero; write SIZE or SIZExCOUNT with both at least 1",
+                    quote(item)
+                ));
+            }
+            for _ in 0..count {
+                let end = next.saturating_add(size);
+                if end > cores.len() {
+                    return Err(format!(
+                        "the cache domain sizes add up to more than the node's {} cores",
+                        cores.len()
+                    ));
+                }
+                let cpus = cores[next..end]
+                    .iter()
+                    .fold(CpuSet::new(), |acc, c| acc.union(&c.cpus));
+                out.push(CacheSpec { cpus });
+                next = end;
+            }
+        }
+        if next != cores.len() {
+            return Err(format!(
+                "the cache domain sizes add up to {next} cores; the node has {}",
+                cores.len()
+            ));
+        }
+        return Ok(out);
+    }
+    let mut by_first: Vec<(u32, usize)> = cores
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.cpus.first().map(|f| (f.0, i)))
+        .collect();
+    by_first.sort_unstable();
+    let mut out = Vec::new();
+    for item in text.split('/') {
+        let list = item.strip_prefix('c').ok_or_else(|| {
+            format!(
+                "cache domain {:?} does not start with c; expected n<sizes> or c<lowest CPU of each core>/...",
+                quote(item)
+            )
+        })?;
+        let firsts = decode_strided(list)?;
+        let mut cpus = CpuSet::new();
+        for first in firsts.iter() {
+            let core = by_first
+                .binary_search_by_key(&first.0, |e| e.0)
+                .map_err(|_| format!("CPU {first} is not the lowest CPU of a core of this node"))?;
+            cpus.union_with(&cores[by_first[core].1].cpus);
+        }
+        out.push(CacheSpec { cpus });
+    }
+    Ok(out)
+}
+
+/// Decodes `a.b-c.d-esK` (the cache domains' lists, see `encode_strided`) into a set.
+pub(super) fn decode_strided(list: &str) -> Result<CpuSet, String> {
+    let mut set = CpuSet::new();
+    for item in list.split('.') {
+        let bad = || {
+            format!(
+                "item {:?} is not N, A-B or A-BsK with A <= B, K > 0, B = A + a multiple of K and ids up to {MAX_SET_ID}",
+                quote(item)
+            )
+        };
+        let (a, b, k) = match item.split_once('-') {
+            None => {
+                let a = parse_uint::<u32>(item)?;
+                (a, a, 1)
+            }
+            Some((a, rest)) => {
+                let (b, k) = match rest.split_once('s') {
+                    Some((b, k)) => (b, parse_uint::<u32>(k)?),
+                    None => (rest, 1),
+                };
+                (parse_uint::<u32>(a)?, parse_uint::<u32>(b)?, k)
+            }
+        };
+        if k == 0 || a > b || b > MAX_SET_ID || !(b - a).is_multiple_of(k) {
+            return Err(bad());
+        }
+        let mut id = a;
+        loop {
+            if !set.insert(CpuId(id)) {
+                return Err(format!("CPU {id} is listed twice"));
+            }
+            if id == b {
+                break;
+            }
+            id += k;
+        }
+    }
+    Ok(set)
+}
+
+/// Decodes `g<ids>[n<nodes>]/...` into GPUs in id order.
+pub(super) fn decode_gpus(text: &str) -> Result<Vec<GpuSpec>, String> {
+    let mut out: BTreeMap<u32, NodeSet> = BTreeMap::new();
+    for item in text.split('/') {
+        let body = item.strip_prefix('g').ok_or_else(|| {
+            format!(
+                "GPU item {:?} does not start with g; expected g<ids>[n<nodes>], e.g. g0-7n0",
+                quote(item)
+            )
+        })?;
+        let (ids, nodes) = match body.split_once('n') {
+            Some((ids, nodes)) => (ids, Some(nodes)),
+            None => (body, None),
+        };
+        let ids = decode_list(ids, &mut CpuSet::new())?;
+        let nodes: NodeSet = match nodes {
+            Some(list) => decode_list(list, &mut CpuSet::new())?
+                .iter()
+                .map(|c| NodeId(c.0))
+                .collect(),
+            None => NodeSet::new(),
+        };
+        for id in ids.iter() {
+            if out.insert(id.0, nodes.clone()).is_some() {
+                return Err(format!("GPU {id} is listed twice"));
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(id, nodes)| GpuSpec {
+            id: GpuId(id),
+            nodes,
+        })
+        .collect())
 }
 
 pub(super) fn attribute_error<'a>(
@@ -266,6 +496,7 @@ pub(super) fn decode_node(id: NodeId, text: &str, seen: &mut CpuSet) -> Result<N
         memory_mb: memory_mb.ok_or("missing mem.<MiB> field")?,
         cores: cores.unwrap_or_default(),
         distances: distances.unwrap_or_default(),
+        caches: Vec::new(),
     })
 }
 

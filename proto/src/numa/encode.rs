@@ -12,14 +12,16 @@ pub fn agent_flags(spec: &TopologySpec, free: &FreeResources) -> Result<AgentFla
     })
 }
 
-/// The `--resources` value: `cpus:N;mem:M;disk:D;gpus:G;cpuids:[a-b,...];numanodes:K`, each
-/// zero scalar and an empty `cpuids` left out.
+/// The `--resources` value:
+/// `cpus:N;mem:M;disk:D;gpus:G;cpuids:[a-b,...];gpuids:[a-b,...];numanodes:K`, each zero
+/// scalar and an empty `cpuids`/`gpuids` left out.
 pub fn resources_text(spec: &TopologySpec, free: &FreeResources) -> Result<String, NumaError> {
     let topology = Topology::new(spec.clone())?;
     let stray = free.cpuids.difference(topology.cpus());
     if !stray.is_empty() {
         return Err(NumaError::CpusOutsideTopology { cpus: stray });
     }
+    check_gpuids(&topology, &free.gpuids)?;
     let mut parts = Vec::new();
     for (name, value) in [
         (CPUS, free.cpus),
@@ -36,6 +38,14 @@ pub fn resources_text(spec: &TopologySpec, free: &FreeResources) -> Result<Strin
             .map(|(a, b)| format!("{a}-{b}"))
             .collect();
         parts.push(format!("{CPUIDS}:[{}]", ranges.join(",")));
+    }
+    if !free.gpuids.is_empty() {
+        let ranges: Vec<String> = free
+            .gpuids
+            .ranges()
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect();
+        parts.push(format!("{GPUIDS}:[{}]", ranges.join(",")));
     }
     push_scalar(&mut parts, NUMANODES, free.numanodes)?;
     Ok(parts.join(";"))
@@ -73,7 +83,22 @@ pub(super) fn format_scalar(value: f64) -> String {
     text.trim_end_matches('.').to_string()
 }
 
-/// The `--attributes` value: `retz_numa:v1;numa_n<ID>:<node>;...;numa_offline:cpus.<list>`.
+/// GPU ids named free must be GPUs of the layout, when the layout lists GPUs.
+pub(super) fn check_gpuids(topology: &Topology, gpuids: &GpuSet) -> Result<(), NumaError> {
+    if topology.gpus().is_empty() {
+        return Ok(());
+    }
+    let stray = gpuids.difference(topology.gpu_ids());
+    if stray.is_empty() {
+        Ok(())
+    } else {
+        Err(NumaError::GpusOutsideTopology { gpus: stray })
+    }
+}
+
+/// The `--attributes` value:
+/// `retz_numa:v1;numa_n<ID>:<node>;...;numa_offline:cpus.<list>` followed by the cache, GPU
+/// and remote-CPU attributes when the layout has them.
 pub fn attributes_text(spec: &TopologySpec) -> Result<String, NumaError> {
     let pairs = topology_attributes(spec)?;
     Ok(pairs
@@ -99,7 +124,96 @@ pub fn topology_attributes(spec: &TopologySpec) -> Result<Vec<(String, String)>,
             format!("cpus.{}", encode_list(&spec.offline_cpus)),
         ));
     }
+    for node in &spec.nodes {
+        if !node.caches.is_empty() {
+            pairs.push((
+                format!("{CACHE_ATTRIBUTE_PREFIX}{}", node.id),
+                encode_caches(node),
+            ));
+        }
+    }
+    if !spec.gpus.is_empty() {
+        pairs.push((GPU_ATTRIBUTE.to_string(), encode_gpus(&spec.gpus)));
+    }
+    if !spec.remote_cpus.is_empty() {
+        pairs.push((
+            REMOTE_ATTRIBUTE.to_string(),
+            format!("cpus.{}", encode_list(&spec.remote_cpus)),
+        ));
+    }
     Ok(pairs)
+}
+
+/// A node's cache domains: `n<sizes>` when the domains are consecutive runs of the node's
+/// cores in their listed order (sizes in cores, `SxR` = R domains of S cores, e.g. `n8x24`),
+/// else `c<firsts>/c<firsts>/...`, each domain as the lowest CPUs of its cores.
+pub(super) fn encode_caches(node: &NodeSpec) -> String {
+    let members: Vec<Vec<usize>> = node
+        .caches
+        .iter()
+        .map(|cache| {
+            (0..node.cores.len())
+                .filter(|&i| node.cores[i].cpus.is_subset(&cache.cpus))
+                .collect()
+        })
+        .collect();
+    let consecutive = members.iter().flatten().copied().eq(0..node.cores.len());
+    if consecutive {
+        let mut items: Vec<(usize, usize)> = Vec::new();
+        for m in &members {
+            match items.last_mut() {
+                Some((size, count)) if *size == m.len() => *count += 1,
+                _ => items.push((m.len(), 1)),
+            }
+        }
+        let sizes: Vec<String> = items
+            .iter()
+            .map(|&(size, count)| {
+                if count == 1 {
+                    size.to_string()
+                } else {
+                    format!("{size}x{count}")
+                }
+            })
+            .collect();
+        return format!("n{}", sizes.join("."));
+    }
+    members
+        .iter()
+        .map(|m| {
+            let firsts: CpuSet = m
+                .iter()
+                .filter_map(|&i| node.cores[i].cpus.first())
+                .collect();
+            format!("c{}", encode_strided(&firsts))
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `g<ids>[n<nodes>]/...`: runs of GPUs (in id order) attached to the same nodes.
+pub(super) fn encode_gpus(gpus: &[GpuSpec]) -> String {
+    let mut items: Vec<(GpuSet, &NodeSet)> = Vec::new();
+    for g in gpus {
+        match items.last_mut() {
+            Some((ids, nodes)) if *nodes == &g.nodes => {
+                ids.insert(g.id);
+            }
+            _ => items.push((std::iter::once(g.id).collect(), &g.nodes)),
+        }
+    }
+    items
+        .iter()
+        .map(|(ids, nodes)| {
+            let mut item = format!("g{}", encode_ranges(ids.ranges()));
+            if !nodes.is_empty() {
+                item.push('n');
+                item.push_str(&encode_ranges(nodes.ranges()));
+            }
+            item
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `pkg.P/mem.M[/cores.RUN.RUN...][/dist.D.D...]`.
@@ -119,7 +233,48 @@ pub(super) fn encode_node(node: &NodeSpec) -> String {
 
 /// A CPU list with `.` between items and `-` in runs: `0-3.8.10-11`.
 pub(super) fn encode_list(set: &CpuSet) -> String {
-    set.ranges()
+    encode_ranges(set.ranges())
+}
+
+/// Ids as arithmetic runs with `.` between items: `a`, `a-b` (step 1) or `a-bsK` (step K),
+/// e.g. `0-14s2.32-39`; runs of three or more ids become `a-b[sK]`.
+pub(super) fn encode_strided(set: &CpuSet) -> String {
+    let ids: Vec<u32> = set.iter().map(|c| c.0).collect();
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let mut end = i;
+        if i + 2 < ids.len() {
+            let stride = ids[i + 1] - ids[i];
+            while end + 1 < ids.len() && ids[end + 1] - ids[end] == stride {
+                end += 1;
+            }
+            if end - i < 2 && stride != 1 {
+                end = i;
+            }
+            if end > i {
+                items.push(if stride == 1 {
+                    format!("{}-{}", ids[i], ids[end])
+                } else {
+                    format!("{}-{}s{stride}", ids[i], ids[end])
+                });
+                i = end + 1;
+                continue;
+            }
+        } else if i + 1 < ids.len() && ids[i + 1] == ids[i] + 1 {
+            items.push(format!("{}-{}", ids[i], ids[i + 1]));
+            i += 2;
+            continue;
+        }
+        items.push(ids[i].to_string());
+        i += 1;
+    }
+    items.join(".")
+}
+
+/// Inclusive runs with `.` between items and `-` in runs: `0-3.8.10-11`.
+pub(super) fn encode_ranges(ranges: impl Iterator<Item = (u32, u32)>) -> String {
+    ranges
         .map(|(a, b)| {
             if a == b {
                 a.to_string()

@@ -3,9 +3,11 @@
 //! offer. Pure: text and protobuf values in, text and protobuf values out, no I/O.
 //!
 //! Owns:
-//! - spec → agent flags (`encode`): [`agent_flags`] ([`resources_text`], [`attributes_text`]) writes
-//!   `--resources` (`cpus`, `mem`, `disk`, `gpus`, `cpuids:[a-b,...]`, `numanodes`) and
-//!   `--attributes` (`retz_numa:v1`, one `numa_n<ID>` per node, `numa_offline`);
+//! - spec → agent flags (`encode`): [`agent_flags`] ([`resources_text`], [`attributes_text`])
+//!   writes `--resources` (`cpus`, `mem`, `disk`, `gpus`, `cpuids:[a-b,...]`,
+//!   `gpuids:[a-b,...]`, `numanodes`) and `--attributes` (`retz_numa:v1`, one `numa_n<ID>`
+//!   per node, `numa_offline`, and — additions that older decoders ignore — one
+//!   `numa_l3_n<ID>` per node with several L3 cache domains, `numa_gpus`, `numa_remote`);
 //! - agent flags → Mesos values (`flags`): [`parse_agent_flags`], [`parse_resources`],
 //!   [`parse_attributes`] read the agent flag syntax (scalars, `[ranges]`, `{sets}`,
 //!   `name(role)`, text attributes) like a Mesos agent, with one clear error per bad input;
@@ -19,13 +21,19 @@
 //! - for every valid spec, `offer_topology(parse(agent_flags(spec, free)))` gives back
 //!   exactly `spec` and `free` (scalars at Mesos' 3-decimal precision);
 //! - decoding never allocates more than the ids it returns (every CPU id is checked against
-//!   [`MAX_SET_ID`] and for duplicates as soon as it is produced).
+//!   [`MAX_SET_ID`] and for duplicates as soon as it is produced);
+//! - backward compatible both ways: flags without the cache, GPU and remote-CPU attributes
+//!   decode as before (no cache domains, no GPU locality), and the added attribute names do
+//!   not start with `numa_n` or equal `numa_offline`, so a decoder that predates them
+//!   ignores them like any other attribute.
 
 mod decode;
 mod encode;
 mod flags;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cache;
 
 pub use decode::*;
 pub use encode::*;
@@ -34,8 +42,10 @@ pub use flags::*;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use retz_placement::sets::{CpuId, CpuSet, MAX_SET_ID, NodeId};
-use retz_placement::topology::{CoreSpec, NodeSpec, Topology, TopologyError, TopologySpec};
+use retz_placement::sets::{CpuId, CpuSet, GpuId, GpuSet, MAX_SET_ID, NodeId, NodeSet};
+use retz_placement::topology::{
+    CacheSpec, CoreSpec, GpuSpec, NodeSpec, Topology, TopologyError, TopologySpec,
+};
 
 use crate::mesos::resource::{ReservationInfo, reservation_info};
 use crate::mesos::{Attribute, Resource, value};
@@ -48,6 +58,14 @@ pub const VERSION: &str = "v1";
 pub const NODE_ATTRIBUTE_PREFIX: &str = "numa_n";
 /// Attribute listing the offline or disallowed CPUs (absent when there are none).
 pub const OFFLINE_ATTRIBUTE: &str = "numa_offline";
+/// Prefix of the per-node L3 cache domain attributes: `numa_l3_n0`, ... (only for nodes
+/// with two or more domains).
+pub const CACHE_ATTRIBUTE_PREFIX: &str = "numa_l3_n";
+/// Attribute listing the GPUs and the NUMA nodes each is attached to (absent without GPUs).
+pub const GPU_ATTRIBUTE: &str = "numa_gpus";
+/// Attribute listing the usable CPUs whose own node is not usable, so their memory is
+/// remote (absent when there are none).
+pub const REMOTE_ATTRIBUTE: &str = "numa_remote";
 /// Scalar resource: CPUs.
 pub const CPUS: &str = "cpus";
 /// Scalar resource: memory, MB.
@@ -58,6 +76,8 @@ pub const DISK: &str = "disk";
 pub const GPUS: &str = "gpus";
 /// Ranges resource: the free logical CPU ids.
 pub const CPUIDS: &str = "cpuids";
+/// Ranges resource: the free GPU device ids.
+pub const GPUIDS: &str = "gpuids";
 /// Scalar resource: the number of whole NUMA nodes free.
 pub const NUMANODES: &str = "numanodes";
 
@@ -81,13 +101,16 @@ pub struct FreeResources {
     pub disk_mb: f64,
     /// `gpus`.
     pub gpus: f64,
+    /// Free GPU device ids (`gpuids`); empty when the agent does not name its GPUs.
+    pub gpuids: GpuSet,
     /// `numanodes`: whole NUMA nodes free.
     pub numanodes: f64,
 }
 
 impl FreeResources {
     /// Everything of `spec` free: all usable CPUs, the memory of all nodes, every node;
-    /// no disk and no GPUs (unknown to the topology).
+    /// no disk and no GPUs (a Mesos agent offers GPUs only with its GPU isolator, so they
+    /// are advertised only when asked for: see [`FreeResources::with_gpus`]).
     pub fn whole_machine(spec: &TopologySpec) -> FreeResources {
         let mut cpuids = CpuSet::new();
         for core in spec.nodes.iter().flat_map(|n| &n.cores) {
@@ -102,8 +125,17 @@ impl FreeResources {
                 .fold(0u64, |acc, n| acc.saturating_add(n.memory_mb)) as f64,
             disk_mb: 0.0,
             gpus: 0.0,
+            gpuids: GpuSet::new(),
             numanodes: spec.nodes.len() as f64,
         }
+    }
+
+    /// Advertises `n` GPUs: `gpus:n` and, when `spec` lists GPUs, `gpuids` naming the `n`
+    /// lowest of them (all of them if there are fewer).
+    pub fn with_gpus(mut self, spec: &TopologySpec, n: u32) -> FreeResources {
+        self.gpus = f64::from(n);
+        self.gpuids = spec.gpus.iter().take(n as usize).map(|g| g.id).collect();
+        self
     }
 }
 
@@ -209,6 +241,14 @@ pub enum NumaError {
         /// The value.
         value: f64,
     },
+    /// GPU ids offered or advertised as free are not GPUs of the layout.
+    #[error(
+        "gpuids {gpus} are not GPUs of the advertised layout (numa_gpus); regenerate the agent flags with `retz-executor topology --agent-flags`"
+    )]
+    GpusOutsideTopology {
+        /// The stray ids.
+        gpus: GpuSet,
+    },
     /// CPU ids offered or advertised as free are not usable CPUs of the layout.
     #[error(
         "cpuids {cpus} are not usable CPUs of the advertised NUMA layout; regenerate the agent flags with `retz-executor topology --agent-flags`"
@@ -226,8 +266,6 @@ pub enum NumaError {
 }
 
 // ---------------------------------------------------------------------------------------
-// fuzzing
-
 // fuzzing
 
 /// Fuzzing entry point (used by `proto/fuzz/fuzz_targets/agent_flags.rs` and the unit

@@ -2,7 +2,7 @@
 use super::*;
 use proptest::prelude::*;
 
-fn set(list: &str) -> CpuSet {
+pub(super) fn set(list: &str) -> CpuSet {
     list.parse().unwrap()
 }
 
@@ -11,7 +11,7 @@ fn core(list: &str) -> CoreSpec {
 }
 
 /// The shape of `32em64t-2n8c2t-pci-noio.xml` (2 nodes, 8 cores x 2 threads each).
-fn two_socket() -> TopologySpec {
+pub(super) fn two_socket() -> TopologySpec {
     let node = |id: u32, base: u32, mem: u64, dist: Vec<u32>| NodeSpec {
         id: NodeId(id),
         package: id,
@@ -20,6 +20,7 @@ fn two_socket() -> TopologySpec {
             .map(|i| core(&format!("{},{}", base + i, base + i + 16)))
             .collect(),
         distances: dist,
+        caches: Vec::new(),
     };
     TopologySpec {
         nodes: vec![
@@ -27,10 +28,11 @@ fn two_socket() -> TopologySpec {
             node(1, 8, 32768, vec![20, 10]),
         ],
         offline_cpus: CpuSet::new(),
+        ..Default::default()
     }
 }
 
-fn round_trip(spec: &TopologySpec, free: &FreeResources) -> OfferTopology {
+pub(super) fn round_trip(spec: &TopologySpec, free: &FreeResources) -> OfferTopology {
     let flags = agent_flags(spec, free).unwrap();
     let parsed = parse_agent_flags(&flags.to_flag_lines()).unwrap();
     offer_topology(&parsed.resources, &parsed.attributes).unwrap()
@@ -86,6 +88,7 @@ fn strided_smt4_offline_memory_only_and_unordered_cores_round_trip() {
                     core("60,70,75"),
                 ],
                 distances: vec![10, 11, 31],
+                caches: Vec::new(),
             },
             NodeSpec {
                 id: NodeId(5),
@@ -93,6 +96,7 @@ fn strided_smt4_offline_memory_only_and_unordered_cores_round_trip() {
                 memory_mb: 1 << 40,
                 cores: Vec::new(),
                 distances: vec![11, 10, 31],
+                caches: Vec::new(),
             },
             NodeSpec {
                 id: NodeId(65535),
@@ -100,9 +104,11 @@ fn strided_smt4_offline_memory_only_and_unordered_cores_round_trip() {
                 memory_mb: u64::MAX,
                 cores: vec![core("65535")],
                 distances: vec![31, 31, 10],
+                caches: Vec::new(),
             },
         ],
         offline_cpus: set("3,5-7,200"),
+        ..Default::default()
     };
     let attributes = attributes_text(&spec).unwrap();
     assert!(
@@ -124,6 +130,7 @@ fn strided_smt4_offline_memory_only_and_unordered_cores_round_trip() {
         mem_mb: 1024.125,
         disk_mb: 0.001,
         gpus: 2.0,
+        gpuids: GpuSet::new(),
         numanodes: 1.0,
     };
     let offer = round_trip(&spec, &free);
@@ -577,7 +584,7 @@ fn arb_scalar() -> impl Strategy<Value = f64> {
 }
 
 prop_compose! {
-    fn arb_spec_and_free()(
+    pub(super) fn arb_spec_and_free()(
         ids in proptest::collection::btree_set(0u32..=MAX_SET_ID, 1..=6),
         cpus in proptest::collection::vec(arb_cpu(), 1..160),
         cores in proptest::collection::vec((any::<u8>(), 1usize..=4), 1..60),
@@ -605,6 +612,7 @@ prop_compose! {
                 } else {
                     Vec::new()
                 },
+                caches: Vec::new(),
             })
             .collect();
         let mut next = 0;
@@ -636,9 +644,10 @@ prop_compose! {
             mem_mb: scalars[1],
             disk_mb: scalars[2],
             gpus: scalars[3],
+            gpuids: GpuSet::new(),
             numanodes: scalars[4],
         };
-        (TopologySpec { nodes, offline_cpus }, free)
+        (TopologySpec { nodes, offline_cpus, ..Default::default() }, free)
     }
 }
 

@@ -1,9 +1,11 @@
-//! The machine topology model: packages, NUMA nodes, physical cores and SMT siblings.
+//! The machine topology model: packages, NUMA nodes, last-level (L3) cache domains, physical
+//! cores and SMT siblings, GPUs with their PCI locality, and CPUs whose memory is remote.
 //!
-//! Owns the plain data form [`TopologySpec`] (what the executor's hwloc probe and the agent
-//! attributes produce, serde-friendly) and the validated, indexed [`Topology`] that the
-//! packer reads. [`Topology::from_synthetic`] (in `synthetic.rs`) builds one from an hwloc
-//! synthetic description without any system library.
+//! Owns the plain data form [`TopologySpec`] (what the hwloc probe and the agent attributes
+//! produce, serde-friendly) and the validated, indexed [`Topology`] that the packer reads.
+//! [`Topology::from_synthetic`] (in `synthetic.rs`) builds one from an hwloc synthetic
+//! description without any system library. Validation and index building live in
+//! `build.rs`.
 //!
 //! Invariants of a [`Topology`] (checked by [`Topology::new`]):
 //! - at least one NUMA node, at most [`MAX_NODES`]; node ids strictly ascending;
@@ -11,13 +13,24 @@
 //!   one node); no usable CPU is also listed as offline;
 //! - at least one usable CPU in the whole machine (memory-only nodes are fine);
 //! - distance rows are either all empty (unknown: 10 local, 20 remote) or all of length
-//!   `nodes.len()` with every value non-zero.
+//!   `nodes.len()` with every value non-zero;
+//! - a node's cache domains ([`NodeSpec::caches`]) are either absent (the whole node shares
+//!   one last-level cache, or it is unknown) or partition the node's cores: every domain is
+//!   a non-empty union of whole cores of that node, no two overlap, together they hold all
+//!   its cores; every node with CPUs then has at least one domain ([`CacheDomain`]), an
+//!   implicit one holding all its cores when the spec lists none;
+//! - `remote_cpus` are usable CPUs; GPU ids are strictly ascending and at most
+//!   [`MAX_SET_ID`], and the nodes a GPU is local to are nodes of the topology.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sets::{CpuId, CpuSet, MAX_SET_ID, NodeId, NodeSet};
+use crate::sets::{CpuId, CpuSet, GpuId, GpuSet, MAX_SET_ID, NodeId, NodeSet};
+
+mod build;
+#[cfg(test)]
+mod tests;
 
 /// Linux's `MAX_NUMNODES` with `NODES_SHIFT = 10`; more nodes are rejected.
 pub const MAX_NODES: usize = 1024;
@@ -27,17 +40,26 @@ pub const DEFAULT_LOCAL_DISTANCE: u32 = 10;
 pub const DEFAULT_REMOTE_DISTANCE: u32 = 20;
 
 /// The plain data form of a machine topology (see the crate docs for the JSON shape).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopologySpec {
     /// NUMA nodes, sorted by id.
     pub nodes: Vec<NodeSpec>,
     /// PUs present but offline or disallowed (not usable).
     #[serde(default)]
     pub offline_cpus: CpuSet,
+    /// Usable CPUs whose own NUMA node is not usable (disallowed by the agent's cpuset or
+    /// missing): each is attached to the nearest usable node and listed there, but its
+    /// memory accesses are remote. Empty on ordinary machines.
+    #[serde(default, skip_serializing_if = "CpuSet::is_empty")]
+    pub remote_cpus: CpuSet,
+    /// GPUs (compute devices) with their PCI locality, in id order. Empty when the machine
+    /// has none or they were not probed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuSpec>,
 }
 
 /// One NUMA node of a [`TopologySpec`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSpec {
     /// The kernel's node id.
     pub id: NodeId,
@@ -51,6 +73,11 @@ pub struct NodeSpec {
     /// SLIT row indexed like `nodes` (by position, not id); empty = unknown.
     #[serde(default)]
     pub distances: Vec<u32>,
+    /// The node's last-level (L3) cache domains: each lists the usable PUs of the cores
+    /// sharing one L3 cache, whole cores only; together they hold every core of the node.
+    /// Empty = the node's cores share one last-level cache (or it is unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<CacheSpec>,
 }
 
 /// One physical core: its usable SMT sibling PUs.
@@ -58,6 +85,24 @@ pub struct NodeSpec {
 pub struct CoreSpec {
     /// The SMT siblings (usable PUs) of one physical core.
     pub cpus: CpuSet,
+}
+
+/// One last-level (L3) cache domain of a node: the usable PUs of the cores sharing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    /// Usable PUs sharing the cache (a union of whole cores of the node).
+    pub cpus: CpuSet,
+}
+
+/// One GPU (compute device) and its PCI locality.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuSpec {
+    /// The device id a job names in `CUDA_VISIBLE_DEVICES`.
+    pub id: GpuId,
+    /// The NUMA nodes the device is attached to (its PCI host bridge's node, or every node
+    /// of its package when it hangs off the package); empty = unknown.
+    #[serde(default)]
+    pub nodes: NodeSet,
 }
 
 /// Why a [`TopologySpec`] (or a synthetic description) is not a valid topology.
@@ -95,6 +140,38 @@ pub enum TopologyError {
     },
     #[error("distance from NUMA node {from} to node {to} is 0; SLIT distances are positive")]
     ZeroDistance { from: NodeId, to: NodeId },
+    #[error(
+        "cache domain {cache} of NUMA node {node} holds CPUs {cpus} that are not usable CPUs of that node"
+    )]
+    CacheOutsideNode {
+        node: NodeId,
+        cache: usize,
+        cpus: CpuSet,
+    },
+    #[error(
+        "cache domain {cache} of NUMA node {node} splits the core of CPU {cpu}; a domain holds whole cores"
+    )]
+    CacheSplitsCore {
+        node: NodeId,
+        cache: usize,
+        cpu: CpuId,
+    },
+    #[error("CPUs {cpus} of NUMA node {node} are in two cache domains")]
+    CacheOverlap { node: NodeId, cpus: CpuSet },
+    #[error(
+        "the cache domains of NUMA node {node} leave CPUs {cpus} out; list every core in one domain or give none"
+    )]
+    CachesIncomplete { node: NodeId, cpus: CpuSet },
+    #[error("remote CPUs {cpus} are not usable CPUs of the topology")]
+    RemoteCpusNotUsable { cpus: CpuSet },
+    #[error("GPU {id} is listed twice")]
+    GpuTwice { id: GpuId },
+    #[error("GPU ids must be strictly ascending: GPU {id} follows GPU {previous}")]
+    GpusNotAscending { id: GpuId, previous: GpuId },
+    #[error("GPU id {id} is larger than the maximum {MAX_SET_ID}")]
+    GpuIdTooLarge { id: GpuId },
+    #[error("GPU {id} is local to NUMA nodes {nodes}, which are not nodes of the topology")]
+    GpuUnknownNode { id: GpuId, nodes: NodeSet },
     #[error("invalid synthetic topology {input:?} at byte {pos}: {message}")]
     Synthetic {
         input: String,
@@ -114,6 +191,9 @@ pub struct NumaNode {
     /// Range into `Topology::cores`.
     core_start: usize,
     core_end: usize,
+    /// Range into `Topology::caches`.
+    cache_start: usize,
+    cache_end: usize,
     smt_width: usize,
 }
 
@@ -142,6 +222,16 @@ impl NumaNode {
     pub fn core_range(&self) -> std::ops::Range<usize> {
         self.core_start..self.core_end
     }
+    /// Range of cache domain indexes (into [`Topology::caches`]) of this node; empty for a
+    /// memory-only node.
+    pub fn cache_range(&self) -> std::ops::Range<usize> {
+        self.cache_start..self.cache_end
+    }
+    /// Number of last-level cache domains (1 when the node shares one cache or it is
+    /// unknown, 0 for a memory-only node).
+    pub fn num_caches(&self) -> usize {
+        self.cache_end - self.cache_start
+    }
     /// The most usable PUs any core of this node has (0 for a memory-only node).
     pub fn smt_width(&self) -> usize {
         self.smt_width
@@ -149,6 +239,38 @@ impl NumaNode {
     /// Whether the node has no usable CPU.
     pub fn is_memory_only(&self) -> bool {
         self.cpus.is_empty()
+    }
+}
+
+/// A validated last-level cache domain: some whole cores of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheDomain {
+    node: usize,
+    cpus: CpuSet,
+    /// Range into `Topology::cache_cores`.
+    core_start: usize,
+    core_end: usize,
+    explicit: bool,
+    remote: u32,
+}
+
+impl CacheDomain {
+    /// Position of the node holding the domain.
+    pub fn node_index(&self) -> usize {
+        self.node
+    }
+    /// Usable CPUs of the domain.
+    pub fn cpus(&self) -> &CpuSet {
+        &self.cpus
+    }
+    /// Whether the spec listed the domain (false: the implicit domain of a node without
+    /// cache information, holding all its cores).
+    pub fn is_explicit(&self) -> bool {
+        self.explicit
+    }
+    /// How many of its CPUs are remote CPUs ([`TopologySpec::remote_cpus`]).
+    pub fn remote_cpus(&self) -> u32 {
+        self.remote
     }
 }
 
@@ -165,6 +287,14 @@ pub struct Topology {
     cpu_core: Vec<u32>,
     /// Core index -> node index.
     core_node: Vec<u32>,
+    /// Cache domains, grouped by node in node order.
+    caches: Vec<CacheDomain>,
+    /// The core indexes of each domain (in node core order), domain after domain.
+    cache_cores: Vec<u32>,
+    /// Core index -> cache domain index.
+    core_cache: Vec<u32>,
+    /// The most CPUs of any cache domain of a node with two or more domains (0: none).
+    largest_split_cache: u32,
     /// Flattened `n x n` distance matrix (defaults filled in).
     distances: Vec<u32>,
     /// Flattened `n x n`: row `i` lists node positions by (distance from `i`, position),
@@ -172,136 +302,10 @@ pub struct Topology {
     by_distance: Vec<u32>,
     distances_known: bool,
     total_memory_mb: u64,
+    gpu_ids: GpuSet,
 }
 
 impl Topology {
-    /// Validates `spec` and builds the indexes.
-    pub fn new(spec: TopologySpec) -> Result<Topology, TopologyError> {
-        let n = spec.nodes.len();
-        if n == 0 {
-            return Err(TopologyError::NoNodes);
-        }
-        if n > MAX_NODES {
-            return Err(TopologyError::TooManyNodes { count: n });
-        }
-        let with_rows = spec
-            .nodes
-            .iter()
-            .filter(|s| !s.distances.is_empty())
-            .count();
-        let distances_known = with_rows > 0;
-        let mut node_ids = NodeSet::new();
-        let mut nodes = Vec::with_capacity(n);
-        let mut cores = Vec::new();
-        let mut core_node = Vec::new();
-        let mut cpus = CpuSet::new();
-        let mut total_memory_mb = 0u64;
-        for (position, ns) in spec.nodes.iter().enumerate() {
-            if ns.id.0 > MAX_SET_ID {
-                return Err(TopologyError::NodeIdTooLarge { id: ns.id });
-            }
-            if position > 0 {
-                let previous = spec.nodes[position - 1].id;
-                if ns.id <= previous {
-                    return Err(TopologyError::NodesNotAscending {
-                        position,
-                        id: ns.id,
-                        previous,
-                    });
-                }
-            }
-            node_ids.insert(ns.id);
-            if distances_known && ns.distances.len() != n {
-                return Err(TopologyError::DistanceRow {
-                    node: ns.id,
-                    len: ns.distances.len(),
-                    expected: n,
-                });
-            }
-            if let Some(to) = ns.distances.iter().position(|&d| d == 0) {
-                return Err(TopologyError::ZeroDistance {
-                    from: ns.id,
-                    to: spec.nodes[to].id,
-                });
-            }
-            let core_start = cores.len();
-            let mut node_cpus = CpuSet::new();
-            let mut smt_width = 0;
-            for (ci, core) in ns.cores.iter().enumerate() {
-                if core.cpus.is_empty() {
-                    return Err(TopologyError::EmptyCore {
-                        node: ns.id,
-                        core: ci,
-                    });
-                }
-                if let Some(cpu) = core.cpus.intersection(&cpus).first() {
-                    return Err(TopologyError::CpuInTwoCores { cpu });
-                }
-                if let Some(cpu) = core.cpus.intersection(&spec.offline_cpus).first() {
-                    return Err(TopologyError::CpuBothOnlineAndOffline { cpu });
-                }
-                cpus.union_with(&core.cpus);
-                node_cpus.union_with(&core.cpus);
-                smt_width = smt_width.max(core.cpus.len());
-                cores.push(core.cpus.clone());
-                core_node.push(position as u32);
-            }
-            total_memory_mb = total_memory_mb.saturating_add(ns.memory_mb);
-            nodes.push(NumaNode {
-                id: ns.id,
-                index: position,
-                package: ns.package,
-                memory_mb: ns.memory_mb,
-                cpus: node_cpus,
-                core_start,
-                core_end: cores.len(),
-                smt_width,
-            });
-        }
-        if cpus.is_empty() {
-            return Err(TopologyError::NoCpus);
-        }
-        let max_cpu = cpus.last().map_or(0, |c| c.0 as usize);
-        let mut cpu_core = vec![u32::MAX; max_cpu + 1];
-        for (ci, core) in cores.iter().enumerate() {
-            for cpu in core.iter() {
-                cpu_core[cpu.0 as usize] = ci as u32;
-            }
-        }
-        let mut distances = Vec::with_capacity(n * n);
-        for (i, ns) in spec.nodes.iter().enumerate() {
-            for j in 0..n {
-                distances.push(if distances_known {
-                    ns.distances[j]
-                } else if i == j {
-                    DEFAULT_LOCAL_DISTANCE
-                } else {
-                    DEFAULT_REMOTE_DISTANCE
-                });
-            }
-        }
-        let mut by_distance = Vec::with_capacity(n * n);
-        for i in 0..n {
-            let mut row: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i).collect();
-            row.sort_by_key(|&j| (distances[i * n + j as usize], j));
-            by_distance.push(i as u32);
-            by_distance.extend(row);
-        }
-        Ok(Topology {
-            spec,
-            cpus,
-            node_ids,
-            nodes,
-            cores,
-            cpu_core,
-            core_node,
-            distances,
-            by_distance,
-            distances_known,
-            total_memory_mb,
-        })
-    }
-
     /// A topology for an offer without NUMA attributes: one node 0 holding `cpus`, each CPU
     /// its own core (no SMT knowledge), `memory_mb` of memory.
     pub fn single_node(cpus: &CpuSet, memory_mb: u64) -> Result<Topology, TopologyError> {
@@ -317,8 +321,11 @@ impl Topology {
                     })
                     .collect(),
                 distances: Vec::new(),
+                caches: Vec::new(),
             }],
             offline_cpus: CpuSet::new(),
+            remote_cpus: CpuSet::new(),
+            gpus: Vec::new(),
         })
     }
 
@@ -341,6 +348,11 @@ impl Topology {
     /// Offline or disallowed PUs.
     pub fn offline_cpus(&self) -> &CpuSet {
         &self.spec.offline_cpus
+    }
+
+    /// Usable CPUs whose memory is remote (their own node is not usable).
+    pub fn remote_cpus(&self) -> &CpuSet {
+        &self.spec.remote_cpus
     }
 
     /// The NUMA node ids.
@@ -397,6 +409,59 @@ impl Topology {
         &self.cores
     }
 
+    /// All last-level cache domains, grouped by node in node order (see
+    /// [`NumaNode::cache_range`]).
+    pub fn caches(&self) -> &[CacheDomain] {
+        &self.caches
+    }
+
+    /// The core indexes (into [`Topology::cores`]) of cache domain `d`, in node core order.
+    pub fn cache_cores(&self, d: usize) -> &[u32] {
+        let c = &self.caches[d];
+        &self.cache_cores[c.core_start..c.core_end]
+    }
+
+    /// The cache domain index of a core index.
+    pub fn cache_of_core(&self, core: usize) -> usize {
+        self.core_cache[core] as usize
+    }
+
+    /// The cache domain holding a usable CPU.
+    pub fn cache_of(&self, cpu: CpuId) -> Option<usize> {
+        self.core_of(cpu).map(|c| self.cache_of_core(c))
+    }
+
+    /// Whether some node has two or more last-level cache domains (so that where a job
+    /// goes inside a node matters for its cache).
+    pub fn has_split_caches(&self) -> bool {
+        self.largest_split_cache > 0
+    }
+
+    /// The most CPUs one cache domain has among nodes with two or more domains (0 when
+    /// every node shares one cache).
+    pub fn largest_split_cache(&self) -> u32 {
+        self.largest_split_cache
+    }
+
+    /// The GPUs and their locality, in id order.
+    pub fn gpus(&self) -> &[GpuSpec] {
+        &self.spec.gpus
+    }
+
+    /// The ids of [`Topology::gpus`].
+    pub fn gpu_ids(&self) -> &GpuSet {
+        &self.gpu_ids
+    }
+
+    /// A GPU by id.
+    pub fn gpu(&self, id: GpuId) -> Option<&GpuSpec> {
+        self.spec
+            .gpus
+            .binary_search_by_key(&id, |g| g.id)
+            .ok()
+            .map(|i| &self.spec.gpus[i])
+    }
+
     /// SLIT distance between two nodes. With an unknown matrix, or for ids not in this
     /// topology: 10 when equal, else 20.
     pub fn distance(&self, a: NodeId, b: NodeId) -> u32 {
@@ -445,9 +510,12 @@ impl Topology {
                     + n.cores.capacity() * std::mem::size_of::<CoreSpec>()
                     + n.cores.iter().map(|c| c.cpus.heap_bytes()).sum::<usize>()
                     + n.distances.capacity() * 4
+                    + n.caches.capacity() * std::mem::size_of::<CacheSpec>()
+                    + n.caches.iter().map(|c| c.cpus.heap_bytes()).sum::<usize>()
             })
             .sum();
         spec_bytes
+            + self.spec.gpus.capacity() * std::mem::size_of::<GpuSpec>()
             + self.cpus.heap_bytes()
             + self.node_ids.heap_bytes()
             + self.nodes.capacity() * std::mem::size_of::<NumaNode>()
@@ -458,6 +526,13 @@ impl Topology {
                 .sum::<usize>()
             + self.cores.capacity() * std::mem::size_of::<CpuSet>()
             + self.cores.iter().map(CpuSet::heap_bytes).sum::<usize>()
+            + self.caches.capacity() * std::mem::size_of::<CacheDomain>()
+            + self
+                .caches
+                .iter()
+                .map(|c| c.cpus.heap_bytes())
+                .sum::<usize>()
+            + (self.cache_cores.capacity() + self.core_cache.capacity()) * 4
             + self.cpu_core.capacity() * 4
             + self.core_node.capacity() * 4
             + self.distances.capacity() * 4
@@ -467,151 +542,5 @@ impl Topology {
     /// Convenience: wrap in an [`Arc`] for sharing among agent states.
     pub fn into_arc(self) -> Arc<Topology> {
         Arc::new(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cs(s: &str) -> CpuSet {
-        s.parse().unwrap()
-    }
-
-    fn node(id: u32, package: u32, cores: &[&str], distances: Vec<u32>) -> NodeSpec {
-        NodeSpec {
-            id: NodeId(id),
-            package,
-            memory_mb: 1024,
-            cores: cores.iter().map(|c| CoreSpec { cpus: cs(c) }).collect(),
-            distances,
-        }
-    }
-
-    #[test]
-    fn builds_indexes() {
-        let t = Topology::new(TopologySpec {
-            nodes: vec![
-                node(0, 0, &["0,4", "1,5"], vec![10, 21, 31]),
-                node(1, 0, &["2,6", "3,7"], vec![21, 10, 31]),
-                node(3, 1, &[], vec![31, 31, 10]),
-            ],
-            offline_cpus: cs("8-9"),
-        })
-        .unwrap();
-        assert_eq!(t.cpus(), &cs("0-7"));
-        assert_eq!(t.node_of(CpuId(6)), Some(NodeId(1)));
-        assert_eq!(t.node_of(CpuId(8)), None);
-        assert_eq!(t.node_of(CpuId(100_000)), None);
-        assert_eq!(t.siblings(CpuId(5)), Some(&cs("1,5")));
-        assert_eq!(t.distance(NodeId(0), NodeId(3)), 31);
-        assert_eq!(t.distance(NodeId(1), NodeId(0)), 21);
-        assert_eq!(t.nodes_by_distance(2), &[2, 0, 1]);
-        assert_eq!(t.nodes_by_distance(0), &[0, 1, 2]);
-        assert_eq!(t.distance(NodeId(7), NodeId(7)), 10);
-        assert!(t.node(NodeId(3)).unwrap().is_memory_only());
-        assert_eq!(t.node(NodeId(1)).unwrap().index(), 1);
-        assert_eq!(t.smt_width(), 2);
-        assert_eq!(t.total_memory_mb(), 3072);
-        assert_eq!(t.node_ids().to_string(), "0-1,3");
-    }
-
-    #[test]
-    fn unknown_distances_default() {
-        let t = Topology::new(TopologySpec {
-            nodes: vec![node(0, 0, &["0"], vec![]), node(1, 0, &["1"], vec![])],
-            offline_cpus: CpuSet::new(),
-        })
-        .unwrap();
-        assert!(!t.distances_known());
-        assert_eq!(t.distance(NodeId(0), NodeId(0)), 10);
-        assert_eq!(t.distance(NodeId(0), NodeId(1)), 20);
-    }
-
-    #[test]
-    fn rejects_invalid_specs() {
-        let bad = |nodes: Vec<NodeSpec>, offline: &str| {
-            Topology::new(TopologySpec {
-                nodes,
-                offline_cpus: cs(offline),
-            })
-            .unwrap_err()
-        };
-        assert_eq!(bad(vec![], ""), TopologyError::NoNodes);
-        assert!(matches!(
-            bad(
-                vec![node(1, 0, &["0"], vec![]), node(0, 0, &["1"], vec![])],
-                ""
-            ),
-            TopologyError::NodesNotAscending { position: 1, .. }
-        ));
-        assert!(matches!(
-            bad(
-                vec![node(0, 0, &["0"], vec![]), node(0, 0, &["1"], vec![])],
-                ""
-            ),
-            TopologyError::NodesNotAscending { .. }
-        ));
-        assert_eq!(
-            bad(vec![node(0, 0, &["0-1", "1"], vec![])], ""),
-            TopologyError::CpuInTwoCores { cpu: CpuId(1) }
-        );
-        assert_eq!(
-            bad(
-                vec![node(0, 0, &["0"], vec![]), node(1, 0, &["0"], vec![])],
-                ""
-            ),
-            TopologyError::CpuInTwoCores { cpu: CpuId(0) }
-        );
-        assert_eq!(
-            bad(vec![node(0, 0, &["0-1"], vec![])], "1"),
-            TopologyError::CpuBothOnlineAndOffline { cpu: CpuId(1) }
-        );
-        assert!(matches!(
-            bad(vec![node(0, 0, &[""], vec![])], ""),
-            TopologyError::EmptyCore { core: 0, .. }
-        ));
-        assert_eq!(
-            bad(vec![node(0, 0, &[], vec![])], ""),
-            TopologyError::NoCpus
-        );
-        assert!(matches!(
-            bad(
-                vec![node(0, 0, &["0"], vec![10, 20]), node(1, 0, &["1"], vec![])],
-                ""
-            ),
-            TopologyError::DistanceRow { len: 0, .. }
-        ));
-        assert!(matches!(
-            bad(vec![node(0, 0, &["0"], vec![0])], ""),
-            TopologyError::ZeroDistance { .. }
-        ));
-        assert!(matches!(
-            bad(vec![node(70_000, 0, &["0"], vec![])], ""),
-            TopologyError::NodeIdTooLarge { .. }
-        ));
-        let many: Vec<NodeSpec> = (0..=MAX_NODES as u32)
-            .map(|i| node(i, 0, &[], vec![]))
-            .collect();
-        assert!(matches!(bad(many, ""), TopologyError::TooManyNodes { .. }));
-    }
-
-    #[test]
-    fn spec_json_roundtrip() {
-        let t = Topology::from_synthetic("pack:2 numa:2 core:2 pu:2", 4096).unwrap();
-        let json = serde_json::to_string(t.spec()).unwrap();
-        assert!(json.contains("\"cpus\":\"0-1\""), "{json}");
-        let back: TopologySpec = serde_json::from_str(&json).unwrap();
-        assert_eq!(&back, t.spec());
-        assert_eq!(Topology::new(back).unwrap(), t);
-    }
-
-    #[test]
-    fn single_node_for_plain_offers() {
-        let t = Topology::single_node(&cs("0-3"), 8192).unwrap();
-        assert_eq!(t.num_nodes(), 1);
-        assert_eq!(t.cores().len(), 4);
-        assert_eq!(t.smt_width(), 1);
-        assert!(Topology::single_node(&CpuSet::new(), 1).is_err());
     }
 }

@@ -1,8 +1,8 @@
-//! Sets of logical CPU ids and NUMA node ids.
+//! Sets of logical CPU ids, NUMA node ids and GPU device ids.
 //!
-//! Owns [`CpuId`], [`NodeId`], and the bitset-backed [`CpuSet`] and [`NodeSet`], their
-//! parsing from and printing to the Linux list format (`0-3,8,10-11`, as found in
-//! `/sys/devices/system/cpu/online` and `cpuset.cpus`), and [`SetParseError`].
+//! Owns [`CpuId`], [`NodeId`], [`GpuId`] and the bitset-backed [`CpuSet`], [`NodeSet`] and
+//! [`GpuSet`], their parsing from and printing to the Linux list format (`0-3,8,10-11`, as
+//! found in `/sys/devices/system/cpu/online` and `cpuset.cpus`), and [`SetParseError`].
 //!
 //! Invariants:
 //! - A set is a window of 64-bit words starting at word `start`; bit `i % 64` of word
@@ -39,6 +39,20 @@ pub struct CpuId(pub u32);
 )]
 #[serde(transparent)]
 pub struct NodeId(pub u32);
+
+/// A GPU device id: the index a job names in `CUDA_VISIBLE_DEVICES` (NVML/CUDA, or ROCm
+/// SMI, numbering), as the agent advertises it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct GpuId(pub u32);
+
+impl fmt::Display for GpuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 impl fmt::Display for CpuId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -638,6 +652,15 @@ id_set!(
     NodeSet,
     NodeId,
     "NUMA node"
+);
+
+id_set!(
+    /// A set of GPU device ids (bitset): the indexes `CUDA_VISIBLE_DEVICES` takes (NVML,
+    /// CUDA or ROCm SMI numbering, as the agent advertises them). Parses from and prints as
+    /// the Linux list format.
+    GpuSet,
+    GpuId,
+    "GPU"
 );
 
 #[cfg(test)]
