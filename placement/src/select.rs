@@ -7,6 +7,11 @@
 //!   only then from cores partly used by other jobs (fewest free PUs first);
 //! - [`SmtPolicy::Pack`]: take from partly used cores first (fewest free PUs first), then
 //!   from free cores, so whole cores stay whole for others;
+//! - cache domains: in a node with two or more last-level (L3) cache domains, both
+//!   policies visit the cores domain by domain ([`core_order`]): a job that fits in one
+//!   domain takes the tightest one that holds it (so domains fill one by one and whole
+//!   domains stay whole for jobs that need them), a larger job takes entirely free domains
+//!   before partly used ones;
 //! - memory: each CPU node gets a share proportional to the CPUs taken there (capped by
 //!   what is free), the rest goes to the CPU nodes with room, then (when allowed) to the
 //!   other nodes closest to the CPU nodes.
@@ -74,22 +79,30 @@ pub(crate) fn take_in_node(
         return false;
     }
     let mut need = k;
-    // Partly free cores, fewest free PUs first (then core order).
+    let order = core_order(topo, node, free, k, smt);
+    // rank[ci - range.start]: the core's position in `order`.
+    let mut rank = vec![0usize; range.len()];
+    for (r, &ci) in order.iter().enumerate() {
+        rank[ci - range.start] = r;
+    }
+    let rank_of = |ci: usize| rank[ci - range.start];
+    // Partly free cores, fewest free PUs first (then visiting order).
     let partial = || {
-        let mut p: Vec<(usize, usize)> = range
-            .clone()
-            .filter_map(|ci| {
+        let mut p: Vec<(usize, usize, usize)> = order
+            .iter()
+            .filter_map(|&ci| {
                 let f = cores[ci].intersection_len(free);
-                (f > 0 && f < cores[ci].len()).then_some((f, ci))
+                (f > 0 && f < cores[ci].len()).then_some((f, rank_of(ci), ci))
             })
             .collect();
         p.sort_unstable();
-        p
+        p.into_iter().map(|(f, _, ci)| (f, ci)).collect::<Vec<_>>()
     };
     match smt {
         SmtPolicy::WholeCores => {
-            // Entirely free cores, in core order, while at least a core's worth is needed.
-            for ci in range.clone() {
+            // Entirely free cores, in visiting order, while at least a core's worth is
+            // needed.
+            for &ci in &order {
                 if need == 0 {
                     break;
                 }
@@ -105,7 +118,7 @@ pub(crate) fn take_in_node(
                 let cover = range
                     .clone()
                     .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
-                    .min_by_key(|&ci| (cores[ci].len(), ci));
+                    .min_by_key(|&ci| (cores[ci].len(), rank_of(ci)));
                 match cover {
                     Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
                     // ... else from cores partly used by others.
@@ -127,7 +140,7 @@ pub(crate) fn take_in_node(
                 }
                 need -= take_from_core(&cores[ci], free, need, out);
             }
-            for ci in range.clone() {
+            for &ci in &order {
                 if need == 0 {
                     break;
                 }
@@ -139,6 +152,56 @@ pub(crate) fn take_in_node(
     }
     debug_assert_eq!(need, 0);
     true
+}
+
+/// The order in which [`take_in_node`] visits the cores of node position `node` for `k`
+/// CPUs: core order when the node has one cache domain; else domain by domain, the
+/// tightest domain that holds `k` first (the fewest usable CPUs: free PUs of entirely free
+/// cores for [`SmtPolicy::WholeCores`], free PUs for [`SmtPolicy::Pack`]; ties to the
+/// lower domain), then entirely free domains, then the others with the most usable CPUs
+/// first; each domain's cores in core order.
+pub(crate) fn core_order(
+    topo: &Topology,
+    node: usize,
+    free: &CpuSet,
+    k: usize,
+    smt: SmtPolicy,
+) -> Vec<usize> {
+    let n = &topo.nodes()[node];
+    if n.num_caches() < 2 {
+        return n.core_range().collect();
+    }
+    let cores = topo.cores();
+    // (domain, usable CPUs, entirely free)
+    let mut domains: Vec<(usize, usize, bool)> = n
+        .cache_range()
+        .map(|d| {
+            let mut usable = 0;
+            let mut whole = true;
+            for &ci in topo.cache_cores(d) {
+                let c = &cores[ci as usize];
+                let f = c.intersection_len(free);
+                whole &= f == c.len();
+                usable += match smt {
+                    SmtPolicy::WholeCores if f == c.len() => f,
+                    SmtPolicy::WholeCores => 0,
+                    SmtPolicy::Pack => f,
+                };
+            }
+            (d, usable, whole)
+        })
+        .collect();
+    let fits = domains
+        .iter()
+        .filter(|&&(_, usable, _)| usable >= k)
+        .min_by_key(|&&(d, usable, _)| (usable, d))
+        .map(|&(d, _, _)| d);
+    domains
+        .sort_by_key(|&(d, usable, whole)| (Some(d) != fits, !whole, std::cmp::Reverse(usable), d));
+    domains
+        .iter()
+        .flat_map(|&(d, _, _)| topo.cache_cores(d).iter().map(|&ci| ci as usize))
+        .collect()
 }
 
 /// CPUs of `picked` that lie on cores where some other PU is not free (used by another
@@ -243,6 +306,59 @@ mod tests {
     fn take(t: &Topology, node: usize, free: &str, k: u32, smt: SmtPolicy) -> Option<String> {
         let mut out = CpuSet::new();
         take_in_node(t, node, &cs(free), k, smt, &mut out).then(|| out.to_string())
+    }
+
+    #[test]
+    fn jobs_that_fit_one_l3_domain_get_one_and_domains_fill_one_by_one() {
+        // One node, four L3 domains of four cores {2c, 2c+1}: domain d = CPUs 8d..8d+7.
+        let t = Topology::from_synthetic("pack:1 numa:1 l3:4 core:4 pu:2", 100).unwrap();
+        let domain = |cpus: &str| {
+            let set = cs(cpus);
+            let d: std::collections::BTreeSet<_> =
+                set.iter().filter_map(|c| t.cache_of(c)).collect();
+            d.into_iter().collect::<Vec<_>>()
+        };
+        // Idle: every size up to a domain stays in one.
+        for k in 1..=8 {
+            for smt in [SmtPolicy::WholeCores, SmtPolicy::Pack] {
+                let got = take(&t, 0, "0-31", k, smt).unwrap();
+                assert_eq!(domain(&got).len(), 1, "{k} CPUs {smt:?}: {got}");
+            }
+        }
+        // A sequence of 4-CPU jobs fills domain 0, then 1, ...
+        let mut free = cs("0-31");
+        for (i, want) in [0, 0, 1, 1, 2, 2, 3, 3].into_iter().enumerate() {
+            let mut out = CpuSet::new();
+            assert!(take_in_node(
+                &t,
+                0,
+                &free,
+                4,
+                SmtPolicy::WholeCores,
+                &mut out
+            ));
+            assert_eq!(domain(&out.to_string()), vec![want], "job {i}: {out}");
+            free = free.difference(&out);
+        }
+        // Domain 0 has a core in use: a job of a whole domain takes domain 1, and a small
+        // one the tightest fit (what is left of domain 0).
+        assert_eq!(
+            take(&t, 0, "2-31", 8, SmtPolicy::WholeCores).unwrap(),
+            "8-15"
+        );
+        assert_eq!(
+            take(&t, 0, "2-31", 6, SmtPolicy::WholeCores).unwrap(),
+            "2-7"
+        );
+        // Larger than a domain: entirely free domains before the partly used one.
+        assert_eq!(
+            take(&t, 0, "2-31", 16, SmtPolicy::WholeCores).unwrap(),
+            "8-23"
+        );
+        assert_eq!(
+            take(&t, 0, "2-31", 20, SmtPolicy::WholeCores).unwrap(),
+            "8-27"
+        );
     }
 
     #[test]
