@@ -1,0 +1,161 @@
+//! [`AgentBook`]: the agents the planner knows, and what each has free.
+//!
+//! The planner answers every offer at once (launch or decline) and suppresses offers
+//! while the queue is empty, so an idle agent may send no offer for hours: "agents that
+//! offered recently" says 0 while one is connected. An agent is therefore known from its
+//! first offer until the master reports it lost (a FAILURE event without an executor);
+//! a newer offer of the agent replaces what it has free.
+//!
+//! Free resources: the agent's latest offers (as a placement [`AgentState`]), less what
+//! was launched from them, plus what tasks launched since gave back when they ended. This
+//! is what `retz-client plan` places a job on; Mesos offers the same CPUs again when it is
+//! asked (REVIVE), unless another framework took them meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+
+use retz_placement::{AgentState, Assignment};
+use retz_proto::mesos::OfferId;
+use tracing::debug;
+
+/// One known agent.
+#[derive(Clone, Debug)]
+pub struct AgentView {
+    /// Its latest offers (already answered).
+    pub offer_ids: Vec<OfferId>,
+    /// What it has free; `None` when its offers break the NUMA convention (it is still
+    /// connected, but nothing is planned on it).
+    pub state: Option<AgentState>,
+}
+
+/// The known agents by id, and the tasks launched on them since their latest offers.
+#[derive(Clone, Debug, Default)]
+pub struct AgentBook {
+    agents: BTreeMap<String, AgentView>,
+    /// Task id → what it took on which agent, until it ends.
+    tasks: HashMap<String, Assignment>,
+}
+
+impl AgentBook {
+    /// `agent_id` offered `offer_ids`, which give `state` free (replaces what was known).
+    pub fn offered(&mut self, agent_id: &str, offer_ids: Vec<OfferId>, state: Option<AgentState>) {
+        self.agents
+            .insert(agent_id.to_owned(), AgentView { offer_ids, state });
+    }
+
+    /// Task `task_id` was launched with `asg` from the agent's latest offers.
+    pub fn launched(&mut self, task_id: &str, asg: &Assignment) {
+        if let Some(state) = self
+            .agents
+            .get_mut(&asg.agent_id)
+            .and_then(|a| a.state.as_mut())
+            && let Err(e) = state.allocate(asg)
+        {
+            debug!(task = task_id, error = %e, "launch not in the agent's known free resources");
+        }
+        self.tasks.insert(task_id.to_owned(), asg.clone());
+    }
+
+    /// Task `task_id` ended: what it took is free again (unless a newer offer of its
+    /// agent already counts it free).
+    pub fn ended(&mut self, task_id: &str) {
+        let Some(asg) = self.tasks.remove(task_id) else {
+            return;
+        };
+        if let Some(state) = self
+            .agents
+            .get_mut(&asg.agent_id)
+            .and_then(|a| a.state.as_mut())
+            && let Err(e) = state.release(&asg)
+        {
+            debug!(task = task_id, error = %e, "ended task already counted free");
+        }
+    }
+
+    /// The master reports `agent_id` lost.
+    pub fn lost(&mut self, agent_id: &str) {
+        self.agents.remove(agent_id);
+        self.tasks.retain(|_, a| a.agent_id != agent_id);
+    }
+
+    /// Known agents.
+    pub fn count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Offers in the agents' latest batches.
+    pub fn offers(&self) -> usize {
+        self.agents.values().map(|a| a.offer_ids.len()).sum()
+    }
+
+    /// CPUs free on the known agents.
+    pub fn free_cpus(&self) -> usize {
+        self.states().map(|s| s.free_cpus().len()).sum()
+    }
+
+    /// The free resources of every agent that can be planned on, in agent-id order.
+    pub fn states(&self) -> impl Iterator<Item = &AgentState> {
+        self.agents.values().filter_map(|a| a.state.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use retz_placement::{AffinityPolicy, JobRequest, PolicyConfig, Topology};
+
+    /// A 2-node agent, 4 CPUs a node, all free.
+    fn state(agent: &str) -> AgentState {
+        let spec = retz_placement::synthetic::parse("pack:2 numa:1 core:4 pu:1", 2048).unwrap();
+        let topo = Arc::new(Topology::new(spec).unwrap());
+        AgentState::idle(agent, format!("{agent}.example"), topo, 0)
+    }
+
+    fn place(book: &AgentBook, cpus: u32, id: u64) -> Assignment {
+        let states: Vec<AgentState> = book.states().cloned().collect();
+        let job = JobRequest::new(id, cpus, 0).with_policy(AffinityPolicy::NumaStrict);
+        let plan = retz_placement::plan(&states, &[job], 0, &PolicyConfig::default());
+        plan.assignments[0].clone()
+    }
+
+    #[test]
+    fn an_idle_agent_stays_known_until_lost() {
+        let mut book = AgentBook::default();
+        let o = |v: &str| OfferId { value: v.into() };
+        book.offered("a1", vec![o("o1")], Some(state("a1")));
+        book.offered("a2", vec![o("o2"), o("o3")], None);
+        assert_eq!((book.count(), book.offers(), book.free_cpus()), (2, 3, 8));
+        // A newer offer replaces the agent's view; no count grows.
+        book.offered("a1", vec![o("o4")], Some(state("a1")));
+        assert_eq!((book.count(), book.offers()), (2, 3));
+        book.lost("a2");
+        assert_eq!((book.count(), book.offers()), (1, 1));
+        book.lost("nobody");
+        assert_eq!(book.count(), 1);
+    }
+
+    #[test]
+    fn launches_take_cpus_and_ends_give_them_back_once() {
+        let mut book = AgentBook::default();
+        book.offered("a1", vec![], Some(state("a1")));
+        let asg = place(&book, 3, 1);
+        book.launched("t1", &asg);
+        assert_eq!(book.free_cpus(), 5);
+        assert!(
+            asg.cpus
+                .iter()
+                .all(|c| !book.states().next().unwrap().is_free(c))
+        );
+        book.ended("t1");
+        assert_eq!(book.free_cpus(), 8);
+        book.ended("t1");
+        assert_eq!(book.free_cpus(), 8, "an end is counted once");
+        // A task that ends after a newer offer already counted it free.
+        let asg = place(&book, 2, 2);
+        book.launched("t2", &asg);
+        book.offered("a1", vec![], Some(state("a1")));
+        book.ended("t2");
+        assert_eq!(book.free_cpus(), 8);
+    }
+}
