@@ -40,8 +40,17 @@ impl PlannerHandle for NoPlanner {
     fn status(&self) -> PlannerStatus {
         PlannerStatus::default()
     }
-    fn metrics_text(&self) -> String {
-        String::new()
+    fn plan(
+        &self,
+        _: retz_proto::api::Job,
+        _: retz_proto::api::Application,
+    ) -> tokio::sync::oneshot::Receiver<retz_proto::api::PlanResponse> {
+        tokio::sync::oneshot::channel().1
+    }
+    fn metrics(&self) -> &retz_scheduler::metrics::Metrics {
+        static NONE: std::sync::OnceLock<retz_scheduler::metrics::Metrics> =
+            std::sync::OnceLock::new();
+        NONE.get_or_init(retz_scheduler::metrics::Metrics::new)
     }
 }
 

@@ -197,6 +197,14 @@ impl Client {
         Ok(r.job)
     }
 
+    /// `POST /job/plan`: where `job` would run now, or why it would wait. Nothing is
+    /// stored, so it is retried like a read.
+    pub async fn plan(&self, job: Job) -> Result<retz_proto::api::PlanResponse, Error> {
+        let req = ScheduleRequest { job };
+        self.call(Method::POST, "/job/plan", "", Some(&req), Retry::Idempotent)
+            .await
+    }
+
     /// `GET /job/{id}`: the job (`None` if there is no such job of the caller's) and,
     /// while queued, its queue position.
     pub async fn get_job(&self, id: u64) -> Result<GetJobResponse, Error> {

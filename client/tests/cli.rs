@@ -594,6 +594,7 @@ fn status_help_and_completions() {
         "config",
         "list",
         "schedule",
+        "plan",
         "run",
         "get-job",
         "get-file",

@@ -3,6 +3,7 @@
 //!
 //! * [`config`] — `retz.toml` / `retz.properties`, parsed once into typed sections.
 //! * [`identity`] — who jobs run as: the job user checks (never root) and the launch users.
+//! * [`metrics`] — the `prometheus-client` registry and every series of `/metrics`.
 //! * [`mesos`] — the Mesos v1 scheduler client (typed events in, calls out).
 //! * [`offers`] — offers ↔ placement agent states, assignments → task resources.
 //! * [`planner`] — the planner loop: offers → placement → launches, updates → jobs.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 pub mod mesos;
+pub mod metrics;
 pub mod offers;
 pub mod planner;
 pub mod serve;

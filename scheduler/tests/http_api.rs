@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
-use retz_proto::api::{Grant, JobState};
+use retz_proto::api::{Grant, JobState, User};
 use retz_scheduler::http::HttpConfig;
 use retz_scheduler::identity::LaunchUsers;
 use retz_scheduler::statem::{self, Launch};
@@ -478,7 +478,7 @@ async fn admin_endpoints_are_for_admin_keys_only() {
 }
 
 #[tokio::test]
-async fn metrics_are_prometheus_text() {
+async fn metrics_are_openmetrics_or_prometheus_text_on_request() {
     let env = Env::default().await;
     let alice = env.user("alice").await;
     env.load_app(&alice, "app").await;
@@ -488,23 +488,45 @@ async fn metrics_are_prometheus_text() {
         .send(Request::get("/metrics").body(Body::empty()).unwrap())
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(
-        h["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
+    assert_eq!(
+        h["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     let text = String::from_utf8(body.to_vec()).unwrap();
     for line in [
         "retz_queue_length 1\n",
         "retz_running_jobs 0\n",
         "retz_jobs{state=\"QUEUED\"} 1\n",
-        "retz_job_retries 0\n",
+        "retz_stored_job_retries 0\n",
         "retz_offers_held 3\n",
-        "retz_placement_seconds_count 0\n",
+        "retz_agents 2\n",
+        "retz_job_retries_total 0\n",
+        "# TYPE retz_job_retries counter\n",
+        "retz_placement_cycle_seconds_count 0\n",
     ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    // Prometheus text format for clients that ask for it (promtool).
+    let (s, h, body) = env
+        .send(
+            Request::get("/metrics")
+                .header("accept", "text/plain")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        text.contains("# TYPE retz_job_retries_total counter\nretz_job_retries_total 0\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
 }
 
 #[tokio::test]
@@ -1017,5 +1039,144 @@ async fn bad_input_is_a_json_4xx_and_changes_nothing() {
         *env.planner.queued.lock().unwrap(),
         vec![id],
         "planner woken by bad input"
+    );
+}
+
+#[tokio::test]
+async fn plan_is_checked_like_schedule_and_stores_nothing() {
+    let env = Env::default().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    env.load_app(&alice, "app").await;
+    let plan = |user: &User, job: serde_json::Value| {
+        let env = &env;
+        let user = user.clone();
+        async move {
+            env.call(
+                &user,
+                Method::POST,
+                "/job/plan",
+                Some(json!({ "job": job })),
+            )
+            .await
+        }
+    };
+    let before = env.snapshot().await;
+    let (s, v) = plan(
+        &alice,
+        json!({"appid": "app", "cmd": "x", "resources": {"cpu": 4}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["placement"]["agentId"], "a1");
+    assert_eq!(v["placement"]["cpuset"], "0-3", "{v}");
+    assert_eq!(
+        env.planner.planned.lock().unwrap().clone(),
+        vec![("app".to_owned(), "x".to_owned())]
+    );
+    // Nothing stored, nothing queued.
+    assert_eq!(env.snapshot().await, before);
+    assert!(env.planner.queued.lock().unwrap().is_empty());
+    // The same refusals as POST /job, before the planner is asked.
+    let (s, v) = plan(&bob, json!({"appid": "app", "cmd": "x"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another user's app: {v}");
+    let (s, v) = plan(
+        &alice,
+        json!({"appid": "app", "cmd": "x", "resources": {"cpu": 1_000_000}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["status"].as_str().unwrap().contains("1000000"),
+        "the server's limit: {v}"
+    );
+    let (s, v) = env
+        .call(
+            &alice,
+            Method::POST,
+            "/job/plan",
+            Some(json!({"job": {"nope": 1}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(env.planner.planned.lock().unwrap().len(), 1);
+    // A planner loop that stopped: 503 with a JSON error.
+    env.planner
+        .plan_stopped
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (s, v) = plan(&alice, json!({"appid": "app", "cmd": "x"})).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["status"].as_str().unwrap().contains("planner"), "{v}");
+    assert_eq!(env.snapshot().await, before);
+}
+
+/// Whether `promtool` (Debian's `prometheus` package) is on the PATH.
+fn has_promtool() -> bool {
+    std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_check_metrics() {
+    if !retz_testkit::require(
+        has_promtool(),
+        "promtool not found (install Debian's prometheus package: scripts/setup-debian.sh --test)",
+    ) {
+        return;
+    }
+    let env = Env::default().await;
+    let alice = env.user("alice").await;
+    env.load_app(&alice, "app").await;
+    for cmd in ["a", "b"] {
+        let (s, v) = env
+            .schedule(&alice, json!({"appid": "app", "cmd": cmd}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    // Some of every kind of series: counters, the histogram, labelled families.
+    let m = &env.planner.metrics;
+    m.tasks_launched.inc();
+    m.observe_cycle(std::time::Duration::from_micros(300));
+    m.count_pinning(
+        retz_proto::task::Verification::Verified,
+        retz_proto::task::PinMechanism::CgroupV1,
+    );
+    let (s, _, body) = env
+        .send(
+            Request::get("/metrics")
+                .header("accept", "text/plain")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("retz_tasks_pinning_verified_total{mechanism=\"cgroup-v1\"} 1\n"));
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{text}");
+    assert!(
+        said.trim().is_empty(),
+        "promtool lint warnings: {said}\n{text}"
     );
 }

@@ -258,6 +258,10 @@ async fn jobs(store: Store) {
     assert_eq!(counts.get(JobState::Starting), 1);
     assert_eq!(counts.running(), 1);
     assert_eq!(counts.cpus_used, 3);
+    assert_eq!(
+        counts.cpus_by_user,
+        std::collections::BTreeMap::from([("alice".to_owned(), 3)])
+    );
 
     // Finish it through the state machine; it leaves active_jobs.
     let Transition::Changed(done) = statem::on_status(
@@ -273,6 +277,7 @@ async fn jobs(store: Store) {
     let counts = store.counts().await.unwrap();
     assert_eq!(counts.get(JobState::Finished), 1);
     assert_eq!(counts.cpus_used, 0);
+    assert!(counts.cpus_by_user.is_empty(), "{counts:?}");
 
     // usage and gc.
     let hour = Duration::hours(1);

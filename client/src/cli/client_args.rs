@@ -57,6 +57,10 @@ pub(super) enum Cmd {
     List(ListArgs),
     /// Queue a job and print its id.
     Schedule(ScheduleArgs),
+    /// Where a job would run now (agent, NUMA nodes, CPU ids, memory nodes), or why it
+    /// would wait; the same options as schedule; nothing is queued.
+    #[command(after_help = super::plan_cli::EXIT_HELP)]
+    Plan(PlanArgs),
     /// Queue a job, print its stdout as it is written, exit with its exit code.
     #[command(
         after_help = "Exit status: the job's exit code when its command exited (0 when it \
@@ -182,6 +186,12 @@ pub(super) struct ScheduleArgs {
     /// Print only the job id.
     #[arg(short, long)]
     pub(super) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PlanArgs {
+    #[command(flatten)]
+    pub(super) job: JobArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use retz_proto::api::{Application, ClientConfig, Container, Job, JobState};
@@ -29,6 +28,7 @@ use crate::{Client, ClientOptions};
 
 pub use super::client_args::Cli;
 use super::client_args::*;
+use super::get_file::deadline;
 
 /// Entry point of the `retz-client` binary.
 pub fn main() -> ExitCode {
@@ -162,6 +162,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             }
             Ok(0)
         }
+        Cmd::Plan(a) => super::plan_cli::plan(&client, &a, json).await,
         Cmd::Run(a) => run(&client, &a, cli.verbose).await,
         Cmd::GetJob(a) => {
             let r = client.get_job(a.id).await?;
@@ -175,7 +176,7 @@ async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             }
             Ok(0)
         }
-        Cmd::GetFile(a) => get_file(&client, &a, json).await,
+        Cmd::GetFile(a) => super::get_file::get_file(&client, &a, json).await,
         Cmd::ListFiles(a) => {
             let r = client.list_files(a.id, &a.path).await?;
             if json {
@@ -324,7 +325,7 @@ fn command_text(cmd: &str) -> Result<String, CliError> {
     Ok(s)
 }
 
-fn build_job(a: &JobArgs, _config: &ClientConfig) -> Result<Job, CliError> {
+pub(super) fn build_job(a: &JobArgs, _config: &ClientConfig) -> Result<Job, CliError> {
     let cmd = command_text(&a.command)?;
     if cmd.trim().is_empty() {
         return Err(CliError::Usage(
@@ -398,99 +399,6 @@ fn build_app(a: LoadAppArgs, config: &ClientConfig) -> Result<Application, CliEr
 fn looks_like_root(user: &str) -> bool {
     let u = user.trim();
     u.eq_ignore_ascii_case("root") || (!u.is_empty() && u.bytes().all(|b| b == b'0'))
-}
-
-/// The time `minutes` from now; `None` for no limit (0, negative, NaN). Capped at about
-/// 19 years so that the addition cannot overflow.
-fn deadline(minutes: f64) -> Option<Instant> {
-    (minutes > 0.0).then(|| Instant::now() + Duration::from_secs_f64(minutes.min(1.0e7) * 60.0))
-}
-
-/// The file a `-R DIR` download goes to: DIR plus the last component of `path`.
-fn result_file(dir: &str, path: &str) -> Result<PathBuf, CliError> {
-    let name = Path::new(path)
-        .file_name()
-        .ok_or_else(|| CliError::Usage(format!("--path {path:?} names no file")))?;
-    let dir = Path::new(dir);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::io(&format!("cannot create {}", dir.display()), &e))?;
-    Ok(dir.join(name))
-}
-
-async fn get_file(client: &Client, a: &GetFileArgs, json: bool) -> Result<u8, CliError> {
-    if a.binary && a.resultdir == "-" {
-        return Err(CliError::Usage(
-            "--binary needs -R DIR (raw bytes are not printed); add -R .".into(),
-        ));
-    }
-    if a.binary && a.poll {
-        return Err(CliError::Usage(
-            "--binary cannot be used with --poll".into(),
-        ));
-    }
-    if json && (a.binary || a.poll) {
-        return Err(CliError::Usage(
-            "--json cannot be used with --binary or --poll".into(),
-        ));
-    }
-    if a.length < -1 {
-        return Err(CliError::Usage(format!(
-            "--length {} is negative; give a byte count or -1 for the whole file",
-            a.length
-        )));
-    }
-    if a.binary {
-        let target = result_file(&a.resultdir, &a.path)?;
-        let n = client.download_to(a.id, &a.path, &target).await?;
-        eprintln!("retz-client: saved {n} bytes to {}", target.display());
-        return Ok(0);
-    }
-    let what = FileRead {
-        id: a.id,
-        path: &a.path,
-        offset: a.offset,
-        limit: u64::try_from(a.length).ok(),
-        poll: a.poll,
-        deadline: deadline(a.timeout),
-    };
-    let mut buf: Vec<u8> = Vec::new();
-    let mut file;
-    let mut stdout;
-    let out: &mut dyn Write = if json {
-        &mut buf
-    } else if a.resultdir == "-" {
-        stdout = std::io::stdout();
-        &mut stdout
-    } else {
-        let target = result_file(&a.resultdir, &a.path)?;
-        file = std::fs::File::create(&target)
-            .map_err(|e| CliError::io(&format!("cannot create {}", target.display()), &e))?;
-        &mut file
-    };
-    let end = read_file(client, &what, out, &mut |_| {}).await?;
-    if json {
-        let resp = retz_proto::api::GetFileResponse {
-            job: end.job,
-            file: (!end.absent || !buf.is_empty())
-                .then(|| retz_proto::api::FileChunk::whole(a.offset, &buf)),
-        };
-        emit_json(&resp)?;
-        return Ok(0);
-    }
-    if end.timed_out {
-        eprintln!(
-            "retz-client: stopped following {} of job {} after {} min (job still {})",
-            a.path, a.id, a.timeout, end.job.state
-        );
-        return Ok(super::exit::REFUSED);
-    }
-    if end.absent && end.bytes == 0 {
-        return Err(CliError::Refused(format!(
-            "job {} has no file {:?} yet (state {}); wait until it started or check --path with list-files",
-            a.id, a.path, end.job.state
-        )));
-    }
-    Ok(0)
 }
 
 /// What `run` exits with for a job that ended.

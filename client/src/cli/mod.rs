@@ -8,5 +8,7 @@ mod client_args;
 pub mod client_cli;
 pub mod exit;
 pub mod follow;
+mod get_file;
 pub mod output;
 pub mod parse;
+mod plan_cli;

@@ -38,6 +38,7 @@ mod job;
 pub mod limits;
 mod messages;
 mod model;
+mod plan;
 mod range_json;
 pub mod strict;
 
@@ -48,6 +49,7 @@ pub use model::{
     Application, ChunkDecodeError, ChunkEncoding, Container, DirEntry, DockerVolume, FileChunk,
     User,
 };
+pub use plan::{Placement, PlanResponse};
 
 /// The API version the server reports and the client compares (major.minor must match).
 pub const PROTOCOL_VERSION: &str = "0.3.0";

@@ -1,4 +1,5 @@
-//! Job endpoints: list (`POST /jobs`), schedule (`POST /job`), get and kill
+//! Job endpoints: list (`POST /jobs`), schedule (`POST /job`), plan (`POST /job/plan`:
+//! where it would run now; checked as schedule, nothing stored), get and kill
 //! (`GET`/`DELETE /job/{id}`). A job of another user is answered as absent.
 //!
 //! Idempotent submission: a `POST /job` with an `Idempotency-Key` (signed with the
@@ -11,7 +12,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use retz_proto::api::{
-    GetJobResponse, Job, JobResponse, JobState, ListJobsRequest, ListJobsResponse, ScheduleRequest,
+    Application, GetJobResponse, Job, JobResponse, JobState, ListJobsRequest, ListJobsResponse,
+    PlanResponse, ScheduleRequest,
 };
 
 use super::{ApiError, ApiResult, AppState, Caller, job_id, parse_json};
@@ -20,6 +22,10 @@ use crate::store::now_string;
 
 /// Attempts at a kill's compare-and-set before giving up (the planner moved the job).
 const KILL_ATTEMPTS: usize = 5;
+
+/// How long `POST /job/plan` waits for the planner loop (then 503). A constant: no
+/// config option for it yet.
+const PLAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn with_pending(state: &AppState, mut job: Job) -> Job {
     if job.state == JobState::Queued {
@@ -93,15 +99,10 @@ fn default_name(cmd: &str) -> String {
     h.to_string()
 }
 
-/// `POST /job`: validates, commits as QUEUED, answers 201, then wakes the planner.
-pub(super) async fn schedule(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<(StatusCode, Json<JobResponse>)> {
-    if let Some(answer) = replayed(&state, &caller).await? {
-        return Ok(answer);
-    }
-    let ScheduleRequest { mut job } = parse_json(&caller.body)?;
+/// The request's job and its application, checked as `POST /job` checks them: the
+/// caller's enabled application, within the server's bounds.
+async fn admissible(state: &AppState, caller: &Caller) -> ApiResult<(Job, Application)> {
+    let ScheduleRequest { job } = parse_json(&caller.body)?;
     let app = state
         .store
         .get_app(&job.appid)
@@ -114,7 +115,43 @@ pub(super) async fn schedule(
             app.appid
         )));
     }
-    validate(&job, &state)?;
+    validate(&job, state)?;
+    Ok((job, app))
+}
+
+/// `POST /job/plan`: where the job would run now, or why it would wait; nothing is
+/// stored (so no `Idempotency-Key` is needed).
+pub(super) async fn plan(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<PlanResponse>> {
+    let (job, app) = admissible(&state, &caller).await?;
+    let answer = state.planner.plan(job, app);
+    match tokio::time::timeout(PLAN_TIMEOUT, answer).await {
+        Ok(Ok(r)) => Ok(Json(r)),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the planner is not running; try again when the server has restarted it",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the planner did not answer within {} s; try again",
+                PLAN_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// `POST /job`: validates, commits as QUEUED, answers 201, then wakes the planner.
+pub(super) async fn schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<JobResponse>)> {
+    if let Some(answer) = replayed(&state, &caller).await? {
+        return Ok(answer);
+    }
+    let (mut job, _) = admissible(&state, &caller).await?;
     if job.name.is_empty() {
         job.name = default_name(&job.cmd);
     }

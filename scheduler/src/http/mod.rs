@@ -206,6 +206,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/job/{id}", get(web::job_page))
         .route("/jobs", post(jobs::list))
         .route("/job", post(jobs::schedule))
+        .route("/job/plan", post(jobs::plan))
         .route("/job/{id}", get(jobs::get).delete(jobs::kill))
         .route("/job/{id}/file", get(files::file))
         .route("/job/{id}/download", get(files::download))

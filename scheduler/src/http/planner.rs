@@ -1,16 +1,19 @@
 //! [`PlannerHandle`]: what the HTTP API needs from the planner loop (implemented by the
 //! planner; tests use a recording fake). Calls must not block: they only signal.
 
-use retz_proto::api::Job;
+use retz_proto::api::{Application, Job, PlanResponse};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
 
 /// The planner's view of the cluster, for `/status`, `/metrics` and the web page.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlannerStatus {
-    /// Agents that sent offers recently.
+    /// Agents connected: known from their offers until the master reports them lost.
     pub agents: u64,
-    /// Offers held now.
+    /// Offers in the known agents' latest batches (each answered at once).
     pub offers: u64,
-    /// CPUs in the offers held now.
+    /// CPUs free on the known agents (latest offers, less launches, plus ends since).
     pub offered_cpus: f64,
     /// The Mesos master in use (`local` for the embedded cluster), empty if none yet.
     pub master: String,
@@ -29,8 +32,12 @@ pub trait PlannerHandle: Send + Sync + 'static {
     fn pending_reason(&self, job_id: u64) -> Option<String>;
     /// The planner's current status.
     fn status(&self) -> PlannerStatus;
-    /// The planner's own metrics, Prometheus text format (complete `# TYPE` blocks).
-    fn metrics_text(&self) -> String;
+    /// Where `job` (of `app`, already validated) would run now, or why it would wait
+    /// (`POST /job/plan`). The planner loop answers on the channel; it is closed without
+    /// an answer if the loop has stopped.
+    fn plan(&self, job: Job, app: Application) -> oneshot::Receiver<PlanResponse>;
+    /// The server's metrics (the planner updates its own series in them).
+    fn metrics(&self) -> &Metrics;
     /// The agents and their NUMA layout as the planner knows them (for the web page). A
     /// planner that tracks no agents (test doubles, benches) shows none.
     fn cluster(&self) -> ClusterView {

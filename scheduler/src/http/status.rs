@@ -1,8 +1,8 @@
-//! Unauthenticated endpoints: `/ping`, `/status` and `/metrics` (Prometheus text); the
-//! web page `/` is `super::web`, which reads the same [`current`] counts. Store counts are cached for one second (as the
+//! Unauthenticated endpoints: `/ping`, `/status` and `/metrics` (OpenMetrics,
+//! [`crate::metrics`]); the web page `/` is `super::web`, which reads the same [`current`]
+//! counts. Store counts are cached for one second (as the
 //! original did) and the cache is dropped whenever the API changes a job.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -73,112 +73,27 @@ pub(super) async fn status(State(state): State<AppState>) -> ApiResult<Json<Stat
     Ok(Json(current(&state).await?.1))
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = write!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-    );
-}
-
-/// The Prometheus text of the store counts and planner status (without the planner's own
-/// metrics).
-fn render_metrics(counts: &JobCounts, s: &StatusResponse) -> String {
-    let mut out = String::new();
-    gauge(
-        &mut out,
-        "retz_queue_length",
-        "Jobs waiting (QUEUED).",
-        s.queue_length,
-    );
-    gauge(
-        &mut out,
-        "retz_running_jobs",
-        "Jobs STARTING or STARTED.",
-        s.running_length,
-    );
-    out.push_str("# HELP retz_jobs Stored jobs per state.\n# TYPE retz_jobs gauge\n");
-    for st in &JobState::ALL[1..] {
-        let _ = writeln!(out, "retz_jobs{{state=\"{st}\"}} {}", counts.get(*st));
-    }
-    gauge(
-        &mut out,
-        "retz_job_retries",
-        "Sum of retry counts over stored jobs (drops when gc deletes jobs).",
-        counts.retries,
-    );
-    gauge(
-        &mut out,
-        "retz_cpus_used",
-        "CPUs granted to running jobs.",
-        counts.cpus_used,
-    );
-    gauge(
-        &mut out,
-        "retz_agents",
-        "Agents that sent offers recently.",
-        s.num_slaves,
-    );
-    gauge(
-        &mut out,
-        "retz_offers_held",
-        "Offers held by the planner.",
-        s.offers,
-    );
-    gauge(
-        &mut out,
-        "retz_offered_cpus",
-        "CPUs in the offers held.",
-        s.total_offered,
-    );
-    gauge(
-        &mut out,
-        "retz_events_waiting",
-        "Mesos events waiting for the planner loop.",
-        s.stanchion_queue_length,
-    );
-    out
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let (counts, s) = current(&state).await?;
-    let mut out = render_metrics(&counts, &s);
-    let planner = state.planner.metrics_text();
-    out.push_str(&planner);
-    if !planner.is_empty() && !planner.ends_with('\n') {
-        out.push('\n');
-    }
-    Ok((
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        out,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metrics_list_every_state_and_the_queue() {
-        let mut counts = JobCounts::default();
-        counts.by_state.insert(JobState::Queued, 3);
-        counts.retries = 2;
-        let s = StatusResponse {
-            queue_length: 3,
-            running_length: 0,
-            total_used: 0.0,
-            num_slaves: 1,
-            offers: 2,
-            total_offered: 8.0,
-            master: "local".into(),
-            stanchion_queue_length: 0,
-            server_version: "x".into(),
-        };
-        let text = render_metrics(&counts, &s);
-        assert!(text.contains("retz_queue_length 3\n"), "{text}");
-        assert!(text.contains("retz_jobs{state=\"QUEUED\"} 3\n"), "{text}");
-        assert!(text.contains("retz_jobs{state=\"KILLED\"} 0\n"), "{text}");
-        assert!(text.contains("retz_job_retries 2\n"), "{text}");
-        assert!(!text.contains("CREATED"), "{text}");
-    }
+/// `GET /metrics`: OpenMetrics text, or the Prometheus text format when the `Accept`
+/// header asks for it ([`crate::metrics`]).
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    use crate::metrics::{self as m};
+    let counts = state.counts.get(&state).await?;
+    let text = state
+        .planner
+        .metrics()
+        .render(&counts, &state.planner.status());
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    Ok(if m::wants_prometheus_text(accept) {
+        (
+            [(CONTENT_TYPE, m::TEXT_CONTENT_TYPE)],
+            m::to_prometheus_text(&text),
+        )
+    } else {
+        ([(CONTENT_TYPE, m::CONTENT_TYPE)], text)
+    })
 }

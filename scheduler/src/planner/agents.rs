@@ -1,208 +1,161 @@
-//! [`AgentBook`]: the agents the planner has had offers from, with their NUMA layout, for
-//! the web page's CPU map ([`crate::http::ClusterView`]).
+//! [`AgentBook`]: the agents the planner knows, and what each has free.
 //!
-//! Invariants:
-//! - an agent's layout comes from the NUMA resource convention of its offers' attributes
-//!   (`retz_proto::numa::offer_topology`), decoded again only when the attributes change;
-//! - an agent stays known while it offers nothing — in particular while all its CPUs are
-//!   granted, when Mesos has nothing to offer — until Mesos reports the agent removed
-//!   ([`AgentBook::forget`]);
-//! - an agent without the NUMA attributes is one node of placeholder ids `0..n`, `n` the
-//!   most CPUs it ever offered;
-//! - an offer that breaks the convention changes nothing (the cycle declines it and logs
-//!   why).
+//! The planner answers every offer at once (launch or decline) and suppresses offers
+//! while the queue is empty, so an idle agent may send no offer for hours: "agents that
+//! offered recently" says 0 while one is connected. An agent is therefore known from its
+//! first offer until the master reports it lost (a FAILURE event without an executor);
+//! a newer offer of the agent replaces what it has free.
+//!
+//! Free resources: the agent's latest offers (as a placement [`AgentState`]), less what
+//! was launched from them, plus what tasks launched since gave back when they ended. This
+//! is what `retz-client plan` places a job on; Mesos offers the same CPUs again when it is
+//! asked (REVIVE), unless another framework took them meanwhile.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
 
-use prost::Message;
-use retz_proto::mesos::Offer;
-use retz_proto::numa::offer_topology;
-
-use crate::http::{AgentView, ClusterView, NodeView};
+use retz_placement::{AgentState, Assignment};
+use retz_proto::mesos::OfferId;
+use tracing::debug;
 
 /// One known agent.
-#[derive(Debug)]
-struct Known {
-    /// The encoded attributes its layout was decoded from.
-    attributes: Vec<u8>,
-    view: AgentView,
+#[derive(Clone, Debug)]
+pub struct AgentView {
+    /// Its latest offers (already answered).
+    pub offer_ids: Vec<OfferId>,
+    /// What it has free; `None` when its offers break the NUMA convention (it is still
+    /// connected, but nothing is planned on it).
+    pub state: Option<AgentState>,
 }
 
-/// The agents seen, by id (shared between the planner loop and the HTTP API).
-#[derive(Debug, Default)]
+/// The known agents by id, and the tasks launched on them since their latest offers.
+#[derive(Clone, Debug, Default)]
 pub struct AgentBook {
-    agents: Mutex<BTreeMap<String, Known>>,
+    agents: BTreeMap<String, AgentView>,
+    /// Task id → what it took on which agent, until it ends.
+    tasks: HashMap<String, Assignment>,
 }
 
 impl AgentBook {
-    /// Learns the layout of the agents of `offers`.
-    pub fn observe(&self, offers: &[Offer]) {
-        let mut agents = super::link::lock(&self.agents);
-        for offer in offers {
-            let attributes: Vec<u8> = offer
-                .attributes
-                .iter()
-                .flat_map(Message::encode_to_vec)
-                .collect();
-            let known = agents.get(&offer.agent_id.value);
-            if let Some(k) = known
-                && k.attributes == attributes
-                && k.view.numa_aware
-                && k.view.hostname == offer.hostname
-            {
-                continue;
-            }
-            let Ok(decoded) = offer_topology(&offer.resources, &offer.attributes) else {
-                continue;
-            };
-            let mut nodes: Vec<NodeView> = decoded
-                .spec
-                .nodes
-                .iter()
-                .map(|n| {
-                    let mut cpus: Vec<u32> = n
-                        .cores
-                        .iter()
-                        .flat_map(|c| c.cpus.iter().map(|id| id.0))
-                        .collect();
-                    cpus.sort_unstable();
-                    cpus.dedup();
-                    NodeView {
-                        id: n.id.0,
-                        memory_mb: n.memory_mb,
-                        cpus,
-                    }
-                })
-                .collect();
-            if !decoded.numa_aware
-                && let Some(k) = known
-                && !k.view.numa_aware
-                && k.attributes == attributes
-            {
-                // Placeholder ids: keep the most CPUs ever offered.
-                let before = k.view.nodes.first().map_or(0, |n| n.cpus.len());
-                let now = nodes.first().map_or(0, |n| n.cpus.len());
-                if before >= now {
-                    nodes.clone_from(&k.view.nodes);
-                }
-            }
-            let view = AgentView {
-                id: offer.agent_id.value.clone(),
-                hostname: offer.hostname.clone(),
-                numa_aware: decoded.numa_aware,
-                nodes,
-            };
-            agents.insert(offer.agent_id.value.clone(), Known { attributes, view });
+    /// `agent_id` offered `offer_ids`, which give `state` free (replaces what was known).
+    pub fn offered(&mut self, agent_id: &str, offer_ids: Vec<OfferId>, state: Option<AgentState>) {
+        self.agents
+            .insert(agent_id.to_owned(), AgentView { offer_ids, state });
+    }
+
+    /// Task `task_id` was launched with `asg` from the agent's latest offers.
+    pub fn launched(&mut self, task_id: &str, asg: &Assignment) {
+        if let Some(state) = self
+            .agents
+            .get_mut(&asg.agent_id)
+            .and_then(|a| a.state.as_mut())
+            && let Err(e) = state.allocate(asg)
+        {
+            debug!(task = task_id, error = %e, "launch not in the agent's known free resources");
+        }
+        self.tasks.insert(task_id.to_owned(), asg.clone());
+    }
+
+    /// Task `task_id` ended: what it took is free again (unless a newer offer of its
+    /// agent already counts it free).
+    pub fn ended(&mut self, task_id: &str) {
+        let Some(asg) = self.tasks.remove(task_id) else {
+            return;
+        };
+        if let Some(state) = self
+            .agents
+            .get_mut(&asg.agent_id)
+            .and_then(|a| a.state.as_mut())
+            && let Err(e) = state.release(&asg)
+        {
+            debug!(task = task_id, error = %e, "ended task already counted free");
         }
     }
 
-    /// Forgets agent `id` (Mesos reported it removed).
-    pub fn forget(&self, id: &str) {
-        super::link::lock(&self.agents).remove(id);
+    /// The master reports `agent_id` lost.
+    pub fn lost(&mut self, agent_id: &str) {
+        self.agents.remove(agent_id);
+        self.tasks.retain(|_, a| a.agent_id != agent_id);
     }
 
-    /// The agents known now, by id.
-    pub fn view(&self) -> ClusterView {
-        ClusterView {
-            agents: super::link::lock(&self.agents)
-                .values()
-                .map(|k| k.view.clone())
-                .collect(),
-        }
+    /// Known agents.
+    pub fn count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Offers in the agents' latest batches.
+    pub fn offers(&self) -> usize {
+        self.agents.values().map(|a| a.offer_ids.len()).sum()
+    }
+
+    /// CPUs free on the known agents.
+    pub fn free_cpus(&self) -> usize {
+        self.states().map(|s| s.free_cpus().len()).sum()
+    }
+
+    /// The free resources of every agent that can be planned on, in agent-id order.
+    pub fn states(&self) -> impl Iterator<Item = &AgentState> {
+        self.agents.values().filter_map(|a| a.state.as_ref())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use retz_placement::sets::CpuSet;
-    use retz_placement::topology::TopologySpec;
-    use retz_proto::mesos::{AgentId, FrameworkId, OfferId, Resource, value};
-    use retz_proto::numa::{FreeResources, agent_flags, parse_agent_flags};
+    use std::sync::Arc;
 
-    fn spec() -> TopologySpec {
-        retz_placement::synthetic::parse("pack:2 numa:1 core:2 pu:2", 2048).expect("synthetic")
+    use retz_placement::{AffinityPolicy, JobRequest, PolicyConfig, Topology};
+
+    /// A 2-node agent, 4 CPUs a node, all free.
+    fn state(agent: &str) -> AgentState {
+        let spec = retz_placement::synthetic::parse("pack:2 numa:1 core:4 pu:1", 2048).unwrap();
+        let topo = Arc::new(Topology::new(spec).unwrap());
+        AgentState::idle(agent, format!("{agent}.example"), topo, 0)
     }
 
-    /// An offer of agent `agent` with `free` CPUs free, by the convention.
-    fn offer(agent: &str, spec: &TopologySpec, free: &CpuSet) -> Offer {
-        let mut res = FreeResources::whole_machine(spec);
-        res.cpus = free.len() as f64;
-        res.cpuids = free.clone();
-        let flags = agent_flags(spec, &res).expect("flags");
-        let parsed = parse_agent_flags(&flags.to_flag_lines()).expect("flags parse");
-        Offer {
-            id: OfferId {
-                value: format!("o-{agent}"),
-            },
-            framework_id: FrameworkId { value: "f".into() },
-            agent_id: AgentId {
-                value: agent.into(),
-            },
-            hostname: format!("{agent}.example"),
-            resources: parsed.resources,
-            attributes: parsed.attributes,
-            ..Default::default()
-        }
+    fn place(book: &AgentBook, cpus: u32, id: u64) -> Assignment {
+        let states: Vec<AgentState> = book.states().cloned().collect();
+        let job = JobRequest::new(id, cpus, 0).with_policy(AffinityPolicy::NumaStrict);
+        let plan = retz_placement::plan(&states, &[job], 0, &PolicyConfig::default());
+        plan.assignments[0].clone()
     }
 
     #[test]
-    fn an_agent_keeps_its_whole_layout_whatever_is_free() {
-        let book = AgentBook::default();
-        let spec = spec();
-        let mut free = CpuSet::new();
-        free.insert(retz_placement::sets::CpuId(3));
-        book.observe(&[offer("a1", &spec, &free)]);
-        let view = book.view();
-        assert_eq!(view.agents.len(), 1);
-        let a = &view.agents[0];
-        assert_eq!((a.id.as_str(), a.hostname.as_str()), ("a1", "a1.example"));
-        assert!(a.numa_aware);
-        assert_eq!(a.nodes.len(), 2, "{a:?}");
-        let all: Vec<u32> = a.nodes.iter().flat_map(|n| n.cpus.clone()).collect();
-        assert_eq!(all, (0..8).collect::<Vec<u32>>(), "{a:?}");
-        // No more offers (all CPUs granted): the agent stays, whole.
-        book.observe(&[]);
-        assert_eq!(book.view(), view);
-        book.forget("a1");
-        assert!(book.view().agents.is_empty());
+    fn an_idle_agent_stays_known_until_lost() {
+        let mut book = AgentBook::default();
+        let o = |v: &str| OfferId { value: v.into() };
+        book.offered("a1", vec![o("o1")], Some(state("a1")));
+        book.offered("a2", vec![o("o2"), o("o3")], None);
+        assert_eq!((book.count(), book.offers(), book.free_cpus()), (2, 3, 8));
+        // A newer offer replaces the agent's view; no count grows.
+        book.offered("a1", vec![o("o4")], Some(state("a1")));
+        assert_eq!((book.count(), book.offers()), (2, 3));
+        book.lost("a2");
+        assert_eq!((book.count(), book.offers()), (1, 1));
+        book.lost("nobody");
+        assert_eq!(book.count(), 1);
     }
 
     #[test]
-    fn a_broken_offer_changes_nothing() {
-        let book = AgentBook::default();
-        let mut o = offer("a1", &spec(), &CpuSet::from_range(0, 7));
-        for a in &mut o.attributes {
-            if a.name.starts_with("numa_n") {
-                a.text = Some(retz_proto::mesos::value::Text {
-                    value: "garbage".into(),
-                });
-            }
-        }
-        book.observe(&[o]);
-        assert!(book.view().agents.is_empty());
-    }
-
-    #[test]
-    fn an_agent_without_the_convention_shows_the_most_cpus_it_offered() {
-        let plain = |cpus: f64| {
-            let mut o = offer("p", &spec(), &CpuSet::new());
-            o.attributes.clear();
-            o.resources = vec![Resource {
-                name: "cpus".into(),
-                r#type: value::Type::Scalar as i32,
-                scalar: Some(value::Scalar { value: cpus }),
-                ..Resource::default()
-            }];
-            o
-        };
-        let book = AgentBook::default();
-        book.observe(&[plain(4.0)]);
-        book.observe(&[plain(1.0)]);
-        let a = &book.view().agents[0];
-        assert!(!a.numa_aware);
-        assert_eq!(a.nodes.len(), 1);
-        assert_eq!(a.nodes[0].cpus, vec![0, 1, 2, 3]);
+    fn launches_take_cpus_and_ends_give_them_back_once() {
+        let mut book = AgentBook::default();
+        book.offered("a1", vec![], Some(state("a1")));
+        let asg = place(&book, 3, 1);
+        book.launched("t1", &asg);
+        assert_eq!(book.free_cpus(), 5);
+        assert!(
+            asg.cpus
+                .iter()
+                .all(|c| !book.states().next().unwrap().is_free(c))
+        );
+        book.ended("t1");
+        assert_eq!(book.free_cpus(), 8);
+        book.ended("t1");
+        assert_eq!(book.free_cpus(), 8, "an end is counted once");
+        // A task that ends after a newer offer already counted it free.
+        let asg = place(&book, 2, 2);
+        book.launched("t2", &asg);
+        book.offered("a1", vec![], Some(state("a1")));
+        book.ended("t2");
+        assert_eq!(book.free_cpus(), 8);
     }
 }

@@ -71,6 +71,8 @@ pub struct Launch {
     pub agent_base: Option<String>,
     /// Whether every CPU sits on one NUMA node.
     pub numa_local: bool,
+    /// The placement it came from (what it takes on the agent).
+    pub assignment: Assignment,
 }
 
 /// What to do with one agent's offers.
@@ -93,6 +95,8 @@ pub struct CycleOutcome {
     pub orphans: Vec<u64>,
     /// Queued jobs left waiting, with the packer's reason.
     pub pending: Vec<(u64, String)>,
+    /// The placement state of each agent in `agents` (same order), before the launches.
+    pub states: Vec<AgentState>,
 }
 
 /// Inputs of a cycle besides the offers.
@@ -116,7 +120,7 @@ pub struct CycleContext<'a> {
 }
 
 /// Why a placed job is held back when the server runs all it may.
-const MAX_RUNNING: &str = "the server's max_running limit is reached";
+pub const MAX_RUNNING: &str = "the server's max_running limit is reached";
 
 /// Plans `offers` for the queue of `ctx`.
 ///
@@ -202,6 +206,7 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
         ..
     } = launcher;
     out.pending = pending.into_iter().collect();
+    out.states = states;
     for (i, a) in agents.into_iter().enumerate() {
         out.agents.push(AgentDecision {
             offer_ids: a.offer_ids,
@@ -283,6 +288,7 @@ impl Launcher<'_, '_> {
             grant: grant(asg, &ports, users.job_user(app)),
             agent_base: agent_base(&agent.merged),
             numa_local: asg.cpu_nodes.len() <= 1,
+            assignment: asg.clone(),
         });
         self.placed.push((at, asg.clone()));
         self.launched.insert(job.id);

@@ -4,16 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use retz_proto::api::Job;
-use tokio::sync::mpsc;
+use retz_proto::api::{Application, Job, PlanResponse};
+use tokio::sync::{mpsc, oneshot};
 
-use super::agents::AgentBook;
-use super::metrics::PlannerMetrics;
+use super::cluster_map::ClusterMap;
 use crate::http::{ClusterView, PlannerHandle, PlannerStatus};
+use crate::metrics::Metrics;
 
 pub(super) enum Command {
     Queued(Box<Job>),
     Kill(Box<Job>),
+    /// `plan`: the job, its application, where to answer.
+    Plan(Box<(Job, Application)>, oneshot::Sender<PlanResponse>),
 }
 
 /// The planner as the HTTP API sees it: non-blocking signals plus shared read-only state.
@@ -22,10 +24,10 @@ pub struct PlannerLink {
     pub(super) tx: mpsc::UnboundedSender<Command>,
     pub(super) pending: Mutex<HashMap<u64, String>>,
     pub(super) status: Mutex<PlannerStatus>,
-    /// The loop's counters.
-    pub metrics: PlannerMetrics,
+    /// Every series of `/metrics` (the loop updates its own).
+    pub metrics: Metrics,
     /// The agents seen and their layout.
-    pub(super) agents: AgentBook,
+    pub(super) cluster: ClusterMap,
 }
 
 impl std::fmt::Debug for Command {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Queued(j) => write!(f, "Queued({})", j.id),
             Command::Kill(j) => write!(f, "Kill({})", j.id),
+            Command::Plan(ja, _) => write!(f, "Plan({})", ja.0.appid),
         }
     }
 }
@@ -54,10 +57,16 @@ impl PlannerHandle for PlannerLink {
     fn status(&self) -> PlannerStatus {
         lock(&self.status).clone()
     }
-    fn metrics_text(&self) -> String {
-        self.metrics.render()
+    fn plan(&self, job: Job, app: Application) -> oneshot::Receiver<PlanResponse> {
+        let (tx, rx) = oneshot::channel();
+        // A stopped loop drops the sender: the caller sees the channel closed.
+        let _ = self.tx.send(Command::Plan(Box::new((job, app)), tx));
+        rx
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
     fn cluster(&self) -> ClusterView {
-        self.agents.view()
+        self.cluster.view()
     }
 }

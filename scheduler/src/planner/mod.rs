@@ -4,20 +4,23 @@
 //! * [`request`] — a stored job as a placement request (policy fallback job → app →
 //!   cluster).
 //! * [`task`] — the executor and task infos of a launch (task spec in `TaskInfo.data`).
+//! * `agents` — the agents known and what each has free (counted in `/status`, planned
+//!   on by `plan`).
 //! * [`cycle`] — one pure planning cycle over a batch of offers.
+//! * [`dryrun`] — `plan`: where a job would run now, by the same packer, nothing stored.
 //! * [`ports`] — the agents' offered `ports` ranges, handed out to jobs (`$PORT0`..).
 //! * [`service`] — the loop ([`Planner`]) and its link to the HTTP API ([`PlannerLink`]).
 //! * [`report`] — the executor's task report in status updates (exit code, work dir,
 //!   verified pinning).
 //! * `agents` — the agents seen and their NUMA layout, for the web page's CPU map.
 //! * `link` — [`PlannerLink`], the planner as the HTTP API sees it.
-//! * [`metrics`] — counters and the placement-latency histogram.
 //! * [`record`] — `--record-events`.
 
 mod agents;
+mod cluster_map;
 pub mod cycle;
+pub mod dryrun;
 mod link;
-pub mod metrics;
 pub mod ports;
 pub mod record;
 pub mod report;

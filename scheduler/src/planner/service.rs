@@ -29,10 +29,10 @@ use retz_proto::scheduler::call;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::cycle::{CycleContext, plan_cycle};
+use super::agents::AgentBook;
+use super::cycle::{CycleContext, group_offers, plan_cycle};
 pub use super::link::PlannerLink;
 use super::link::{Command, lock};
-use super::metrics::PlannerMetrics;
 use super::record::Recorder;
 use super::report::{self, StatusReport};
 use super::task::ExecutorLocation;
@@ -40,6 +40,7 @@ use crate::config::PlannerSection;
 use crate::http::PlannerStatus;
 use crate::identity::LaunchUsers;
 use crate::mesos::{SchedulerDriver, SchedulerEvent};
+use crate::offers::agent_state;
 use crate::statem::{self, RetryPolicy, StatusInput, Transition};
 use crate::store::{Store, StoreError, now_string};
 
@@ -75,15 +76,15 @@ pub enum PlannerError {
 
 /// The loop's state.
 pub struct Planner {
-    store: Store,
+    pub(super) store: Store,
     driver: SchedulerDriver,
     link: Arc<PlannerLink>,
     rx: mpsc::UnboundedReceiver<Command>,
-    opts: PlannerOptions,
-    packer: Packer,
+    pub(super) opts: PlannerOptions,
+    pub(super) packer: Packer,
     retry: RetryPolicy,
     /// Keys `(priority, id)` of the QUEUED jobs: the planner's copy of the queue order.
-    queue: BTreeSet<(i32, u64)>,
+    pub(super) queue: BTreeSet<(i32, u64)>,
     /// Full records of queued jobs at the front of the queue, by id (at most `window`).
     hot: HashMap<u64, Job>,
     framework_id: Option<FrameworkId>,
@@ -91,7 +92,8 @@ pub struct Planner {
     recorder: Option<Recorder>,
     /// Tasks reported TASK_UNREACHABLE, with when.
     unreachable: HashMap<String, Instant>,
-    agents_seen: HashMap<String, Instant>,
+    /// The agents known and what they have free.
+    pub(super) agents: AgentBook,
 }
 
 impl Planner {
@@ -106,8 +108,8 @@ impl Planner {
             tx,
             pending: Mutex::new(HashMap::new()),
             status: Mutex::new(PlannerStatus::default()),
-            metrics: PlannerMetrics::default(),
-            agents: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
+            cluster: Default::default(),
         });
         let recorder = match &opts.record_events {
             Some(p) => Some(Recorder::open(p)?),
@@ -131,7 +133,7 @@ impl Planner {
             suppressed: false,
             recorder,
             unreachable: HashMap::new(),
-            agents_seen: HashMap::new(),
+            agents: AgentBook::default(),
         };
         Ok((planner, link))
     }
@@ -159,6 +161,7 @@ impl Planner {
                         r.record(&ev);
                     }
                     self.on_event(ev).await?;
+                    self.publish_agents();
                 }
                 Some(cmd) = self.rx.recv() => self.on_command(cmd).await?,
                 _ = tick.tick() => self.on_tick().await?,
@@ -167,14 +170,15 @@ impl Planner {
     }
 
     fn set_waiting(&self, n: usize) {
+        lock(&self.link.status).events_waiting = n as u64;
+    }
+
+    /// Publishes the known agents and their free CPUs to `/status`.
+    fn publish_agents(&self) {
         let mut s = lock(&self.link.status);
-        s.events_waiting = n as u64;
-        let horizon = Duration::from_secs(60);
-        s.agents = self
-            .agents_seen
-            .values()
-            .filter(|t| t.elapsed() < horizon)
-            .count() as u64;
+        s.agents = self.agents.count() as u64;
+        s.offers = self.agents.offers() as u64;
+        s.offered_cpus = self.agents.free_cpus() as f64;
     }
 
     async fn on_event(&mut self, ev: SchedulerEvent) -> Result<(), PlannerError> {
@@ -211,14 +215,19 @@ impl Planner {
             SchedulerEvent::Rescind(id) => debug!(offer = %id.value, "offer rescinded"),
             SchedulerEvent::Update(status) => self.on_update(status).await?,
             SchedulerEvent::Failure {
+                agent_id: Some(agent),
+                executor_id: None,
+                ..
+            } => {
+                warn!(agent = %agent.value, "the master reports the agent lost");
+                self.agents.lost(&agent.value);
+                self.link.cluster.forget(&agent.value);
+            }
+            SchedulerEvent::Failure {
                 agent_id,
                 executor_id,
                 status,
             } => {
-                if let (Some(agent), None) = (&agent_id, &executor_id) {
-                    // An agent failure (no executor): Mesos removed the agent.
-                    self.link.agents.forget(&agent.value);
-                }
                 warn!(
                 agent = ?agent_id.map(|a| a.value),
                 executor = ?executor_id.map(|e| e.value),
@@ -266,7 +275,7 @@ impl Planner {
         Ok(())
     }
 
-    fn now_unix() -> u64 {
+    pub(super) fn now_unix() -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -277,18 +286,20 @@ impl Planner {
         &mut self,
         offers: Vec<retz_proto::mesos::Offer>,
     ) -> Result<(), PlannerError> {
-        let m = &self.link.metrics;
-        m.offers_received
-            .fetch_add(offers.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for o in &offers {
-            self.agents_seen
-                .insert(o.agent_id.value.clone(), Instant::now());
-        }
-        self.link.agents.observe(&offers);
+        self.link
+            .metrics
+            .offers_received
+            .inc_by(offers.len() as u64);
+        self.link.cluster.observe(&offers);
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };
         if self.queue.is_empty() {
+            for a in group_offers(offers.clone()) {
+                let state = agent_state(&a.merged).ok();
+                self.agents
+                    .offered(&a.merged.agent_id.value, a.offer_ids, state);
+            }
             let ids: Vec<OfferId> = offers.into_iter().map(|o| o.id).collect();
             self.decline(ids).await;
             self.update_suppression().await;
@@ -325,6 +336,10 @@ impl Planner {
             let mut p = lock(&self.link.pending);
             p.clear();
             p.extend(outcome.pending.iter().cloned());
+        }
+        for (d, state) in outcome.agents.iter().zip(&outcome.states) {
+            self.agents
+                .offered(state.agent_id(), d.offer_ids.clone(), Some(state.clone()));
         }
         for (id, why) in &outcome.bad_offers {
             warn!(offer = %id.value, %why, "offer breaks the NUMA convention; declined");
@@ -365,12 +380,11 @@ impl Planner {
                     self.dequeue(job.priority, job.id);
                     lock(&self.link.pending).remove(&job.id);
                     let m = &self.link.metrics;
-                    m.tasks_launched
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.tasks_launched.inc();
                     if l.numa_local {
-                        m.tasks_numa_local
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        m.tasks_numa_local.inc();
                     }
+                    self.agents.launched(&l.task.task_id.value, &l.assignment);
                     info!(job = job.id, task = %l.task.task_id.value, cpus = ?l.grant.cpuset, "launching");
                     tasks.push(l.task);
                 } else {
@@ -396,7 +410,7 @@ impl Planner {
     /// held, the rest read from the store. Keys whose job is no longer QUEUED in the store
     /// (killed or ended through another path) leave the queue; records that fell out of
     /// the window are dropped.
-    async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
+    pub(super) async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
         let keys: Vec<(i32, u64)> = self.queue.iter().take(self.opts.window).copied().collect();
         let missing: Vec<u64> = keys
             .iter()
@@ -449,22 +463,17 @@ impl Planner {
 
     fn publish_queue(&self) {
         let m = &self.link.metrics;
-        m.planner_queue.store(
-            self.queue.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        m.planner_queue
+            .set(i64::try_from(self.queue.len()).unwrap_or(i64::MAX));
         m.window_cached
-            .store(self.hot.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .set(i64::try_from(self.hot.len()).unwrap_or(i64::MAX));
     }
 
     async fn decline(&self, ids: Vec<OfferId>) {
         if ids.is_empty() {
             return;
         }
-        self.link
-            .metrics
-            .offers_declined
-            .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.link.metrics.offers_declined.inc_by(ids.len() as u64);
         if let Err(e) = self
             .driver
             .decline(ids, Some(self.opts.refuse_seconds))
@@ -512,10 +521,7 @@ impl Planner {
     }
 
     async fn on_update(&mut self, status: TaskStatus) -> Result<(), PlannerError> {
-        self.link
-            .metrics
-            .status_updates
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.link.metrics.status_updates.inc();
         let task_id = status.task_id.value.clone();
         let state = status.state();
         if state == TaskState::TaskUnreachable {
@@ -524,6 +530,9 @@ impl Planner {
                 .or_insert_with(Instant::now);
         } else {
             self.unreachable.remove(&task_id);
+        }
+        if state.is_terminal() {
+            self.agents.ended(&task_id);
         }
         let gone = matches!(state, TaskState::TaskLost | TaskState::TaskUnknown)
             && status.reason() == task_status::Reason::Reconciliation;
@@ -595,13 +604,10 @@ impl Planner {
                 if self.store.update_job(&next, job.state).await? {
                     info!(job = job.id, from = %job.state, to = %next.state, task = %input.task_id, "job state");
                     if let Some(p) = news {
-                        self.link.metrics.count_pinning(p.outcome);
+                        self.link.metrics.count_pinning(p.outcome, p.mechanism);
                     }
                     if next.state == JobState::Queued {
-                        self.link
-                            .metrics
-                            .retries
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.link.metrics.retries.inc();
                         self.enqueue(next);
                         self.update_suppression().await;
                     }
@@ -630,6 +636,12 @@ impl Planner {
                 self.dequeue(job.priority, job.id);
                 self.publish_queue();
                 self.send_kill(&job).await;
+            }
+            Command::Plan(ja, reply) => {
+                let (job, app) = *ja;
+                let answer = self.dry_run(&job, &app).await?;
+                // The caller may have given up (timeout): nothing to do then.
+                let _ = reply.send(answer);
             }
         }
         Ok(())

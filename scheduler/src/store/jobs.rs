@@ -22,6 +22,8 @@ pub struct JobCounts {
     pub retries: u64,
     /// CPUs granted to STARTING and STARTED jobs.
     pub cpus_used: u64,
+    /// CPUs granted to STARTING and STARTED jobs, per owner (users with none absent).
+    pub cpus_by_user: BTreeMap<String, u64>,
 }
 
 impl JobCounts {
@@ -343,7 +345,7 @@ impl Store {
         Ok(Some(to_u64(before)))
     }
 
-    /// Jobs per state, total retries, CPUs granted to running jobs.
+    /// Jobs per state, total retries, CPUs granted to running jobs (all and per owner).
     pub async fn counts(&self) -> Result<JobCounts, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n, CAST(SUM(retry) AS BIGINT) AS retries, \
@@ -368,23 +370,40 @@ impl Store {
                 counts.cpus_used += to_u64(cpus.unwrap_or(0));
             }
         }
+        let rows = sqlx::query(
+            "SELECT owner, CAST(SUM(cpus) AS BIGINT) AS cpus FROM jobs \
+             WHERE state IN ('STARTING', 'STARTED') GROUP BY owner",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for row in rows {
+            let owner: String = row.try_get("owner")?;
+            let cpus: Option<i64> = row.try_get("cpus")?;
+            let cpus = to_u64(cpus.unwrap_or(0));
+            if cpus > 0 {
+                counts.cpus_by_user.insert(owner, cpus);
+            }
+        }
         Ok(counts)
     }
 
     /// How many stored jobs' current attempts reported each pinning outcome
-    /// (`verified`, `drift`, `exited`, `unverifiable`); outcomes no job has are absent.
-    pub async fn pinning_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+    /// (`verified`, `drift`, `exited`, `unverifiable`) with each mechanism (`cgroup-v1`,
+    /// ...), keyed `(outcome, mechanism)`; pairs no job has are absent.
+    pub async fn pinning_counts(&self) -> Result<BTreeMap<(String, String), u64>, StoreError> {
         let rows = sqlx::query(
-            "SELECT pin_outcome, COUNT(*) AS n FROM jobs WHERE pin_outcome IS NOT NULL \
-             GROUP BY pin_outcome",
+            "SELECT pin_outcome, pin_mechanism, COUNT(*) AS n FROM jobs \
+             WHERE pin_outcome IS NOT NULL GROUP BY pin_outcome, pin_mechanism",
         )
         .fetch_all(self.pool())
         .await?;
         let mut counts = BTreeMap::new();
         for row in rows {
             let outcome: String = row.try_get("pin_outcome")?;
+            let mechanism: Option<String> = row.try_get("pin_mechanism")?;
             let n: i64 = row.try_get("n")?;
-            counts.insert(outcome, to_u64(n));
+            let mechanism = mechanism.unwrap_or_else(|| "unknown".to_owned());
+            *counts.entry((outcome, mechanism)).or_insert(0) += to_u64(n);
         }
         Ok(counts)
     }
@@ -448,9 +467,10 @@ mod tests {
             assert!(store.update_job(job, JobState::Queued).await.unwrap());
         }
         let counts = store.pinning_counts().await.unwrap();
+        let key = |o: &str| (o.to_owned(), "cgroup-v1".to_owned());
         assert_eq!(
             counts,
-            BTreeMap::from([("exited".to_owned(), 1), ("verified".to_owned(), 2)])
+            BTreeMap::from([(key("exited"), 1), (key("verified"), 2)])
         );
         let (_, back) = store.get_job(ids[0].id).await.unwrap().unwrap();
         assert_eq!(back.pinning, ids[0].pinning);

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use retz_proto::api::auth;
 use retz_proto::api::{Application, Job, User};
 use retz_scheduler::http::{AppState, ClusterView, HttpConfig, PlannerHandle, PlannerStatus, app};
+use retz_scheduler::metrics::Metrics;
 use retz_scheduler::store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -24,6 +25,11 @@ pub struct FakePlanner {
     pub kills: Mutex<Vec<u64>>,
     /// What `cluster()` answers.
     pub cluster: Mutex<ClusterView>,
+    pub metrics: Metrics,
+    /// Jobs `plan` was asked about (app, command).
+    pub planned: Mutex<Vec<(String, String)>>,
+    /// Whether `plan` drops its answer (a stopped planner loop).
+    pub plan_stopped: std::sync::atomic::AtomicBool,
 }
 
 impl PlannerHandle for FakePlanner {
@@ -45,8 +51,39 @@ impl PlannerHandle for FakePlanner {
             events_waiting: 0,
         }
     }
-    fn metrics_text(&self) -> String {
-        "# TYPE retz_placement_seconds histogram\nretz_placement_seconds_count 0\n".into()
+    /// Answers "would run on a1 with the job's minimum CPUs from 0 up", or drops the
+    /// answer when `plan_stopped`.
+    fn plan(
+        &self,
+        job: Job,
+        app: Application,
+    ) -> tokio::sync::oneshot::Receiver<retz_proto::api::PlanResponse> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.planned
+            .lock()
+            .unwrap()
+            .push((app.appid, job.cmd.clone()));
+        if !self.plan_stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let n = job.resources.cpu.min;
+            let _ = tx.send(retz_proto::api::PlanResponse {
+                placement: Some(retz_proto::api::Placement {
+                    agent_id: "a1".into(),
+                    hostname: "h1".into(),
+                    cpu: n,
+                    mem_mb: job.resources.mem_mb.min,
+                    cpuset: Some(format!("0-{}", n - 1)),
+                    numa_nodes: Some("0".into()),
+                    memory_nodes: Some("0".into()),
+                    pinned: true,
+                }),
+                reason: None,
+                queue_position: None,
+            });
+        }
+        rx
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
     fn cluster(&self) -> ClusterView {
         self.cluster.lock().unwrap().clone()
