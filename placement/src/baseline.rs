@@ -296,7 +296,7 @@ pub fn node_blind(
         };
         let mut cpus = CpuSet::new();
         for &(i, k) in &takes {
-            take_in_node(&topo, i, &free, k, job.smt, &mut cpus);
+            take_in_node(&topo, i, &free, k, job.smt, job.cache, &mut cpus);
         }
         let strict = policy == AffinityPolicy::NumaStrict;
         let (mem, _) = split_memory(&topo, |i| free_mem[i], |_| false, &takes, m, !strict)

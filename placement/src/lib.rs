@@ -8,7 +8,8 @@
 //!   the validated [`Topology`];
 //! - [`synthetic`]: the hwloc synthetic-description parser behind
 //!   [`Topology::from_synthetic`];
-//! - [`request`]: [`JobRequest`], [`AffinityPolicy`], [`SmtPolicy`], [`ResourceRange`];
+//! - [`request`]: [`JobRequest`], [`AffinityPolicy`], [`SmtPolicy`], [`CachePolicy`],
+//!   [`ResourceRange`];
 //! - [`agent`]: [`AgentState`], what one agent offers, with allocate/release bookkeeping;
 //! - [`config`]: [`PolicyConfig`], [`Weights`], [`Starvation`] (serde, for TOML/JSON);
 //! - [`plan`]: the cycle's output: [`Plan`], [`Assignment`], [`Pending`], [`Reservation`];
@@ -52,8 +53,8 @@ pub use plan::{Assignment, NodeMemory, Pending, Plan, Reservation};
 pub use planner::{Decision, Planner};
 pub use reason::{Closest, PendingReason};
 pub use request::{
-    AffinityPolicy, JobRequest, PRIORITY_MAX, PRIORITY_MIN, RangeParseError, RequestError,
-    ResourceRange, SmtPolicy, UnknownName,
+    AffinityPolicy, CachePolicy, JobRequest, PRIORITY_MAX, PRIORITY_MIN, RangeParseError,
+    RequestError, ResourceRange, SmtPolicy, UnknownName,
 };
 pub use sets::{
     CpuId, CpuSet, GpuId, GpuSet, MAX_SET_ID, NodeId, NodeSet, SetParseError, SetParseErrorKind,

@@ -1,6 +1,6 @@
 //! What a queued job asks for: [`JobRequest`], its resource ranges and its policies.
 //!
-//! Owns [`AffinityPolicy`] and [`SmtPolicy`] (with their stable string names, used by
+//! Owns [`AffinityPolicy`], [`SmtPolicy`] and [`CachePolicy`] (with their stable string names, used by
 //! `retz.toml`, the HTTP API and retz-sim policy files), [`ResourceRange`] (`2-4`, `2-`,
 //! `2`) and request validation ([`JobRequest::validate`]).
 //!
@@ -77,6 +77,45 @@ impl SmtPolicy {
     }
 }
 
+/// How a job's CPUs are laid over the last-level (L3) cache domains of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum CachePolicy {
+    /// Keep the job in as few cache domains as possible: one when it fits (the tightest
+    /// that holds it), else whole free domains first (`pack`, the default; for jobs whose
+    /// threads share data).
+    #[default]
+    Pack,
+    /// Spread the job over as many cache domains as the node has, one core from each in
+    /// turn, most free domain first (`spread`; for memory-bandwidth-bound jobs, like
+    /// Slurm's `--hint=memory_bound`).
+    Spread,
+}
+
+impl CachePolicy {
+    /// The stable name (`pack`, `spread`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CachePolicy::Pack => "pack",
+            CachePolicy::Spread => "spread",
+        }
+    }
+}
+
+impl FromStr for CachePolicy {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s.trim() {
+            "pack" => Ok(CachePolicy::Pack),
+            "spread" => Ok(CachePolicy::Spread),
+            other => Err(UnknownName {
+                what: "cache policy",
+                given: other.chars().take(64).collect(),
+                expected: "pack, spread",
+            }),
+        }
+    }
+}
+
 /// A policy name that is not one of the known ones.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {given:?}; expected one of: {expected}")]
@@ -143,6 +182,7 @@ macro_rules! named_serde {
 }
 named_serde!(AffinityPolicy);
 named_serde!(SmtPolicy);
+named_serde!(CachePolicy);
 
 /// A resource amount range: `min`, and `max` (`None` = as many as the placement gives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +305,9 @@ pub struct JobRequest {
     /// Use of SMT siblings.
     #[serde(default)]
     pub smt: SmtPolicy,
+    /// Use of a node's L3 cache domains.
+    #[serde(default)]
+    pub cache: CachePolicy,
     /// Nice-like priority, `-20..=19`, lower runs first.
     #[serde(default)]
     pub priority: i32,
@@ -300,6 +343,7 @@ impl JobRequest {
             policy: AffinityPolicy::default(),
             numanodes: None,
             smt: SmtPolicy::default(),
+            cache: CachePolicy::default(),
             priority: 0,
             submitted_at: 0,
         }

@@ -20,7 +20,7 @@
 //! amount asked for when the node (or nodes) hold it, and otherwise report failure without
 //! side effects.
 
-use crate::request::SmtPolicy;
+use crate::request::{CachePolicy, SmtPolicy};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
@@ -67,6 +67,7 @@ pub(crate) fn take_in_node(
     free: &CpuSet,
     k: u32,
     smt: SmtPolicy,
+    cache: CachePolicy,
     out: &mut CpuSet,
 ) -> bool {
     let k = k as usize;
@@ -79,7 +80,7 @@ pub(crate) fn take_in_node(
         return false;
     }
     let mut need = k;
-    let order = core_order(topo, node, free, k, smt);
+    let order = core_order(topo, node, free, k, smt, cache);
     // rank[ci - range.start]: the core's position in `order`.
     let mut rank = vec![0usize; range.len()];
     for (r, &ci) in order.iter().enumerate() {
@@ -155,7 +156,9 @@ pub(crate) fn take_in_node(
 }
 
 /// The order in which [`take_in_node`] visits the cores of node position `node` for `k`
-/// CPUs: core order when the node has one cache domain; else domain by domain, the
+/// CPUs: core order when the node has one cache domain. With [`CachePolicy::Spread`], one
+/// core of each domain in turn (domains with the most usable CPUs first). With
+/// [`CachePolicy::Pack`], domain by domain, the
 /// tightest domain that holds `k` first (the fewest usable CPUs: free PUs of entirely free
 /// cores for [`SmtPolicy::WholeCores`], free PUs for [`SmtPolicy::Pack`]; ties to the
 /// lower domain), then entirely free domains, then the others with the most usable CPUs
@@ -166,6 +169,7 @@ pub(crate) fn core_order(
     free: &CpuSet,
     k: usize,
     smt: SmtPolicy,
+    cache: CachePolicy,
 ) -> Vec<usize> {
     let n = &topo.nodes()[node];
     if n.num_caches() < 2 {
@@ -191,6 +195,18 @@ pub(crate) fn core_order(
             (d, usable, whole)
         })
         .collect();
+    if cache == CachePolicy::Spread {
+        domains.sort_by_key(|&(d, usable, _)| (std::cmp::Reverse(usable), d));
+        let lists: Vec<&[u32]> = domains
+            .iter()
+            .map(|&(d, _, _)| topo.cache_cores(d))
+            .collect();
+        let longest = lists.iter().map(|l| l.len()).max().unwrap_or(0);
+        return (0..longest)
+            .flat_map(|i| lists.iter().filter_map(move |l| l.get(i)))
+            .map(|&ci| ci as usize)
+            .collect();
+    }
     let fits = domains
         .iter()
         .filter(|&&(_, usable, _)| usable >= k)
@@ -305,7 +321,8 @@ mod tests {
 
     fn take(t: &Topology, node: usize, free: &str, k: u32, smt: SmtPolicy) -> Option<String> {
         let mut out = CpuSet::new();
-        take_in_node(t, node, &cs(free), k, smt, &mut out).then(|| out.to_string())
+        take_in_node(t, node, &cs(free), k, smt, CachePolicy::Pack, &mut out)
+            .then(|| out.to_string())
     }
 
     #[test]
@@ -335,6 +352,7 @@ mod tests {
                 &free,
                 4,
                 SmtPolicy::WholeCores,
+                CachePolicy::Pack,
                 &mut out
             ));
             assert_eq!(domain(&out.to_string()), vec![want], "job {i}: {out}");
@@ -359,6 +377,43 @@ mod tests {
             take(&t, 0, "2-31", 20, SmtPolicy::WholeCores).unwrap(),
             "8-27"
         );
+    }
+
+    #[test]
+    fn spread_takes_one_core_of_each_l3_domain_in_turn() {
+        let t = Topology::from_synthetic("pack:1 numa:1 l3:4 core:4 pu:2", 100).unwrap();
+        let spread = |free: &str, k: u32| {
+            let mut out = CpuSet::new();
+            assert!(take_in_node(
+                &t,
+                0,
+                &cs(free),
+                k,
+                SmtPolicy::WholeCores,
+                CachePolicy::Spread,
+                &mut out
+            ));
+            out.to_string()
+        };
+        // Four whole cores: the first core of each domain.
+        assert_eq!(spread("0-31", 8), "0-1,8-9,16-17,24-25");
+        // Domain 0 is partly used: the freer domains come first.
+        assert_eq!(spread("2-31", 6), "8-9,16-17,24-25");
+        // Eight cores: two of each domain.
+        assert_eq!(spread("0-31", 16), "0-3,8-11,16-19,24-27");
+        // Without cache domains, spread is core order.
+        let flat = Topology::from_synthetic("pack:1 numa:1 core:4 pu:2", 100).unwrap();
+        let mut out = CpuSet::new();
+        assert!(take_in_node(
+            &flat,
+            0,
+            &cs("0-7"),
+            4,
+            SmtPolicy::WholeCores,
+            CachePolicy::Spread,
+            &mut out
+        ));
+        assert_eq!(out.to_string(), "0-3");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use common::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use retz_placement::{
-    AffinityPolicy, AgentState, Assignment, CpuId, CpuSet, JobRequest, Packer, PendingReason,
-    PolicyConfig, ResourceRange, SmtPolicy, Topology, plan,
+    AffinityPolicy, AgentState, Assignment, CachePolicy, CpuId, CpuSet, JobRequest, Packer,
+    PendingReason, PolicyConfig, ResourceRange, SmtPolicy, Topology, plan,
 };
 
 #[derive(Clone, Debug)]
@@ -185,6 +185,12 @@ fn job_params() -> impl Strategy<Value = JobRequest> {
                         SmtPolicy::Pack
                     } else {
                         SmtPolicy::WholeCores
+                    },
+                    // Both cache policies, from a value drawn anyway.
+                    cache: if submitted_at % 2 == 0 {
+                        CachePolicy::Pack
+                    } else {
+                        CachePolicy::Spread
                     },
                     priority,
                     submitted_at,

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use retz_placement::{AffinityPolicy, PolicyConfig, SmtPolicy};
+use retz_placement::{AffinityPolicy, CachePolicy, PolicyConfig, SmtPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{LaunchUsers, check_job_user, is_plain_user_name};
@@ -212,6 +212,8 @@ pub struct PlannerSection {
     pub affinity: AffinityPolicy,
     /// Use of SMT siblings.
     pub smt: SmtPolicy,
+    /// Use of a node's L3 cache domains (`pack` or `spread`; jobs may override it).
+    pub cache: CachePolicy,
     /// At most this many jobs STARTING or STARTED at once.
     pub max_running: u32,
     /// Retries after a lost task (TASK_LOST, DROPPED, GONE, unreachable too long); jobs
@@ -229,6 +231,7 @@ impl Default for PlannerSection {
         PlannerSection {
             affinity: AffinityPolicy::NumaPrefer,
             smt: SmtPolicy::WholeCores,
+            cache: CachePolicy::Pack,
             max_running: 128,
             max_retries: 5,
             unreachable_timeout_s: 600,

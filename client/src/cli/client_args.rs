@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use retz_placement::{AffinityPolicy, ResourceRange};
+use retz_placement::{AffinityPolicy, CachePolicy, ResourceRange};
 use retz_proto::api::{DockerVolume, JobState};
 
 use crate::cli::parse;
@@ -167,6 +167,10 @@ pub(super) struct JobArgs {
     /// Affinity policy: numa-strict, numa-prefer, spread or none (default: the app's, else the cluster's).
     #[arg(long, value_parser = parse_affinity, value_name = "POLICY")]
     pub(super) affinity: Option<AffinityPolicy>,
+    /// L3 cache use: pack (as few cache domains as possible) or spread (one core of each
+    /// domain in turn, for memory-bandwidth-bound jobs); default: the cluster's.
+    #[arg(long, value_parser = parse_cache, value_name = "POLICY")]
+    pub(super) cache: Option<CachePolicy>,
     /// Retries after lost tasks (default: the server's).
     #[arg(long, value_name = "N")]
     pub(super) retries: Option<u32>,
@@ -176,6 +180,10 @@ pub(super) struct JobArgs {
 }
 
 pub(super) fn parse_affinity(s: &str) -> Result<AffinityPolicy, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+pub(super) fn parse_cache(s: &str) -> Result<CachePolicy, String> {
     s.parse().map_err(|e| format!("{e}"))
 }
 

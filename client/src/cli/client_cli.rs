@@ -349,6 +349,7 @@ pub(super) fn build_job(a: &JobArgs, _config: &ClientConfig) -> Result<Job, CliE
         job.tags = parse::tags(t);
     }
     job.affinity = a.affinity;
+    job.cache = a.cache;
     job.max_retries = a.retries;
     job.retry_on_failure = a.retry_on_failure;
     Ok(job)
@@ -551,6 +552,8 @@ mod tests {
             "x,y",
             "--affinity",
             "spread",
+            "--cache",
+            "spread",
         ])
         .unwrap();
         let Cmd::Schedule(s) = cli.cmd else {
@@ -567,6 +570,22 @@ mod tests {
         assert_eq!(job.props["K"], "a=b");
         assert_eq!(job.tags.len(), 2);
         assert_eq!(job.affinity, Some(AffinityPolicy::Spread));
+        assert_eq!(job.cache, Some(retz_placement::CachePolicy::Spread));
+        assert_eq!(
+            parse_cache("l2").unwrap_err(),
+            "unknown cache policy \"l2\"; expected one of: pack, spread"
+        );
+        let bad = [
+            "retz-client",
+            "schedule",
+            "-A",
+            "a",
+            "-c",
+            "x",
+            "--cache",
+            "l2",
+        ];
+        assert!(parse(&bad).is_err());
         let cli = parse(&["retz-client", "get-job", "-id", "5"]).unwrap();
         assert!(matches!(cli.cmd, Cmd::GetJob(IdArg { id: 5 })));
         let cli = parse(&["retz-client", "run", "-A", "a", "-c", "x", "-stderr"]).unwrap();

@@ -335,7 +335,7 @@ impl<'a> Planner<'a> {
             }
         } else {
             for &(i, t) in &cand.takes {
-                let ok = take_in_node(topo, i, &w.free_cpus, t, job.smt, &mut cpus);
+                let ok = take_in_node(topo, i, &w.free_cpus, t, job.smt, job.cache, &mut cpus);
                 debug_assert!(ok, "candidate counted more free CPUs than the node has");
             }
         }
@@ -485,7 +485,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let t = w.nodes[i].free.min(left);
-            if t > 0 && take_in_node(topo, i, &w.free_cpus, t, job.smt, &mut extra) {
+            if t > 0 && take_in_node(topo, i, &w.free_cpus, t, job.smt, job.cache, &mut extra) {
                 left -= t;
             }
         }

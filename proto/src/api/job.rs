@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use retz_placement::{AffinityPolicy, ResourceRange};
+use retz_placement::{AffinityPolicy, CachePolicy, ResourceRange};
 use serde::{Deserialize, Serialize};
 
 /// A job's state.
@@ -206,6 +206,10 @@ pub struct Job {
     /// Affinity policy for this job; absent: the application's, else the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityPolicy>,
+    /// How the job's CPUs lie over a node's L3 cache domains (`pack`, `spread`); absent:
+    /// the cluster's (`[planner] cache`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
     /// Retries after lost tasks; absent: the server's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
@@ -284,6 +288,7 @@ impl Job {
             priority: 0,
             attributes: None,
             affinity: None,
+            cache: None,
             max_retries: None,
             retry_on_failure: false,
             scheduled: None,

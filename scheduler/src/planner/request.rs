@@ -1,7 +1,7 @@
 //! A stored [`Job`] as the placement engine sees it: [`job_request`].
 //!
 //! The affinity policy is the job's, else its application's, else the cluster's; the
-//! submit time is the job's `scheduled` time (the packer ages jobs by it).
+//! cache policy the job's, else the cluster's (`[planner] cache`); the submit time is the job's `scheduled` time (the packer ages jobs by it).
 
 use retz_placement::JobRequest;
 use retz_proto::api::{Application, Job, TIME_FORMAT};
@@ -27,6 +27,7 @@ pub fn job_request(
         policy,
         numanodes: job.resources.nodes,
         smt: cfg.smt,
+        cache: job.cache.unwrap_or(cfg.cache),
         priority: job.priority,
         submitted_at: job
             .scheduled
@@ -47,7 +48,7 @@ pub fn unix_seconds(t: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use retz_placement::{AffinityPolicy, ResourceRange};
+    use retz_placement::{AffinityPolicy, CachePolicy, ResourceRange};
 
     #[test]
     fn policy_falls_back_from_job_to_app_to_cluster() {
@@ -73,5 +74,16 @@ mod tests {
         );
         job.scheduled = Some("garbage".into());
         assert_eq!(job_request(&job, None, &cfg, 5).submitted_at, 5);
+    }
+
+    #[test]
+    fn cache_policy_is_the_jobs_else_the_clusters() {
+        let mut cfg = PlannerSection::default();
+        let mut job = Job::new("a", "true");
+        assert_eq!(job_request(&job, None, &cfg, 0).cache, CachePolicy::Pack);
+        cfg.cache = CachePolicy::Spread;
+        assert_eq!(job_request(&job, None, &cfg, 0).cache, CachePolicy::Spread);
+        job.cache = Some(CachePolicy::Pack);
+        assert_eq!(job_request(&job, None, &cfg, 0).cache, CachePolicy::Pack);
     }
 }

@@ -76,6 +76,7 @@ impl Job {
             policy: self.policy,
             numanodes: self.numanodes,
             smt: self.smt,
+            cache: retz_placement::CachePolicy::default(),
             priority: self.priority,
             submitted_at: self.submit_s,
         }
