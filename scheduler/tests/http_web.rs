@@ -79,6 +79,7 @@ async fn setup() -> Setup {
                 id: 0,
                 memory_mb: 1024,
                 cpus: vec![0, 1, 2, 3],
+                caches: Vec::new(),
             }],
         }],
     };

@@ -75,4 +75,7 @@ pub struct NodeView {
     pub memory_mb: u64,
     /// Its usable logical CPU ids, ascending.
     pub cpus: Vec<u32>,
+    /// Its last-level (L3) cache domains when it has two or more, each its CPU ids
+    /// ascending, in the order of their lowest CPU; empty otherwise.
+    pub caches: Vec<Vec<u32>>,
 }

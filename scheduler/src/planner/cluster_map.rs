@@ -68,10 +68,19 @@ impl ClusterMap {
                         .collect();
                     cpus.sort_unstable();
                     cpus.dedup();
+                    let caches = if n.caches.len() >= 2 {
+                        n.caches
+                            .iter()
+                            .map(|c| c.cpus.iter().map(|id| id.0).collect())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     NodeView {
                         id: n.id.0,
                         memory_mb: n.memory_mb,
                         cpus,
+                        caches,
                     }
                 })
                 .collect();
@@ -145,6 +154,30 @@ mod tests {
             attributes: parsed.attributes,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn l3_cache_domains_of_the_offer_reach_the_view() {
+        let book = ClusterMap::default();
+        let l3 = retz_placement::synthetic::parse("pack:1 numa:1 l3:2 core:2 pu:2", 2048)
+            .expect("synthetic");
+        book.observe(&[offer("a1", &l3, &CpuSet::new())]);
+        let view = book.view();
+        let node = &view.agents[0].nodes[0];
+        assert_eq!(
+            node.caches,
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
+            "{node:?}"
+        );
+        // One domain per node is no grouping worth drawing.
+        let book = ClusterMap::default();
+        book.observe(&[offer("a2", &spec(), &CpuSet::new())]);
+        assert!(
+            book.view().agents[0]
+                .nodes
+                .iter()
+                .all(|n| n.caches.is_empty())
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   their CPU count, never drawn on cells they may not be using;
 //! - an agent that holds running jobs but whose layout the planner does not know (no
 //!   offer since the server started) is still drawn, with the held CPUs only;
+//! - a node with two or more L3 cache domains groups its cells by domain (`data-l3`);
 //! - the colour of a job is a function of its id alone, so it stays put between
 //!   refreshes;
 //! - nothing of a job but its id is written here (no command, name, application or user).
@@ -114,13 +115,22 @@ fn render_agent(out: &mut String, agent: &AgentView, h: Option<&Holdings>, known
                 String::new()
             }
         );
-        for &cpu in &node.cpus {
-            cell(
-                out,
-                &agent.id,
-                cpu,
-                h.and_then(|h| h.cpus.get(&cpu).copied()),
-            );
+        let holder = |cpu: &u32| h.and_then(|h| h.cpus.get(cpu).copied());
+        if node.caches.is_empty() {
+            for cpu in &node.cpus {
+                cell(out, &agent.id, *cpu, holder(cpu));
+            }
+        } else {
+            for (k, domain) in node.caches.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "<span class=\"l3\" title=\"L3 cache domain {k}\" data-l3=\"{k}\">"
+                );
+                for cpu in domain {
+                    cell(out, &agent.id, *cpu, holder(cpu));
+                }
+                out.push_str("</span>");
+            }
         }
         out.push_str("</div></div>");
     }
@@ -164,6 +174,7 @@ pub fn render(out: &mut String, cluster: &ClusterView, running: &[&Job]) {
                 id: 0,
                 memory_mb: 0,
                 cpus: h.cpus.keys().copied().collect(),
+                caches: Vec::new(),
             }],
         };
         render_agent(out, &agent, Some(&h), false);
@@ -195,6 +206,35 @@ mod tests {
     }
 
     #[test]
+    fn cells_are_grouped_by_l3_cache_domain() {
+        let cluster = ClusterView {
+            agents: vec![AgentView {
+                id: "epyc".into(),
+                hostname: "epyc".into(),
+                numa_aware: true,
+                nodes: vec![NodeView {
+                    id: 0,
+                    memory_mb: 0,
+                    cpus: (0..8).collect(),
+                    caches: vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]],
+                }],
+            }],
+        };
+        let j = running(3, "epyc", Some("4-5"));
+        let mut out = String::new();
+        render(&mut out, &cluster, &[&j]);
+        let groups: Vec<&str> = out.split("<span class=\"l3\"").skip(1).collect();
+        assert_eq!(groups.len(), 2, "{out}");
+        assert!(groups[0].starts_with(" title=\"L3 cache domain 0\" data-l3=\"0\">"));
+        for cpu in 0..4 {
+            assert!(groups[0].contains(&format!("data-cpu=\"{cpu}\">")), "{out}");
+        }
+        assert!(groups[1].contains("data-cpu=\"4\" data-job=\"3\""), "{out}");
+        assert!(groups[1].contains("data-cpu=\"5\" data-job=\"3\""), "{out}");
+        assert_eq!(out.matches("data-cpu=").count(), 8, "every CPU once: {out}");
+    }
+
+    #[test]
     fn cells_show_exactly_the_granted_cpus_and_nothing_but_ids() {
         let cluster = ClusterView {
             agents: vec![AgentView {
@@ -206,11 +246,13 @@ mod tests {
                         id: 0,
                         memory_mb: 1024,
                         cpus: vec![0, 1, 2, 3],
+                        caches: Vec::new(),
                     },
                     NodeView {
                         id: 1,
                         memory_mb: 1024,
                         cpus: vec![4, 5, 6, 7],
+                        caches: Vec::new(),
                     },
                 ],
             }],

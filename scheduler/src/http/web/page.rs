@@ -43,6 +43,7 @@ th{border-bottom:1px solid #ccc}\
 .agent{border:1px solid #ccc;border-radius:4px;padding:.4em .6em;margin:.4em 0}\
 .node{display:inline-block;vertical-align:top;margin:.2em 1em .2em 0}\
 .nodehead{font-size:.8em;color:#555}.cells{max-width:34em}\
+.l3{display:inline-block;border:1px dashed #aaa;border-radius:3px;padding:1px;margin:1px 3px 1px 0}\
 .cpu{display:inline-block;width:2.2em;height:1.6em;line-height:1.6em;margin:1px;\
 text-align:center;font-size:.75em;border-radius:3px;text-decoration:none}\
 .free{background:#e8e8e8;color:#888}.held{color:#fff}\
