@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup-debian.sh --test
 source scripts/lib/env.sh
+if [[ ! -d "$RETZ_SHARED_DIR/topologies" ]]; then
+  echo "test.sh: no shared test data at $RETZ_SHARED_DIR/topologies; check out beside the project's shared/ directory or set RETZ_SHARED_DIR=/path/to/shared" >&2
+  exit 2
+fi
 source scripts/lib/postgres.sh
 start_test_postgres
 

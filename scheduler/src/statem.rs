@@ -9,7 +9,7 @@
 //! - an update for a task id that is not the job's current one (an old attempt) changes
 //!   nothing, so a late TASK_LOST of attempt 1 cannot requeue attempt 2.
 
-use retz_proto::api::{Grant, Job, JobState};
+use retz_proto::api::{Grant, Job, JobState, Sandbox};
 use retz_proto::mesos::TaskState;
 
 /// The server's default retry limit for lost tasks (the original's).
@@ -201,7 +201,7 @@ fn requeue_or_give_up(job: &Job, policy: &RetryPolicy, message: &str, now: &str)
     next.granted = None;
     next.task_id = None;
     next.slave_id = None;
-    next.url = None;
+    next.sandbox = None;
     next.started = None;
     next.pending = None;
     next
@@ -253,8 +253,8 @@ pub fn on_kill(job: &Job, now: &str) -> KillOutcome {
 pub struct Launch {
     /// The agent.
     pub agent_id: String,
-    /// The sandbox url (`http://AGENT/files/browse?path=SANDBOX`), when known.
-    pub url: Option<String>,
+    /// The agent's sandbox location, when the offer named the agent's URL.
+    pub sandbox: Option<Sandbox>,
     /// What was granted.
     pub grant: Grant,
 }
@@ -270,7 +270,7 @@ pub fn on_launch(job: &Job, launch: Launch) -> Option<Job> {
     next.task_id = Some(job.task_id_for(next.attempt));
     next.state = JobState::Starting;
     next.slave_id = Some(launch.agent_id);
-    next.url = launch.url;
+    next.sandbox = launch.sandbox;
     next.granted = Some(launch.grant);
     next.pending = None;
     Some(next)
@@ -308,7 +308,10 @@ mod tests {
             &queued(),
             Launch {
                 agent_id: "agent-1".into(),
-                url: Some("http://a:5051/files/browse?path=/s".into()),
+                sandbox: Some(Sandbox {
+                    agent: "http://a:5051".into(),
+                    directory: Some("/s".into()),
+                }),
                 grant: grant(),
             },
         )
@@ -338,7 +341,7 @@ mod tests {
                 &j,
                 Launch {
                     agent_id: "x".into(),
-                    url: None,
+                    sandbox: None,
                     grant: grant()
                 }
             )
@@ -407,7 +410,7 @@ mod tests {
         let q = apply(&r, &up);
         assert_eq!(q.state, JobState::Queued);
         assert_eq!(q.retry, 1);
-        assert!(q.granted.is_none() && q.task_id.is_none() && q.url.is_none());
+        assert!(q.granted.is_none() && q.task_id.is_none() && q.sandbox.is_none());
     }
 
     #[test]
@@ -432,7 +435,7 @@ mod tests {
                 &q,
                 Launch {
                     agent_id: "a".into(),
-                    url: None,
+                    sandbox: None,
                     grant: grant(),
                 },
             )
@@ -573,7 +576,7 @@ mod tests {
                     },
                     Event::Launch => on_launch(
                         &job,
-                        Launch { agent_id: "a".into(), url: None, grant: grant() },
+                        Launch { agent_id: "a".into(), sandbox: None, grant: grant() },
                     ),
                 };
                 if let Some(n) = next {
@@ -585,7 +588,7 @@ mod tests {
                 prop_assert!(job.retry <= limit + 1, "retry {} > {}", job.retry, limit + 1);
                 if job.state == JobState::Queued {
                     prop_assert!(job.granted.is_none() && job.task_id.is_none()
-                        && job.slave_id.is_none() && job.url.is_none());
+                        && job.slave_id.is_none() && job.sandbox.is_none());
                 }
                 if job.state.is_active() {
                     prop_assert!(job.task_id.is_some());

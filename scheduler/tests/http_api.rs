@@ -165,7 +165,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
         &queued,
         Launch {
             agent_id: "a1".into(),
-            url: None,
+            sandbox: None,
             grant: Grant {
                 cpu: 1,
                 mem_mb: 32,

@@ -16,7 +16,7 @@ use axum::routing::get;
 use http_body_util::BodyExt as _;
 use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
-use retz_proto::api::{ChunkEncoding, FileChunk, Grant, JobState, User};
+use retz_proto::api::{ChunkEncoding, FileChunk, Grant, JobState, Sandbox, User};
 use retz_proto::credentials::{Credential, Credentials};
 use retz_scheduler::http::HttpConfig;
 use retz_scheduler::statem::{self, Launch};
@@ -142,7 +142,10 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
         &job,
         Launch {
             agent_id: "S0".into(),
-            url: Some(format!("{base}/files/browse?path={SANDBOX}")),
+            sandbox: Some(Sandbox {
+                agent: base.to_owned(),
+                directory: Some(SANDBOX.into()),
+            }),
             grant: Grant {
                 cpu: 1,
                 mem_mb: 32,
@@ -199,6 +202,17 @@ async fn files_are_read_listed_and_downloaded_from_the_sandbox() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["file"], json!({"data": "hello world\n", "offset": 0}));
     assert_eq!(v["job"]["id"], id);
+    // The stored location, and the browse URL made from it as the answer leaves.
+    assert_eq!(
+        v["job"]["sandbox"],
+        json!({"agent": base, "directory": SANDBOX})
+    );
+    assert_eq!(
+        v["job"]["url"],
+        format!("{base}/files/browse?path={SANDBOX}")
+    );
+    let (_, got) = env.get(&alice, &format!("/job/{id}")).await;
+    assert_eq!(got["job"]["url"], v["job"]["url"]);
     let (_, v) = env
         .get(
             &alice,

@@ -30,7 +30,7 @@ async fn running(env: &Env, user: &User, app: &str, cmd: &str, cpuset: &str) -> 
         &queued,
         Launch {
             agent_id: "a1".into(),
-            url: None,
+            sandbox: None,
             grant: Grant {
                 cpu: 1,
                 mem_mb: 32,

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
-use retz_proto::api::{Application, Grant, Job, JobState, User};
+use retz_proto::api::{Application, Grant, Job, JobState, Sandbox, User};
 use retz_proto::mesos::TaskState;
 use retz_scheduler::statem::{self, Launch, StatusInput, Transition};
 use retz_scheduler::store::{Backend, Store, StoreError, now_string};
@@ -111,7 +111,10 @@ fn launch(j: &Job, cpu: u32) -> Job {
         j,
         Launch {
             agent_id: "agent".into(),
-            url: Some("http://127.0.0.1:1/files/browse?path=/s".into()),
+            sandbox: Some(Sandbox {
+                agent: "http://127.0.0.1:1".into(),
+                directory: Some("/s".into()),
+            }),
             grant: grant(cpu),
         },
     )

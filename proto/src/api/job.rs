@@ -237,9 +237,15 @@ pub struct Job {
     /// Attempt number of the current task (starts at 1 when first launched).
     #[serde(default)]
     pub attempt: u32,
-    /// Agent sandbox URL (`/files/browse?path=`).
+    /// Agent sandbox URL (`AGENT/files/browse?path=DIR`), for people and the original
+    /// API. Only the server's answers carry it, built from [`Job::sandbox`] as they leave
+    /// ([`Sandbox::browse_url`]); it is never stored, and the server ignores it in requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Where the current attempt runs: the agent and, once the executor reported it, the
+    /// sandbox directory. Set by the server; ignored in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Sandbox>,
     /// Current Mesos task id (`retz-<app>-id-<id>-<attempt>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
@@ -299,6 +305,7 @@ impl Job {
             retry: 0,
             attempt: 0,
             url: None,
+            sandbox: None,
             task_id: None,
             slave_id: None,
             state: JobState::Created,
@@ -322,6 +329,44 @@ impl Job {
         let (_, id) = head.rsplit_once("-id-")?;
         Some((id.parse().ok()?, attempt.parse().ok()?))
     }
+}
+
+/// Where a job's attempt runs, as data: the agent's HTTP base and the sandbox directory
+/// on it. The URL is made from it only at the API edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// The agent's HTTP base, `SCHEME://HOST:PORT` (from the offer's agent URL).
+    pub agent: String,
+    /// The sandbox directory on the agent; `None` until the executor reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+}
+
+impl Sandbox {
+    /// The agent's `/files/browse` URL of the sandbox (`path=` empty while the directory
+    /// is unknown), the directory percent-encoded as a query value.
+    pub fn browse_url(&self) -> String {
+        let dir = self.directory.as_deref().unwrap_or("");
+        format!(
+            "{}/files/browse?path={}",
+            self.agent,
+            encode_query_value(dir)
+        )
+    }
+}
+
+/// `application/x-www-form-urlencoded` value encoding, except that `/` stays as it is
+/// (paths stay readable): unreserved characters and `/` verbatim, everything else `%XX`.
+fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -408,6 +453,26 @@ mod tests {
         assert_eq!(v["pinning"]["mechanism"], "cgroup-v1");
         assert_eq!(v["pinning"]["cpus_seen"], "3");
         assert_eq!(serde_json::from_value::<Job>(v).unwrap(), j);
+    }
+
+    #[test]
+    fn a_sandbox_becomes_a_browse_url_with_its_directory_encoded() {
+        let mut s = Sandbox {
+            agent: "http://10.0.0.1:5051".into(),
+            directory: None,
+        };
+        assert_eq!(s.browse_url(), "http://10.0.0.1:5051/files/browse?path=");
+        s.directory = Some("/var/lib/mesos/s 1/é&x=1".into());
+        assert_eq!(
+            s.browse_url(),
+            "http://10.0.0.1:5051/files/browse?path=/var/lib/mesos/s%201/%C3%A9%26x%3D1"
+        );
+        // The URL is never stored: the job's JSON carries the sandbox as data.
+        let mut job = Job::new("app", "true");
+        job.sandbox = Some(s);
+        let v = serde_json::to_value(&job).unwrap();
+        assert_eq!(v["sandbox"]["agent"], "http://10.0.0.1:5051");
+        assert!(v.get("url").is_none());
     }
 
     #[test]

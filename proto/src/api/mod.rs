@@ -43,7 +43,7 @@ mod range_json;
 pub mod strict;
 
 pub use config::ClientConfig;
-pub use job::{Grant, Job, JobResources, JobState, UnknownState};
+pub use job::{Grant, Job, JobResources, JobState, Sandbox, UnknownState};
 pub use messages::*;
 pub use model::{
     Application, ChunkDecodeError, ChunkEncoding, Container, DirEntry, DockerVolume, FileChunk,

@@ -39,6 +39,7 @@ use hyper_util::rt::TokioExecutor;
 use retz_proto::api::{DirEntry, FileChunk, GetFileResponse, Job, ListFilesResponse};
 use retz_proto::credentials::Credential;
 
+use super::jobs::shown;
 use super::{ApiError, ApiResult, AppState, Caller, job_id};
 
 /// The sandbox placeholder clients may use in paths.
@@ -109,22 +110,6 @@ impl AgentClient {
             ))),
         }
     }
-}
-
-/// Splits a sandbox url `http://AGENT/files/browse?path=SANDBOX` into the agent's base
-/// url (`http://AGENT`) and the sandbox directory.
-pub fn split_sandbox_url(url: &str) -> Option<(String, String)> {
-    let u = url::Url::parse(url).ok()?;
-    let host = u.host_str()?;
-    let base = match u.port() {
-        Some(p) => format!("{}://{host}:{p}", u.scheme()),
-        None => format!("{}://{host}", u.scheme()),
-    };
-    let sandbox = u
-        .query_pairs()
-        .find(|(k, _)| k == "path")
-        .map(|(_, v)| v.into_owned())?;
-    Some((base, sandbox))
 }
 
 /// The agent path of `rel` inside `sandbox`. `rel` is relative to the sandbox; empty or
@@ -222,17 +207,11 @@ fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The agent base url and sandbox of `job`, `None` before it runs.
-fn sandbox_of(job: &Job) -> ApiResult<Option<(String, String)>> {
-    match &job.url {
-        None => Ok(None),
-        Some(url) => split_sandbox_url(url).map(Some).ok_or_else(|| {
-            ApiError::internal(format!(
-                "job {} has a malformed sandbox url {url:?}",
-                job.id
-            ))
-        }),
-    }
+/// The agent base url and sandbox directory of `job`; `None` until the executor
+/// reported the directory.
+fn sandbox_of(job: &Job) -> Option<(String, String)> {
+    let s = job.sandbox.as_ref()?;
+    Some((s.agent.clone(), s.directory.clone()?))
 }
 
 /// Most of an agent's refusal shown to the user, bytes.
@@ -370,13 +349,19 @@ pub(super) async fn file(
     let offset = number(&params, "offset")?.unwrap_or(0);
     let length = number(&params, "length")?;
     let job = owned_job(&state, &caller, id).await?;
-    let Some((base, sandbox)) = sandbox_of(&job)? else {
-        return Ok(Json(GetFileResponse { job, file: None }));
+    let Some((base, sandbox)) = sandbox_of(&job) else {
+        return Ok(Json(GetFileResponse {
+            job: shown(job),
+            file: None,
+        }));
     };
     let full = sandbox_path(&sandbox, rel)?;
     let read = agent_read(&state, &base, &full, Some((offset, length)), rel).await?;
     let file = read.map(|r| FileChunk::from_bytes(r.offset, &r.data).0);
-    Ok(Json(GetFileResponse { job, file }))
+    Ok(Json(GetFileResponse {
+        job: shown(job),
+        file,
+    }))
 }
 
 /// `GET /job/{id}/dir?path`: a sandbox directory listing; `[]` before the job runs.
@@ -391,9 +376,9 @@ pub(super) async fn dir(
     let rel = params.get("path").map_or("", String::as_str);
     sandbox_path("", rel)?;
     let job = owned_job(&state, &caller, id).await?;
-    let Some((base, sandbox)) = sandbox_of(&job)? else {
+    let Some((base, sandbox)) = sandbox_of(&job) else {
         return Ok(Json(ListFilesResponse {
-            job,
+            job: shown(job),
             entries: Vec::new(),
         }));
     };
@@ -402,7 +387,10 @@ pub(super) async fn dir(
     let entries: Vec<DirEntry> = agent_json(&state, &uri, rel)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{rel} not found")))?;
-    Ok(Json(ListFilesResponse { job, entries }))
+    Ok(Json(ListFilesResponse {
+        job: shown(job),
+        entries,
+    }))
 }
 
 /// `GET /job/{id}/download?path`: the raw file, whole, when it is within the server's
@@ -420,7 +408,7 @@ pub(super) async fn download(
         .ok_or_else(|| ApiError::bad_request("missing path=FILE (relative to the sandbox)"))?;
     sandbox_path("", rel)?;
     let job = owned_job(&state, &caller, id).await?;
-    let Some((base, sandbox)) = sandbox_of(&job)? else {
+    let Some((base, sandbox)) = sandbox_of(&job) else {
         return Err(ApiError::not_found(format!(
             "job {id} has not started; it has no sandbox yet"
         )));
@@ -500,15 +488,5 @@ mod tests {
                 proptest::prop_assert!(!p.split('/').any(|c| c == ".."), "{p}");
             }
         }
-    }
-
-    #[test]
-    fn sandbox_urls_split_into_agent_and_directory() {
-        assert_eq!(
-            split_sandbox_url("http://10.0.0.1:5051/files/browse?path=/var/lib/mesos/s%201"),
-            Some(("http://10.0.0.1:5051".into(), "/var/lib/mesos/s 1".into()))
-        );
-        assert_eq!(split_sandbox_url("http://a/files/browse"), None);
-        assert_eq!(split_sandbox_url("not a url"), None);
     }
 }

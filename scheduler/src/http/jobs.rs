@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use retz_proto::api::{
     Application, GetJobResponse, Job, JobResponse, JobState, ListJobsRequest, ListJobsResponse,
-    PlanResponse, ScheduleRequest,
+    PlanResponse, Sandbox, ScheduleRequest,
 };
 
 use super::{ApiError, ApiResult, AppState, Caller, job_id, parse_json};
@@ -27,11 +27,19 @@ const KILL_ATTEMPTS: usize = 5;
 /// config option for it yet.
 const PLAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A job as it leaves the API: the sandbox's browse URL made from the stored location
+/// (the only place a URL is built from it).
+pub(super) fn shown(mut job: Job) -> Job {
+    job.url = job.sandbox.as_ref().map(Sandbox::browse_url);
+    job
+}
+
+/// [`shown`], with the planner's pending reason of a queued job.
 fn with_pending(state: &AppState, mut job: Job) -> Job {
     if job.state == JobState::Queued {
         job.pending = state.planner.pending_reason(job.id);
     }
-    job
+    shown(job)
 }
 
 /// `POST /jobs`: the caller's jobs in one state (and with one tag), newest first.
@@ -212,16 +220,16 @@ pub(super) async fn kill(
             KillOutcome::Killed(next) => {
                 if state.store.update_job(&next, job.state).await? {
                     state.counts.invalidate();
-                    return Ok(Json(JobResponse { job: next }));
+                    return Ok(Json(JobResponse { job: shown(next) }));
                 }
             }
             KillOutcome::Requested(next) => {
                 if next == job || state.store.update_job(&next, job.state).await? {
                     state.planner.kill_requested(&next);
-                    return Ok(Json(JobResponse { job: next }));
+                    return Ok(Json(JobResponse { job: shown(next) }));
                 }
             }
-            KillOutcome::AlreadyKilled => return Ok(Json(JobResponse { job })),
+            KillOutcome::AlreadyKilled => return Ok(Json(JobResponse { job: shown(job) })),
             KillOutcome::AlreadyFinished => {
                 return Err(ApiError::conflict(format!(
                     "job {id} already finished; there is nothing to kill"

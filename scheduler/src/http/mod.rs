@@ -41,7 +41,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::Caller;
 pub use error::{ApiError, parse_json};
-pub use files::{sandbox_path, split_sandbox_url};
+pub use files::sandbox_path;
 pub use operator::{Operator, OperatorId, is_loopback};
 pub use planner::{AgentView, ClusterView, NodeView, PlannerHandle, PlannerStatus};
 

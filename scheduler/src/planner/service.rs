@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use retz_placement::Packer;
-use retz_proto::api::{Application, Job, JobState};
+use retz_proto::api::{Application, Job, JobState, Sandbox};
 use retz_proto::mesos::{
     AgentId, FrameworkId, OfferId, TaskId, TaskState, TaskStatus, task_status,
 };
@@ -361,12 +361,15 @@ impl Planner {
                 let Some(job) = self.hot.get(&l.job_id).cloned() else {
                     continue;
                 };
-                let url = l.agent_base.map(|b| format!("{b}/files/browse?path="));
+                let sandbox = l.agent_base.map(|agent| Sandbox {
+                    agent,
+                    directory: None,
+                });
                 let Some(mut next) = statem::on_launch(
                     &job,
                     statem::Launch {
                         agent_id: l.task.agent_id.value.clone(),
-                        url,
+                        sandbox,
                         grant: l.grant.clone(),
                     },
                 ) else {
@@ -596,10 +599,9 @@ impl Planner {
                 let news = report::record_pinning(job, &mut next, report.pinning.as_ref());
                 if next.state == JobState::Started
                     && let Some(dir) = &report.work_dir
-                    && let Some(url) = &next.url
-                    && let Some(base) = url.split("/files/browse?path=").next()
+                    && let Some(sandbox) = &mut next.sandbox
                 {
-                    next.url = Some(format!("{base}/files/browse?path={dir}"));
+                    sandbox.directory = Some(dir.clone());
                 }
                 if self.store.update_job(&next, job.state).await? {
                     info!(job = job.id, from = %job.state, to = %next.state, task = %input.task_id, "job state");

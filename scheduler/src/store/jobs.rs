@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use retz_proto::api::{Job, JobState, TIME_FORMAT};
+use retz_proto::api::{Job, JobState, Sandbox, TIME_FORMAT};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::oneshot;
@@ -60,7 +60,30 @@ fn decode_job(row: &AnyRow) -> Result<Job, StoreError> {
         detail: e.to_string(),
     })?;
     job.id = to_u64(id);
+    // Rows written before the sandbox was stored as data carry only the browse URL.
+    if let Some(url) = job.url.take()
+        && job.sandbox.is_none()
+    {
+        job.sandbox = legacy_sandbox(&url);
+    }
     Ok(job)
+}
+
+/// The sandbox of a browse URL (`AGENT/files/browse?path=DIR`) stored by earlier
+/// versions; `None` when it is not one.
+fn legacy_sandbox(url: &str) -> Option<Sandbox> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let agent = match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    };
+    let directory = u
+        .query_pairs()
+        .find(|(k, _)| k == "path")
+        .map(|(_, v)| v.into_owned())
+        .filter(|d| !d.is_empty());
+    Some(Sandbox { agent, directory })
 }
 
 fn decode_all(rows: &[AnyRow]) -> Result<Vec<Job>, StoreError> {
@@ -68,6 +91,17 @@ fn decode_all(rows: &[AnyRow]) -> Result<Vec<Job>, StoreError> {
 }
 
 fn encode_job(job: &Job) -> Result<String, StoreError> {
+    // The URL is the API's view of the sandbox, never stored.
+    let stripped;
+    let job = if job.url.is_some() {
+        stripped = Job {
+            url: None,
+            ..job.clone()
+        };
+        &stripped
+    } else {
+        job
+    };
     serde_json::to_string(job).map_err(|e| StoreError::Corrupt {
         what: "job",
         key: job.id.to_string(),
@@ -100,6 +134,7 @@ impl Store {
         job.retry = 0;
         job.attempt = 0;
         job.url = None;
+        job.sandbox = None;
         job.task_id = None;
         job.slave_id = None;
         job.granted = None;
@@ -477,6 +512,50 @@ mod tests {
         // A resubmitted job starts without one.
         let fresh = store.insert_job("k", back).await.unwrap();
         assert_eq!(fresh.pinning, None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_is_stored_as_data_and_old_urls_are_read_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/retz.db", dir.path().display()))
+            .await
+            .unwrap();
+        let mut job = store.insert_job("k", Job::new("a", "true")).await.unwrap();
+        job.sandbox = Some(Sandbox {
+            agent: "http://10.0.0.1:5051".into(),
+            directory: Some("/var/lib/mesos/s 1".into()),
+        });
+        job.url = Some("http://stale/files/browse?path=/x".into());
+        assert!(store.update_job(&job, JobState::Queued).await.unwrap());
+        let raw: String = sqlx::query_scalar("SELECT json FROM jobs WHERE id = $1")
+            .bind(to_i64(job.id))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(!raw.contains("\"url\""), "{raw}");
+        let (_, back) = store.get_job(job.id).await.unwrap().unwrap();
+        assert_eq!(back.sandbox, job.sandbox);
+        assert_eq!(back.url, None);
+
+        // A row an earlier version wrote: only the browse URL, the directory encoded.
+        let mut old = serde_json::to_value(Job::new("a", "true")).unwrap();
+        old["url"] = "http://10.0.0.2:5051/files/browse?path=/var/lib/mesos/s%202".into();
+        sqlx::query("UPDATE jobs SET json = $1 WHERE id = $2")
+            .bind(old.to_string())
+            .bind(to_i64(job.id))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let (_, back) = store.get_job(job.id).await.unwrap().unwrap();
+        assert_eq!(
+            back.sandbox,
+            Some(Sandbox {
+                agent: "http://10.0.0.2:5051".into(),
+                directory: Some("/var/lib/mesos/s 2".into()),
+            })
+        );
+        assert_eq!(back.url, None);
         store.close().await;
     }
 }
