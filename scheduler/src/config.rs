@@ -221,6 +221,9 @@ pub struct PlannerSection {
     pub max_retries: u32,
     /// Seconds a task may stay TASK_UNREACHABLE before it counts as lost.
     pub unreachable_timeout_s: u64,
+    /// Seconds an executor may run no task before it is shut down (an unloaded or
+    /// replaced application's executors go as soon as their tasks ended).
+    pub executor_idle_timeout_s: u64,
     /// How many queued jobs (in priority, id order) one placement cycle considers; the
     /// planner holds full records only for these, the rest of the queue as keys.
     pub window: u32,
@@ -235,6 +238,7 @@ impl Default for PlannerSection {
             max_running: 128,
             max_retries: 5,
             unreachable_timeout_s: 600,
+            executor_idle_timeout_s: 600,
             window: 10_000,
         }
     }

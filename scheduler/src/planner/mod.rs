@@ -20,6 +20,8 @@ mod agents;
 mod cluster_map;
 pub mod cycle;
 pub mod dryrun;
+pub mod executors;
+mod lifecycle;
 mod link;
 pub mod ports;
 pub mod record;

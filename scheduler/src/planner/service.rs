@@ -31,6 +31,7 @@ use tracing::{debug, error, info, warn};
 
 use super::agents::AgentBook;
 use super::cycle::{CycleContext, group_offers, plan_cycle};
+use super::executors::ExecutorBook;
 pub use super::link::PlannerLink;
 use super::link::{Command, lock};
 use super::record::Recorder;
@@ -77,7 +78,7 @@ pub enum PlannerError {
 /// The loop's state.
 pub struct Planner {
     pub(super) store: Store,
-    driver: SchedulerDriver,
+    pub(super) driver: SchedulerDriver,
     link: Arc<PlannerLink>,
     rx: mpsc::UnboundedReceiver<Command>,
     pub(super) opts: PlannerOptions,
@@ -87,13 +88,15 @@ pub struct Planner {
     pub(super) queue: BTreeSet<(i32, u64)>,
     /// Full records of queued jobs at the front of the queue, by id (at most `window`).
     hot: HashMap<u64, Job>,
-    framework_id: Option<FrameworkId>,
+    pub(super) framework_id: Option<FrameworkId>,
     suppressed: bool,
     recorder: Option<Recorder>,
     /// Tasks reported TASK_UNREACHABLE, with when.
     unreachable: HashMap<String, Instant>,
     /// The agents known and what they have free.
     pub(super) agents: AgentBook,
+    /// The executors on agents, for their shutdown.
+    pub(super) executors: ExecutorBook,
 }
 
 impl Planner {
@@ -134,6 +137,7 @@ impl Planner {
             recorder,
             unreachable: HashMap::new(),
             agents: AgentBook::default(),
+            executors: ExecutorBook::default(),
         };
         Ok((planner, link))
     }
@@ -221,6 +225,7 @@ impl Planner {
             } => {
                 warn!(agent = %agent.value, "the master reports the agent lost");
                 self.agents.lost(&agent.value);
+                self.executors.forget_agent(&agent.value);
                 self.link.cluster.forget(&agent.value);
             }
             SchedulerEvent::Failure {
@@ -228,6 +233,9 @@ impl Planner {
                 executor_id,
                 status,
             } => {
+                if let (Some(a), Some(e)) = (&agent_id, &executor_id) {
+                    self.executors.forget(&(a.value.clone(), e.value.clone()));
+                }
                 warn!(
                 agent = ?agent_id.map(|a| a.value),
                 executor = ?executor_id.map(|e| e.value),
@@ -388,6 +396,7 @@ impl Planner {
                         m.tasks_numa_local.inc();
                     }
                     self.agents.launched(&l.task.task_id.value, &l.assignment);
+                    self.executor_launched(&l.task, &job.appid);
                     info!(job = job.id, task = %l.task.task_id.value, cpus = ?l.grant.cpuset, "launching");
                     tasks.push(l.task);
                 } else {
@@ -537,6 +546,7 @@ impl Planner {
         if state.is_terminal() {
             self.agents.ended(&task_id);
         }
+        self.executor_status(&status);
         let gone = matches!(state, TaskState::TaskLost | TaskState::TaskUnknown)
             && status.reason() == task_status::Reason::Reconciliation;
         let report = report::read(&status);
@@ -685,6 +695,7 @@ impl Planner {
                 self.apply(&job, &input, &StatusReport::default()).await?;
             }
         }
+        self.reap_executors().await?;
         self.update_suppression().await;
         Ok(())
     }
