@@ -183,6 +183,29 @@ pub struct MesosSection {
     pub executor: Option<String>,
     /// Ask for GPU offers (the GPU_RESOURCES capability); jobs may then ask for `gpus`.
     pub gpus: bool,
+    /// The body encoding of the v1 scheduler API: `protobuf` (default) or `json` (for
+    /// proxies and debugging setups that need text).
+    pub content_type: MesosContentType,
+}
+
+/// `mesos.content_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MesosContentType {
+    /// `application/x-protobuf`.
+    #[default]
+    Protobuf,
+    /// `application/json` (the Mesos JSON dialect).
+    Json,
+}
+
+impl From<MesosContentType> for retz_proto::ContentType {
+    fn from(c: MesosContentType) -> Self {
+        match c {
+            MesosContentType::Protobuf => retz_proto::ContentType::Protobuf,
+            MesosContentType::Json => retz_proto::ContentType::Json,
+        }
+    }
 }
 
 impl Default for MesosSection {
@@ -200,6 +223,7 @@ impl Default for MesosSection {
             refuse_seconds: 3.0,
             executor: None,
             gpus: false,
+            content_type: MesosContentType::Protobuf,
         }
     }
 }

@@ -225,6 +225,7 @@ impl Server {
         let mut sched = SchedulerConfig::new(masters, framework);
         sched.backoff_max = Duration::from_secs(5);
         sched.credential = credential.clone();
+        sched.content_type = cfg.mesos.content_type.into();
         let (driver, events) = start(sched).map_err(|e| ServerError::Mesos(e.to_string()))?;
         let opts = PlannerOptions {
             cfg: cfg.planner.clone(),

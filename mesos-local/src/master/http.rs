@@ -375,6 +375,11 @@ async fn subscribe(
         Some(Err(m)) => return text(StatusCode::FORBIDDEN, m),
         Some(Ok(sub)) => sub,
     };
+    tracing::info!(
+        framework = ?sub.framework_id,
+        content_type = accept.mime(),
+        "framework subscribed"
+    );
     let on_close: Option<Box<dyn FnOnce() + Send + Sync>> = sub.framework_id.clone().map(|fid| {
         let commands = st.commands.clone();
         let stream_id = sub.stream_id.clone();

@@ -274,3 +274,23 @@ fn half_a_tls_config_names_the_missing_key() {
     assert!(c.server.admin_loopback);
     c.validate().unwrap();
 }
+
+#[test]
+fn the_mesos_content_type_is_protobuf_or_json() {
+    let c: ServerConfig = toml::from_str("[mesos]\ncontent_type = \"json\"").unwrap();
+    assert_eq!(c.mesos.content_type, MesosContentType::Json);
+    assert_eq!(
+        retz_proto::ContentType::from(c.mesos.content_type),
+        retz_proto::ContentType::Json
+    );
+    assert_eq!(
+        ServerConfig::default().mesos.content_type,
+        MesosContentType::Protobuf
+    );
+    let e = toml::from_str::<ServerConfig>("[mesos]\ncontent_type = \"xml\"").unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("xml") && e.contains("protobuf") && e.contains("json"),
+        "{e}"
+    );
+}
