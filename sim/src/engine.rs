@@ -93,6 +93,11 @@ pub struct Placed {
     /// Whether its CPUs and memory are all on one NUMA node (pinned there), or the host
     /// has only one NUMA node.
     pub numa_local: bool,
+    /// Whether its CPUs fit in one last-level cache domain of a host whose nodes have
+    /// several (always false on hosts with one L3 per node).
+    pub l3_fit: bool,
+    /// Whether its CPUs are all in one last-level cache domain (pinned there).
+    pub l3_local: bool,
 }
 
 /// What happened to one job.
@@ -353,6 +358,21 @@ fn numa_figures(topo: &Topology, numa_aware: bool, a: &Assignment) -> (bool, boo
     (fit, local)
 }
 
+/// (fits one L3 domain of a split-cache host, got one): see [`Placed::l3_fit`].
+fn l3_figures(topo: &Topology, a: &Assignment) -> (bool, bool) {
+    if !topo.has_split_caches() {
+        return (false, false);
+    }
+    let fit = topo
+        .caches()
+        .iter()
+        .any(|c| c.cpus().len() as u64 >= u64::from(a.granted_cpus));
+    let mut domains = a.cpus.iter().map(|cpu| topo.cache_of(cpu));
+    let first = domains.next().flatten();
+    let local = a.pinned && first.is_some() && domains.all(|d| d == first);
+    (fit, local)
+}
+
 fn permanent(r: &PendingReason) -> bool {
     matches!(
         r,
@@ -481,6 +501,7 @@ pub fn simulate(
                 frag.apply(h, &a.cpus, true);
                 let host = &cluster.hosts[h];
                 let (numa_fit, numa_local) = numa_figures(&host.topology, host.numa_aware, &a);
+                let (l3_fit, l3_local) = l3_figures(&host.topology, &a);
                 let job = &jobs[ji as usize];
                 outcomes[ji as usize].placed = Some(Placed {
                     start_s: t,
@@ -491,6 +512,8 @@ pub fn simulate(
                     pinned: a.pinned,
                     numa_fit,
                     numa_local,
+                    l3_fit,
+                    l3_local,
                 });
                 running.push(Reverse((t.saturating_add(job.runtime_s), ji)));
                 gone.insert(a.job_id);

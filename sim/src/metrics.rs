@@ -11,6 +11,10 @@
 //! - `numa_local_ratio` = jobs whose grant fits in one NUMA node of their host and got
 //!   one (CPUs and memory on one node, pinned; or a one-node host) / jobs whose grant fits
 //!   in one NUMA node; `null` when no placed job fits one node;
+//! - `l3_local_ratio` = jobs whose CPUs fit one last-level cache domain of a host whose
+//!   nodes have several, and got one (pinned) / jobs that fit one; the field (with
+//!   `l3_fit_jobs`, `l3_local_jobs`) is absent when no such job was placed, so clusters
+//!   without split caches keep their output unchanged;
 //! - fragmentation = free CPUs on partly used NUMA nodes / all free CPUs (0 when none is
 //!   free), and the number of partly used NUMA nodes, both time-weighted over the
 //!   samples taken after each batch;
@@ -86,6 +90,16 @@ pub struct Summary {
     pub numa_local_jobs: u64,
     /// `numa_local_jobs / numa_fit_jobs`.
     pub numa_local_ratio: Option<f64>,
+    /// Placed jobs whose CPUs fit one L3 cache domain of a host with several per node;
+    /// absent (here and in `summary.json`) when no such job was placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l3_fit_jobs: Option<u64>,
+    /// Of those, the ones whose CPUs all got one L3 domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l3_local_jobs: Option<u64>,
+    /// `l3_local_jobs / l3_fit_jobs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l3_local_ratio: Option<f64>,
     /// Placed pinned jobs whose CPUs span more than one NUMA node.
     pub cross_node_jobs: u64,
     /// Time-weighted share of free CPUs on partly used NUMA nodes.
@@ -174,6 +188,7 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
     let mut fit = 0u64;
     let mut local = 0u64;
     let mut cross = 0u64;
+    let (mut l3_fit, mut l3_local) = (0u64, 0u64);
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for o in &r.outcomes {
         let j = &w.jobs[o.job as usize];
@@ -191,6 +206,12 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
                 }
                 if p.pinned && p.cpu_nodes.len() > 1 {
                     cross += 1;
+                }
+                if p.l3_fit {
+                    l3_fit += 1;
+                    if p.l3_local {
+                        l3_local += 1;
+                    }
                 }
             }
             (None, Some(why)) => *reasons.entry(why.clone()).or_default() += 1,
@@ -237,6 +258,9 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
         numa_fit_jobs: fit,
         numa_local_jobs: local,
         numa_local_ratio: (fit > 0).then(|| round6(local as f64 / fit as f64)),
+        l3_fit_jobs: (l3_fit > 0).then_some(l3_fit),
+        l3_local_jobs: (l3_fit > 0).then_some(l3_local),
+        l3_local_ratio: (l3_fit > 0).then(|| round6(l3_local as f64 / l3_fit as f64)),
         cross_node_jobs: cross,
         fragmentation_mean: round6(frag),
         partial_nodes_mean: round6(partial),

@@ -236,3 +236,28 @@ fn the_planner_window_limits_each_cycle_to_the_most_urgent_jobs() {
         .collect();
     assert_eq!(starts, [(1, 10), (2, 20), (3, 0)]);
 }
+
+#[test]
+fn l3_local_ratio_counts_jobs_kept_inside_one_cache_domain() {
+    // One node with two L3 domains of 4 CPUs. Two 3-CPU jobs at once: packing by cache
+    // puts each in its own domain; first-fit gives the second CPUs 3-5, across both.
+    let w = workload((1..=2).map(|i| Job::new(i, 0, 100, 3, 0)).collect());
+    let spec = "1x@pack:1 numa:1 l3:2 core:4 pu:1";
+    let retz = run(spec, &w, "numa-prefer", 0);
+    assert_eq!(retz.placed, 2);
+    assert_eq!(retz.l3_fit_jobs, Some(2));
+    assert_eq!(retz.l3_local_jobs, Some(2));
+    assert_eq!(retz.l3_local_ratio, Some(1.0));
+    let ff = run(spec, &w, "first-fit", 0);
+    assert_eq!(ff.l3_fit_jobs, Some(2));
+    assert!(ff.l3_local_ratio.unwrap() < 1.0, "{ff:?}");
+    assert!(retz_sim::report::table(&[retz, ff]).contains("l3_local_ratio"));
+
+    // Without split caches the figures are absent, in the summary and in its JSON.
+    let flat = run("1x@core:8", &w, "numa-prefer", 0);
+    assert_eq!(flat.l3_local_ratio, None);
+    let json = serde_json::to_value(&flat).unwrap();
+    assert!(json.get("l3_local_ratio").is_none(), "{json}");
+    assert!(json.get("l3_fit_jobs").is_none(), "{json}");
+    assert!(!retz_sim::report::table(&[flat]).contains("l3_local_ratio"));
+}
