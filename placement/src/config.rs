@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::AffinityPolicy;
+use crate::request::{AffinityPolicy, CachePolicy};
 
 /// The weights of the cost terms (see the module docs for the formula).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,6 +122,10 @@ pub struct PolicyConfig {
     /// (cluster-wide override, e.g. to compare policies in retz-sim).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<AffinityPolicy>,
+    /// When set, every job is laid over L3 cache domains with this policy instead of its
+    /// own (cluster-wide override, e.g. `retz-sim run --cache spread`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
     /// Cost-model weights.
     pub weights: Weights,
     /// Starvation protection.
@@ -143,6 +147,7 @@ impl Default for PolicyConfig {
             name: "retz".to_string(),
             packer: PackerKind::Retz,
             affinity: None,
+            cache: None,
             weights: Weights::default(),
             starvation: Starvation::default(),
             candidates: 8,

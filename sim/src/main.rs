@@ -82,6 +82,11 @@ struct RunArgs {
     /// numa-prefer, spread, none) or a baseline (first-fit, node-blind); repeatable.
     #[arg(long = "policy", value_name = "FILE|NAME", required = true)]
     policies: Vec<String>,
+    /// Lay every job over L3 cache domains this way (pack or spread) instead of its own
+    /// choice, in every retz policy (the first-fit and node-blind baselines ignore it);
+    /// a policy file's `cache` key does the same for one policy.
+    #[arg(long, value_name = "pack|spread")]
+    cache: Option<retz_placement::CachePolicy>,
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -191,6 +196,11 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         .iter()
         .map(|p| load_policy(p))
         .collect::<Result<_, _>>()?;
+    if let Some(cache) = a.cache {
+        for p in &mut policies {
+            p.config.cache = Some(cache);
+        }
+    }
     unique_names(&mut policies);
     let (cluster, workload) = load_inputs(&a.inputs)?;
     let opts = SimOptions {

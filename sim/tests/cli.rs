@@ -532,3 +532,47 @@ fn a_recording_is_a_cluster() {
         "bad.jsonl:2: not a recording line",
     );
 }
+
+#[test]
+fn cache_spread_trades_l3_locality_for_spread_jobs() {
+    let d = tempfile::tempdir().unwrap();
+    // Two L3 domains of 4 CPUs; two 2-CPU jobs at once.
+    let jobs = write(
+        d.path(),
+        "jobs.jsonl",
+        "{\"id\":1,\"submit\":0,\"runtime\":10,\"cpus\":2}\n{\"id\":2,\"submit\":0,\"runtime\":10,\"cpus\":2}\n",
+    );
+    let ratio = |cache: Option<&str>| {
+        let out = d.path().join(format!("out-{cache:?}"));
+        let out = out.to_str().unwrap();
+        let mut args = vec![
+            "run",
+            "--cluster",
+            "1x@pack:1 numa:1 l3:2 core:4 pu:1",
+            "--workload",
+            &jobs,
+            "--policy",
+            "retz",
+            "--out",
+            out,
+            "-q",
+        ];
+        if let Some(c) = cache {
+            args.extend(["--cache", c]);
+        }
+        let o = sim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{out}/summary.json")).unwrap()).unwrap();
+        summary[0]["l3_local_ratio"].as_f64().unwrap()
+    };
+    assert_eq!(ratio(None), 1.0);
+    assert_eq!(ratio(Some("pack")), 1.0);
+    // Spread lays each job one core per domain: neither stays in one.
+    assert_eq!(ratio(Some("spread")), 0.0);
+    fails_with(
+        &sim(&["run", "--cache", "wide", "--policy", "retz"]),
+        2,
+        "pack, spread",
+    );
+}

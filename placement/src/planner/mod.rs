@@ -36,7 +36,7 @@ use crate::config::PolicyConfig;
 use crate::index::CapIndex;
 use crate::plan::{Assignment, NodeMemory};
 use crate::reason::PendingReason;
-use crate::request::{AffinityPolicy, JobRequest};
+use crate::request::{AffinityPolicy, CachePolicy, JobRequest};
 use crate::select::{node_counts, take_in_node};
 use crate::sets::{CpuSet, NodeSet};
 use crate::topology::Topology;
@@ -324,6 +324,11 @@ impl<'a> Planner<'a> {
         self.cfg.affinity.unwrap_or(job.policy)
     }
 
+    /// The cache policy a job is laid out with (cluster override first).
+    pub fn cache_of(&self, job: &JobRequest) -> CachePolicy {
+        self.cfg.cache.unwrap_or(job.cache)
+    }
+
     fn materialize(&self, cand: Cand, job: &JobRequest) -> Decision {
         let a = cand.agent;
         let topo = self.topo(a);
@@ -335,7 +340,15 @@ impl<'a> Planner<'a> {
             }
         } else {
             for &(i, t) in &cand.takes {
-                let ok = take_in_node(topo, i, &w.free_cpus, t, job.smt, job.cache, &mut cpus);
+                let ok = take_in_node(
+                    topo,
+                    i,
+                    &w.free_cpus,
+                    t,
+                    job.smt,
+                    self.cache_of(job),
+                    &mut cpus,
+                );
                 debug_assert!(ok, "candidate counted more free CPUs than the node has");
             }
         }
@@ -485,7 +498,17 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let t = w.nodes[i].free.min(left);
-            if t > 0 && take_in_node(topo, i, &w.free_cpus, t, job.smt, job.cache, &mut extra) {
+            if t > 0
+                && take_in_node(
+                    topo,
+                    i,
+                    &w.free_cpus,
+                    t,
+                    job.smt,
+                    self.cache_of(job),
+                    &mut extra,
+                )
+            {
                 left -= t;
             }
         }
