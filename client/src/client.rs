@@ -683,6 +683,7 @@ fn error_message(status: StatusCode, text: &str) -> String {
         .collect()
 }
 
+mod import;
 mod tls;
 
 use tls::{certificate_error, is_untrusted, root_cause, trusted_certificates, untrusted_hint};

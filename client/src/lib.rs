@@ -20,6 +20,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod fuzzing;
+pub mod original_db;
 pub mod query;
 pub mod signing;
 

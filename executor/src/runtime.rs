@@ -479,12 +479,17 @@ impl Inner {
             uid: user.uid,
             gid: user.gid,
         };
-        let dir = match self
-            .sandbox
-            .task_dir(self.sys.as_ref(), task_id, Some(owner))
-        {
-            Ok(d) => d,
-            Err(e) => return failed(FailReason::LaunchFailed, e.to_string()),
+        // Off the async threads: laying out a large application takes a while.
+        let (sys, sandbox, id) = (self.sys.clone(), self.sandbox.clone(), task_id.to_owned());
+        let app_path = app.path.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            sandbox.task_dir(sys.as_ref(), &id, Some(owner), Some(&app_path))
+        })
+        .await;
+        let dir = match made {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return failed(FailReason::LaunchFailed, e.to_string()),
+            Err(e) => return failed(FailReason::LaunchFailed, format!("task directory: {e}")),
         };
 
         let vars = taskenv::retz_vars(task_id, &spec, &plan, &app.path);

@@ -6,7 +6,9 @@
 //!   <artifacts fetched by the agent>      the executor's CommandInfo URIs
 //!   app/<name>/                           RETZ_PVNAME: artifacts unpacked once
 //!   app/<name>/.retz-unpacked             completion marker
-//!   tasks/<task-key>/{stdout,stderr}      one per task, its working directory
+//!   tasks/<task-key>/                     one per task: its working directory, with
+//!     {stdout,stderr}                     its own outputs and the application's tree
+//!     bin/..., lib/...                    laid out again (see [`view`])
 //! ```
 //! Invariants: an application directory is visible under its final name only when it is
 //! complete. It is built in `app/.<name>.partial`, the marker written last, then renamed
@@ -28,7 +30,10 @@
 //!   reads its application but cannot change it;
 //! - `tasks/` is 0755 and the executor's; `tasks/<key>/` is the job user's, mode 0700,
 //!   with `stdout` and `stderr` the job user's, mode 0600, created without following
-//!   symlinks.
+//!   symlinks. It is the task's working directory, as the Mesos sandbox was the original
+//!   Retz's: the application's directories are laid out again there as the job user's
+//!   (it may write in them), its files are hard links to the read-only shared copy
+//!   ([`view`]). A relaunch of a task id starts from a fresh directory.
 //!
 //! Modes are set with `std::fs`; ownership goes through [`Sys::chown`] (recorded by the
 //! fake kernel, so none of this needs root in tests).
@@ -37,6 +42,8 @@ use std::fs::{OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+pub mod view;
 
 use crate::archive::{self, ArchiveError};
 use crate::spec::is_safe_component;
@@ -110,7 +117,10 @@ pub enum SandboxError {
     TaskId(String),
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SandboxError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SandboxError + 'a {
     move |source| SandboxError::Io {
         op,
         path: path.to_owned(),
@@ -210,24 +220,37 @@ impl Sandbox {
     }
 
     /// Creates the working directory of the task with id `task_id` (`tasks/<key>`, mode
-    /// 0700) and its empty `stdout`/`stderr` (0600), owned by `owner` when given (else by
-    /// the executor's user).
+    /// 0700) with the application's tree laid out in it when `app` is given
+    /// ([`view`]), and its empty `stdout`/`stderr` (0600). The directory, its new
+    /// subdirectories and the outputs belong to `owner` when given (else to the executor's
+    /// user). A relaunch of the same task id starts from a fresh directory.
     pub fn task_dir(
         &self,
         sys: &dyn Sys,
         task_id: &str,
         owner: Option<Owner>,
+        app: Option<&Path>,
     ) -> Result<TaskDir, SandboxError> {
         let key = task_key(task_id).ok_or_else(|| SandboxError::TaskId(task_id.to_owned()))?;
         let tasks = self.root.join("tasks");
         std::fs::create_dir_all(&tasks).map_err(io_err("create", &tasks))?;
         set_mode(&tasks, 0o755)?;
         let dir = tasks.join(key);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            // A relaunch of the same task id: keep the directory, its outputs are redone.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && real_dir(&dir) => {}
-            Err(e) => return Err(io_err("create", &dir)(e)),
+        // A relaunch of the same task id: what the earlier attempt left goes (as a new
+        // Mesos sandbox would), so nothing the job changed there steers the executor.
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(&dir).map_err(io_err("remove the old", &dir))?
+            }
+            Ok(_) => std::fs::remove_file(&dir).map_err(io_err("remove the old", &dir))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("stat", &dir)(e)),
+        }
+        // Built while only the executor can enter it, given to the job last.
+        std::fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        set_mode(&dir, 0o700)?;
+        if let Some(app) = app {
+            view::lay_out(sys, app, &dir, owner)?;
         }
         let chown = |path: &Path| match owner {
             Some(o) => sys
@@ -235,19 +258,12 @@ impl Sandbox {
                 .map_err(io_err("set the owner of", path)),
             None => Ok(()),
         };
-        chown(&dir)?;
-        set_mode(&dir, 0o700)?;
         let task = TaskDir {
             stdout: dir.join("stdout"),
             stderr: dir.join("stderr"),
             dir,
         };
         for file in [&task.stdout, &task.stderr] {
-            match std::fs::remove_file(file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("replace", file)(e)),
-            }
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -258,17 +274,13 @@ impl Sandbox {
             chown(file)?;
             set_mode(file, 0o600)?;
         }
+        chown(&task.dir)?;
         Ok(task)
     }
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
     std::fs::set_permissions(path, Permissions::from_mode(mode)).map_err(io_err("chmod", path))
-}
-
-/// A directory, not a symlink to one.
-fn real_dir(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 /// Makes an unpacked application read-only to others: directories 0755, files 0755 when
@@ -448,7 +460,7 @@ mod tests {
             uid: 65534,
             gid: 65534,
         };
-        let t = sb.task_dir(&fake, "t1", Some(owner)).unwrap();
+        let t = sb.task_dir(&fake, "t1", Some(owner), None).unwrap();
         assert_eq!(mode(&root.join("tasks")), 0o755);
         assert_eq!(mode(&t.dir), 0o700);
         assert_eq!(mode(&t.stdout), 0o600);
@@ -464,7 +476,8 @@ mod tests {
             .collect();
         assert_eq!(
             chowned,
-            vec![t.dir.clone(), t.stdout.clone(), t.stderr.clone()]
+            vec![t.stdout.clone(), t.stderr.clone(), t.dir.clone()],
+            "the directory goes to the job last"
         );
 
         // A relaunch of the same id: a symlink planted as stdout is replaced, not followed.
@@ -472,7 +485,7 @@ mod tests {
         std::fs::write(&target, "precious").unwrap();
         std::fs::remove_file(&t.stdout).unwrap();
         std::os::unix::fs::symlink(&target, &t.stdout).unwrap();
-        let again = sb.task_dir(&fake, "t1", Some(owner)).unwrap();
+        let again = sb.task_dir(&fake, "t1", Some(owner), None).unwrap();
         assert!(std::fs::symlink_metadata(&again.stdout).unwrap().is_file());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
     }
@@ -482,13 +495,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let fake = fake(tmp.path());
         let sb = Sandbox::new(tmp.path(), vec![]).unwrap();
-        let t = sb.task_dir(&fake, "job-42.task/1", None).unwrap();
+        let t = sb.task_dir(&fake, "job-42.task/1", None, None).unwrap();
         assert_eq!(t.dir, tmp.path().join("tasks/job-42.task%2F1"));
         assert!(t.dir.is_dir());
         assert_eq!(t.stdout, t.dir.join("stdout"));
         assert_eq!(task_key(".."), Some("%2E.".into()));
         assert_eq!(task_key(""), None);
-        assert!(sb.task_dir(&fake, &"x".repeat(201), None).is_err());
+        assert!(sb.task_dir(&fake, &"x".repeat(201), None, None).is_err());
         assert!(fake.ops().is_empty(), "no owner given: nothing chowned");
     }
 

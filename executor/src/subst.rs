@@ -13,11 +13,32 @@
 //!   context, including arithmetic `$((…))`. Here-document bodies are not modelled; use
 //!   only such plain values there.
 //!
-//! Only task variables — names starting with `RETZ_`, or `PORT` followed by digits (the
-//! granted ports) — that are present in the variable map are replaced; an unknown
-//! `$RETZ_FOO` or `$PORT9`, `${RETZ_X:-default}` and everything else stay as written.
-//! Names are greedy like the shell's: `$RETZ_CPUS` is the (unknown) `RETZ_CPUS`, `$PORT10`
-//! is `PORT10`, never `PORT1` followed by `0`.
+//! # The rule (the same in both)
+//!
+//! The *known* names are the task's variables present in the variable map: names starting
+//! with `RETZ_` (`RETZ_CPU`, `RETZ_MEM`, `RETZ_GPU`, `RETZ_CPUSET`, `RETZ_NUMA_NODES`,
+//! `RETZ_PVNAME`, `RETZ_JOB_ID`, `RETZ_TASK_ID`, `RETZ_PORTS`) and `PORT` followed by
+//! digits (the granted ports). At each `$` that is not escaped:
+//! - `${NAME}` is replaced when `NAME` is exactly a known name; anything else in braces
+//!   (`${RETZ_CPU:-1}`, `${RETZ_MEMm}`, `${HOME}`) stays as written;
+//! - `$` followed by characters: the **longest known name that is a prefix of the
+//!   characters after `$`** is replaced, and the characters after it stay: `-Xmx$RETZ_MEMm`
+//!   is `-Xmx` + `$RETZ_MEM` + `m` = `-Xmx512m`, `$RETZ_CPUS` is `$RETZ_CPU` + `S`, while
+//!   `$RETZ_CPUSET` is `$RETZ_CPUSET` (known and longer than `RETZ_CPU`). A name never ends
+//!   inside a number: a match whose last character is a digit followed by another digit
+//!   is no match, so `$PORT10` is `PORT10` (or stays as written when there is no
+//!   eleventh port), never `PORT1` followed by `0`;
+//! - when no known name is a prefix (`$RETZ_FOO`, `$HOME`, `$PORT9` without a tenth
+//!   port), the text stays as written and, in the command, the shell sees it.
+//!
+//! This is what the original Retz did and a bit more: its executor (0.0.26 and earlier,
+//! `EnvBuilder`) replaced the literal texts `$RETZ_CPU`, `$RETZ_MEM` and `$RETZ_PVNAME`
+//! wherever they appeared in `-E` values, by plain string replacement with no end of
+//! name, so `-Xmx$RETZ_MEMm` became `-Xmx512m`; the command itself was left to the shell
+//! (where `$RETZ_MEMm` is an unset variable). Here the same replacement is done in the
+//! command too, for every task variable, and the longest known name wins where the
+//! original, knowing only three names, never had to choose (it would have turned
+//! `$RETZ_CPUSET` into `4SET`).
 
 use std::collections::BTreeMap;
 
@@ -218,29 +239,34 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// At `input[at] == '$'`: the length of a known `$RETZ_X` / `${RETZ_X}` and its value.
+/// At `input[at] == '$'`: the length of a known `$NAME` / `${NAME}` and its value (the
+/// module's rule: braces take an exact name, otherwise the longest known prefix wins).
 fn match_var<'v>(
     input: &str,
     at: usize,
     vars: &'v BTreeMap<String, String>,
 ) -> Option<(usize, &'v str)> {
     let rest = &input.as_bytes()[at + 1..];
-    let (braced, body) = match rest.first() {
-        Some(b'{') => (true, &rest[1..]),
-        _ => (false, rest),
-    };
-    let name_len = body.iter().take_while(|&&b| is_name_byte(b)).count();
-    // Name bytes are ASCII, so this slice is on char boundaries.
-    let name = std::str::from_utf8(&body[..name_len]).ok()?;
-    if !is_task_var(name) {
-        return None;
+    if let Some(body) = rest.strip_prefix(b"{") {
+        let name_len = body.iter().take_while(|&&b| is_name_byte(b)).count();
+        // Name bytes are ASCII, so this slice is on char boundaries.
+        let name = std::str::from_utf8(&body[..name_len]).ok()?;
+        if !is_task_var(name) || body.get(name_len) != Some(&b'}') {
+            return None;
+        }
+        let value = vars.get(name)?;
+        return Some((name_len + 3, value.as_str()));
     }
-    if braced && body.get(name_len) != Some(&b'}') {
-        return None;
-    }
-    let value = vars.get(name)?;
-    let len = 1 + name_len + if braced { 2 } else { 0 };
-    Some((len, value.as_str()))
+    vars.iter()
+        .filter(|(name, _)| {
+            let n = name.as_bytes();
+            is_task_var(name)
+                && rest.starts_with(n)
+                && !(n.last().is_some_and(u8::is_ascii_digit)
+                    && rest.get(n.len()).is_some_and(u8::is_ascii_digit))
+        })
+        .max_by_key(|(name, _)| name.len())
+        .map(|(name, value)| (1 + name.len(), value.as_str()))
 }
 
 /// `RETZ_*`, or `PORT` followed by one or more digits.
@@ -282,8 +308,8 @@ mod tests {
             "--threads=4 dir=/s/app/x/bin"
         );
         assert_eq!(
-            substitute_literal("$RETZ_FOO ${RETZ_CPU:-1} $RETZ_CPUS $HOME $", &v),
-            "$RETZ_FOO ${RETZ_CPU:-1} $RETZ_CPUS $HOME $"
+            substitute_literal("$RETZ_FOO ${RETZ_CPU:-1} ${RETZ_CPUS} $HOME $", &v),
+            "$RETZ_FOO ${RETZ_CPU:-1} ${RETZ_CPUS} $HOME $"
         );
         assert_eq!(substitute_literal("${RETZ_CPU", &v), "${RETZ_CPU");
         assert_eq!(substitute_literal("é$RETZ_CPUé", &v), "é4é");
@@ -295,6 +321,34 @@ mod tests {
         // A value containing a variable reference is not substituted again.
         let rec = vars(&[("RETZ_A", "$RETZ_B"), ("RETZ_B", "x")]);
         assert_eq!(substitute_literal("$RETZ_A", &rec), "$RETZ_B");
+    }
+
+    #[test]
+    fn the_longest_known_name_after_the_dollar_wins() {
+        let v = vars(&[
+            ("RETZ_CPU", "4"),
+            ("RETZ_CPUSET", "0-3"),
+            ("RETZ_MEM", "512"),
+            ("RETZ_PVNAME", "/s/app/x"),
+        ]);
+        assert_eq!(substitute_literal("-Xmx$RETZ_MEMm", &v), "-Xmx512m");
+        assert_eq!(substitute_literal("-Xmx${RETZ_MEM}m", &v), "-Xmx512m");
+        assert_eq!(substitute_literal("${RETZ_MEMm}", &v), "${RETZ_MEMm}");
+        assert_eq!(substitute_literal("$RETZ_CPUSET", &v), "0-3");
+        assert_eq!(substitute_literal("$RETZ_CPUS $RETZ_CPU_N", &v), "4S 4_N");
+        assert_eq!(substitute_literal("$RETZ_PVNAME/bin", &v), "/s/app/x/bin");
+        assert_eq!(substitute_literal("$RETZ_ME $RETZ_", &v), "$RETZ_ME $RETZ_");
+        assert_eq!(
+            substitute_command("java -Xmx$RETZ_MEMm -cp $RETZ_PVNAMElib", &v),
+            "java -Xmx512m -cp /s/app/xlib"
+        );
+        assert_eq!(
+            substitute_command("echo \"-Xmx$RETZ_MEMm\" '$RETZ_CPUSETx'", &v),
+            "echo \"-Xmx512m\" '0-3x'"
+        );
+        // Only task variables are known, even when the map holds others.
+        let home = vars(&[("HOME", "/root"), ("RETZ_CPU", "4")]);
+        assert_eq!(substitute_literal("$HOMEx $RETZ_CPUx", &home), "$HOMEx 4x");
     }
 
     #[test]
@@ -420,6 +474,22 @@ mod tests {
             let input = format!("{prefix}$RETZ_V{suffix}");
             let out = substitute_literal(&input, &vars(&[("RETZ_V", &value)]));
             prop_assert_eq!(out, format!("{prefix}{value}{suffix}"));
+        }
+
+        #[test]
+        fn prop_a_known_name_then_any_name_chars(
+            value in "[A-Za-z0-9./ ]{0,12}", suffix in "[a-z0-9_]{0,6}", which in 0..3usize
+        ) {
+            // Lower-case or digit suffixes never make a longer known name here.
+            let names = ["RETZ_MEM", "RETZ_CPU", "RETZ_PVNAME"];
+            let v: BTreeMap<String, String> = names
+                .iter()
+                .map(|n| ((*n).to_owned(), value.clone()))
+                .collect();
+            let input = format!("-X${}{suffix}", names[which]);
+            prop_assert_eq!(substitute_literal(&input, &v), format!("-X{value}{suffix}"));
+            let cmd = substitute_command(&format!("printf '%s' {input}"), &v);
+            prop_assert_eq!(sh(&cmd), format!("-X{value}{suffix}"), "{:?}", cmd);
         }
 
         #[test]

@@ -1,7 +1,8 @@
 //! Jobs are confined, on the real kernel: they run as the job user (`nobody` by default)
 //! with no capabilities and `no_new_privs`, cannot write their cgroup, move themselves,
 //! widen their CPUs, read root's files, signal another job, or leave a process behind;
-//! their sandbox belongs to them and their application is read-only. Needs root and a
+//! their sandbox belongs to them and their application is read-only (its tree, laid out
+//! in their working directory, is theirs to add to). Needs root and a
 //! cpuset cgroup controller; skips without them, fails under `CI=true`.
 
 mod common;
@@ -277,26 +278,49 @@ async fn a_process_left_behind_is_killed_and_counted() {
     }
 }
 
+/// A `tar.gz` holding an executable `bin/hello.sh`, written as artifact `app.tgz` of the
+/// sandbox of `config`.
+fn hello_app(config: &mut retz_executor::runtime::RuntimeConfig) {
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(enc);
+    let script = b"#!/bin/sh\necho hello from the app\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(script.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    tar.append_data(&mut h, "bin/hello.sh", &script[..])
+        .unwrap();
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    std::fs::write(config.sandbox.join("app.tgz"), bytes).unwrap();
+    config.artifacts = vec!["app.tgz".into()];
+}
+
 #[tokio::test]
 async fn the_sandbox_belongs_to_the_job_and_the_application_is_read_only() {
     let Some((uid, gid)) = ids("nobody") else {
         return;
     };
-    let Some(mut rig) = rig("sandbox").await else {
+    let Some(mut rig) = rig_with("sandbox", hello_app).await else {
         return;
     };
-    let command = r#"try() { if eval "$2" 2>/dev/null; then echo "$1=ALLOWED"; else echo "$1=denied"; fi; }
+    let command = r#"try() { if eval "$2" >/dev/null 2>&1; then echo "$1=ALLOWED"; else echo "$1=denied"; fi; }
 try app "touch $RETZ_PVNAME/x"
 try app-marker "echo x >> $RETZ_PVNAME/.retz-unpacked"
 try tasks "mkdir ../other"
 try run-dir "touch ../../x"
-try own "echo mine > mine""#;
+try own "echo mine > mine"
+try relative "bin/hello.sh"
+try edit-app-file "echo x >> bin/hello.sh"
+try new-in-app-dir "echo mine > bin/mine"
+try replace-app-file "rm -f bin/hello.sh && printf 'echo replaced' > bin/hello.sh""#;
     launch(&rig, "box", spec(command, "0"));
     running(&mut rig).await;
     finished(&mut rig).await;
     assert_eq!(
         stdout(&rig, "box"),
-        "app=denied\napp-marker=denied\ntasks=denied\nrun-dir=denied\nown=ALLOWED\n"
+        "app=denied\napp-marker=denied\ntasks=denied\nrun-dir=denied\nown=ALLOWED\n\
+         relative=ALLOWED\nedit-app-file=denied\nnew-in-app-dir=ALLOWED\n\
+         replace-app-file=ALLOWED\n"
     );
     let root = rig.tmp.path();
     let owner = |p: &Path| {
@@ -306,7 +330,14 @@ try own "echo mine > mine""#;
     assert_eq!((owner(root), mode(root)), ((0, gid), 0o750));
     let task = root.join("tasks/box");
     assert_eq!((owner(&task), mode(&task)), ((uid, gid), 0o700));
-    for file in ["stdout", "stderr", "mine"] {
+    for file in [
+        "stdout",
+        "stderr",
+        "mine",
+        "bin",
+        "bin/mine",
+        "bin/hello.sh",
+    ] {
         assert_eq!(owner(&task.join(file)), (uid, gid), "{file}");
     }
     assert_eq!(mode(&task.join("stdout")), 0o600);
@@ -315,5 +346,11 @@ try own "echo mine > mine""#;
     let app = root.join("app/app");
     assert_eq!((owner(&app), mode(&app)), ((0, 0), 0o755));
     assert_eq!(mode(&app.join(".retz-unpacked")), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(app.join("bin/hello.sh")).unwrap(),
+        "#!/bin/sh\necho hello from the app\n",
+        "the shared copy is untouched"
+    );
+    assert!(!app.join("bin/mine").exists());
     rig.rt.shutdown(Duration::from_secs(1)).await;
 }

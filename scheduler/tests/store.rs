@@ -447,6 +447,39 @@ async fn idempotency(store: Store) {
 }
 both!(idempotency_keys_are_unique_per_owner, idempotency);
 
+/// Imported jobs keep their original id when free, get a new one otherwise, are found
+/// by their import key, and later ids go above the kept ones (PostgreSQL's sequence too).
+async fn imports(store: Store) {
+    let native = store.insert_job("k", job("a", "native")).await.unwrap();
+    let mut old = job("a", "old");
+    old.id = 500;
+    old.state = JobState::Finished;
+    old.result = 0;
+    old.finished = Some(now_string());
+    assert!(!store.imported_job_exists("k", 500).await.unwrap());
+    assert_eq!(store.import_job("k", &old).await.unwrap(), 500);
+    assert!(store.imported_job_exists("k", 500).await.unwrap());
+    assert!(!store.imported_job_exists("other", 500).await.unwrap());
+    let (owner, stored) = store.get_job(500).await.unwrap().unwrap();
+    assert_eq!(
+        (owner.as_str(), stored.state, stored.result),
+        ("k", JobState::Finished, 0)
+    );
+    // Taken ids (and 0) are renumbered.
+    let mut clash = job("a", "clash");
+    clash.id = native.id;
+    clash.state = JobState::Queued;
+    let renumbered = store.import_job("k", &clash).await.unwrap();
+    assert!(renumbered > 500, "{renumbered}");
+    assert!(store.imported_job_exists("k", native.id).await.unwrap());
+    let next = store.insert_job("k", job("a", "later")).await.unwrap();
+    assert!(next.id > renumbered, "{} after {renumbered}", next.id);
+    let queue = store.queue_head(10).await.unwrap();
+    assert!(queue.iter().any(|(_, j)| j.id == renumbered));
+}
+
+both!(imported_jobs_keep_free_ids, imports);
+
 async fn updates(store: Store) {
     let j = store.insert_job("alice", job("app", "x")).await.unwrap();
     let mut broken = j.clone();

@@ -65,6 +65,15 @@ enum AdminCmd {
         #[arg(long, value_name = "S")]
         leeway: u64,
     },
+    /// Import users, applications and jobs from an original Retz 0.4 database.
+    Import {
+        /// The original database: postgres://USER:PASSWORD@HOST:PORT/DB.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Only report what would be imported.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -116,6 +125,9 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
     };
     match cli.cmd {
         AdminCmd::Completions { .. } => {}
+        AdminCmd::Import { from, dry_run } => {
+            return crate::cli::import_cli::run(&client, &from, dry_run, json).await;
+        }
         AdminCmd::CreateUser { info } => {
             let user = client.create_user(&info).await?;
             if json {

@@ -34,6 +34,7 @@
 
 pub mod auth;
 mod config;
+mod import;
 mod job;
 pub mod limits;
 mod messages;
@@ -43,6 +44,7 @@ mod range_json;
 pub mod strict;
 
 pub use config::ClientConfig;
+pub use import::{ImportCounts, ImportRequest, ImportResponse, ImportedJob, import_key};
 pub use job::{Grant, Job, JobResources, JobState, Sandbox, UnknownState};
 pub use messages::*;
 pub use model::{

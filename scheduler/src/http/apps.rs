@@ -20,7 +20,7 @@ const MAX_NAME: usize = 64;
 
 /// An application name must be one safe path component: it names the executor's
 /// directory and appears in task ids.
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name != "."
@@ -40,7 +40,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 /// Whether `user` may be an application's Unix user on this server: never root (400),
 /// and allowed by the operator (403).
-fn check_user(users: &LaunchUsers, user: &str) -> Result<(), ApiError> {
+pub(super) fn check_user(users: &LaunchUsers, user: &str) -> Result<(), ApiError> {
     if let Err(e) = check_job_user(user) {
         let hint = if e.is_root() {
             "name an unprivileged user the operator allows, or omit -U"

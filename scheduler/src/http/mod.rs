@@ -20,6 +20,7 @@ mod apps;
 mod auth;
 mod error;
 mod files;
+mod import;
 mod jobs;
 mod operator;
 mod planner;
@@ -225,6 +226,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/user/{key}/disable", post(admin::disable_user))
         .route("/admin/usage", get(admin::usage))
         .route("/admin/gc", post(admin::gc))
+        .route("/admin/import", post(import::import))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -91,11 +91,13 @@ fn decode_all(rows: &[AnyRow]) -> Result<Vec<Job>, StoreError> {
 }
 
 fn encode_job(job: &Job) -> Result<String, StoreError> {
-    // The URL is the API's view of the sandbox, never stored.
+    // The URL is the API's view of the sandbox, never stored; a job that comes with
+    // only a URL (imported from an original Retz) keeps it as its sandbox.
     let stripped;
-    let job = if job.url.is_some() {
+    let job = if let Some(url) = &job.url {
         stripped = Job {
             url: None,
+            sandbox: job.sandbox.clone().or_else(|| legacy_sandbox(url)),
             ..job.clone()
         };
         &stripped

@@ -29,6 +29,7 @@
 
 mod apps;
 mod cache;
+mod import;
 mod jobs;
 mod properties;
 mod users;
