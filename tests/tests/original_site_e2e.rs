@@ -233,6 +233,55 @@ fn an_original_site_runs_from_its_own_properties_files() {
     .unwrap();
     assert_eq!(none, serde_json::json!([]), "nothing ended in 2000");
 
+    // Raw requests as the 0.4 Java client sends them: the envelope, signed.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let signed = |method: &str, path: &str, body: &str| {
+        use retz_proto::api::auth;
+        let date = auth::now_date();
+        let md5 = if body.is_empty() {
+            String::new()
+        } else {
+            auth::content_md5(body.as_bytes())
+        };
+        let sig = auth::sign(SECRET, &auth::string_to_sign(method, &md5, &date, path));
+        let authz = auth::authorization(KEY, &sig);
+        let mut headers = vec![
+            ("Date", date.as_str()),
+            ("Authorization", authz.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if !md5.is_empty() {
+            headers.push(("Content-MD5", md5.as_str()));
+        }
+        let (status, text) =
+            retz_e2e_tests::http_request(addr, method, path, &headers, body.as_bytes());
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+        (status, v)
+    };
+    let (status, v) = signed(
+        "POST",
+        "/jobs",
+        r#"{"command":"list","version":"0.2.1","state":"FINISHED","tag":null}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (&v["command"], &v["status"]),
+        (&serde_json::json!("list"), &serde_json::json!("ok")),
+        "{v}"
+    );
+    assert!(
+        v["jobs"].as_array().unwrap().iter().any(|j| j["id"] == id),
+        "{v}"
+    );
+    let (status, v) = signed("GET", "/status", "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(
+        v["totalOffered"]["cpu"].is_u64() && v["totalUsed"]["memMB"].is_u64(),
+        "{v}"
+    );
+
     // retz.max.disk is enforced at submission, the limit named.
     let big = client(
         &client_props,
