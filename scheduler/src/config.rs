@@ -66,6 +66,13 @@ pub struct ServerConfig {
     /// same section a `retz-sim` policy file holds (`retz-sim tune` writes one), so a
     /// tuned policy is pasted here verbatim or given with `retz-server --policy FILE`.
     pub placement: PolicyConfig,
+    /// `[gc]`: periodic deletion of jobs that ended long ago.
+    pub gc: GcSection,
+    /// What the config's source asked for that this server does differently (the keys
+    /// of an original `retz.properties` mapped onto a close behaviour), one line each;
+    /// logged as warnings at start.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// `[server]`.
@@ -74,6 +81,10 @@ pub struct ServerConfig {
 pub struct ServerSection {
     /// Address of the HTTP API.
     pub bind: SocketAddr,
+    /// A host name to listen on instead of `bind`'s address (at `bind`'s port): resolved
+    /// at start, the first address it names is used (`retz.bind = http://NAME:PORT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_host: Option<String>,
     /// Directory for the SQLite store, `client.toml` and (local) the embedded cluster's
     /// credentials. Kept 0700 (created so and chmod'ed at every start).
     pub data_dir: Option<PathBuf>,
@@ -95,6 +106,14 @@ pub struct ServerSection {
     /// Access keys allowed to use `/admin/*` (the admin user made at first start is
     /// added automatically).
     pub admin_keys: Vec<String>,
+    /// An admin user with this access key (and `admin_secret`) is created at start if
+    /// missing; if it exists, its secret must match (`retz.access.key`). Its key is an
+    /// admin key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_access_key: Option<String>,
+    /// The secret of `admin_access_key` (`retz.access.secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_secret: Option<String>,
     /// Admit `/admin/*` requests that carry no `Authorization` header when their TCP
     /// peer is a loopback address (the operator on the server's host). Signed requests
     /// still need an admin key. Leave off behind a reverse proxy on the same host: every
@@ -123,6 +142,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             bind: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            bind_host: None,
             data_dir: None,
             database: None,
             record_events: None,
@@ -132,6 +152,8 @@ impl Default for ServerSection {
             max_list_jobs: 65536,
             max_file_size: 64 * 1024 * 1024,
             admin_keys: Vec::new(),
+            admin_access_key: None,
+            admin_secret: None,
             admin_loopback: false,
             tls_cert: None,
             tls_key: None,
@@ -392,7 +414,9 @@ impl ServerConfig {
 
     /// The store URL: `server.database`, else SQLite in the data dir.
     pub fn database_url(&self) -> Result<String, ConfigError> {
-        if let Some(url) = &self.server.database {
+        if let Some(url) = &self.server.database
+            && !url.starts_with(H2_PREFIX)
+        {
             return Ok(url.clone());
         }
         match self.data_dir() {
@@ -493,6 +517,7 @@ impl ServerConfig {
     /// Checks every value; the error names the key and what to write.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        self.validate_site()?;
         if !self.mesos.local && self.mesos.masters.is_empty() {
             return bad(
                 "mesos.masters",
@@ -651,6 +676,7 @@ impl ServerConfig {
             );
         }
         if let Some(db) = &self.server.database
+            && !db.starts_with(H2_PREFIX)
             && !(db.starts_with("sqlite:")
                 || db.starts_with("postgres:")
                 || db.starts_with("postgresql:"))
@@ -664,7 +690,11 @@ impl ServerConfig {
     }
 }
 
+mod gc;
 mod properties;
+
+pub use gc::GcSection;
+use properties::H2_PREFIX;
 
 #[cfg(test)]
 mod tests;

@@ -122,6 +122,7 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     }
     if let Some(b) = args.bind {
         c.server.bind = b;
+        c.server.bind_host = None;
     }
     if let Some(d) = &args.database {
         c.server.database = Some(d.clone());

@@ -96,6 +96,7 @@ pub struct Server {
     planner: JoinHandle<Result<(), PlannerError>>,
     http: JoinHandle<()>,
     stop_http: oneshot::Sender<()>,
+    gc: Option<JoinHandle<()>>,
     store: Store,
 }
 
@@ -135,6 +136,7 @@ impl Server {
     /// Starts everything `cfg` asks for. `cfg` must have passed `validate`.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         cfg.validate()?;
+        site::log_notes(&cfg);
         let users = cfg.launch_users()?;
         info!(
             default_user = %users.default_user,
@@ -191,15 +193,20 @@ impl Server {
         let store = Store::open(&url).await?;
         info!(database = %crate::store::redact_url(&url), "store open");
 
-        let listener = TcpListener::bind(cfg.server.bind)
+        let bind = site::bind_addr(&cfg).await?;
+        let listener = TcpListener::bind(bind)
             .await
-            .map_err(io(format!("cannot listen on {}", cfg.server.bind)))?;
+            .map_err(io(format!("cannot listen on {bind}")))?;
         let addr = listener.local_addr().map_err(io("listener address"))?;
 
         let mut admin_keys: BTreeSet<String> = cfg.server.admin_keys.iter().cloned().collect();
+        let configured = site::configured_admin(&store, &cfg).await?;
+        if let Some(u) = &configured {
+            admin_keys.insert(u.key_id.clone());
+        }
         let mut client_config = None;
         if let Some(dir) = cfg.data_dir() {
-            let (key, path) = ensure_admin(&store, dir, addr, tls.as_ref()).await?;
+            let (key, path) = ensure_admin(&store, dir, addr, tls.as_ref(), configured).await?;
             admin_keys.insert(key);
             client_config = Some(path);
         }
@@ -286,8 +293,10 @@ impl Server {
                 let _ = stopped.await;
             },
         ));
+        let gc = site::spawn_gc(&store, &cfg.gc);
         info!(%addr, https, local = cfg.mesos.local, "retz-server listening");
         Ok(Server {
+            gc,
             addr,
             https,
             client_config,
@@ -354,6 +363,9 @@ impl Server {
             http.abort();
         }
         self.planner.abort();
+        if let Some(gc) = &self.gc {
+            gc.abort();
+        }
         if let Some(c) = &self.cluster {
             c.shutdown().await;
         }
@@ -464,20 +476,40 @@ async fn start_local(
         .map_err(|e| ServerError::Local(e.to_string()))
 }
 
-/// Creates the admin user on first start and (re)writes `DIR/client.toml` for it.
+/// Creates the admin user on first start (unless the config names one, `configured`)
+/// and (re)writes `DIR/client.toml` for it.
 async fn ensure_admin(
     store: &Store,
     dir: &Path,
     addr: SocketAddr,
     tls: Option<&TlsSettings>,
+    configured: Option<retz_proto::api::User>,
 ) -> Result<(String, PathBuf), ServerError> {
-    let user = match store.property(ADMIN_KEY_PROPERTY).await? {
+    let user = match configured {
+        Some(u) => u,
+        None => stored_admin(store).await?,
+    };
+    write_client_config(user, dir, addr, tls).await
+}
+
+/// The admin user made at first start (created now if missing).
+async fn stored_admin(store: &Store) -> Result<retz_proto::api::User, ServerError> {
+    Ok(match store.property(ADMIN_KEY_PROPERTY).await? {
         Some(key) => match store.get_user(&key).await? {
             Some(u) => u,
             None => create_admin(store).await?,
         },
         None => create_admin(store).await?,
-    };
+    })
+}
+
+/// Writes `DIR/client.toml` for `user`.
+async fn write_client_config(
+    user: retz_proto::api::User,
+    dir: &Path,
+    addr: SocketAddr,
+    tls: Option<&TlsSettings>,
+) -> Result<(String, PathBuf), ServerError> {
     let config = ClientConfig {
         server: admin_url(addr, tls),
         access_key: user.key_id.clone(),
@@ -637,6 +669,7 @@ pub fn work_dir_for_jobs(work: &Path, check: bool) -> Result<(), ServerError> {
 }
 
 mod credentials;
+mod site;
 
 pub use credentials::{framework_credential, local_credential};
 

@@ -60,9 +60,18 @@ async fn webconsole_schedule_list_kill_and_status() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v, json!({"jobs": [], "more": false}));
+    assert_eq!(
+        v,
+        json!({"command": "list", "status": "ok", "jobs": [], "more": false})
+    );
     let (s, v) = env.get(&alice, "/apps").await;
-    assert_eq!((s, v), (StatusCode::OK, json!({"applicationList": []})));
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::OK,
+            json!({"command": "list-app", "status": "ok", "applicationList": []})
+        )
+    );
 
     // Scheduling without the application fails and queues nothing.
     let (s, v) = env
@@ -231,9 +240,21 @@ async fn users_see_and_touch_only_their_own_jobs_and_apps() {
             Some(json!({"state": "QUEUED"})),
         )
         .await;
-    assert_eq!((s, v), (StatusCode::OK, json!({"jobs": [], "more": false})));
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::OK,
+            json!({"command": "list", "status": "ok", "jobs": [], "more": false})
+        )
+    );
     let (s, v) = env.get(&eve, &format!("/job/{id}")).await;
-    assert_eq!((s, v), (StatusCode::OK, json!({"job": null})));
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::OK,
+            json!({"command": "get-job", "status": "ok", "job": null})
+        )
+    );
     let (s, v) = env
         .call(&eve, Method::DELETE, &format!("/job/{id}"), None)
         .await;
@@ -248,7 +269,13 @@ async fn users_see_and_touch_only_their_own_jobs_and_apps() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
     }
     let (s, v) = env.get(&eve, "/apps").await;
-    assert_eq!((s, v), (StatusCode::OK, json!({"applicationList": []})));
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::OK,
+            json!({"command": "list-app", "status": "ok", "applicationList": []})
+        )
+    );
     let (s, _) = env.get(&eve, "/app/app").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = env.call(&eve, Method::DELETE, "/app/app", None).await;

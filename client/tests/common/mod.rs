@@ -268,6 +268,15 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
             &StatusResponse {
                 queue_length: 1,
                 running_length: 2,
+                used: retz_proto::api::ResourceQuantity {
+                    cpu: 3,
+                    ..Default::default()
+                },
+                offered: retz_proto::api::ResourceQuantity {
+                    cpu: 4,
+                    nodes: 1,
+                    ..Default::default()
+                },
                 total_used: 3.0,
                 num_slaves: 1,
                 offers: 1,

@@ -64,10 +64,17 @@ impl ClientConfig {
     /// Reads the client keys of an original `retz.properties` (`retz.server.uri`,
     /// `retz.authentication`, `retz.access.key`, `retz.access.secret`,
     /// `retz.tls.insecure`, and `retz.tls.ca.cert`, a PEM file like [`Self::ca_cert`]
-    /// that the original, which used the JVM's trust store, did not have); other keys are
-    /// ignored.
+    /// that the original, which used the JVM's trust store, did not have).
+    ///
+    /// A server's own `retz.properties` (which the original `retz-admin` read) has no
+    /// `retz.server.uri`: its `retz.bind` is used then (`0.0.0.0` as `127.0.0.1`). A
+    /// Java trust store (`retz.tls.truststore.*`) cannot be read: without
+    /// `retz.tls.ca.cert` it is an error saying how to convert it. The server's other
+    /// keys are not the client's and are not read.
     pub fn from_properties(text: &str) -> Result<ClientConfig, PropertiesError> {
         let mut server = None;
+        let mut bind = None;
+        let mut truststore = None;
         let mut key = None;
         let mut secret = String::new();
         let mut authentication = true;
@@ -86,6 +93,8 @@ impl ClientConfig {
             };
             match k {
                 "retz.server.uri" => server = Some(v.to_owned()),
+                "retz.bind" => bind = Some(v.replace("://0.0.0.0:", "://127.0.0.1:")),
+                k if k.starts_with("retz.tls.truststore.") => truststore = Some(k.to_owned()),
                 "retz.access.key" => key = Some(v.to_owned()),
                 "retz.access.secret" => secret = v.to_owned(),
                 "retz.authentication" => authentication = flag(v)?,
@@ -97,8 +106,17 @@ impl ClientConfig {
         let missing = |what: &str| PropertiesError::Key {
             what: format!("retz.properties has no {what}"),
         };
+        if let Some(k) = truststore
+            && ca_cert.is_none()
+        {
+            return Err(PropertiesError::Key {
+                what: format!(
+                    "{k}: a Java trust store cannot be read; export its CA certificate to PEM                      (keytool -exportcert -rfc -keystore FILE -alias ALIAS -file ca.pem) and set                      retz.tls.ca.cert = ca.pem"
+                ),
+            });
+        }
         let config = ClientConfig {
-            server: server.ok_or_else(|| missing("retz.server.uri"))?,
+            server: server.or(bind).ok_or_else(|| missing("retz.server.uri"))?,
             access_key: key.ok_or_else(|| missing("retz.access.key"))?,
             secret,
             authentication,
@@ -137,6 +155,60 @@ mod tests {
         .unwrap();
         assert_eq!(c.ca_cert, Some(PathBuf::from("/etc/retz/ca.pem")));
         assert!(!c.tls_insecure);
+    }
+
+    #[test]
+    fn a_servers_properties_serve_retz_admin_and_trust_stores_are_refused_clearly() {
+        // The original retz-admin read the server's own file: retz.bind names the server.
+        let c = ClientConfig::from_properties(
+            "retz.mesos = m:5050
+retz.bind = http://0.0.0.0:9090
+retz.access.key = k
+             retz.access.secret = s
+retz.jmx.port = 9999
+",
+        )
+        .unwrap();
+        assert_eq!(c.server, "http://127.0.0.1:9090");
+        let c = ClientConfig::from_properties(
+            "retz.server.uri = http://a:1
+retz.bind = http://b:2
+retz.access.key = k
+             retz.access.secret = s
+",
+        )
+        .unwrap();
+        assert_eq!(c.server, "http://a:1");
+        let e = ClientConfig::from_properties(
+            "retz.server.uri = https://a:1
+retz.access.key = k
+retz.access.secret = s
+             retz.tls.truststore.file = /etc/retz/trust.jks
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("retz.tls.truststore.file") && e.contains("retz.tls.ca.cert"),
+            "{e}"
+        );
+        ClientConfig::from_properties(
+            "retz.server.uri = https://a:1
+retz.access.key = k
+retz.access.secret = s
+             retz.tls.truststore.file = /etc/retz/trust.jks
+retz.tls.ca.cert = /etc/ca.pem
+",
+        )
+        .unwrap();
+        let e = ClientConfig::from_properties(
+            "retz.access.key = k
+retz.access.secret = s
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("retz.server.uri"), "{e}");
     }
 
     /// The one properties reader: escapes are read, and a malformed one names its line.

@@ -100,13 +100,23 @@ pub struct StatusResponse {
     pub queue_length: u64,
     /// STARTING + STARTED jobs.
     pub running_length: u64,
+    /// The original's `totalUsed`: what running jobs use, as a resource object (only
+    /// `cpu` is counted; the other quantities are 0).
+    #[serde(rename = "totalUsed", default)]
+    pub used: ResourceQuantity,
     /// CPUs used by running jobs.
+    #[serde(rename = "totalUsedCpus")]
     pub total_used: f64,
     /// Agents that sent offers recently.
     pub num_slaves: u64,
     /// Offers held now.
     pub offers: u64,
-    /// CPUs in the offers held now.
+    /// The original's `totalOffered`: free resources on the known agents, as a resource
+    /// object (`cpu` and `nodes`, the agents, are counted; the other quantities are 0).
+    #[serde(rename = "totalOffered", default)]
+    pub offered: ResourceQuantity,
+    /// CPUs free on the known agents (latest offers, less launches, plus ends since).
+    #[serde(rename = "totalOfferedCpus")]
     pub total_offered: f64,
     /// The Mesos master in use (or `local`).
     pub master: String,
@@ -114,6 +124,26 @@ pub struct StatusResponse {
     pub stanchion_queue_length: u64,
     /// Server version.
     pub server_version: String,
+}
+
+/// The original's `ResourceQuantity` (`/status`'s `totalUsed` and `totalOffered`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ResourceQuantity {
+    /// CPUs.
+    pub cpu: u64,
+    /// Memory, MB.
+    #[serde(rename = "memMB")]
+    pub mem_mb: u64,
+    /// GPUs.
+    pub gpu: u64,
+    /// Ports.
+    pub ports: u64,
+    /// Disk, MB.
+    #[serde(rename = "diskMB")]
+    pub disk_mb: u64,
+    /// Agents.
+    pub nodes: u64,
 }
 
 /// Error body of every 4xx/5xx: `{"command":"error","status":"<message>"}`.

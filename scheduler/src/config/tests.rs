@@ -44,7 +44,7 @@ fn original_properties_map_onto_the_sections() {
     let c = ServerConfig::from_properties(
         "retz.mesos = 10.0.0.1:5050,10.0.0.2:5050\nretz.bind = http://10.0.0.9:9090\n\
          retz.mesos.refuse = 7\nretz.user = batch\nretz.max.running = 64\n\
-         retz.max.cpus = 32\nretz.max.gpus = 2\nretz.access.key = deadbeef\n\
+         retz.max.cpus = 32\nretz.max.gpus = 2\nretz.access.key = deadbeef\nretz.access.secret = s\n\
          retz.database.url = jdbc:postgresql://db:5432/retz\nretz.jmx.port = 9999\n",
     )
     .unwrap();
@@ -293,4 +293,191 @@ fn the_mesos_content_type_is_protobuf_or_json() {
         e.contains("xml") && e.contains("protobuf") && e.contains("json"),
         "{e}"
     );
+fn props(text: &str) -> ServerConfig {
+    ServerConfig::from_properties(text).unwrap()
+}
+
+fn props_err(text: &str) -> String {
+    match ServerConfig::from_properties(text) {
+        Ok(c) => c.validate().unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_access_key_and_secret_name_the_admin_user() {
+    let c = props("retz.access.key = deadbeef\nretz.access.secret = cafe\n");
+    assert_eq!(c.server.admin_access_key.as_deref(), Some("deadbeef"));
+    assert_eq!(c.server.admin_secret.as_deref(), Some("cafe"));
+    assert_eq!(c.server.admin_keys, ["deadbeef"]);
+    c.validate().unwrap();
+    let e = props_err("retz.access.key = deadbeef\n");
+    assert!(e.contains("retz.access.secret"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    // Without authentication the original needed no secret either.
+    props("retz.access.key = deadbeef\nretz.authentication = false\n")
+        .validate()
+        .unwrap();
+    let e = props_err("retz.access.secret = cafe\n");
+    assert!(e.contains("retz.access.key"), "{e}");
+    let e = props_err("retz.access.key = dead beef\nretz.access.secret = x\n");
+    assert!(e.contains("retz.access.key"), "{e}");
+}
+
+#[test]
+fn a_postgresql_jdbc_url_takes_the_database_user_and_password() {
+    let c = props(
+        "retz.database.url = jdbc:postgresql://db.example:5433/retz?sslmode=disable\n\
+         retz.database.driver = org.postgresql.Driver\n\
+         retz.database.user = re tz\nretz.database.pass = p@ss:w/rd\n",
+    );
+    assert_eq!(
+        c.server.database.as_deref(),
+        Some("postgres://re%20tz:p%40ss%3Aw%2Frd@db.example:5433/retz?sslmode=disable")
+    );
+    c.validate().unwrap();
+    // The order of the keys does not matter.
+    let c = props(
+        "retz.database.pass = pw\nretz.database.user = u\n\
+         retz.database.url = jdbc:postgresql://db/retz\n",
+    );
+    assert_eq!(
+        c.server.database.as_deref(),
+        Some("postgres://u:pw@db/retz")
+    );
+    let e = props_err("retz.database.url = jdbc:mysql://db/retz\n");
+    assert!(e.contains("retz.database.url"), "{e}");
+    let e = props_err("retz.database.user = u\n");
+    assert!(e.contains("retz.database.url"), "{e}");
+    let e = props_err(
+        "retz.database.url = jdbc:postgresql://db/retz\nretz.database.driver = com.mysql.Driver\n",
+    );
+    assert!(e.contains("retz.database.driver"), "{e}");
+}
+
+#[test]
+fn an_h2_database_stops_the_server_with_the_import_path_unless_a_data_dir_is_given() {
+    let c = props("retz.database.url = jdbc:h2:mem:retz-server;DB_CLOSE_DELAY=-1\n");
+    let e = c.validate().unwrap_err().to_string();
+    for part in [
+        "retz.database.url",
+        "retz-admin import",
+        "--data-dir",
+        "migrating-from-retz-0.4.md",
+    ] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    assert!(!e.contains('\n'), "{e}");
+    let mut c = c;
+    c.server.data_dir = Some("/var/lib/retz".into());
+    c.validate().unwrap();
+    assert_eq!(c.database_url().unwrap(), "sqlite:///var/lib/retz/retz.db");
+}
+
+#[test]
+fn a_host_name_in_retz_bind_is_kept_for_resolution_at_start() {
+    let c = props("retz.bind = http://my-hostname:9091\n");
+    assert_eq!(c.server.bind_host.as_deref(), Some("my-hostname"));
+    assert_eq!(c.server.bind.port(), 9091);
+    c.validate().unwrap();
+    let c = props("retz.bind = http://localhost:9092/\n");
+    assert_eq!(c.server.bind_host.as_deref(), Some("localhost"));
+    let c = props("retz.bind = http://[::1]:9093\n");
+    assert_eq!(c.server.bind, "[::1]:9093".parse().unwrap());
+    assert_eq!(c.server.bind_host, None);
+    for bad in [
+        "http://my host:9090",
+        "http://host",
+        "http://host:port",
+        "http://:9090",
+    ] {
+        let e = props_err(&format!("retz.bind = {bad}\n"));
+        assert!(e.contains("retz.bind"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn the_gc_keys_set_the_periodic_gc_with_the_originals_defaults() {
+    assert_eq!(ServerConfig::default().gc, GcSection::default());
+    assert!(!GcSection::default().enabled);
+    let c = props("retz.mesos = m:5050\n");
+    assert_eq!(
+        c.gc,
+        GcSection {
+            enabled: true,
+            leeway_s: 604_800,
+            interval_s: 600
+        }
+    );
+    let c = props("retz.gc = false\nretz.gc.leeway = 60\nretz.gc.interval = 5\n");
+    assert_eq!(
+        c.gc,
+        GcSection {
+            enabled: false,
+            leeway_s: 60,
+            interval_s: 5
+        }
+    );
+    let e = props_err("retz.gc.interval = 0\n");
+    assert!(e.contains("retz.gc.interval"), "{e}");
+    let e = props_err("retz.gc = sometimes\n");
+    assert!(e.contains("retz.gc"), "{e}");
+    let t: ServerConfig =
+        toml::from_str("[gc]\nenabled = true\nleeway_s = 1\ninterval_s = 2\n").unwrap();
+    assert_eq!(t.gc.leeway_s, 1);
+}
+
+#[test]
+fn keys_mapped_onto_a_close_behaviour_each_leave_a_note() {
+    let c = props(
+        "retz.max.stock = 16\nretz.job-queue.type = fit\nretz.planner.name = priority2\n\
+         retz.jmx.port = 9999\nretz.classpath = /opt/retz-server/lib\nretz.max.queue = 3\n\
+         retz.tls.insecure = true\nretz.no.such.key = 1\n",
+    );
+    for key in [
+        "retz.max.stock",
+        "retz.job-queue.type",
+        "retz.planner.name",
+        "retz.jmx.port",
+        "retz.classpath",
+        "retz.max.queue",
+        "retz.tls.insecure",
+        "retz.no.such.key",
+    ] {
+        assert_eq!(
+            c.notes.iter().filter(|n| n.starts_with(key)).count(),
+            1,
+            "{key}: {:?}",
+            c.notes
+        );
+    }
+    assert!(c.notes.iter().all(|n| !n.contains('\n')), "{:?}", c.notes);
+    let c = props("retz.job-queue.type = all\nretz.job-queue.all.limit = 25\n");
+    assert_eq!(c.planner.window, 25);
+    let c = props("retz.job-queue.all.limit = -1\n");
+    assert_eq!(c.planner.window, PlannerSection::default().window);
+    let e = props_err("retz.planner.name = com.example.MyPlanner\n");
+    assert!(e.contains("retz.planner.name"), "{e}");
+    let e = props_err("retz.job-queue.type = some\n");
+    assert!(e.contains("retz.job-queue.type"), "{e}");
+    let e = props_err("retz.max.stock = many\n");
+    assert!(e.contains("retz.max.stock"), "{e}");
+    // A retz.toml has no notes.
+    assert!(toml::from_str::<ServerConfig>("").unwrap().notes.is_empty());
+}
+
+#[test]
+fn the_framework_secret_file_and_the_limits_carry_over() {
+    let c = props(
+        "retz.mesos.principal = fw\nretz.mesos.secret.file = /etc/retz/secret\n\
+         retz.max.disk = 2048\nretz.max.ports = 3\nretz.max.mem = 4096\n",
+    );
+    assert_eq!(c.mesos.principal, "fw");
+    assert_eq!(
+        c.mesos.secret_file.as_deref(),
+        Some(Path::new("/etc/retz/secret"))
+    );
+    assert_eq!(c.limits.max_disk_mb, 2048);
+    assert_eq!(c.limits.max_ports, 3);
+    assert_eq!(c.limits.max_mem_mb, 4096);
 }

@@ -91,8 +91,41 @@ pub(super) async fn disable_user(
     set_enabled(state, path, op, false).await
 }
 
-/// `GET /admin/usage?start=T&end=T`: jobs that ended in `[start, end)` (times in the
-/// Retz format, RFC 3339 or HTTP-date; `end` defaults to now).
+/// A bound of `retz-admin usage`: a time (the Retz format, RFC 3339 or HTTP-date), or
+/// as the original (which compared the text with the finish times) a date `YYYY-MM-DD`,
+/// `YYYY-MM` or `YYYY`, midnight UTC at its start. A day past the month's end counts on
+/// into the next month, so the original's default end `9999-12-32` is after every time
+/// of 9999, and its default start `0000-01-01` before every time.
+fn usage_bound(v: &str) -> Option<chrono::DateTime<Utc>> {
+    if let Ok(t) = parse_date(Some(v)) {
+        return Some(t.to_utc());
+    }
+    let mut parts = v.split('-');
+    let year = parts.next()?;
+    let month = parts.next().unwrap_or("1");
+    let day = parts.next().unwrap_or("1");
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    if parts.next().is_some()
+        || !digits(year, 4..=4)
+        || !digits(month, 1..=2)
+        || !digits(day, 1..=2)
+    {
+        return None;
+    }
+    let (year, month, day): (i32, u32, u32) =
+        (year.parse().ok()?, month.parse().ok()?, day.parse().ok()?);
+    if !(1..=12).contains(&month) || !(1..=32).contains(&day) {
+        return None;
+    }
+    let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)?;
+    let date = first.checked_add_days(chrono::Days::new(u64::from(day - 1)))?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// `GET /admin/usage?start=T&end=T`: jobs that ended in `[start, end)` (see
+/// [`usage_bound`] for the forms of a bound; `end` defaults to now).
 pub(super) async fn usage(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -101,14 +134,15 @@ pub(super) async fn usage(
     let mut start = None;
     let mut end = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let t = parse_date(Some(&v)).map_err(|_| {
+        let t = usage_bound(&v).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "{k}={v:?} is not a time; use e.g. 2026-01-02T00:00:00.000+00:00"
+                "{k}={v:?} is not a time; use a date (2026-01-02) or a time \
+                 (2026-01-02T00:00:00.000+00:00)"
             ))
         })?;
         match &*k {
-            "start" => start = Some(t.to_utc()),
-            "end" => end = Some(t.to_utc()),
+            "start" => start = Some(t),
+            "end" => end = Some(t),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter {other:?}; use start and end"
@@ -129,4 +163,38 @@ pub(super) async fn gc(State(state): State<AppState>, op: Operator) -> ApiResult
     let deleted = state.store.gc(req.leeway).await?;
     state.counts.invalidate();
     Ok(Json(GcResponse { deleted }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_bound;
+
+    fn at(v: &str) -> String {
+        usage_bound(v).map_or("none".into(), |t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn usage_bounds_take_dates_and_the_originals_defaults() {
+        assert_eq!(at("2017-01-01"), "2017-01-01T00:00:00+00:00");
+        assert_eq!(at("2017-03"), "2017-03-01T00:00:00+00:00");
+        assert_eq!(at("2017"), "2017-01-01T00:00:00+00:00");
+        assert_eq!(at("2017-02-30"), "2017-03-02T00:00:00+00:00");
+        assert_eq!(at("9999-12-32"), "+10000-01-01T00:00:00+00:00");
+        assert!(usage_bound("0000-01-01").unwrap() < usage_bound("1970-01-01").unwrap());
+        assert_eq!(
+            at("2026-01-02T03:04:05.006+09:00"),
+            "2026-01-01T18:04:05.006+00:00"
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2017-13-01",
+            "2017-01-33",
+            "2017-1-1-1",
+            "17-01-01",
+            "2017-00",
+        ] {
+            assert_eq!(at(bad), "none", "{bad}");
+        }
+    }
 }

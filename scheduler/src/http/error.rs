@@ -97,8 +97,11 @@ impl IntoResponse for ApiError {
 
 /// Parses a JSON request body, refusing it with a 400 that says where it is wrong
 /// (unknown fields at any depth included, named by their path).
+/// The original envelope's `command` and `version` fields are taken off first
+/// ([`super::envelope`]).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    retz_proto::api::strict::from_json(body)
+    let stripped = super::envelope::strip_request(body)?;
+    retz_proto::api::strict::from_json(stripped.as_deref().unwrap_or(body))
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 

@@ -18,6 +18,7 @@
 mod admin;
 mod apps;
 mod auth;
+mod envelope;
 mod error;
 mod files;
 mod import;
@@ -229,6 +230,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/import", post(import::import))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(envelope::respond))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let server = server.clone();
             async move {

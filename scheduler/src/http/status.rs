@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use retz_proto::api::{JobState, StatusResponse};
+use retz_proto::api::{JobState, ResourceQuantity, StatusResponse};
 
 use super::{ApiResult, AppState};
 use crate::store::JobCounts;
@@ -57,6 +57,16 @@ pub(super) async fn current(state: &AppState) -> ApiResult<(JobCounts, StatusRes
     let status = StatusResponse {
         queue_length: counts.get(JobState::Queued),
         running_length: counts.running(),
+        used: ResourceQuantity {
+            cpu: counts.cpus_used,
+            ..ResourceQuantity::default()
+        },
+        offered: ResourceQuantity {
+            // Whole CPUs, as the original's integer quantity.
+            cpu: p.offered_cpus.max(0.0).floor() as u64,
+            nodes: p.agents,
+            ..ResourceQuantity::default()
+        },
         total_used: counts.cpus_used as f64,
         num_slaves: p.agents,
         offers: p.offers,

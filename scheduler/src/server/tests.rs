@@ -152,3 +152,112 @@ fn the_work_dir_must_be_reachable_by_job_users() {
         "{e}"
     );
 }
+
+async fn sqlite_store(dir: &Path) -> Store {
+    Store::open(&format!("sqlite://{}/retz.db", dir.display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_configured_admin_user_is_created_once_and_its_secret_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path()).await;
+    let mut cfg = ServerConfig::from_properties(
+        "retz.access.key = deadbeef\nretz.access.secret = cafebabe\n",
+    )
+    .unwrap();
+    assert!(
+        site::configured_admin(&store, &ServerConfig::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let made = site::configured_admin(&store, &cfg).await.unwrap().unwrap();
+    assert_eq!(
+        (made.key_id.as_str(), made.secret.as_str()),
+        ("deadbeef", "cafebabe")
+    );
+    let stored = store.get_user("deadbeef").await.unwrap().unwrap();
+    assert_eq!(stored.secret, "cafebabe");
+    assert!(stored.enabled);
+    // A second start finds it.
+    let again = site::configured_admin(&store, &cfg).await.unwrap().unwrap();
+    assert_eq!(again.secret, "cafebabe");
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+    // Another secret for the same key stops the start with one line naming the key.
+    cfg.server.admin_secret = Some("other".into());
+    let e = site::configured_admin(&store, &cfg)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("retz.access.secret") && e.contains("deadbeef"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    // Without authentication no secret is needed: a random one is made.
+    let mut open =
+        ServerConfig::from_properties("retz.authentication = false\nretz.access.key = feedface\n")
+            .unwrap();
+    open.validate().unwrap();
+    let u = site::configured_admin(&store, &open)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.secret.len(), 32);
+    open.server.admin_secret = None;
+    assert!(site::configured_admin(&store, &open).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_host_name_bind_resolves_at_start() {
+    let cfg = ServerConfig::from_properties("retz.bind = http://localhost:9094\n").unwrap();
+    let addr = site::bind_addr(&cfg).await.unwrap();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_eq!(addr.port(), 9094);
+    let plain = ServerConfig::default();
+    assert_eq!(site::bind_addr(&plain).await.unwrap(), plain.server.bind);
+    let bad =
+        ServerConfig::from_properties("retz.bind = http://no-such-host.invalid:9090\n").unwrap();
+    let e = site::bind_addr(&bad).await.unwrap_err().to_string();
+    assert!(
+        e.contains("retz.bind") && e.contains("no-such-host.invalid"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_periodic_gc_deletes_jobs_that_ended_before_the_leeway() {
+    use retz_proto::api::{Job, JobState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path()).await;
+    let mut old = store.insert_job("k", Job::new("a", "true")).await.unwrap();
+    old.state = JobState::Finished;
+    old.finished = Some("2001-01-01T00:00:00.000+00:00".into());
+    assert!(store.update_job(&old, JobState::Queued).await.unwrap());
+    let mut recent = store.insert_job("k", Job::new("a", "true")).await.unwrap();
+    recent.state = JobState::Killed;
+    recent.finished = Some(crate::store::now_string());
+    assert!(store.update_job(&recent, JobState::Queued).await.unwrap());
+    let queued = store.insert_job("k", Job::new("a", "true")).await.unwrap();
+    assert!(site::spawn_gc(&store, &crate::config::GcSection::default()).is_none());
+    let gc = crate::config::GcSection {
+        enabled: true,
+        leeway_s: 3600,
+        interval_s: 1,
+    };
+    let task = site::spawn_gc(&store, &gc).unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if store.get_job(old.id).await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+    }
+    task.abort();
+    assert!(gone, "the old finished job is still there");
+    assert!(store.get_job(recent.id).await.unwrap().is_some());
+    assert!(store.get_job(queued.id).await.unwrap().is_some());
+}
