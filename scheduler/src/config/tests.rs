@@ -293,6 +293,8 @@ fn the_mesos_content_type_is_protobuf_or_json() {
         e.contains("xml") && e.contains("protobuf") && e.contains("json"),
         "{e}"
     );
+}
+
 fn props(text: &str) -> ServerConfig {
     ServerConfig::from_properties(text).unwrap()
 }
