@@ -43,14 +43,13 @@ fn offers(n: usize) -> Vec<Offer> {
         .collect()
 }
 
-/// Job `id`: user `id % USERS`, shape `(id / USERS) % SHAPES` (CPUs 1..=100, half of
-/// them more than any agent has, memory by shape).
+/// Job `id`: user `id % USERS`, shape `(id / USERS) % SHAPES` (CPUs 1..=100, the
+/// larger ones more than any agent has; memory by shape).
 fn job(id: u64) -> (String, Job) {
     let shape = (id / USERS) % SHAPES;
     let mut j = Job::new("app", "java -jar app.jar");
     j.id = id;
-    j.resources.cpu =
-        ResourceRange::exactly(1 + (shape % 50) as u32 * if shape < 50 { 1 } else { 3 });
+    j.resources.cpu = ResourceRange::exactly(1 + shape as u32);
     j.resources.mem_mb = ResourceRange::exactly(256 * (1 + shape % 4));
     j.affinity = Some(AffinityPolicy::NumaPrefer);
     j.priority = (id % 5) as i32 - 2;
