@@ -235,11 +235,32 @@ impl Packer {
         match self.config.packer {
             PackerKind::FirstFit => crate::baseline::first_fit(agents, queue, now, &self.config),
             PackerKind::NodeBlind => crate::baseline::node_blind(agents, queue, now, &self.config),
-            PackerKind::Retz => self.plan_retz(agents, queue, now),
+            PackerKind::Retz => {
+                let order = queue_order(queue, now, &self.config.starvation);
+                self.plan_retz(agents, queue, now, &order)
+            }
         }
     }
 
-    fn plan_retz(&mut self, agents: &[AgentState], queue: &[JobRequest], now: u64) -> Plan {
+    /// As [`Packer::plan`], but the jobs are planned in the order of `queue` (a caller's
+    /// fair-share order that already accounts for priorities and aging) instead of
+    /// [`queue_order`]. The baselines keep their own order.
+    pub fn plan_in_order(&mut self, agents: &[AgentState], queue: &[JobRequest], now: u64) -> Plan {
+        match self.config.packer {
+            PackerKind::Retz => {
+                self.plan_retz(agents, queue, now, &(0..queue.len()).collect::<Vec<_>>())
+            }
+            _ => self.plan(agents, queue, now),
+        }
+    }
+
+    fn plan_retz(
+        &mut self,
+        agents: &[AgentState],
+        queue: &[JobRequest],
+        now: u64,
+        order: &[usize],
+    ) -> Plan {
         let cfg = &self.config;
         let mut planner = Planner::new(agents, cfg);
         let queued: BTreeSet<u64> = queue.iter().map(|j| j.job_id).collect();
@@ -254,7 +275,6 @@ impl Packer {
         let mut never: BTreeMap<Shape, Option<String>> = BTreeMap::new();
         let mut placed = Vec::new();
         let mut pending = Vec::new();
-        let order = queue_order(queue, now, &cfg.starvation);
         // Position of each job id in this cycle's order (first occurrence).
         let mut rank: BTreeMap<u64, usize> = BTreeMap::new();
         for (pos, &qi) in order.iter().enumerate() {

@@ -67,12 +67,14 @@ pub fn cpus(job: &Job) -> String {
 }
 
 /// The `list` table: the original's columns plus Cpus, Cpuset and Pinning (the
-/// mechanism and outcome retz-executor verified, e.g. `cgroup-v1 verified`).
+/// mechanism and outcome retz-executor verified, e.g. `cgroup-v1 verified`), and Pending
+/// (why a queued job waits) when a listed job has such a reason.
 pub fn jobs_table(jobs: &[Job]) -> String {
+    let with_pending = jobs.iter().any(|j| j.pending.is_some());
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
-            vec![
+            let mut row = vec![
                 j.id.to_string(),
                 j.state.to_string(),
                 j.appid.clone(),
@@ -86,27 +88,32 @@ pub fn jobs_table(jobs: &[Job]) -> String {
                 cpus(j),
                 or_dash(j.granted.as_ref().and_then(|g| g.cpuset.as_deref())),
                 or_dash(j.pinning.as_ref().map(|p| p.short()).as_deref()),
-            ]
+            ];
+            if with_pending {
+                row.push(or_dash(j.pending.as_deref()));
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "TaskId",
-            "State",
-            "AppName",
-            "Command",
-            "Result",
-            "Duration",
-            "Scheduled",
-            "Started",
-            "Finished",
-            "Tags",
-            "Cpus",
-            "Cpuset",
-            "Pinning",
-        ],
-        &rows,
-    )
+    let mut headers = vec![
+        "TaskId",
+        "State",
+        "AppName",
+        "Command",
+        "Result",
+        "Duration",
+        "Scheduled",
+        "Started",
+        "Finished",
+        "Tags",
+        "Cpus",
+        "Cpuset",
+        "Pinning",
+    ];
+    if with_pending {
+        headers.push("Pending");
+    }
+    table(&headers, &rows)
 }
 
 /// One job, one `key: value` per line (`get-job`).
@@ -348,6 +355,20 @@ mod tests {
             v.lines().any(|l| l.starts_with("pinning ")
                 && l.ends_with("  cgroup-v1 CPUs 0-1 nodes 0: verified")),
             "{v}"
+        );
+        let mut q = j.clone();
+        q.pending = Some("behind 3 jobs of the same class".into());
+        let t = jobs_table(&[q, j.clone()]);
+        assert!(
+            t.lines().next().unwrap().ends_with("Pinning  Pending"),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("behind 3 jobs of the same class"),
+            "{t}"
         );
         let v = job_view(&j, Some(3));
         assert!(

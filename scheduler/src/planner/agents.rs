@@ -17,6 +17,8 @@ use retz_placement::{AgentState, Assignment};
 use retz_proto::mesos::OfferId;
 use tracing::debug;
 
+use super::fairq::Demand;
+
 /// One known agent.
 #[derive(Clone, Debug)]
 pub struct AgentView {
@@ -90,6 +92,15 @@ impl AgentBook {
     /// CPUs free on the known agents.
     pub fn free_cpus(&self) -> usize {
         self.states().map(|s| s.free_cpus().len()).sum()
+    }
+
+    /// The CPUs and memory of the known agents (whole machines, free or not): the
+    /// denominators of the fair share.
+    pub fn totals(&self) -> Demand {
+        self.states().fold(Demand::default(), |d, s| Demand {
+            cpus: d.cpus + s.topology().cpus().len() as f64,
+            mem_mb: d.mem_mb + s.topology().total_memory_mb() as f64,
+        })
     }
 
     /// The free resources of every agent that can be planned on, in agent-id order.

@@ -124,7 +124,7 @@ impl Planner {
         let running = self.store.running_count().await? as usize;
         let room = (self.opts.cfg.max_running as usize).saturating_sub(running);
         let agents: Vec<_> = self.agents.states().cloned().collect();
-        let ahead = self.queue.range(..=(job.priority, u64::MAX)).count() as u64;
+        let ahead = super::link::lock(&self.link.queue).count_at_most(job.priority);
         let at = DryRun {
             agents: &agents,
             window: &window,

@@ -8,6 +8,7 @@ use retz_proto::api::{Application, Job, PlanResponse};
 use tokio::sync::{mpsc, oneshot};
 
 use super::cluster_map::ClusterMap;
+use super::fairq::FairQueue;
 use crate::http::{ClusterView, PlannerHandle, PlannerStatus};
 use crate::metrics::Metrics;
 
@@ -23,6 +24,8 @@ pub(super) enum Command {
 pub struct PlannerLink {
     pub(super) tx: mpsc::UnboundedSender<Command>,
     pub(super) pending: Mutex<HashMap<u64, String>>,
+    /// The queue (only the loop changes it; the API reads reasons from it).
+    pub(super) queue: Mutex<FairQueue>,
     pub(super) status: Mutex<PlannerStatus>,
     /// Every series of `/metrics` (the loop updates its own).
     pub metrics: Metrics,
@@ -52,7 +55,11 @@ impl PlannerHandle for PlannerLink {
         let _ = self.tx.send(Command::Kill(Box::new(job.clone())));
     }
     fn pending_reason(&self, job_id: u64) -> Option<String> {
-        lock(&self.pending).get(&job_id).cloned()
+        // Planned in the latest cycle: its own reason; else its class's.
+        if let Some(r) = lock(&self.pending).get(&job_id) {
+            return Some(r.clone());
+        }
+        lock(&self.queue).waiting_reason(job_id)
     }
     fn status(&self) -> PlannerStatus {
         lock(&self.status).clone()

@@ -15,20 +15,26 @@
 //! * `agents` — the agents seen and their NUMA layout, for the web page's CPU map.
 //! * `link` — [`PlannerLink`], the planner as the HTTP API sees it.
 //! * [`record`] — `--record-events`.
+//! * [`fairq`] — the queue by request class and the fair-share choice of what a cycle
+//!   considers; `queueing` — the loop's side of it; `usage` — what users' running jobs
+//!   hold.
 
 mod agents;
 mod cluster_map;
 pub mod cycle;
 pub mod dryrun;
 pub mod executors;
+pub mod fairq;
 mod lifecycle;
 mod link;
 pub mod ports;
+mod queueing;
 pub mod record;
 pub mod report;
 pub mod request;
 pub mod service;
 pub mod task;
+mod usage;
 
 pub use service::{Planner, PlannerError, PlannerLink, PlannerOptions};
 pub use task::ExecutorLocation;

@@ -10,12 +10,13 @@
 //!   so Mesos resends anything not yet stored;
 //! - (re)subscribe: every STARTING/STARTED job is reconciled and settled by the answers.
 //!
-//! Memory: the planner orders the whole queue by its keys `(priority, id)` only (16 bytes
-//! a job), and holds full job records just for the window a cycle considers (at most
-//! [`PlannerOptions::window`]); the rest stays in the store and is read when it moves into
-//! the window. A million queued jobs cost tens of megabytes, not gigabytes.
+//! Memory: the planner keeps the whole queue as keys grouped by request class
+//! ([`super::fairq`], tens of bytes a job), and holds full job records just for the jobs
+//! a cycle considers (the fair-share window of [`PlannerOptions::window`] jobs plus the
+//! head of every class); the rest stays in the store and is read when selected. A
+//! million queued jobs cost tens of megabytes, not gigabytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +38,7 @@ use super::link::{Command, lock};
 use super::record::Recorder;
 use super::report::{self, StatusReport};
 use super::task::ExecutorLocation;
+use super::usage::RunningUsage;
 use crate::config::PlannerSection;
 use crate::http::PlannerStatus;
 use crate::identity::LaunchUsers;
@@ -60,7 +62,8 @@ pub struct PlannerOptions {
     pub refuse_seconds: f64,
     /// Record events to this file.
     pub record_events: Option<PathBuf>,
-    /// How many queued jobs one cycle considers (in priority, id order).
+    /// How many queued jobs one cycle considers in fair-share order (besides the head of
+    /// every class).
     pub window: usize,
 }
 
@@ -79,15 +82,15 @@ pub enum PlannerError {
 pub struct Planner {
     pub(super) store: Store,
     pub(super) driver: SchedulerDriver,
-    link: Arc<PlannerLink>,
+    pub(super) link: Arc<PlannerLink>,
     rx: mpsc::UnboundedReceiver<Command>,
     pub(super) opts: PlannerOptions,
     pub(super) packer: Packer,
     retry: RetryPolicy,
-    /// Keys `(priority, id)` of the QUEUED jobs: the planner's copy of the queue order.
-    pub(super) queue: BTreeSet<(i32, u64)>,
-    /// Full records of queued jobs at the front of the queue, by id (at most `window`).
-    hot: HashMap<u64, Job>,
+    /// Full records of the queued jobs the latest cycle considered, by id.
+    pub(super) hot: HashMap<u64, Job>,
+    /// What each user's running jobs hold (the fair share's running side).
+    pub(super) usage: RunningUsage,
     pub(super) framework_id: Option<FrameworkId>,
     suppressed: bool,
     recorder: Option<Recorder>,
@@ -111,6 +114,7 @@ impl Planner {
             tx,
             pending: Mutex::new(HashMap::new()),
             status: Mutex::new(PlannerStatus::default()),
+            queue: Mutex::new(Default::default()),
             metrics: crate::metrics::Metrics::new(),
             cluster: Default::default(),
         });
@@ -130,8 +134,8 @@ impl Planner {
             },
             packer: Packer::new(packer_cfg),
             opts,
-            queue: BTreeSet::new(),
             hot: HashMap::new(),
+            usage: RunningUsage::default(),
             framework_id: None,
             suppressed: false,
             recorder,
@@ -147,12 +151,11 @@ impl Planner {
         mut self,
         mut events: mpsc::Receiver<SchedulerEvent>,
     ) -> Result<(), PlannerError> {
-        self.queue = self.store.queued_keys().await?.into_iter().collect();
+        self.load_queue().await?;
         self.link
             .metrics
             .start_pinning(&self.store.pinning_counts().await?);
-        self.publish_queue();
-        info!(queued = self.queue.len(), "planner started");
+        info!(queued = self.queued(), "planner started");
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -302,7 +305,7 @@ impl Planner {
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };
-        if self.queue.is_empty() {
+        if self.queued() == 0 {
             for a in group_offers(offers.clone()) {
                 let state = agent_state(&a.merged).ok();
                 self.agents
@@ -345,6 +348,7 @@ impl Planner {
             p.clear();
             p.extend(outcome.pending.iter().cloned());
         }
+        self.record_outcome(&window, &outcome.pending, &outcome.never);
         for (d, state) in outcome.agents.iter().zip(&outcome.states) {
             self.agents
                 .offered(state.agent_id(), d.offer_ids.clone(), Some(state.clone()));
@@ -388,8 +392,11 @@ impl Planner {
                 next.pinning = None;
                 // Stored before the ACCEPT: see the module doc.
                 if self.store.update_job(&next, JobState::Queued).await? {
-                    self.dequeue(job.priority, job.id);
-                    lock(&self.link.pending).remove(&job.id);
+                    let owner = lock(&self.link.queue).owner(job.id);
+                    self.dequeue(job.id);
+                    if let Some(owner) = owner {
+                        self.usage.started(&owner, &next);
+                    }
                     let m = &self.link.metrics;
                     m.tasks_launched.inc();
                     if l.numa_local {
@@ -401,7 +408,7 @@ impl Planner {
                     tasks.push(l.task);
                 } else {
                     // Killed (or changed) meanwhile: drop it from the queue copy.
-                    self.dequeue(job.priority, job.id);
+                    self.dequeue(job.id);
                 }
             }
             if tasks.is_empty() {
@@ -416,69 +423,6 @@ impl Planner {
         self.publish_queue();
         self.update_suppression().await;
         Ok(())
-    }
-
-    /// The first `window` queued jobs in queue order, with full records: those already
-    /// held, the rest read from the store. Keys whose job is no longer QUEUED in the store
-    /// (killed or ended through another path) leave the queue; records that fell out of
-    /// the window are dropped.
-    pub(super) async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
-        let keys: Vec<(i32, u64)> = self.queue.iter().take(self.opts.window).copied().collect();
-        let missing: Vec<u64> = keys
-            .iter()
-            .map(|&(_, id)| id)
-            .filter(|id| !self.hot.contains_key(id))
-            .collect();
-        if !missing.is_empty() {
-            for job in self.store.jobs_by_ids(&missing).await? {
-                if job.state == JobState::Queued {
-                    self.hot.insert(job.id, job);
-                } else {
-                    debug!(job = job.id, state = %job.state, "left the queue meanwhile");
-                }
-            }
-            for &(priority, id) in &keys {
-                if !self.hot.contains_key(&id) {
-                    debug!(
-                        job = id,
-                        "no longer queued in the store; dropped from the queue"
-                    );
-                    self.queue.remove(&(priority, id));
-                }
-            }
-        }
-        let wanted: HashSet<u64> = keys.iter().map(|&(_, id)| id).collect();
-        self.hot.retain(|id, _| wanted.contains(id));
-        let window = keys
-            .iter()
-            .filter_map(|(_, id)| self.hot.get(id).cloned())
-            .collect();
-        self.publish_queue();
-        Ok(window)
-    }
-
-    /// Adds a QUEUED job to the queue; its record is kept while there is room in the
-    /// window, else read again when the job reaches it.
-    fn enqueue(&mut self, job: Job) {
-        self.queue.insert((job.priority, job.id));
-        if self.hot.len() < self.opts.window {
-            self.hot.insert(job.id, job);
-        }
-        self.publish_queue();
-    }
-
-    /// Removes a job from the queue (launched, killed, ended).
-    fn dequeue(&mut self, priority: i32, id: u64) {
-        self.queue.remove(&(priority, id));
-        self.hot.remove(&id);
-    }
-
-    fn publish_queue(&self) {
-        let m = &self.link.metrics;
-        m.planner_queue
-            .set(i64::try_from(self.queue.len()).unwrap_or(i64::MAX));
-        m.window_cached
-            .set(i64::try_from(self.hot.len()).unwrap_or(i64::MAX));
     }
 
     async fn decline(&self, ids: Vec<OfferId>) {
@@ -496,7 +440,7 @@ impl Planner {
     }
 
     async fn update_suppression(&mut self) {
-        let want = self.queue.is_empty();
+        let want = self.queued() == 0;
         if want == self.suppressed {
             return;
         }
@@ -528,7 +472,7 @@ impl Planner {
         if self.store.update_job(&next, JobState::Queued).await? {
             warn!(job = job_id, app = %job.appid, "application gone; job ended KILLED");
         }
-        self.dequeue(job.priority, job.id);
+        self.dequeue(job.id);
         Ok(())
     }
 
@@ -618,9 +562,12 @@ impl Planner {
                     if let Some(p) = news {
                         self.link.metrics.count_pinning(p.outcome, p.mechanism);
                     }
+                    if !matches!(next.state, JobState::Starting | JobState::Started) {
+                        self.usage.ended(job.id);
+                    }
                     if next.state == JobState::Queued {
                         self.link.metrics.retries.inc();
-                        self.enqueue(next);
+                        self.enqueue_stored(next.id).await?;
                         self.update_suppression().await;
                     }
                 } else {
@@ -640,12 +587,13 @@ impl Planner {
         match cmd {
             Command::Queued(job) => {
                 if job.state == JobState::Queued {
-                    self.enqueue(*job);
+                    self.enqueue_stored(job.id).await?;
                     self.update_suppression().await;
                 }
             }
             Command::Kill(job) => {
-                self.dequeue(job.priority, job.id);
+                // Out of the queue and its reasons at once: it holds nothing back.
+                self.dequeue(job.id);
                 self.publish_queue();
                 self.send_kill(&job).await;
             }

@@ -251,6 +251,21 @@ impl Store {
         Ok(keys)
     }
 
+    /// Calls `f` with every QUEUED job and its owner's key, in id order. Streamed: the
+    /// caller keeps what it needs (the planner's fair queue keeps keys, not records).
+    pub async fn for_each_queued(&self, mut f: impl FnMut(&str, &Job)) -> Result<u64, StoreError> {
+        let mut rows =
+            sqlx::query("SELECT id, owner, json FROM jobs WHERE state = 'QUEUED' ORDER BY id ASC")
+                .fetch(self.pool());
+        let mut n = 0;
+        while let Some(row) = rows.try_next().await? {
+            let owner: String = row.try_get("owner")?;
+            f(&owner, &decode_job(&row)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The jobs with these ids (any state; ids not stored are absent), in no particular
     /// order. Asked in chunks, so any number of ids works on both backends.
     pub async fn jobs_by_ids(&self, ids: &[u64]) -> Result<Vec<Job>, StoreError> {

@@ -1,0 +1,384 @@
+//! The planner's queue: every QUEUED job's key, grouped by request class, and the
+//! choice of what one planning cycle considers ([`FairQueue::select`]).
+//!
+//! A **class** is what makes jobs interchangeable for placement: the owner (user), the
+//! application, and the request's shape (resources, affinity, cache policy, ports,
+//! whole nodes). Jobs of a class are kept per priority level, FIFO inside a level, as
+//! `id → submit time` (about 60 bytes a job with the indexes; the full records stay in
+//! the store). Inside a class the next job is the best *effective* priority (priority
+//! lowered by aging, [`retz_placement::effective_priority`]) among the level heads:
+//! since a level is FIFO, its head is its oldest and most aged job, so the merge is
+//! exact and costs at most one comparison per priority level.
+//!
+//! **Selection** (once per cycle): users take turns by dominant-resource fairness
+//! (DRF): the user whose running dominant share (the larger of its CPU and memory
+//! fractions of the cluster) divided by its weight is lowest takes its next job, and its
+//! share grows by that job's demand (progressive filling). A user's next job is the best
+//! effective priority, then the oldest, over the heads of its classes. Filling stops at
+//! the window budget; then the head of every class not yet taken is added, so every
+//! class is considered in every cycle, however long the queue. A class whose head could
+//! never fit any agent in the latest cycle ([`FairQueue::set_outcome`]) gives its head
+//! only: it costs one check a cycle, not one per job.
+//!
+//! Jobs not selected still have a reason ([`FairQueue::waiting_reason`]): how many jobs
+//! of their class are ahead, and why the first of those waits.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
+
+use retz_placement::{Starvation, effective_priority};
+use retz_proto::api::Job;
+
+use super::request::unix_seconds;
+
+/// A class's index in the queue.
+type ClassId = u32;
+
+/// A class's next job: (effective priority, submit time, id, priority level).
+type Head = (i64, u64, u64, i32);
+
+/// The resources a job asks at least (the fair-share demand of its class).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Demand {
+    /// CPUs.
+    pub cpus: f64,
+    /// Memory, MB.
+    pub mem_mb: f64,
+}
+
+impl Demand {
+    /// `self` as a dominant share of `total` (the larger fraction).
+    pub fn dominant(&self, total: &Demand) -> f64 {
+        let f = |x: f64, t: f64| if t > 0.0 { x / t } else { x };
+        f(self.cpus, total.cpus).max(f(self.mem_mb, total.mem_mb))
+    }
+}
+
+#[derive(Debug)]
+struct Class {
+    owner: Arc<str>,
+    /// Priority level → job id → submit time (Unix s). Ids grow with submission, so a
+    /// level iterates FIFO.
+    levels: BTreeMap<i32, BTreeMap<u64, u64>>,
+    len: usize,
+    demand: Demand,
+    /// Why the first of its jobs waited in the latest cycle that planned one.
+    reason: Option<Arc<str>>,
+    /// That job could not fit any agent: only the head is planned next cycle.
+    never: bool,
+}
+
+impl Class {
+    /// The best of the level heads after the ids already taken (`taken`: level → last
+    /// id taken), as (effective priority, submit time, id, level).
+    fn best(&self, taken: &BTreeMap<i32, u64>, now: u64, s: &Starvation) -> Option<Head> {
+        let mut best = None;
+        for (&p, jobs) in &self.levels {
+            let next = match taken.get(&p) {
+                Some(&last) => jobs.range((Excluded(last), Unbounded)).next(),
+                None => jobs.iter().next(),
+            };
+            let Some((&id, &at)) = next else {
+                continue;
+            };
+            let eff = i64::from(p) - aging(now, at, s);
+            let cand = (eff, at, id, p);
+            if best.is_none_or(|b| cand < b) {
+                best = Some(cand);
+            }
+        }
+        best
+    }
+}
+
+fn aging(now: u64, at: u64, s: &Starvation) -> i64 {
+    // Same as the packer's, on the fields the queue keeps.
+    let req = retz_placement::JobRequest {
+        priority: 0,
+        submitted_at: at,
+        ..retz_placement::JobRequest::new(0, 1, 0)
+    };
+    -effective_priority(&req, now, s)
+}
+
+/// What a cycle considers, in planning order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Job ids, fair-share order first, then the heads of the classes not yet taken.
+    pub ids: Vec<u64>,
+    /// How many classes the queue holds.
+    pub classes: usize,
+}
+
+/// The queued jobs by class; see the module doc.
+#[derive(Debug, Default)]
+pub struct FairQueue {
+    classes: HashMap<ClassId, Class>,
+    by_key: HashMap<Arc<str>, ClassId>,
+    keys: HashMap<ClassId, Arc<str>>,
+    next_class: ClassId,
+    /// Job id → (class, priority).
+    jobs: HashMap<u64, (ClassId, i32)>,
+    /// Per-user weights (absent: 1).
+    weights: BTreeMap<String, f64>,
+}
+
+/// The class key of `job` of `owner`.
+pub fn class_key(owner: &str, job: &Job) -> String {
+    let shape = serde_json::json!([job.resources, job.affinity, job.cache]);
+    format!("{owner}\u{1f}{}\u{1f}{shape}", job.appid)
+}
+
+impl FairQueue {
+    /// Queued jobs.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether no job is queued.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Distinct classes.
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// The owner of queued job `id`.
+    pub fn owner(&self, id: u64) -> Option<String> {
+        let (cid, _) = self.jobs.get(&id)?;
+        Some(self.classes.get(cid)?.owner.to_string())
+    }
+
+    /// Whether job `id` is queued.
+    pub fn contains(&self, id: u64) -> bool {
+        self.jobs.contains_key(&id)
+    }
+
+    /// Sets `user`'s weight (share); weights at or below 0 count as the smallest
+    /// positive one.
+    pub fn set_weight(&mut self, user: &str, weight: f64) {
+        self.weights.insert(user.to_owned(), weight);
+    }
+
+    /// Takes the weights of `other` (when a queue is reloaded).
+    pub fn copy_weights(&mut self, other: &FairQueue) {
+        self.weights.clone_from(&other.weights);
+    }
+
+    fn weight(&self, user: &str) -> f64 {
+        let w = self.weights.get(user).copied().unwrap_or(1.0);
+        if w.is_finite() && w > 0.0 { w } else { 1e-6 }
+    }
+
+    /// Adds QUEUED `job` of `owner` (its submit time from `scheduled`, else `now`).
+    /// Returns false if it was already there.
+    pub fn insert(&mut self, owner: &str, job: &Job, now: u64) -> bool {
+        if self.jobs.contains_key(&job.id) {
+            return false;
+        }
+        let key: Arc<str> = class_key(owner, job).into();
+        let cid = match self.by_key.get(&key) {
+            Some(&c) => c,
+            None => {
+                let c = self.next_class;
+                self.next_class = self.next_class.wrapping_add(1);
+                self.by_key.insert(Arc::clone(&key), c);
+                self.keys.insert(c, key);
+                self.classes.insert(
+                    c,
+                    Class {
+                        owner: owner.into(),
+                        levels: BTreeMap::new(),
+                        len: 0,
+                        demand: Demand {
+                            cpus: f64::from(job.resources.cpu.min),
+                            mem_mb: job.resources.mem_mb.min as f64,
+                        },
+                        reason: None,
+                        never: false,
+                    },
+                );
+                c
+            }
+        };
+        let at = job
+            .scheduled
+            .as_deref()
+            .and_then(unix_seconds)
+            .unwrap_or(now);
+        let class = self.classes.get_mut(&cid).expect("class just found");
+        class
+            .levels
+            .entry(job.priority)
+            .or_default()
+            .insert(job.id, at);
+        class.len += 1;
+        self.jobs.insert(job.id, (cid, job.priority));
+        true
+    }
+
+    /// Removes job `id` (launched, killed, ended); a class left empty is forgotten.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some((cid, p)) = self.jobs.remove(&id) else {
+            return false;
+        };
+        if let Some(class) = self.classes.get_mut(&cid) {
+            if let Some(level) = class.levels.get_mut(&p) {
+                level.remove(&id);
+                if level.is_empty() {
+                    class.levels.remove(&p);
+                }
+            }
+            class.len -= 1;
+            if class.len == 0 {
+                self.classes.remove(&cid);
+                if let Some(key) = self.keys.remove(&cid) {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        true
+    }
+
+    /// Queued jobs of a priority at most `priority` (all would be planned before a new
+    /// job of that priority and owner).
+    pub fn count_at_most(&self, priority: i32) -> u64 {
+        self.jobs.values().filter(|(_, p)| *p <= priority).count() as u64
+    }
+
+    /// Records what became of the jobs of the latest cycle: `waiting` (id, reason, never
+    /// fits) for those left queued. A class keeps the reason of its first waiting job; a
+    /// class none of whose jobs waited has no reason.
+    pub fn set_outcome(&mut self, selected: &[u64], waiting: &BTreeMap<u64, (String, bool)>) {
+        let mut seen: BTreeMap<ClassId, ()> = BTreeMap::new();
+        for id in selected {
+            let Some(&(cid, _)) = self.jobs.get(id) else {
+                continue;
+            };
+            if seen.insert(cid, ()).is_some() {
+                continue;
+            }
+            if let Some(class) = self.classes.get_mut(&cid) {
+                match waiting.get(id) {
+                    Some((why, never)) => {
+                        class.reason = Some(why.as_str().into());
+                        class.never = *never;
+                    }
+                    None => {
+                        class.reason = None;
+                        class.never = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why queued job `id`, not planned in the latest cycle, waits: the jobs of its
+    /// class ahead of it and why the first of them waits.
+    pub fn waiting_reason(&self, id: u64) -> Option<String> {
+        let &(cid, p) = self.jobs.get(&id)?;
+        let class = self.classes.get(&cid)?;
+        let ahead: usize = class.levels.range(..p).map(|(_, l)| l.len()).sum::<usize>()
+            + class.levels.get(&p).map_or(0, |l| l.range(..id).count());
+        let of = if ahead == 1 { "job" } else { "jobs" };
+        Some(match &class.reason {
+            Some(why) if ahead > 0 => {
+                format!("behind {ahead} {of} of the same class; the first of them waits: {why}")
+            }
+            Some(why) => why.to_string(),
+            None if ahead > 0 => format!(
+                "behind {ahead} {of} of the same class; waiting for the next planning cycle"
+            ),
+            None => "waiting for the next planning cycle".to_owned(),
+        })
+    }
+
+    /// The jobs one cycle considers: see the module doc. `running` is each user's
+    /// running demand, `total` the cluster's resources, `budget` the window.
+    pub fn select(
+        &self,
+        now: u64,
+        budget: usize,
+        s: &Starvation,
+        running: &BTreeMap<String, Demand>,
+        total: &Demand,
+    ) -> Selection {
+        // Per class: the last id taken per level.
+        let mut cursors: HashMap<ClassId, BTreeMap<i32, u64>> = HashMap::new();
+        // Per user: its classes by their next job.
+        type Next = Reverse<(Head, ClassId)>;
+        let mut per_user: BTreeMap<&str, BinaryHeap<Next>> = BTreeMap::new();
+        let empty = BTreeMap::new();
+        for (&cid, class) in &self.classes {
+            if let Some(b) = class.best(&empty, now, s) {
+                per_user
+                    .entry(&class.owner)
+                    .or_default()
+                    .push(Reverse((b, cid)));
+            }
+        }
+        let mut users: BinaryHeap<Reverse<(u64, &str)>> = per_user
+            .keys()
+            .map(|&u| {
+                let share = running.get(u).map_or(0.0, |d| d.dominant(total)) / self.weight(u);
+                Reverse((share_bits(share), u))
+            })
+            .collect();
+        let mut shares: HashMap<&str, f64> = HashMap::new();
+        let mut ids = Vec::with_capacity(budget.min(self.jobs.len()));
+        while ids.len() < budget {
+            let Some(Reverse((bits, user))) = users.pop() else {
+                break;
+            };
+            let heap = per_user.get_mut(user).expect("a user with classes");
+            let Some(Reverse(((_, _, id, level), cid))) = heap.pop() else {
+                continue;
+            };
+            ids.push(id);
+            let class = &self.classes[&cid];
+            let cursor = cursors.entry(cid).or_default();
+            cursor.insert(level, id);
+            if !class.never
+                && let Some(b) = class.best(cursor, now, s)
+            {
+                heap.push(Reverse((b, cid)));
+            }
+            let share = shares.entry(user).or_insert_with(|| f64::from_bits(bits));
+            *share += class.demand.dominant(total) / self.weight(user);
+            if !heap.is_empty() {
+                users.push(Reverse((share_bits(*share), user)));
+            }
+        }
+        // Every class at least once.
+        let mut rest: Vec<(&str, Head)> = self
+            .classes
+            .iter()
+            .filter(|(cid, _)| !cursors.contains_key(cid))
+            .filter_map(|(_, c)| Some((&*c.owner, c.best(&empty, now, s)?)))
+            .collect();
+        rest.sort_unstable();
+        ids.extend(rest.into_iter().map(|(_, b)| b.2));
+        Selection {
+            ids,
+            classes: self.classes.len(),
+        }
+    }
+}
+
+/// A non-negative share as bits that order as the numbers do.
+fn share_bits(share: f64) -> u64 {
+    if share.is_finite() && share > 0.0 {
+        share.to_bits()
+    } else if share.is_nan() || share > 0.0 {
+        f64::MAX.to_bits()
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests;

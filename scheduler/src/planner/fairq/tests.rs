@@ -1,0 +1,231 @@
+//! Tests of the fair queue.
+use super::*;
+use retz_placement::ResourceRange;
+
+fn job(id: u64, app: &str, cpus: u32, priority: i32) -> Job {
+    let mut j = Job::new(app, "true");
+    j.id = id;
+    j.priority = priority;
+    j.resources.cpu = ResourceRange::exactly(cpus);
+    j
+}
+
+fn no_aging() -> Starvation {
+    Starvation {
+        aging_step_s: 0,
+        ..Starvation::default()
+    }
+}
+
+fn select(q: &FairQueue, budget: usize) -> Vec<u64> {
+    q.select(0, budget, &no_aging(), &BTreeMap::new(), &Demand::default())
+        .ids
+}
+
+#[test]
+fn every_class_is_considered_however_long_the_queue() {
+    let mut q = FairQueue::default();
+    for id in 1..=500 {
+        q.insert("alice", &job(id, "a", 200, 0), 0);
+    }
+    q.insert("bob", &job(1000, "b", 1, 0), 0);
+    q.insert("alice", &job(1001, "a", 1, 0), 0);
+    assert_eq!((q.len(), q.class_count()), (502, 3));
+    let ids = select(&q, 10);
+    // The budget in fair order, then the head of the one class it did not reach.
+    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert!(ids[..10].contains(&1000), "bob's job: {ids:?}");
+    assert_eq!(ids[10], 1001, "alice's other class: {ids:?}");
+    // A budget of 1 still plans every class head.
+    let ids = select(&q, 1);
+    let mut sorted = ids;
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![1, 1000, 1001]);
+}
+
+#[test]
+fn a_class_that_never_fits_gives_its_head_only() {
+    let mut q = FairQueue::default();
+    for id in 1..=100 {
+        q.insert("alice", &job(id, "a", 200, 0), 0);
+    }
+    for id in 101..=110 {
+        q.insert("bob", &job(id, "b", 1, 0), 0);
+    }
+    let first = select(&q, 50);
+    assert_eq!(first.len(), 50, "the budget is filled");
+    let waiting: BTreeMap<u64, (String, bool)> = first
+        .iter()
+        .filter(|&&id| id <= 100)
+        .map(|&id| (id, ("needs 200 CPUs".to_owned(), true)))
+        .collect();
+    q.set_outcome(&first, &waiting);
+    let next = select(&q, 50);
+    assert_eq!(next.iter().filter(|&&id| id <= 100).count(), 1, "{next:?}");
+    assert_eq!(next.iter().filter(|&&id| id > 100).count(), 10, "{next:?}");
+    // The jobs behind the head say why.
+    assert_eq!(
+        q.waiting_reason(5).unwrap(),
+        "behind 4 jobs of the same class; the first of them waits: needs 200 CPUs"
+    );
+    assert_eq!(q.waiting_reason(1).unwrap(), "needs 200 CPUs");
+    assert_eq!(
+        q.waiting_reason(102).unwrap(),
+        "behind 1 job of the same class; waiting for the next planning cycle"
+    );
+}
+
+#[test]
+fn removed_jobs_leave_at_once_and_empty_classes_go() {
+    let mut q = FairQueue::default();
+    let mut big = job(1, "a", 1, 0);
+    big.resources.ports = 1_000_000;
+    q.insert("alice", &big, 0);
+    q.insert("alice", &job(2, "a", 1, 0), 0);
+    assert!(!q.insert("alice", &job(2, "a", 1, 0), 0), "no duplicate");
+    assert_eq!(q.class_count(), 2);
+    assert!(q.remove(1));
+    assert!(!q.remove(1));
+    assert_eq!((q.len(), q.class_count()), (1, 1));
+    assert_eq!(select(&q, 10), vec![2]);
+    assert_eq!(q.waiting_reason(1), None);
+    assert_eq!(q.owner(2).as_deref(), Some("alice"));
+}
+
+#[test]
+fn within_a_user_priority_then_fifo_and_aging_lifts_old_jobs() {
+    let mut q = FairQueue::default();
+    q.insert("alice", &job(1, "a", 1, 5), 0);
+    q.insert("alice", &job(2, "a", 1, 0), 0);
+    q.insert("alice", &job(3, "b", 2, 0), 0);
+    q.insert("alice", &job(4, "a", 1, 0), 0);
+    assert_eq!(select(&q, 10), vec![2, 3, 4, 1]);
+    // Job 1 waited 5 aging steps: it now ranks with priority 0 and is the oldest.
+    let mut old = job(10, "a", 1, 5);
+    old.scheduled = Some("1970-01-01T00:00:00.000+00:00".into());
+    let mut q = FairQueue::default();
+    q.insert("alice", &old, 0);
+    q.insert("alice", &job(11, "a", 1, 0), 100);
+    let s = Starvation {
+        aging_step_s: 10,
+        max_age_boost: 39,
+        ..Starvation::default()
+    };
+    let ids = q
+        .select(100, 10, &s, &BTreeMap::new(), &Demand::default())
+        .ids;
+    assert_eq!(ids, vec![10, 11]);
+}
+
+#[test]
+fn users_take_turns_by_dominant_share_and_weight() {
+    let mut q = FairQueue::default();
+    for id in 1..=100 {
+        q.insert("alice", &job(id, "a", 1, 0), 0);
+        q.insert("bob", &job(1000 + id, "b", 1, 0), 0);
+    }
+    q.set_weight("bob", 3.0);
+    let total = Demand {
+        cpus: 100.0,
+        mem_mb: 1e9,
+    };
+    let ids = q.select(0, 40, &no_aging(), &BTreeMap::new(), &total).ids;
+    let bob = ids.iter().filter(|&&id| id > 1000).count();
+    assert!(
+        (29..=31).contains(&bob),
+        "bob's weight is 3 to alice's 1: {ids:?}"
+    );
+    // Alice already runs half the cluster: bob goes first.
+    q.set_weight("bob", 1.0);
+    let running = BTreeMap::from([(
+        "alice".to_owned(),
+        Demand {
+            cpus: 50.0,
+            mem_mb: 0.0,
+        },
+    )]);
+    let ids = q.select(0, 50, &no_aging(), &running, &total).ids;
+    assert!(ids[..50].iter().all(|&id| id > 1000), "{ids:?}");
+    assert_eq!(ids[50..], [1], "alice's class is still considered: {ids:?}");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (user, app, cpus, priority) of each job; ids follow the order.
+    fn queue_spec() -> impl Strategy<Value = Vec<(u8, u8, u32, i32)>> {
+        prop::collection::vec((0u8..4, 0u8..3, 1u32..4, -2i32..3), 1..120)
+    }
+
+    fn build(spec: &[(u8, u8, u32, i32)]) -> FairQueue {
+        let mut q = FairQueue::default();
+        for (i, &(u, a, c, p)) in spec.iter().enumerate() {
+            q.insert(
+                &format!("u{u}"),
+                &job(i as u64 + 1, &format!("a{a}"), c, p),
+                0,
+            );
+        }
+        q
+    }
+
+    fn classes_of(spec: &[(u8, u8, u32, i32)], ids: &[u64]) -> std::collections::BTreeSet<String> {
+        ids.iter()
+            .map(|id| {
+                let (u, a, c, _) = spec[*id as usize - 1];
+                class_key(&format!("u{u}"), &job(0, &format!("a{a}"), c, 0))
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Every cycle considers the head of every class, each job once, queued jobs only.
+        #[test]
+        fn every_class_head_in_every_selection(spec in queue_spec(), budget in 0usize..40) {
+            let q = build(&spec);
+            let ids = select(&q, budget);
+            let mut seen = std::collections::BTreeSet::new();
+            for id in &ids {
+                prop_assert!(seen.insert(*id), "{id} twice");
+                prop_assert!(q.contains(*id));
+            }
+            prop_assert!(ids.len() >= budget.min(q.len()));
+            // One head per class: the selection's classes are all the classes.
+            prop_assert_eq!(classes_of(&spec, &ids).len(), q.class_count());
+        }
+
+        /// No class is starved across cycles: whatever the outcome of the cycles before
+        /// (jobs launched from the front, classes marked never fitting), each cycle still
+        /// considers every class, and a class's jobs are taken in its own order.
+        #[test]
+        fn no_class_starves_across_cycles(
+            spec in queue_spec(),
+            budget in 1usize..10,
+            never in prop::collection::vec(any::<bool>(), 64),
+        ) {
+            let mut q = build(&spec);
+            let mut cycle = 0;
+            while !q.is_empty() {
+                let ids = select(&q, budget);
+                prop_assert_eq!(classes_of(&spec, &ids).len(), q.class_count());
+                let mut last: BTreeMap<String, (i32, u64)> = BTreeMap::new();
+                for &id in &ids {
+                    let (u, a, c, p) = spec[id as usize - 1];
+                    let class = class_key(&format!("u{u}"), &job(0, &format!("a{a}"), c, 0));
+                    if let Some(prev) = last.insert(class, (p, id)) {
+                        prop_assert!(prev < (p, id), "{prev:?} before {:?}", (p, id));
+                    }
+                }
+                let waiting: BTreeMap<u64, (String, bool)> = ids
+                    .iter()
+                    .skip(1)
+                    .map(|&id| (id, ("busy".to_owned(), never[(id as usize + cycle) % 64])))
+                    .collect();
+                q.set_outcome(&ids, &waiting);
+                q.remove(ids[0]);
+                cycle += 1;
+            }
+        }
+    }
+}
