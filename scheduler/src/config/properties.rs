@@ -72,15 +72,12 @@ fn apply_property(c: &mut ServerConfig, k: &str, v: &str) -> Result<(), ConfigEr
     }
     match k {
         "retz.mesos" => {
-            if v.starts_with("zk://") {
-                return Err(ConfigError::Invalid {
-                    key: "retz.mesos",
-                    message: "ZooKeeper master detection is not supported; list the masters \
-                              as HOST:PORT,HOST:PORT"
-                        .into(),
-                });
-            }
-            c.mesos.masters = v.split(',').map(|m| m.trim().to_owned()).collect();
+            // A zk:// address (servers comma separated) stays one entry.
+            c.mesos.masters = if v.starts_with("zk://") {
+                vec![v.trim().to_owned()]
+            } else {
+                v.split(',').map(|m| m.trim().to_owned()).collect()
+            };
         }
         "retz.bind" => {
             let rest = v
