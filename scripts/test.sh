@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine (as root): installs what it needs,
-# starts a throw-away PostgreSQL for the store tests, then runs formatting, lints and tests.
-# Under CI=true, tests that need root, cgroups or PostgreSQL fail instead of skipping.
+# starts a throw-away PostgreSQL for the store tests and a ZooKeeper for master detection, then runs formatting, lints and tests.
+# Under CI=true, tests that need root, cgroups, PostgreSQL or ZooKeeper fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ if [[ ! -d "$RETZ_SHARED_DIR/topologies" ]]; then
 fi
 source scripts/lib/postgres.sh
 start_test_postgres
+source scripts/lib/zookeeper.sh
+start_test_zookeeper
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -10,3 +10,4 @@ pub mod agent;
 pub mod cluster;
 pub mod http_auth;
 pub mod master;
+pub mod zk;

@@ -13,6 +13,10 @@
 //! `<work-dir>/credentials.json` (mode 0600, Mesos' JSON form) and its path is printed,
 //! never the secret. `--no-authentication` opens the cluster, with a warning.
 //!
+//! ZooKeeper: with `--zk zk://HOST:PORT/PATH` the master joins the masters' group as a
+//! Mesos master does and answers as a non-leader (307 to the leader) while another
+//! master leads (see [`retz_mesos_local::zk`]); run two such processes for a failover.
+//!
 //! The work directory is created mode 0755; an existing one must belong to this user and
 //! not be writable by others (it holds the sandboxes and the credentials).
 
@@ -105,6 +109,16 @@ struct Cli {
     /// or `none`; the default is a Mesos agent's.
     #[arg(long, value_name = "RANGES", default_value = "31000-32000", value_parser = parse_ports)]
     ports: PortRanges,
+
+    /// Join the masters' group in ZooKeeper as a Mesos master does (an ephemeral
+    /// sequential `json.info_` znode with this master's MasterInfo JSON); while another
+    /// master leads, the scheduler API answers 307 to it.
+    #[arg(long, value_name = "zk://HOST:PORT/PATH", value_parser = parse_zk_arg)]
+    zk: Option<(String, String)>,
+}
+
+fn parse_zk_arg(s: &str) -> Result<(String, String), String> {
+    retz_mesos_local::zk::parse_zk(s).map_err(|e| e.to_string())
 }
 
 /// Parsed `--ports`.
@@ -367,6 +381,15 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
         cluster.master_addr()
     );
     println!("retz-mesos-local: {}", auth.describe());
+    let membership = cli.zk.clone().map(|(servers, path)| {
+        println!("retz-mesos-local: joining the masters' group zk://{servers}{path}");
+        let info = retz_mesos_local::zk::master_info_json(
+            &cluster.master().id(),
+            cluster.master_addr(),
+            &cli.hostname,
+        );
+        retz_mesos_local::zk::join(servers, path, cluster.master().clone(), info)
+    });
     for a in cluster.agents() {
         let info = a.info();
         let cpus = info
@@ -385,6 +408,9 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
     }
     signals.wait().await;
     println!("retz-mesos-local: stopping");
+    if let Some(m) = membership {
+        m.abort();
+    }
     cluster.shutdown().await;
     Ok(())
 }

@@ -280,14 +280,12 @@ fn apply_property(
 ) -> Result<(), ConfigError> {
     match k {
         "retz.mesos" => {
-            if v.starts_with("zk://") {
-                return Err(invalid(
-                    "retz.mesos",
-                    "ZooKeeper master detection is not supported; list the masters as \
-                     HOST:PORT,HOST:PORT",
-                ));
-            }
-            c.mesos.masters = v.split(',').map(|m| m.trim().to_owned()).collect();
+            // A zk:// address (servers comma separated) stays one entry.
+            c.mesos.masters = if v.starts_with("zk://") {
+                vec![v.trim().to_owned()]
+            } else {
+                v.split(',').map(|m| m.trim().to_owned()).collect()
+            };
         }
         "retz.bind" => {
             seen.https = v.starts_with("https://");

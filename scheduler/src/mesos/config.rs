@@ -12,6 +12,7 @@ use retz_proto::credentials::Credential;
 use retz_proto::mesos::FrameworkInfo;
 
 use super::endpoint::{Endpoint, EndpointError, MasterList};
+use super::zk::{ZkUrl, ZkUrlError, is_zk};
 
 /// Settings of the Mesos scheduler client. Build with [`SchedulerConfig::new`] and
 /// adjust the public fields.
@@ -76,8 +77,10 @@ impl SchedulerConfig {
         }
     }
 
-    /// Checks the config and parses the master addresses.
-    pub fn validate(&self) -> Result<MasterList, ConfigError> {
+    /// Checks the config and parses the master addresses: a list of masters, or one
+    /// `zk://` address (which a comma-splitting command line or properties file may
+    /// have cut into pieces: they are joined again).
+    pub fn validate(&self) -> Result<Masters, ConfigError> {
         let info = &self.framework_info;
         if info.user.is_empty() {
             return Err(ConfigError::FrameworkInfo(
@@ -125,6 +128,17 @@ impl SchedulerConfig {
                 return Err(ConfigError::Zero(name));
             }
         }
+        if self.masters.first().is_some_and(|m| is_zk(m)) {
+            let joined = self
+                .masters
+                .iter()
+                .map(|m| m.trim())
+                .collect::<Vec<_>>()
+                .join(",");
+            return ZkUrl::parse(&joined)
+                .map(Masters::Zk)
+                .map_err(ConfigError::Zk);
+        }
         let masters = self
             .masters
             .iter()
@@ -133,8 +147,19 @@ impl SchedulerConfig {
                 Endpoint::parse_master(m).map_err(|source| ConfigError::Master { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        MasterList::new(masters).ok_or(ConfigError::NoMasters)
+        MasterList::new(masters)
+            .map(Masters::List)
+            .ok_or(ConfigError::NoMasters)
     }
+}
+
+/// Where the masters are found.
+#[derive(Debug, Clone)]
+pub enum Masters {
+    /// A fixed list, tried in order.
+    List(MasterList),
+    /// The leader of a ZooKeeper group, followed as it changes.
+    Zk(ZkUrl),
 }
 
 /// A [`SchedulerConfig`] that cannot work.
@@ -152,6 +177,9 @@ pub enum ConfigError {
         #[source]
         source: EndpointError,
     },
+    /// A `zk://` master address does not parse.
+    #[error("Mesos masters: {0}")]
+    Zk(#[source] ZkUrlError),
     /// A setting that must be positive is zero.
     #[error("scheduler client setting {0} must be greater than zero")]
     Zero(&'static str),
@@ -179,9 +207,28 @@ mod tests {
 
     #[test]
     fn accepts_a_sane_config() {
-        let list = ok().validate().unwrap();
+        let Masters::List(list) = ok().validate().unwrap() else {
+            panic!("a list of masters")
+        };
         assert_eq!(list.masters().len(), 2);
         assert_eq!(list.current().authority().as_str(), "m1:5050");
+    }
+
+    #[test]
+    fn a_zk_address_cut_at_its_commas_is_joined_again() {
+        let mut c = ok();
+        c.masters = vec!["zk://z1:2181".into(), " z2:2182/mesos".into()];
+        let Masters::Zk(url) = c.validate().unwrap() else {
+            panic!("ZooKeeper")
+        };
+        assert_eq!(url.servers, "z1:2181,z2:2182");
+        assert_eq!(url.path, "/mesos");
+        c.masters = vec!["zk://z1/mesos".into(), "m2:5050".into()];
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::Zk(_)), "{e}");
+        assert!(e.to_string().contains("other masters"), "{e}");
+        c.masters = vec!["zk://z1".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("no path"));
     }
 
     #[test]

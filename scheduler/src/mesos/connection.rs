@@ -13,6 +13,9 @@
 //! * a call answered 401 ends the subscription (see [`Shared::unauthorized`]), so the
 //!   next SUBSCRIBE settles whether the credentials still hold (after the backoff
 //!   delay, which such a loss does not reset).
+//! * with ZooKeeper detection, every SUBSCRIBE goes to the leader ZooKeeper names (or a
+//!   master it redirects to); the loop waits while none leads, and a subscription ends
+//!   as soon as ZooKeeper names another leader.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,7 @@ use retz_proto::ContentType;
 use retz_proto::mesos::FrameworkInfo;
 use retz_proto::recordio::RecordDecoder;
 use retz_proto::scheduler::Event;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, timeout};
 use tracing::{debug, error, info, trace, warn};
 
@@ -68,7 +71,12 @@ enum StreamEnd {
 pub(crate) struct Connection {
     shared: Arc<Shared>,
     cfg: LoopConfig,
-    masters: MasterList,
+    /// The masters to try; `None` in ZooKeeper mode until a leader is known.
+    masters: Option<MasterList>,
+    /// The ZooKeeper detector's leader, in ZooKeeper mode.
+    detector: Option<watch::Receiver<Option<Endpoint>>>,
+    /// The leader ZooKeeper named when `masters` was last set from it.
+    zk_leader: Option<Endpoint>,
     events: mpsc::Sender<SchedulerEvent>,
 }
 
@@ -76,15 +84,39 @@ impl Connection {
     pub(crate) fn new(
         shared: Arc<Shared>,
         cfg: LoopConfig,
-        masters: MasterList,
+        masters: Option<MasterList>,
+        detector: Option<watch::Receiver<Option<Endpoint>>>,
         events: mpsc::Sender<SchedulerEvent>,
     ) -> Self {
         Connection {
             shared,
             cfg,
             masters,
+            detector,
+            zk_leader: None,
             events,
         }
+    }
+
+    /// In ZooKeeper mode, waits for a leader and points the list at it when it is new;
+    /// `false` if the client must stop.
+    async fn follow_detector(&mut self) -> bool {
+        let Some(rx) = self.detector.as_mut() else {
+            return true;
+        };
+        let leader = tokio::select! {
+            () = self.shared.cancel.cancelled() => return false,
+            () = self.events.closed() => return false,
+            r = rx.wait_for(Option::is_some) => match r {
+                Ok(l) => l.clone(),
+                Err(_) => return false,
+            },
+        };
+        if self.masters.is_none() || leader != self.zk_leader {
+            self.masters = leader.clone().and_then(|l| MasterList::new(vec![l]));
+            self.zk_leader = leader;
+        }
+        self.masters.is_some()
     }
 
     /// Runs until the client stops.
@@ -99,7 +131,13 @@ impl Connection {
         let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
         let mut redirects = 0u32;
         loop {
-            let endpoint = self.masters.current().clone();
+            if !self.follow_detector().await {
+                return;
+            }
+            let Some(masters) = self.masters.as_ref() else {
+                return;
+            };
+            let endpoint = masters.current().clone();
             let body = self.subscribe_body();
             debug!(master = %endpoint, "subscribing");
             let attempt = transport::subscribe(
@@ -121,7 +159,9 @@ impl Connection {
                     match self.redirect_target(&endpoint, location.as_deref(), redirects) {
                         Ok(leader) => {
                             info!(from = %endpoint, to = %leader, "master redirected SUBSCRIBE to the leader");
-                            self.masters.redirect(leader);
+                            if let Some(m) = self.masters.as_mut() {
+                                m.redirect(leader);
+                            }
                             continue;
                         }
                         Err(reason) => reason,
@@ -162,7 +202,9 @@ impl Connection {
             };
             redirects = 0;
             self.shared.state().session = None;
-            self.masters.fail();
+            if let Some(m) = self.masters.as_mut() {
+                m.fail();
+            }
             let retry_in = backoff.next_delay();
             warn!(master = %endpoint, %reason, ?retry_in, "Mesos subscription down; retrying");
             let event = SchedulerEvent::Disconnected {
@@ -233,6 +275,8 @@ impl Connection {
         let mut decoder = RecordDecoder::new(self.cfg.max_event_size);
         let mut subscribed = false;
         let lost = |reason, subscribed| StreamEnd::Lost { reason, subscribed };
+        let moved = leader_moved(self.detector.clone(), self.zk_leader.clone());
+        tokio::pin!(moved);
         loop {
             let silence = watchdog.allowed_silence();
             let frame = tokio::select! {
@@ -240,6 +284,9 @@ impl Connection {
                 () = self.events.closed() => return StreamEnd::Stop,
                 () = self.shared.unauthorized.notified() => {
                     return lost(DisconnectReason::Unauthorized, subscribed);
+                }
+                to = &mut moved => {
+                    return lost(DisconnectReason::LeaderChanged(to.to_string()), subscribed);
                 }
                 f = timeout(silence, body.frame()) => f,
             };
@@ -313,4 +360,25 @@ impl Connection {
             }
         }
     }
+}
+
+/// Resolves when the detector names a leader other than `current`; never without a
+/// detector (or once the detector is gone).
+async fn leader_moved(
+    detector: Option<watch::Receiver<Option<Endpoint>>>,
+    current: Option<Endpoint>,
+) -> Endpoint {
+    if let Some(mut rx) = detector {
+        loop {
+            if let Some(l) = rx.borrow_and_update().as_ref()
+                && Some(l) != current.as_ref()
+            {
+                return l.clone();
+            }
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    std::future::pending().await
 }

@@ -103,6 +103,9 @@ pub enum DisconnectReason {
     /// client subscribes again, which ends it with an ERROR if the master refuses that too.
     #[error("a call was refused for the framework's credentials (401); subscribing again")]
     Unauthorized,
+    /// ZooKeeper names another master as the leader: the client subscribes to it.
+    #[error("ZooKeeper names another leading master: {0}")]
+    LeaderChanged(String),
 }
 
 /// A master event, sorted by what the connection loop must do with it.

@@ -15,6 +15,11 @@
 //! SUBSCRIBE rejections (400/401/403) stop the client; call failures are typed
 //! ([`CallError`]).
 //!
+//! Masters: a fixed list (tried in order, rotated on failure), or `zk://HOST:PORT,.../PATH`:
+//! the `detector` watches the masters' ZooKeeper group (`zk` parses it) and the loop
+//! subscribes to the leader it names, moving to the next leader (same framework id) as
+//! soon as ZooKeeper names one.
+//!
 //! Authentication: with [`SchedulerConfig::credential`], SUBSCRIBE and every call carry
 //! `Authorization: Basic` of the framework's principal and secret. A 401 to SUBSCRIBE
 //! stops the client with an ERROR saying that the master refused the framework's
@@ -30,6 +35,7 @@ mod backoff;
 pub mod calls;
 mod config;
 mod connection;
+mod detector;
 mod driver;
 mod endpoint;
 mod error;
@@ -37,6 +43,7 @@ mod events;
 mod heartbeat;
 mod state;
 mod transport;
+pub mod zk;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -46,7 +53,7 @@ use tracing::warn;
 
 pub use backoff::Backoff;
 pub use calls::AcknowledgeError;
-pub use config::{ConfigError, SchedulerConfig};
+pub use config::{ConfigError, Masters, SchedulerConfig};
 pub use driver::SchedulerDriver;
 pub use endpoint::{DEFAULT_MASTER_PORT, Endpoint, EndpointError, MasterList, SCHEDULER_PATH};
 pub use error::CallError;
@@ -118,6 +125,10 @@ pub fn start(
         max_redirects: cfg.max_redirects,
         max_event_size: cfg.max_event_size,
     };
-    tokio::spawn(Connection::new(Arc::clone(&shared), loop_cfg, masters, tx).run());
+    let (list, detector) = match masters {
+        Masters::List(list) => (Some(list), None),
+        Masters::Zk(url) => (None, Some(detector::spawn(url, shared.cancel.clone()))),
+    };
+    tokio::spawn(Connection::new(Arc::clone(&shared), loop_cfg, list, detector, tx).run());
     Ok((SchedulerDriver::new(shared), rx))
 }
