@@ -190,9 +190,43 @@ fn unescape(e: char, rest: &mut std::str::Chars<'_>, line: usize) -> Result<char
     })
 }
 
+/// `value` written so that [`parse`] reads it back exactly after `key = `: backslashes
+/// and line breaks escaped, and leading and trailing whitespace kept with `\ ` / `\t`.
+pub fn escape_value(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let last_kept = chars.iter().rposition(|c| !c.is_whitespace());
+    let mut out = String::with_capacity(value.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let edge = i == 0 || last_kept.is_none_or(|l| i > l);
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_whitespace() && edge => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_values_read_back_exactly(v in "\\PC*|[ \t\\\\=:#!a\n\r]{0,8}") {
+            let text = format!("k = {}\n", escape_value(&v));
+            let got = parse(&text).unwrap();
+            proptest::prop_assert_eq!(got.len(), 1);
+            proptest::prop_assert_eq!(&got[0].value, &v);
+        }
+    }
 
     fn pairs(text: &str) -> Vec<(String, String)> {
         parse(text)

@@ -381,8 +381,14 @@ fn apps_run_and_sandbox_files() {
     );
     assert_eq!(client_ok(admin, &["get-file", "-i", &id_s]), all);
 
-    // Files with awkward names, copied by the job, downloaded byte for byte.
-    let cmd = format!("cp \"$RETZ_PVNAME/{POET}\" \"$RETZ_PVNAME/{UNICODE}\" . && echo copied",);
+    // Files with awkward names, laid out beside the job as read-only links to the
+    // application's copy (which the file API does not serve: not the job user's);
+    // removed first, each becomes the job's own copy, downloaded byte for byte.
+    let cmd = format!(
+        "cmp \"$RETZ_PVNAME/{POET}\" \"{POET}\" && ! {{ echo x >> \"{UNICODE}\"; }} 2>/dev/null && \
+         rm -f \"{POET}\" \"{UNICODE}\" && cp \"$RETZ_PVNAME/{POET}\" \"$RETZ_PVNAME/{UNICODE}\" . && \
+         echo x >> \"{UNICODE}\" && echo copied"
+    );
     let id = schedule(admin, &["-A", "tools", "-c", &cmd]);
     let id_s = id.to_string();
     let job = wait_state(admin, id, "FINISHED");
@@ -404,7 +410,10 @@ fn apps_run_and_sandbox_files() {
             .as_u64()
     };
     assert_eq!(size_of(POET), Some(poet.len() as u64));
-    assert_eq!(size_of(UNICODE), Some(unicode.len() as u64));
+    // The private copy, with the line the job added.
+    let mut changed = unicode.clone();
+    changed.extend_from_slice(b"x\n");
+    assert_eq!(size_of(UNICODE), Some(changed.len() as u64));
     assert_eq!(size_of("stdout"), Some("copied\n".len() as u64));
     assert_eq!(size_of("stderr"), Some(0));
     let table = client_ok(admin, &["list-files", "-i", &id_s]);
@@ -417,7 +426,7 @@ fn apps_run_and_sandbox_files() {
     let results = tmp.path().join("results");
     std::fs::create_dir(&results).expect("results dir");
     let dir = results.to_str().expect("utf-8");
-    for (name, bytes) in [(POET, &poet), (UNICODE, &unicode)] {
+    for (name, bytes) in [(POET, &poet), (UNICODE, &changed)] {
         client_ok(
             admin,
             &[

@@ -36,11 +36,29 @@ pub struct AdminCli {
 
 #[derive(Debug, Subcommand)]
 enum AdminCmd {
-    /// Create a user; prints a ready client config (TOML) for it on stdout.
+    /// Create a user; prints a ready client config for it on stdout.
     CreateUser {
         /// Free text about the user (e.g. who it is).
         #[arg(long, default_value = "")]
         info: String,
+        /// The config's form: toml (retz.toml style) or properties (retz.* lines, as the
+        /// original printed).
+        #[arg(long, value_enum, default_value = "toml")]
+        format: ConfigFormat,
+    },
+    /// Create one user per name in FILE (one per line; blank lines and # comments
+    /// skipped) and write each one's client config to OUTPUT/retz.properties-NAME (mode
+    /// 0600), as the original did. Nothing is created when a name is bad or a file exists.
+    CreateUsers {
+        /// The names, one per line (each becomes the user's info).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The directory the configs are written to.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        output: PathBuf,
+        /// The configs' form (properties by default, as the original wrote).
+        #[arg(long, value_enum, default_value = "properties")]
+        format: ConfigFormat,
     },
     /// List users.
     ListUser,
@@ -79,6 +97,84 @@ enum AdminCmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The form of a client config written for a new user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ConfigFormat {
+    /// `retz.toml` style.
+    Toml,
+    /// `retz.*` properties lines, as the original printed.
+    Properties,
+}
+
+fn render_config(
+    format: ConfigFormat,
+    client: &crate::Client,
+    user: &retz_proto::api::User,
+) -> String {
+    match format {
+        ConfigFormat::Toml => output::user_config_toml(client.server(), client.config(), user),
+        ConfigFormat::Properties => {
+            output::user_config_properties(client.server(), client.config(), user)
+        }
+    }
+}
+
+/// The names of a `create-users` file, checked before anything is created: each is
+/// one file-name-safe word (letters, digits, `._-`, not starting with `.`), listed once.
+fn user_names(text: &str) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        let ok = !name.starts_with('.')
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            return Err(format!(
+                "line {}: {name:?} is not a user name (letters, digits, '.', '_', '-'; at most 64, not starting with '.')",
+                i + 1
+            ));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(format!("line {}: {name:?} is listed twice", i + 1));
+        }
+        names.push(name.to_owned());
+    }
+    if names.is_empty() {
+        return Err("no names (one per line)".into());
+    }
+    Ok(names)
+}
+
+/// Writes `text` to `path` as a new file of mode 0600 (it holds a secret), whole or not
+/// at all.
+fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config")
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let done = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    done
 }
 
 #[derive(Debug, Args)]
@@ -128,16 +224,58 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
         AdminCmd::Import { from, dry_run } => {
             return crate::cli::import_cli::run(&client, &from, dry_run, json).await;
         }
-        AdminCmd::CreateUser { info } => {
+        AdminCmd::CreateUser { info, format } => {
             let user = client.create_user(&info).await?;
             if json {
                 emit_json(&user)?;
             } else {
-                emit(&output::user_config_toml(
-                    client.server(),
-                    client.config(),
-                    &user,
-                ))?;
+                emit(&render_config(format, &client, &user))?;
+            }
+        }
+        AdminCmd::CreateUsers {
+            file,
+            output,
+            format,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::io(&format!("cannot read {}", file.display()), &e))?;
+            let names = user_names(&text)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            if !output.is_dir() {
+                return Err(CliError::Local(format!(
+                    "--output {}: not a directory",
+                    output.display()
+                )));
+            }
+            let path_of = |name: &str| output.join(format!("retz.properties-{name}"));
+            if let Some(p) = names.iter().map(|n| path_of(n)).find(|p| p.exists()) {
+                return Err(CliError::Local(format!(
+                    "{} exists; move it away or choose another --output (nothing was created)",
+                    p.display()
+                )));
+            }
+            let mut made = Vec::new();
+            for name in &names {
+                let user = client.create_user(name).await?;
+                let path = path_of(name);
+                write_secret_file(&path, &render_config(format, &client, &user)).map_err(|e| {
+                    CliError::Local(format!(
+                        "user {name} ({}) was created but {} could not be written: {e}; \
+                             get its secret with retz-admin get-user -i {}",
+                        user.key_id,
+                        path.display(),
+                        user.key_id
+                    ))
+                })?;
+                made.push(serde_json::json!({
+                    "name": name, "key": user.key_id, "file": path.display().to_string()
+                }));
+                if !json {
+                    emit(&format!("{name}\t{}\t{}\n", user.key_id, path.display()))?;
+                }
+            }
+            if json {
+                emit_json(&made)?;
             }
         }
         AdminCmd::ListUser => {
@@ -185,5 +323,65 @@ mod tests {
         assert!(matches!(c.cmd, AdminCmd::Usage { ref end, .. } if end == "9999-12-32"));
         assert!(parse(&["retz-admin", "gc"]).is_err());
         assert!(parse(&["retz-admin", "gc", "-leeway", "60"]).is_ok());
+    }
+
+    #[test]
+    fn create_users_names_are_checked_before_anything_is_made() {
+        assert_eq!(
+            user_names("# a team\nalice\n\n  bob-2 \ncarol.x_y\n").unwrap(),
+            ["alice", "bob-2", "carol.x_y"]
+        );
+        for (text, want) in [
+            ("", "no names"),
+            ("alice\n../x\n", "line 2"),
+            ("a/b\n", "line 1"),
+            (".hidden\n", "line 1"),
+            ("alice\nalice\n", "listed twice"),
+            ("two words\n", "line 1"),
+        ] {
+            let e = user_names(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let c = parse(&["retz-admin", "create-users", "--file", "n.txt"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            AdminCmd::CreateUsers { ref output, format: ConfigFormat::Properties, .. }
+                if output == std::path::Path::new(".")
+        ));
+        let c = parse(&["retz-admin", "create-user", "--format", "properties"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            AdminCmd::CreateUser {
+                format: ConfigFormat::Properties,
+                ..
+            }
+        ));
+        assert!(parse(&["retz-admin", "create-user", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn secret_files_are_new_0600_and_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("retz.properties-alice");
+        write_secret_file(&p, "retz.access.secret = s\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "retz.access.secret = s\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(write_secret_file(&p, "other").is_err());
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "retz.access.secret = s\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }

@@ -298,10 +298,62 @@ pub fn user_config_toml(server: &str, admin: &ClientConfig, user: &User) -> Stri
     )
 }
 
+/// The same client config as an original `retz.properties` (what the original
+/// `retz-admin create-user` printed, plus `retz.server.uri` and the TLS keys so that the
+/// file works as it is). Values are written with the properties escapes.
+pub fn user_config_properties(server: &str, admin: &ClientConfig, user: &User) -> String {
+    let esc = retz_proto::properties::escape_value;
+    let mut out = format!(
+        "# Retz client config for {} ({})\nretz.server.uri = {}\nretz.authentication = true\n\
+         retz.access.key = {}\nretz.access.secret = {}\n",
+        user.key_id,
+        user.info.replace(['\n', '\r'], " "),
+        esc(server),
+        esc(&user.key_id),
+        esc(&user.secret),
+    );
+    if admin.tls_insecure {
+        out.push_str("retz.tls.insecure = true\n");
+    }
+    if let Some(ca) = &admin.ca_cert {
+        out.push_str(&format!(
+            "retz.tls.ca.cert = {}\n",
+            esc(&ca.display().to_string())
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use retz_proto::api::Grant;
+
+    #[test]
+    fn a_properties_config_reads_back_as_the_same_client_config() {
+        let admin = ClientConfig {
+            server: "https://retz:9090".into(),
+            access_key: "admin".into(),
+            secret: "x".into(),
+            authentication: true,
+            tls_insecure: false,
+            ca_cert: Some("/etc/retz/ca dir/ca.pem".into()),
+        };
+        let user = User {
+            key_id: "0123abcd".into(),
+            secret: "s\\e c=r:e#t ".into(),
+            enabled: true,
+            info: "two\nlines".into(),
+        };
+        let text = user_config_properties(&admin.server, &admin, &user);
+        assert!(text.contains("retz.access.key = 0123abcd\n"), "{text}");
+        let back = ClientConfig::from_properties(&text).unwrap();
+        assert_eq!(back.server, admin.server);
+        assert_eq!(back.access_key, user.key_id);
+        assert_eq!(back.secret, user.secret);
+        assert_eq!(back.ca_cert, admin.ca_cert);
+        assert!(back.authentication && !back.tls_insecure);
+    }
 
     #[test]
     fn tables_align_columns() {

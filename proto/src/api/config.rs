@@ -111,7 +111,7 @@ impl ClientConfig {
         {
             return Err(PropertiesError::Key {
                 what: format!(
-                    "{k}: a Java trust store cannot be read; export its CA certificate to PEM                      (keytool -exportcert -rfc -keystore FILE -alias ALIAS -file ca.pem) and set                      retz.tls.ca.cert = ca.pem"
+                    "{k}: a Java trust store cannot be read; export its CA certificate to PEM (keytool -exportcert -rfc -keystore FILE -alias ALIAS -file ca.pem) and set retz.tls.ca.cert = ca.pem"
                 ),
             });
         }
