@@ -411,7 +411,7 @@ fn apps_run_and_sandbox_files() {
     };
     assert_eq!(size_of(POET), Some(poet.len() as u64));
     // The private copy, with the line the job added.
-    let mut changed = unicode.clone();
+    let mut changed = unicode;
     changed.extend_from_slice(b"x\n");
     assert_eq!(size_of(UNICODE), Some(changed.len() as u64));
     assert_eq!(size_of("stdout"), Some("copied\n".len() as u64));
