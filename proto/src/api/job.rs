@@ -316,6 +316,24 @@ impl Job {
         }
     }
 
+    /// Forgets everything about earlier runs (times, result, attempts, placement, sandbox,
+    /// task, pending reason, kill request, pinning), as for a job queued anew; `retry`,
+    /// `state` and `scheduled` are the caller's.
+    pub fn clear_run_state(&mut self) {
+        self.started = None;
+        self.finished = None;
+        self.result = -1;
+        self.attempt = 0;
+        self.url = None;
+        self.sandbox = None;
+        self.task_id = None;
+        self.slave_id = None;
+        self.granted = None;
+        self.pending = None;
+        self.kill_requested = false;
+        self.pinning = None;
+    }
+
     /// The Mesos task id of attempt `attempt`: `retz-<app>-id-<id>-<attempt>`. Attempts
     /// make every launch's id unique, so no task id is ever reused.
     pub fn task_id_for(&self, attempt: u32) -> String {

@@ -193,18 +193,7 @@ fn as_imported(mut job: Job, limits: &retz_proto::api::limits::Limits) -> Result
     match job.state {
         JobState::Queued => {
             check_job(&job, limits).map_err(|e| format!("queued, but {e}"))?;
-            job.started = None;
-            job.finished = None;
-            job.result = -1;
-            job.url = None;
-            job.sandbox = None;
-            job.task_id = None;
-            job.slave_id = None;
-            job.granted = None;
-            job.pending = None;
-            job.kill_requested = false;
-            job.pinning = None;
-            job.attempt = 0;
+            job.clear_run_state();
         }
         JobState::Starting | JobState::Started => {
             job.state = JobState::Killed;

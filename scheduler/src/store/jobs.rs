@@ -130,19 +130,8 @@ impl Store {
         job.id = 0;
         job.state = JobState::Queued;
         job.scheduled = Some(now_string());
-        job.started = None;
-        job.finished = None;
-        job.result = -1;
         job.retry = 0;
-        job.attempt = 0;
-        job.url = None;
-        job.sandbox = None;
-        job.task_id = None;
-        job.slave_id = None;
-        job.granted = None;
-        job.pending = None;
-        job.kill_requested = false;
-        job.pinning = None;
+        job.clear_run_state();
         let (reply, answer) = oneshot::channel();
         let request = InsertRequest {
             owner: owner.to_owned(),
