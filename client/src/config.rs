@@ -2,8 +2,10 @@
 //!
 //! Precedence (first that applies wins): `-C FILE`; `$RETZ_CLIENT_CONFIG`;
 //! `$XDG_CONFIG_HOME/retz/client.toml`, then `~/.config/retz/client.toml` (the first that
-//! exists); the original `/opt/retz-client/etc/retz.properties`. A named file (`-C` or the
-//! variable) must exist; the default places are only tried.
+//! exists); the original `/opt/retz-client/etc/retz.properties`. `retz-admin` first tries
+//! the original server's `/opt/retz-server/etc/retz.properties` (the original `retz-admin`'s
+//! default; its `retz.bind` and admin key are read), then the same. A named file (`-C` or
+//! the variable) must exist; the default places are only tried.
 //!
 //! A file is read as an original `retz.properties` when its name ends in `.properties` or
 //! its text has a `retz.<key> =` line, otherwise as TOML ([`ClientConfig`]). Either way
@@ -16,6 +18,8 @@ use retz_proto::api::ClientConfig;
 
 /// The original client's default config file.
 pub const ORIGINAL_DEFAULT: &str = "/opt/retz-client/etc/retz.properties";
+/// The original server's config file, the original `retz-admin`'s default.
+pub const ORIGINAL_SERVER_DEFAULT: &str = "/opt/retz-server/etc/retz.properties";
 /// The environment variable naming a config file.
 pub const ENV_VAR: &str = "RETZ_CLIENT_CONFIG";
 
@@ -62,8 +66,9 @@ pub struct Sources {
     pub xdg_config_home: Option<PathBuf>,
     /// `$HOME`.
     pub home: Option<PathBuf>,
-    /// The original default file (normally [`ORIGINAL_DEFAULT`]).
-    pub original_default: PathBuf,
+    /// The original default files, tried in order after the others (normally
+    /// [`ORIGINAL_DEFAULT`]; for `retz-admin`, [`ORIGINAL_SERVER_DEFAULT`] first).
+    pub original_defaults: Vec<PathBuf>,
 }
 
 impl Sources {
@@ -79,8 +84,17 @@ impl Sources {
             env: var(ENV_VAR),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             home: var("HOME"),
-            original_default: PathBuf::from(ORIGINAL_DEFAULT),
+            original_defaults: vec![PathBuf::from(ORIGINAL_DEFAULT)],
         }
+    }
+
+    /// The sources of `retz-admin`: as [`Sources::from_env`], with the original server's
+    /// [`ORIGINAL_SERVER_DEFAULT`] tried before the client's original default.
+    pub fn for_admin(explicit: Option<PathBuf>) -> Sources {
+        let mut s = Sources::from_env(explicit);
+        s.original_defaults
+            .insert(0, PathBuf::from(ORIGINAL_SERVER_DEFAULT));
+        s
     }
 
     /// The file to read and where its name came from, or [`ConfigError::NotFound`].
@@ -103,7 +117,9 @@ impl Sources {
         if let Some(h) = &self.home {
             defaults.push((h.join(".config/retz/client.toml"), "$HOME"));
         }
-        defaults.push((self.original_default.clone(), "the original default"));
+        for p in &self.original_defaults {
+            defaults.push((p.clone(), "the original default"));
+        }
         for (p, origin) in defaults {
             if exists(&p) {
                 return Ok((p, origin));
@@ -228,7 +244,7 @@ mod tests {
             env: None,
             xdg_config_home: Some("/x".into()),
             home: Some("/home/u".into()),
-            original_default: ORIGINAL_DEFAULT.into(),
+            original_defaults: vec![ORIGINAL_DEFAULT.into()],
         }
     }
 
@@ -262,6 +278,33 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("-C FILE"), "{e}");
+    }
+
+    #[test]
+    fn retz_admin_tries_the_original_servers_properties_before_the_clients() {
+        let mut s = sources();
+        s.original_defaults = Sources::for_admin(None).original_defaults;
+        let originals = |p: &Path| p.starts_with("/opt");
+        assert_eq!(
+            s.locate(originals).unwrap().0,
+            PathBuf::from(ORIGINAL_SERVER_DEFAULT)
+        );
+        let client_only = |p: &Path| p == Path::new(ORIGINAL_DEFAULT);
+        assert_eq!(
+            s.locate(client_only).unwrap().0,
+            PathBuf::from(ORIGINAL_DEFAULT)
+        );
+        let e = s.locate(|_| false).unwrap_err().to_string();
+        assert!(
+            e.contains(ORIGINAL_SERVER_DEFAULT) && e.contains(ORIGINAL_DEFAULT),
+            "{e}"
+        );
+        // A server's own properties (retz.bind, the admin key) make a client config.
+        let server = "retz.bind = http://0.0.0.0:9090\nretz.access.key = admin\n\
+                      retz.access.secret = s3cret\nretz.mesos = zk://zk1:2181/mesos\n";
+        let c = parse(server, Path::new(ORIGINAL_SERVER_DEFAULT)).unwrap();
+        assert_eq!(c.server, "http://127.0.0.1:9090");
+        assert_eq!(c.access_key, "admin");
     }
 
     #[test]

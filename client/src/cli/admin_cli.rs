@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::cli::client_cli::{connect, emit, emit_json, finish, parse_argv, runtime};
+use crate::cli::client_cli::{connect_from, emit, emit_json, finish, parse_argv, runtime};
 use crate::cli::exit::{CliError, EXIT_CODES_HELP};
 use crate::cli::output;
+use crate::config::Sources;
 
 /// The command line of `retz-admin`.
 #[derive(Debug, Parser)]
@@ -17,7 +18,9 @@ use crate::cli::output;
           about = "Administration of a Retz server: users, usage, garbage collection",
           after_help = EXIT_CODES_HELP, after_long_help = EXIT_CODES_HELP)]
 pub struct AdminCli {
-    /// Client config file of an admin user (same search order as retz-client).
+    /// Client config file of an admin user (same search order as retz-client, with the
+    /// original server's /opt/retz-server/etc/retz.properties tried first among the
+    /// original defaults).
     #[arg(short = 'C', long = "config", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Trust the certificates in this PEM file for an https:// server (overrides ca_cert
@@ -203,7 +206,7 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
         emit(&String::from_utf8_lossy(&out))?;
         return Ok(0);
     }
-    let (client, path) = connect(cli.config, cli.ca_cert)?;
+    let (client, path) = connect_from(Sources::for_admin(cli.config), cli.ca_cert)?;
     if cli.verbose {
         eprintln!(
             "retz-admin: config {}, server {}",

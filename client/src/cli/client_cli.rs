@@ -108,7 +108,16 @@ pub fn connect(
     config: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
 ) -> Result<(Client, PathBuf), CliError> {
-    let (mut cfg, path) = Sources::from_env(config).load()?;
+    connect_from(Sources::from_env(config), ca_cert)
+}
+
+/// Loads the config from `sources` and builds a client (`--ca-cert` wins over the
+/// config's).
+pub fn connect_from(
+    sources: Sources,
+    ca_cert: Option<PathBuf>,
+) -> Result<(Client, PathBuf), CliError> {
+    let (mut cfg, path) = sources.load()?;
     if ca_cert.is_some() {
         cfg.ca_cert = ca_cert;
     }
