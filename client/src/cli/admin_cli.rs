@@ -206,7 +206,7 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
         emit(&String::from_utf8_lossy(&out))?;
         return Ok(0);
     }
-    let (client, path) = connect_from(Sources::for_admin(cli.config), cli.ca_cert)?;
+    let (client, path) = connect_from(&Sources::for_admin(cli.config), cli.ca_cert)?;
     if cli.verbose {
         eprintln!(
             "retz-admin: config {}, server {}",

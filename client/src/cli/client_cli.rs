@@ -108,13 +108,13 @@ pub fn connect(
     config: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
 ) -> Result<(Client, PathBuf), CliError> {
-    connect_from(Sources::from_env(config), ca_cert)
+    connect_from(&Sources::from_env(config), ca_cert)
 }
 
 /// Loads the config from `sources` and builds a client (`--ca-cert` wins over the
 /// config's).
 pub fn connect_from(
-    sources: Sources,
+    sources: &Sources,
     ca_cert: Option<PathBuf>,
 ) -> Result<(Client, PathBuf), CliError> {
     let (mut cfg, path) = sources.load()?;
