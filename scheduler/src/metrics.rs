@@ -504,6 +504,7 @@ mod tests {
             offered_cpus: 8.0,
             master: "local".into(),
             events_waiting: 0,
+            ..PlannerStatus::default()
         };
         let text = m.render(&counts, &status);
         for line in [

@@ -141,8 +141,12 @@ async fn status_has_the_originals_field_types() {
             assert!(q[k].is_u64(), "{field}.{k}: {v}");
         }
     }
-    // The fake planner knows two agents.
-    assert_eq!(v["totalOffered"]["nodes"], 2, "{v}");
+    // The fake planner knows two agents and what they have free.
+    assert_eq!(
+        v["totalOffered"],
+        json!({"cpu": 12, "memMB": 4096, "gpu": 1, "ports": 1001, "diskMB": 20480, "nodes": 2}),
+        "{v}"
+    );
     assert!(
         v["totalUsedCpus"].is_number() && v["totalOfferedCpus"].is_number(),
         "{v}"

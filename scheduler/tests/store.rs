@@ -207,7 +207,9 @@ async fn jobs(store: Store) {
     assert_eq!(a.state, JobState::Queued);
     assert_eq!(a.result, -1);
     assert!(a.scheduled.is_some());
-    let b = store.insert_job("alice", job("app", "b")).await.unwrap();
+    let mut with_disk = job("app", "b");
+    with_disk.resources.disk_mb = 64;
+    let b = store.insert_job("alice", with_disk).await.unwrap();
     assert!(b.id > a.id);
     let (owner, got) = store.get_job(a.id).await.unwrap().unwrap();
     assert_eq!((owner.as_str(), &got), ("alice", &a));
@@ -243,7 +245,19 @@ async fn jobs(store: Store) {
     assert_eq!(l, vec![c.clone()]);
 
     // launch, task id lookup, compare-and-set.
-    let started = launch(&b, 3);
+    let started = statem::on_launch(
+        &b,
+        Launch {
+            agent_id: "agent".into(),
+            sandbox: None,
+            grant: Grant {
+                gpu: 1,
+                ports: vec![31000, 31001],
+                ..grant(3)
+            },
+        },
+    )
+    .unwrap();
     assert!(store.update_job(&started, JobState::Queued).await.unwrap());
     assert!(
         !store.update_job(&started, JobState::Queued).await.unwrap(),
@@ -265,6 +279,15 @@ async fn jobs(store: Store) {
         counts.cpus_by_user,
         std::collections::BTreeMap::from([("alice".to_owned(), 3)])
     );
+    assert_eq!(
+        (
+            counts.mem_mb_used,
+            counts.gpus_used,
+            counts.ports_used,
+            counts.disk_mb_used
+        ),
+        (32, 1, 2, 64)
+    );
 
     // Finish it through the state machine; it leaves active_jobs.
     let Transition::Changed(done) = statem::on_status(
@@ -281,6 +304,10 @@ async fn jobs(store: Store) {
     assert_eq!(counts.get(JobState::Finished), 1);
     assert_eq!(counts.cpus_used, 0);
     assert!(counts.cpus_by_user.is_empty(), "{counts:?}");
+    assert_eq!(
+        (counts.mem_mb_used, counts.gpus_used, counts.ports_used),
+        (0, 0, 0)
+    );
 
     // usage and gc.
     let hour = Duration::hours(1);

@@ -281,6 +281,12 @@ fn an_original_site_runs_from_its_own_properties_files() {
         v["totalOffered"]["cpu"].is_u64() && v["totalUsed"]["memMB"].is_u64(),
         "{v}"
     );
+    // The local agent's free memory and ports are counted, not left at 0.
+    assert!(
+        v["totalOffered"]["memMB"].as_u64() > Some(0)
+            && v["totalOffered"]["ports"].as_u64() > Some(0),
+        "{v}"
+    );
 
     // retz.max.disk is enforced at submission, the limit named.
     let big = client(

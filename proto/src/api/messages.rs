@@ -100,8 +100,8 @@ pub struct StatusResponse {
     pub queue_length: u64,
     /// STARTING + STARTED jobs.
     pub running_length: u64,
-    /// The original's `totalUsed`: what running jobs use, as a resource object (only
-    /// `cpu` is counted; the other quantities are 0).
+    /// The original's `totalUsed`: what running jobs hold, as a resource object (`nodes`
+    /// is 0: a job holds no agent).
     #[serde(rename = "totalUsed", default)]
     pub used: ResourceQuantity,
     /// CPUs used by running jobs.
@@ -112,7 +112,8 @@ pub struct StatusResponse {
     /// Offers held now.
     pub offers: u64,
     /// The original's `totalOffered`: free resources on the known agents, as a resource
-    /// object (`cpu` and `nodes`, the agents, are counted; the other quantities are 0).
+    /// object (CPUs, memory and GPUs as placed; ports and disk as last offered; `nodes`
+    /// the agents).
     #[serde(rename = "totalOffered", default)]
     pub offered: ResourceQuantity,
     /// CPUs free on the known agents (latest offers, less launches, plus ends since).

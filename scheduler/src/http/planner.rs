@@ -15,6 +15,14 @@ pub struct PlannerStatus {
     pub offers: u64,
     /// CPUs free on the known agents (latest offers, less launches, plus ends since).
     pub offered_cpus: f64,
+    /// Memory free on the known agents, MB (the same way).
+    pub offered_mem_mb: u64,
+    /// GPUs free on the known agents (the same way).
+    pub offered_gpus: u64,
+    /// Ports in the known agents' latest offers.
+    pub offered_ports: u64,
+    /// Disk in the known agents' latest offers, MB.
+    pub offered_disk_mb: u64,
     /// The Mesos master in use (`local` for the embedded cluster), empty if none yet.
     pub master: String,
     /// Mesos events waiting for the planner loop.

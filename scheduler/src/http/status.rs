@@ -59,13 +59,20 @@ pub(super) async fn current(state: &AppState) -> ApiResult<(JobCounts, StatusRes
         running_length: counts.running(),
         used: ResourceQuantity {
             cpu: counts.cpus_used,
-            ..ResourceQuantity::default()
+            mem_mb: counts.mem_mb_used,
+            gpu: counts.gpus_used,
+            ports: counts.ports_used,
+            disk_mb: counts.disk_mb_used,
+            nodes: 0,
         },
         offered: ResourceQuantity {
             // Whole CPUs, as the original's integer quantity.
             cpu: p.offered_cpus.max(0.0).floor() as u64,
+            mem_mb: p.offered_mem_mb,
+            gpu: p.offered_gpus,
+            ports: p.offered_ports,
+            disk_mb: p.offered_disk_mb,
             nodes: p.agents,
-            ..ResourceQuantity::default()
         },
         total_used: counts.cpus_used as f64,
         num_slaves: p.agents,

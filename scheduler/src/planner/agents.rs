@@ -14,8 +14,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use retz_placement::{AgentState, Assignment};
-use retz_proto::mesos::OfferId;
+use retz_proto::mesos::{Offer, OfferId, Resource, value};
 use tracing::debug;
+
+use super::ports::PortPool;
 
 use super::fairq::Demand;
 
@@ -29,10 +31,28 @@ pub struct AgentView {
     pub state: Option<AgentState>,
 }
 
+/// What the known agents have free, as `/status` shows it (`totalOffered`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FreeTotals {
+    /// CPUs free (latest offers, less launches, plus ends since).
+    pub cpus: u64,
+    /// Memory free, MB (the same way).
+    pub mem_mb: u64,
+    /// GPUs free (the same way).
+    pub gpus: u64,
+    /// Ports in the agents' latest offers.
+    pub ports: u64,
+    /// Disk in the agents' latest offers, MB.
+    pub disk_mb: u64,
+}
+
 /// The known agents by id, and the tasks launched on them since their latest offers.
 #[derive(Clone, Debug, Default)]
 pub struct AgentBook {
     agents: BTreeMap<String, AgentView>,
+    /// Ports and disk (MB) of each agent's latest batch of offers: Retz does not place
+    /// them per node, so they are counted as offered.
+    offered_extras: BTreeMap<String, (u64, u64)>,
     /// Task id → what it took on which agent, until it ends.
     tasks: HashMap<String, Assignment>,
 }
@@ -73,8 +93,51 @@ impl AgentBook {
         }
     }
 
+    /// Notes the ports and disk of each agent's offers in this batch (its latest).
+    pub fn observe_offers(&mut self, offers: &[Offer]) {
+        let mut batch: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
+        for o in offers {
+            batch
+                .entry(o.agent_id.value.as_str())
+                .or_default()
+                .extend(o.resources.iter());
+        }
+        for (agent, resources) in batch {
+            let owned: Vec<Resource> = resources.iter().map(|r| (*r).clone()).collect();
+            let ports = u64::from(PortPool::from_resources(&owned).free());
+            let disk = owned
+                .iter()
+                .filter(|r| r.name == "disk" && r.r#type == value::Type::Scalar as i32)
+                .filter_map(|r| r.scalar.as_ref())
+                .map(|s| s.value.max(0.0))
+                .sum::<f64>();
+            self.offered_extras
+                .insert(agent.to_owned(), (ports, disk.floor() as u64));
+        }
+    }
+
+    /// What the known agents have free ([`FreeTotals`]).
+    pub fn free_totals(&self) -> FreeTotals {
+        let mut t = self
+            .states()
+            .fold(FreeTotals::default(), |t, s| FreeTotals {
+                cpus: t.cpus + s.free_cpus().len() as u64,
+                mem_mb: t.mem_mb + s.free_mem_total_mb(),
+                gpus: t.gpus + u64::from(s.free_gpus()),
+                ..t
+            });
+        for (agent, (ports, disk)) in &self.offered_extras {
+            if self.agents.contains_key(agent) {
+                t.ports += ports;
+                t.disk_mb += disk;
+            }
+        }
+        t
+    }
+
     /// The master reports `agent_id` lost.
     pub fn lost(&mut self, agent_id: &str) {
+        self.offered_extras.remove(agent_id);
         self.agents.remove(agent_id);
         self.tasks.retain(|_, a| a.agent_id != agent_id);
     }
@@ -168,5 +231,53 @@ mod tests {
         book.offered("a1", vec![], Some(state("a1")));
         book.ended("t2");
         assert_eq!(book.free_cpus(), 8);
+    }
+
+    #[test]
+    fn free_totals_count_memory_and_the_latest_offers_ports_and_disk() {
+        use retz_proto::mesos::AgentId;
+        let offer = |agent: &str, resources: Vec<Resource>| Offer {
+            agent_id: AgentId {
+                value: agent.into(),
+            },
+            resources,
+            ..Default::default()
+        };
+        let disk = |mb: f64| Resource {
+            name: "disk".into(),
+            r#type: value::Type::Scalar as i32,
+            scalar: Some(value::Scalar { value: mb }),
+            ..Default::default()
+        };
+        let mut book = AgentBook::default();
+        book.offered("a1", vec![], Some(state("a1")));
+        book.offered("a2", vec![], None);
+        // Two offers of a1 in one batch add up; a2 has no NUMA state but offers ports.
+        book.observe_offers(&[
+            offer(
+                "a1",
+                vec![super::super::ports::ports_resource(&[(31000, 31009)])],
+            ),
+            offer("a1", vec![disk(100.5)]),
+            offer(
+                "a2",
+                vec![super::super::ports::ports_resource(&[(1, 5)]), disk(50.0)],
+            ),
+        ]);
+        let t = book.free_totals();
+        assert_eq!(
+            (t.cpus, t.mem_mb, t.gpus, t.ports, t.disk_mb),
+            (8, 4096, 0, 15, 150)
+        );
+        // A newer batch replaces the agent's figures; a lost agent counts no more.
+        book.observe_offers(&[offer("a1", vec![disk(10.0)])]);
+        book.lost("a2");
+        let t = book.free_totals();
+        assert_eq!((t.ports, t.disk_mb), (0, 10));
+        // Launches take memory as they take CPUs.
+        let asg = place(&book, 2, 1);
+        book.launched("t1", &asg);
+        assert_eq!(book.free_totals().cpus, 6);
+        assert!(book.free_totals().mem_mb <= 4096);
     }
 }

@@ -185,7 +185,12 @@ impl Planner {
         let mut s = lock(&self.link.status);
         s.agents = self.agents.count() as u64;
         s.offers = self.agents.offers() as u64;
-        s.offered_cpus = self.agents.free_cpus() as f64;
+        let free = self.agents.free_totals();
+        s.offered_cpus = free.cpus as f64;
+        s.offered_mem_mb = free.mem_mb;
+        s.offered_gpus = free.gpus;
+        s.offered_ports = free.ports;
+        s.offered_disk_mb = free.disk_mb;
     }
 
     async fn on_event(&mut self, ev: SchedulerEvent) -> Result<(), PlannerError> {
@@ -302,6 +307,7 @@ impl Planner {
             .offers_received
             .inc_by(offers.len() as u64);
         self.link.cluster.observe(&offers);
+        self.agents.observe_offers(&offers);
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };

@@ -24,6 +24,14 @@ pub struct JobCounts {
     pub cpus_used: u64,
     /// CPUs granted to STARTING and STARTED jobs, per owner (users with none absent).
     pub cpus_by_user: BTreeMap<String, u64>,
+    /// Memory (MB) granted to STARTING and STARTED jobs.
+    pub mem_mb_used: u64,
+    /// GPUs granted to STARTING and STARTED jobs.
+    pub gpus_used: u64,
+    /// Ports granted to STARTING and STARTED jobs.
+    pub ports_used: u64,
+    /// Disk (MB) STARTING and STARTED jobs asked for (disk is not placed, only offered).
+    pub disk_mb_used: u64,
 }
 
 impl JobCounts {
@@ -386,7 +394,8 @@ impl Store {
         Ok(Some(to_u64(before)))
     }
 
-    /// Jobs per state, total retries, CPUs granted to running jobs (all and per owner).
+    /// Jobs per state, total retries, CPUs granted to running jobs (all and per owner),
+    /// and the memory, GPUs, ports and disk running jobs hold.
     pub async fn counts(&self) -> Result<JobCounts, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n, CAST(SUM(retry) AS BIGINT) AS retries, \
@@ -424,6 +433,23 @@ impl Store {
             if cpus > 0 {
                 counts.cpus_by_user.insert(owner, cpus);
             }
+        }
+        // Running jobs are bounded by the cluster's size: their grants are summed here
+        // rather than kept in more columns.
+        for job in self.active_jobs().await? {
+            match &job.granted {
+                Some(g) => {
+                    counts.mem_mb_used += g.mem_mb;
+                    counts.gpus_used += u64::from(g.gpu);
+                    counts.ports_used += g.ports.len() as u64;
+                }
+                None => {
+                    counts.mem_mb_used += job.resources.mem_mb.min;
+                    counts.gpus_used += u64::from(job.resources.gpu);
+                    counts.ports_used += u64::from(job.resources.ports);
+                }
+            }
+            counts.disk_mb_used += job.resources.disk_mb;
         }
         Ok(counts)
     }

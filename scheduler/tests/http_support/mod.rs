@@ -47,6 +47,10 @@ impl PlannerHandle for FakePlanner {
             agents: 2,
             offers: 3,
             offered_cpus: 12.0,
+            offered_mem_mb: 4096,
+            offered_gpus: 1,
+            offered_ports: 1001,
+            offered_disk_mb: 20480,
             master: "local".into(),
             events_waiting: 0,
         }
