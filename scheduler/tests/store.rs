@@ -106,7 +106,7 @@ fn grant(cpu: u32) -> Grant {
     }
 }
 
-fn launch(j: &Job, cpu: u32) -> Job {
+fn launch(j: &Job, grant: Grant) -> Job {
     statem::on_launch(
         j,
         Launch {
@@ -115,7 +115,7 @@ fn launch(j: &Job, cpu: u32) -> Job {
                 agent: "http://127.0.0.1:1".into(),
                 directory: Some("/s".into()),
             }),
-            grant: grant(cpu),
+            grant,
         },
     )
     .unwrap()
@@ -245,19 +245,14 @@ async fn jobs(store: Store) {
     assert_eq!(l, vec![c.clone()]);
 
     // launch, task id lookup, compare-and-set.
-    let started = statem::on_launch(
+    let started = launch(
         &b,
-        Launch {
-            agent_id: "agent".into(),
-            sandbox: None,
-            grant: Grant {
-                gpu: 1,
-                ports: vec![31000, 31001],
-                ..grant(3)
-            },
+        Grant {
+            gpu: 1,
+            ports: vec![31000, 31001],
+            ..grant(3)
         },
-    )
-    .unwrap();
+    );
     assert!(store.update_job(&started, JobState::Queued).await.unwrap());
     assert!(
         !store.update_job(&started, JobState::Queued).await.unwrap(),

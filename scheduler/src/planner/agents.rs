@@ -152,11 +152,6 @@ impl AgentBook {
         self.agents.values().map(|a| a.offer_ids.len()).sum()
     }
 
-    /// CPUs free on the known agents.
-    pub fn free_cpus(&self) -> usize {
-        self.states().map(|s| s.free_cpus().len()).sum()
-    }
-
     /// The CPUs and memory of the known agents (whole machines, free or not): the
     /// denominators of the fair share.
     pub fn totals(&self) -> Demand {
@@ -199,7 +194,10 @@ mod tests {
         let o = |v: &str| OfferId { value: v.into() };
         book.offered("a1", vec![o("o1")], Some(state("a1")));
         book.offered("a2", vec![o("o2"), o("o3")], None);
-        assert_eq!((book.count(), book.offers(), book.free_cpus()), (2, 3, 8));
+        assert_eq!(
+            (book.count(), book.offers(), book.free_totals().cpus),
+            (2, 3, 8)
+        );
         // A newer offer replaces the agent's view; no count grows.
         book.offered("a1", vec![o("o4")], Some(state("a1")));
         assert_eq!((book.count(), book.offers()), (2, 3));
@@ -215,22 +213,22 @@ mod tests {
         book.offered("a1", vec![], Some(state("a1")));
         let asg = place(&book, 3, 1);
         book.launched("t1", &asg);
-        assert_eq!(book.free_cpus(), 5);
+        assert_eq!(book.free_totals().cpus, 5);
         assert!(
             asg.cpus
                 .iter()
                 .all(|c| !book.states().next().unwrap().is_free(c))
         );
         book.ended("t1");
-        assert_eq!(book.free_cpus(), 8);
+        assert_eq!(book.free_totals().cpus, 8);
         book.ended("t1");
-        assert_eq!(book.free_cpus(), 8, "an end is counted once");
+        assert_eq!(book.free_totals().cpus, 8, "an end is counted once");
         // A task that ends after a newer offer already counted it free.
         let asg = place(&book, 2, 2);
         book.launched("t2", &asg);
         book.offered("a1", vec![], Some(state("a1")));
         book.ended("t2");
-        assert_eq!(book.free_cpus(), 8);
+        assert_eq!(book.free_totals().cpus, 8);
     }
 
     #[test]
