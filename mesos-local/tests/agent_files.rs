@@ -447,6 +447,17 @@ async fn planted() -> Planted {
     mode(&k1.join("private/f"), 0o644);
     // the job's own hard link to its own file is fine
     std::fs::hard_link(k1.join("sub/x"), k1.join("x-again")).unwrap();
+    // the application's tree as retz-executor lays it out: root-owned files in
+    // app/<name>/, linked at the same relative path in the task directory
+    let app = sandbox.join("app/myapp/bin");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("tool.sh"), "#!/bin/sh\necho tool\n").unwrap();
+    mode(&app.join("tool.sh"), 0o755);
+    std::fs::create_dir(k1.join("bin")).unwrap();
+    chown(k1.join("bin"), Some(uid), Some(gid)).unwrap();
+    std::fs::hard_link(app.join("tool.sh"), k1.join("bin/tool.sh")).unwrap();
+    // the same file at another path is not the laid-out tree
+    std::fs::hard_link(app.join("tool.sh"), k1.join("tool-elsewhere")).unwrap();
     Planted {
         h,
         tasks: format!("{VIRTUAL}/tasks"),
@@ -470,6 +481,8 @@ async fn links_and_unreadable_files_in_a_task_dir_are_refused() {
         ("passwd", 403, "is a symbolic link"),
         ("etc/passwd", 403, "etc is a symbolic link"),
         ("hardlink", 403, "hard link"),
+        ("bin/tool.sh", 200, "echo tool"),
+        ("tool-elsewhere", 403, "hard link"),
         ("secret", 403, "not readable by nobody"),
         ("private/f", 403, "cannot be searched by nobody"),
         ("../k2/stdout", 403, "'..'"),

@@ -19,7 +19,10 @@
 //! * only regular files and directories;
 //! * a regular file with more than one hard link only if it belongs to the sandbox's
 //!   user: the owner of its task directory under `tasks/<key>/`, else of the run
-//!   directory (a hard link made in a sandbox cannot expose another user's file);
+//!   directory (a hard link made in a sandbox cannot expose another user's file); or if,
+//!   at `tasks/<key>/REL`, it is the very file `app/<name>/REL` of the same run (the
+//!   application's tree that retz-executor lays out in each task directory as links to
+//!   its read-only shared copy, which the job may read anyway);
 //! * under `tasks/<key>/`, only what the owner of that task directory could read
 //!   itself: mode bits against its uid, primary gid and supplementary groups, with search
 //!   permission on every directory below the task directory (so a root-owned 0600 file in
@@ -335,6 +338,7 @@ pub fn open(work_dir: &Path, agent_id: &str, requested: &str) -> Result<Opened, 
         .chain(r.rest.iter().map(String::as_str))
         .collect();
     let mut metas = Vec::with_capacity(components.len());
+    let mut run_dir = None;
     let mut current = runs_fd;
     for (i, name) in components.iter().enumerate() {
         let last = i + 1 == components.len();
@@ -347,10 +351,19 @@ pub fn open(work_dir: &Path, agent_id: &str, requested: &str) -> Result<Opened, 
             .map_err(|e| open_error(e, &r.shown(i)))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| open_error(e, &r.shown(i)))?;
         metas.push(Meta::of(&st));
+        if i == 0 && !last {
+            run_dir = fd.try_clone().ok();
+        }
         current = fd;
     }
     let meta = *metas.last().unwrap_or(&metas[0]);
-    check(&r, &metas, requested)?;
+    let app_file = || {
+        let st = rustix::fs::fstat(&current).ok()?;
+        let run = run_dir.as_ref()?;
+        let rel = r.rest.get(2..).filter(|rel| !rel.is_empty())?;
+        Some(is_app_file(run, rel, &st))
+    };
+    check(&r, &metas, requested, || app_file().unwrap_or(false))?;
     Ok(Opened {
         fd: current,
         meta,
@@ -360,9 +373,49 @@ pub fn open(work_dir: &Path, agent_id: &str, requested: &str) -> Result<Opened, 
     })
 }
 
+/// Whether the opened file `st`, reached as `tasks/<key>/REL` (`rel`), is the same file
+/// (device and inode) as `app/<name>/REL` of the run directory `run` for some application
+/// `name`: opened beneath the run directory, no symbolic link followed.
+fn is_app_file(run: &OwnedFd, rel: &[String], st: &rustix::fs::Stat) -> bool {
+    let Ok(app) = rustix::fs::openat2(
+        run,
+        "app",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    ) else {
+        return false;
+    };
+    let Ok(names) = rustix::fs::Dir::read_from(&app) else {
+        return false;
+    };
+    let rel = rel.join("/");
+    names
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+        .filter(|name| !name.starts_with('.'))
+        .any(|name| {
+            let path = format!("{name}/{rel}");
+            rustix::fs::openat2(
+                &app,
+                path.as_str(),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+            .and_then(|fd| rustix::fs::fstat(&fd))
+            .is_ok_and(|a| a.st_dev == st.st_dev && a.st_ino == st.st_ino)
+        })
+}
+
 /// The serving rules of the module doc, over the metadata of every opened component
 /// (`metas[0]` is the run directory, `metas[i]` is `rest[i - 1]`).
-fn check(r: &Request, metas: &[Meta], requested: &str) -> Result<(), FilesError> {
+fn check(
+    r: &Request,
+    metas: &[Meta],
+    requested: &str,
+    app_file: impl FnOnce() -> bool,
+) -> Result<(), FilesError> {
     let forbidden = |m: String| Err(FilesError::new(StatusCode::FORBIDDEN, m));
     let target = metas[metas.len() - 1];
     if !target.is_file() && !target.is_dir() {
@@ -373,7 +426,7 @@ fn check(r: &Request, metas: &[Meta], requested: &str) -> Result<(), FilesError>
     // `rest[0] == "tasks"`, `rest[1]` the task key: its directory is `metas[2]`.
     let task_dir = (r.rest.len() >= 2 && r.rest[0] == "tasks").then(|| metas[2]);
     let owner = task_dir.map_or(metas[0].uid, |d| d.uid);
-    if target.is_file() && target.nlink > 1 && target.uid != owner {
+    if target.is_file() && target.nlink > 1 && target.uid != owner && !app_file() {
         return forbidden(format!(
             "{requested} is a hard link ({} links) to a file that the sandbox's user (uid {owner}) does not own; refusing it",
             target.nlink
