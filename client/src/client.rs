@@ -683,6 +683,7 @@ fn error_message(status: StatusCode, text: &str) -> String {
         .collect()
 }
 
+mod history;
 mod import;
 mod tls;
 

@@ -12,6 +12,8 @@
 //!   [`ResourceRange`];
 //! - [`agent`]: [`AgentState`], what one agent offers, with allocate/release bookkeeping;
 //! - [`config`]: [`PolicyConfig`], [`Weights`], [`Starvation`] (serde, for TOML/JSON);
+//! - [`features`]: [`PlacementFeatures`] of a grant (nodes and L3 domains spanned, SMT
+//!   sharing, remote memory, co-runners) for the job history;
 //! - [`plan`]: the cycle's output: [`Plan`], [`Assignment`], [`Pending`], [`Reservation`];
 //! - [`reason`]: [`PendingReason`], why a job waits, in words;
 //! - [`planner`]: [`Planner`], the single-decision engine over capacity indexes;
@@ -34,6 +36,7 @@
 pub mod agent;
 pub mod baseline;
 pub mod config;
+pub mod features;
 pub mod fuzz;
 mod index;
 pub mod packer;
@@ -48,6 +51,7 @@ pub mod topology;
 
 pub use agent::{AgentError, AgentState};
 pub use config::{PackerKind, PolicyConfig, Starvation, Weights};
+pub use features::{PlacementFeatures, placement_features};
 pub use packer::{Packer, effective_priority, plan, queue_order};
 pub use plan::{Assignment, NodeMemory, Pending, Plan, Reservation};
 pub use planner::{Decision, Planner};

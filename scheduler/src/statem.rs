@@ -293,6 +293,7 @@ mod tests {
             pinned: true,
             ports: Vec::new(),
             user: None,
+            features: None,
         }
     }
 

@@ -184,6 +184,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
                 pinned: false,
                 ports: Vec::new(),
                 user: None,
+                features: None,
             },
         },
     )

@@ -155,6 +155,7 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
                 pinned: false,
                 ports: Vec::new(),
                 user: None,
+                features: None,
             },
         },
     )

@@ -40,6 +40,7 @@ async fn running(env: &Env, user: &User, app: &str, cmd: &str, cpuset: &str) -> 
                 pinned: true,
                 ports: Vec::new(),
                 user: Some("nobody".into()),
+                features: None,
             },
         },
     )

@@ -103,6 +103,7 @@ fn grant(cpu: u32) -> Grant {
         pinned: false,
         ports: Vec::new(),
         user: None,
+        features: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `retz-admin`: user management, usage and garbage collection over the server's admin
+//! `retz-admin`: user management, usage, the job history and garbage collection over the server's admin
 //! API, signed with an admin key (the `DIR/client.toml` that `retz-server --data-dir`
 //! writes). Same config rules, exit codes and one-line errors as `retz-client`.
 
@@ -15,7 +15,7 @@ use crate::config::Sources;
 /// The command line of `retz-admin`.
 #[derive(Debug, Parser)]
 #[command(name = "retz-admin", version,
-          about = "Administration of a Retz server: users, usage, garbage collection",
+          about = "Administration of a Retz server: users, usage, job history, garbage collection",
           after_help = EXIT_CODES_HELP, after_long_help = EXIT_CODES_HELP)]
 pub struct AdminCli {
     /// Client config file of an admin user (same search order as retz-client, with the
@@ -79,6 +79,20 @@ enum AdminCmd {
         /// End (exclusive).
         #[arg(long, default_value = "9999-12-32")]
         end: String,
+    },
+    /// Write the job history as JSON lines: one per job that started and ended, with
+    /// its resources, placement features and runtime (sim/README.md, "Job history
+    /// format"), oldest end first.
+    ExportHistory {
+        /// Only jobs that ended at or after this date (2026-11-01) or RFC 3339 time.
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only jobs of this application.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Write to FILE (whole or not at all) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Delete FINISHED and KILLED jobs that ended more than LEEWAY seconds ago.
     Gc {
@@ -296,6 +310,15 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
             let jobs = client.usage(&start, &end).await?;
             emit_json(&jobs)?;
         }
+        AdminCmd::ExportHistory { since, app, out } => {
+            return crate::cli::history_cli::run(
+                &client,
+                since.as_deref(),
+                app.as_deref(),
+                out.as_deref(),
+            )
+            .await;
+        }
         AdminCmd::Gc { leeway } => {
             let n = client.gc(leeway).await?;
             if json {
@@ -325,6 +348,12 @@ mod tests {
         let c = parse(&["retz-admin", "usage"]).unwrap();
         assert!(matches!(c.cmd, AdminCmd::Usage { ref end, .. } if end == "9999-12-32"));
         assert!(parse(&["retz-admin", "gc"]).is_err());
+        let c = parse(&["retz-admin", "export-history", "--since", "2026-11-01"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            AdminCmd::ExportHistory { since: Some(ref s), app: None, out: None } if s == "2026-11-01"
+        ));
+        assert!(parse(&["retz-admin", "export-history", "--app"]).is_err());
         assert!(parse(&["retz-admin", "gc", "-leeway", "60"]).is_ok());
     }
 

@@ -9,6 +9,7 @@ pub mod client_cli;
 pub mod exit;
 pub mod follow;
 mod get_file;
+mod history_cli;
 pub mod import_cli;
 pub mod output;
 pub mod parse;

@@ -380,6 +380,7 @@ mod tests {
             pinned: true,
             ports: vec![31000, 31005],
             user: Some("nobody".into()),
+            features: None,
         });
         let t = jobs_table(&[j.clone()]);
         let header = t.lines().next().unwrap();

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use retz_placement::{AffinityPolicy, CachePolicy, ResourceRange};
+use retz_placement::{AffinityPolicy, CachePolicy, PlacementFeatures, ResourceRange};
 use serde::{Deserialize, Serialize};
 
 /// A job's state.
@@ -172,6 +172,11 @@ pub struct Grant {
     /// shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// How the grant lies over the agent's NUMA nodes, L3 cache domains and SMT siblings
+    /// and how crowded they were ([`PlacementFeatures`]; the job history exports them).
+    /// Absent when the job runs unpinned, and in grants recorded before they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<PlacementFeatures>,
 }
 
 /// A job, as the API shows it.
@@ -453,6 +458,25 @@ mod tests {
         let e =
             serde_json::from_str::<Grant>(r#"{"cpu":1,"memMB":32,"ports":[70000]}"#).unwrap_err();
         assert!(e.to_string().contains("70000"), "{e}");
+    }
+
+    #[test]
+    fn grant_features_are_optional_and_round_trip() {
+        let old: Grant = serde_json::from_str(r#"{"cpu":1,"memMB":32}"#).unwrap();
+        assert_eq!(old.features, None, "grants stored before features parse");
+        assert!(!serde_json::to_string(&old).unwrap().contains("features"));
+        let mut g = old;
+        g.features = Some(PlacementFeatures {
+            nodes_spanned: 2,
+            l3_spanned: 3,
+            smt_shared: true,
+            remote_mem_share: 0.25,
+            co_runners: 1,
+        });
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["features"]["l3Spanned"], 3);
+        assert_eq!(v["features"]["remoteMemShare"], 0.25);
+        assert_eq!(serde_json::from_value::<Grant>(v).unwrap(), g);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(super) async fn disable_user(
 /// `YYYY-MM` or `YYYY`, midnight UTC at its start. A day past the month's end counts on
 /// into the next month, so the original's default end `9999-12-32` is after every time
 /// of 9999, and its default start `0000-01-01` before every time.
-fn usage_bound(v: &str) -> Option<chrono::DateTime<Utc>> {
+pub(super) fn usage_bound(v: &str) -> Option<chrono::DateTime<Utc>> {
     if let Ok(t) = parse_date(Some(v)) {
         return Some(t.to_utc());
     }

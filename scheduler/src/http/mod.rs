@@ -21,6 +21,7 @@ mod auth;
 mod envelope;
 mod error;
 mod files;
+mod history;
 mod import;
 mod jobs;
 mod operator;
@@ -227,6 +228,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/user/{key}/disable", post(admin::disable_user))
         .route("/admin/usage", get(admin::usage))
         .route("/admin/gc", post(admin::gc))
+        .route("/admin/history", get(history::history))
         .route("/admin/import", post(import::import))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

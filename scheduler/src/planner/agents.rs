@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use retz_placement::{AgentState, Assignment};
+use retz_placement::{AgentState, Assignment, CpuSet, PlacementFeatures, placement_features};
 use retz_proto::mesos::{Offer, OfferId, Resource, value};
 use tracing::debug;
 
@@ -75,6 +75,27 @@ impl AgentBook {
             debug!(task = task_id, error = %e, "launch not in the agent's known free resources");
         }
         self.tasks.insert(task_id.to_owned(), asg.clone());
+    }
+
+    /// The placement features of launching `asg` now: against what its agent has free
+    /// before the launch and the tasks launched there that have not ended (an unpinned
+    /// one counts on every node). `None` for an unknown agent and unpinned launches.
+    /// Tasks launched before a restart of the server are not known, so not counted.
+    pub fn features(&self, asg: &Assignment) -> Option<PlacementFeatures> {
+        let state = self.agents.get(&asg.agent_id)?.state.as_ref()?;
+        let running: Vec<CpuSet> = self
+            .tasks
+            .values()
+            .filter(|t| t.agent_id == asg.agent_id && t.job_id != asg.job_id)
+            .map(|t| {
+                if t.pinned {
+                    t.cpus.clone()
+                } else {
+                    state.topology().cpus().clone()
+                }
+            })
+            .collect();
+        placement_features(state, asg, &running)
     }
 
     /// Task `task_id` ended: what it took is free again (unless a newer offer of its
@@ -219,7 +240,12 @@ mod tests {
                 .iter()
                 .all(|c| !book.states().next().unwrap().is_free(c))
         );
+        // A second launch beside it: the first is its co-runner while it runs.
+        let next = place(&book, 1, 3);
+        let f = book.features(&next).expect("pinned on a NUMA-aware agent");
+        assert_eq!((f.nodes_spanned, f.co_runners), (1, 1));
         book.ended("t1");
+        assert_eq!(book.features(&next).unwrap().co_runners, 0);
         assert_eq!(book.free_totals().cpus, 8);
         book.ended("t1");
         assert_eq!(book.free_totals().cpus, 8, "an end is counted once");

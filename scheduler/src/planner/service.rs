@@ -383,12 +383,14 @@ impl Planner {
                     agent,
                     directory: None,
                 });
+                let mut grant = l.grant.clone();
+                grant.features = self.agents.features(&l.assignment);
                 let Some(mut next) = statem::on_launch(
                     &job,
                     statem::Launch {
                         agent_id: l.task.agent_id.value.clone(),
                         sandbox,
-                        grant: l.grant.clone(),
+                        grant,
                     },
                 ) else {
                     continue;

@@ -123,6 +123,8 @@ pub fn grant(asg: &Assignment, ports: &[u16], user: &str) -> Grant {
         pinned: asg.pinned,
         ports: ports.to_vec(),
         user: Some(user.to_owned()),
+        // Needs the agent's running jobs: the planner loop sets it at launch.
+        features: None,
     }
 }
 

@@ -79,6 +79,7 @@ mod tests {
             pinned: false,
             ports: vec![],
             user: None,
+            features: None,
         });
         j
     }

@@ -59,7 +59,7 @@ pub fn time_ms(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-fn decode_job(row: &AnyRow) -> Result<Job, StoreError> {
+pub(super) fn decode_job(row: &AnyRow) -> Result<Job, StoreError> {
     let id: i64 = row.try_get("id")?;
     let json: String = row.try_get("json")?;
     let mut job: Job = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {

@@ -29,6 +29,7 @@
 
 mod apps;
 mod cache;
+mod history;
 mod import;
 mod jobs;
 mod properties;
@@ -44,6 +45,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use tokio::sync::mpsc;
 
+pub use history::{HistoryCursor, HistoryFilter, HistoryPage};
 pub use jobs::{JobCounts, now_string, time_ms};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

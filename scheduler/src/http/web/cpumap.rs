@@ -201,6 +201,7 @@ mod tests {
             pinned: cpuset.is_some(),
             ports: vec![],
             user: None,
+            features: None,
         });
         j
     }
