@@ -255,6 +255,57 @@ mod tests {
     }
 
     #[test]
+    fn features_of_an_assignment() {
+        use retz_placement::{
+            AffinityPolicy, AgentState, Assignment, NodeId, NodeMemory, Topology,
+        };
+        // Node 0: L3 0 = PUs 0-3 (cores {0,1}, {2,3}), L3 1 = 4-7; node 1: 8-15.
+        let t = Topology::from_synthetic("pack:1 numa:2 l3:2 core:2 pu:2", 1024)
+            .unwrap()
+            .into_arc();
+        let mut agent = AgentState::idle("a", "h", t, 0);
+        let a = Assignment {
+            job_id: 1,
+            agent_id: "a".into(),
+            hostname: "h".into(),
+            cpus: "0,4,8".parse().unwrap(),
+            cpu_nodes: "0-1".parse().unwrap(),
+            nodes: "0-1".parse().unwrap(),
+            memory_per_node: vec![
+                NodeMemory {
+                    node: NodeId(0),
+                    mb: 300,
+                },
+                NodeMemory {
+                    node: NodeId(1),
+                    mb: 100,
+                },
+            ],
+            granted_cpus: 3,
+            granted_mem_mb: 400,
+            granted_gpus: 0,
+            policy: AffinityPolicy::Spread,
+            whole_nodes: 0,
+            pinned: true,
+            cost: 0.0,
+        };
+        let f = placement_features(&agent, &a);
+        assert_eq!((f.nodes_spanned, f.l3_spanned, f.smt_shared), (2, 3, false));
+        assert_eq!(f.remote_mem_share, 0.0);
+        // Another job holds PU 5, the sibling of 4; memory on node 1 only for CPUs on 0.
+        agent.take_cpus(&"5".parse().unwrap()).unwrap();
+        let b = Assignment {
+            cpus: "0,4".parse().unwrap(),
+            cpu_nodes: "0".parse().unwrap(),
+            ..a
+        };
+        let f = placement_features(&agent, &b);
+        assert_eq!((f.nodes_spanned, f.l3_spanned, f.smt_shared), (1, 2, true));
+        assert_eq!(f.remote_mem_share, 0.25);
+        assert_eq!(f.x(), [0.0, 1.0, 1.0, 0.25]);
+    }
+
+    #[test]
     fn bad_models_are_one_line_errors() {
         let e = RuntimeModel::parse("m.json", "{\"apps\": {\n\"x\": 3}}").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
