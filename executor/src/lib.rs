@@ -6,9 +6,11 @@
 //! their verification ([`pinning`]), per-task cgroups v1/v2 ([`cgroup`]), the sandbox with
 //! the application unpacked once ([`sandbox`], [`archive`]), the job's Unix user
 //! ([`identity`]: never root), and the single seam to the kernel ([`sys`]) with a Linux
-//! implementation and a recording fake.
+//! implementation and a recording fake. [`calibrate`] measures the machine's placement
+//! runtime factors (`retz-executor calibrate`).
 pub mod api;
 pub mod archive;
+pub mod calibrate;
 pub mod cgroup;
 pub mod fuzzing;
 pub mod identity;

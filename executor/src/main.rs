@@ -1,7 +1,8 @@
 //! `retz-executor`: started by a Mesos agent with no arguments, it runs as the executor
 //! (talking to the agent's executor API and running tasks pinned to their CPUs).
-//! Subcommands: `run` (the same, with options) and `topology` (print this machine's, or a
-//! given, NUMA topology; with `--agent-flags` the Mesos agent flags of the NUMA convention).
+//! Subcommands: `run` (the same, with options), `topology` (print this machine's, or a
+//! given, NUMA topology; with `--agent-flags` the Mesos agent flags of the NUMA convention)
+//! and `calibrate` (measure placement runtime factors, see `retz_executor::calibrate`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +40,56 @@ enum Command {
     /// Print this machine's (or the given) NUMA topology; with `--agent-flags` the Mesos
     /// agent `--resources` and `--attributes` of the Retz NUMA resource convention.
     Topology(retz_topology::TopologyArgs),
+    /// Measure this machine's placement runtime factors (remote memory, spanning nodes
+    /// and L3 domains, a busy SMT sibling) with a pinned triad; print them in the model
+    /// form `retz-sim run --model` reads.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct CalibrateArgs {
+    /// Working set of the triad, MB (three arrays); the default runs for about 1-2 s on a
+    /// machine where every factor can be measured.
+    #[arg(long, default_value_t = 32)]
+    mb: usize,
+    /// Repetitions of each run (the median counts).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Triad passes per run.
+    #[arg(long, default_value_t = 4)]
+    passes: usize,
+    /// A few milliseconds instead (4 MB, 3 repetitions, 2 passes): for tests, not figures.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the model JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn calibrate(a: &CalibrateArgs) -> anyhow::Result<()> {
+    use retz_executor::calibrate::{self, kernel::TriadTimer};
+    let (mb, reps, passes) = if a.quick {
+        (4, 3, 2)
+    } else {
+        (a.mb, a.reps, a.passes)
+    };
+    let loaded = retz_topology::load(&retz_topology::TopologySource::ThisMachine)
+        .map_err(|e| calibrate::CalibrateError::Topology(e.to_string()))?;
+    let topo = retz_placement::Topology::new(loaded.spec)
+        .map_err(|e| calibrate::CalibrateError::Topology(e.to_string()))?;
+    let plan = calibrate::plan(&topo)?;
+    let mut timer = TriadTimer::new(mb, passes)?;
+    let v = calibrate::calibrate(&topo, &plan, &mut timer, reps)?;
+    let mut text = serde_json::to_string_pretty(&v).context("cannot format the result")?;
+    text.push('\n');
+    if let Some(out) = &a.out {
+        std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    for (f, why) in &plan.unmeasured {
+        eprintln!("retz-executor calibrate: {f} not measured: {why}");
+    }
+    print!("{text}");
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,6 +150,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Calibrate(args)) = &cli.command {
+        return match calibrate(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("retz-executor calibrate: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Topology(args)) = &cli.command {
         return match retz_topology::run(args) {
             Ok(text) => {
@@ -118,7 +178,7 @@ fn main() -> ExitCode {
     logging::init(log_format, "RETZ_LOG", "info");
     let result = match cli.command {
         Some(Command::Run(args)) => run(&args),
-        Some(Command::Topology(_)) => unreachable_topology(),
+        Some(Command::Topology(_) | Command::Calibrate(_)) => unreachable_topology(),
         None => run(&cli.run),
     };
     match result {
@@ -130,7 +190,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `topology` returns from `main` before logging starts; kept total for the match.
+/// `topology` and `calibrate` return from `main` before logging starts; kept total for the
+/// match.
 fn unreachable_topology() -> anyhow::Result<ExitCode> {
     bail!("the topology subcommand is handled before the executor starts")
 }

@@ -40,6 +40,7 @@ use retz_placement::{
 };
 
 use crate::cluster::Cluster;
+use crate::model::{RuntimeModel, placement_features};
 use crate::policy::NamedPolicy;
 use crate::workload::{Job, Workload};
 
@@ -98,6 +99,9 @@ pub struct Placed {
     pub l3_fit: bool,
     /// Whether its CPUs are all in one last-level cache domain (pinned there).
     pub l3_local: bool,
+    /// How long it ran, s: the trace runtime, or with a runtime model the trace runtime
+    /// scaled to this placement ([`crate::model`]).
+    pub runtime_s: u64,
 }
 
 /// What happened to one job.
@@ -143,6 +147,8 @@ pub struct SimResult {
     pub max_queue: u64,
     /// Wall-clock duration of every `plan` call, ns (only with `measure_latency`).
     pub cycle_latency_ns: Option<Vec<u64>>,
+    /// Whether runtimes came from a runtime model.
+    pub modelled: bool,
 }
 
 /// The simulation stopped because the placement engine produced an assignment that does
@@ -391,6 +397,17 @@ pub fn simulate(
     policy: &NamedPolicy,
     opts: &SimOptions,
 ) -> Result<SimResult, SimError> {
+    simulate_model(cluster, workload, policy, opts, None)
+}
+
+/// [`simulate`], with each job's runtime scaled by `model` to the placement it gets.
+pub fn simulate_model(
+    cluster: &Cluster,
+    workload: &Workload,
+    policy: &NamedPolicy,
+    opts: &SimOptions,
+    model: Option<&RuntimeModel>,
+) -> Result<SimResult, SimError> {
     let jobs: &[Job] = &workload.jobs;
     let mut agents: Vec<AgentState> = cluster.idle_agents();
     let host_of: BTreeMap<&str, u32> = cluster
@@ -503,6 +520,10 @@ pub fn simulate(
                 let (numa_fit, numa_local) = numa_figures(&host.topology, host.numa_aware, &a);
                 let (l3_fit, l3_local) = l3_figures(&host.topology, &a);
                 let job = &jobs[ji as usize];
+                let runtime_s = model.map_or(job.runtime_s, |m| {
+                    let f = placement_features(&agents[h], &a);
+                    m.runtime_s(job.app.as_deref(), job.runtime_s, &f)
+                });
                 outcomes[ji as usize].placed = Some(Placed {
                     start_s: t,
                     host: h as u32,
@@ -514,8 +535,9 @@ pub fn simulate(
                     numa_local,
                     l3_fit,
                     l3_local,
+                    runtime_s,
                 });
-                running.push(Reverse((t.saturating_add(job.runtime_s), ji)));
+                running.push(Reverse((t.saturating_add(runtime_s), ji)));
                 gone.insert(a.job_id);
                 held.insert(ji, a);
             }
@@ -559,5 +581,6 @@ pub fn simulate(
         cycles,
         max_queue,
         cycle_latency_ns: latencies,
+        modelled: model.is_some(),
     })
 }

@@ -13,6 +13,9 @@
 //! - [`svg`], [`charts`]: hand-built SVG charts;
 //! - [`report`]: `summary.json`, `run.json`, per-job CSV, the text table;
 //! - [`tune`]: the deterministic search over the cost-model weights;
+//! - [`model`]: the placement runtime model (`--model`, `model.json`);
+//! - [`history`]: job history lines (`fit` input) and the synthetic history generator;
+//! - [`fit`]: the per-application least-squares fit (`retz-sim fit`);
 //! - [`generate`]: the synthetic workload generator (`retz-sim gen-workload`);
 //! - [`fuzzing`]: entry points of the fuzz targets (never panic).
 //!
@@ -23,9 +26,12 @@ pub mod charts;
 pub mod cluster;
 pub mod engine;
 pub mod error;
+pub mod fit;
 pub mod fuzzing;
 pub mod generate;
+pub mod history;
 pub mod metrics;
+pub mod model;
 pub mod policy;
 pub mod recording;
 pub mod report;
@@ -38,9 +44,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use cluster::{Cluster, ClusterOptions, Host, load_cluster};
-pub use engine::{SimError, SimOptions, SimResult, simulate};
+pub use engine::{SimError, SimOptions, SimResult, simulate, simulate_model};
 pub use error::InputError;
 pub use metrics::Summary;
+pub use model::RuntimeModel;
 pub use policy::{NamedPolicy, load_policy};
 pub use workload::{Format, ImportOptions, Job, Workload, load_workload};
 
@@ -54,6 +61,18 @@ pub fn run_policies(
     opts: &SimOptions,
     threads: usize,
 ) -> Result<Vec<(SimResult, Duration)>, SimError> {
+    run_policies_model(cluster, workload, policies, opts, threads, None)
+}
+
+/// [`run_policies`] with runtimes scaled by a runtime model (see [`simulate_model`]).
+pub fn run_policies_model(
+    cluster: &Cluster,
+    workload: &Workload,
+    policies: &[NamedPolicy],
+    opts: &SimOptions,
+    threads: usize,
+    model: Option<&RuntimeModel>,
+) -> Result<Vec<(SimResult, Duration)>, SimError> {
     let threads = threads.clamp(1, policies.len().max(1));
     type Slot = Mutex<Option<Result<(SimResult, Duration), SimError>>>;
     let slots: Vec<Slot> = policies.iter().map(|_| Mutex::new(None)).collect();
@@ -63,7 +82,8 @@ pub fn run_policies(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(p) = policies.get(i) else { break };
             let started = Instant::now();
-            let r = simulate(cluster, workload, p, opts).map(|r| (r, started.elapsed()));
+            let r =
+                simulate_model(cluster, workload, p, opts, model).map(|r| (r, started.elapsed()));
             if let Ok(mut slot) = slots[i].lock() {
                 *slot = Some(r);
             }

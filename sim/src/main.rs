@@ -1,4 +1,4 @@
-//! `retz-sim`: the command line (`run`, `tune`, `gen-workload`). Parses flags, loads the
+//! `retz-sim`: the command line (`run`, `tune`, `gen-workload`, `fit`, `gen-history`). Parses flags, loads the
 //! inputs, calls the library, writes the outputs; every error is one line on stderr and a
 //! non-zero exit (1 for bad input or I/O, 2 for bad flags).
 
@@ -15,7 +15,8 @@ use retz_sim::policy::{NamedPolicy, load_policy, policy_toml, unique_names};
 use retz_sim::report::{Timing, report_text, to_json_pretty, write_file, write_run};
 use retz_sim::tune::{TuneOptions, toml_comments, tune};
 use retz_sim::{
-    ClusterOptions, Format, ImportOptions, SimOptions, load_cluster, load_workload, run_policies,
+    ClusterOptions, Format, ImportOptions, RuntimeModel, SimOptions, fit, history, load_cluster,
+    load_workload, run_policies_model,
 };
 
 // The placement engine rebuilds its working state every cycle, which is allocation-heavy;
@@ -40,6 +41,44 @@ enum Command {
     Tune(TuneArgs),
     /// Write a synthetic workload (native JSON lines).
     GenWorkload(GenArgs),
+    /// Fit the placement runtime model of each application to a job history.
+    Fit(FitArgs),
+    /// Write a synthetic job history with known placement factors (for `fit`).
+    GenHistory(GenHistoryArgs),
+}
+
+#[derive(Args, Debug)]
+struct FitArgs {
+    /// The history: JSON lines as `retz-admin export-history` writes them.
+    #[arg(long, value_name = "FILE")]
+    history: PathBuf,
+    /// Output directory: model.json and one chart per application.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Applications with fewer usable jobs are pooled into the model "*".
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    min_jobs: usize,
+    /// Do not print the table on stdout.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenHistoryArgs {
+    /// Output file (history JSON lines).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// An application and its true factors, NAME:NODES,L3,SMT,REMOTE[@JOBS]
+    /// (repeatable; default: etl:1.45,1.05,1.20,1.60@600, ml:1.02,1.25,1.35,1.10@400,
+    /// tiny:1.30,1.00,1.00,1.30@20).
+    #[arg(long = "app", value_name = "SPEC")]
+    apps: Vec<String>,
+    /// Standard deviation of the log-normal runtime noise.
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -97,6 +136,11 @@ struct RunArgs {
     /// Time bins of the over-time charts.
     #[arg(long, value_name = "N", default_value_t = 400)]
     bins: usize,
+    /// A runtime model (model.json of `retz-sim fit` or `retz-executor calibrate`): each
+    /// job's runtime is scaled to the placement it gets; summary.json gains
+    /// throughput_jobs_per_h and modelled_makespan_s.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
     /// Do not print the report on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -119,6 +163,10 @@ struct TuneArgs {
     /// Most simulations in all (the 7 baseline and start simulations always run).
     #[arg(long, value_name = "N", default_value_t = 120)]
     max_evals: usize,
+    /// A runtime model: optimise throughput, then modelled makespan, and search the L3
+    /// cache layout too.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
     /// Do not print the report on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -214,7 +262,8 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     } else {
         threads(a.inputs.threads)
     };
-    let done = run_policies(&cluster, &workload, &policies, &opts, n)?;
+    let model = a.model.as_deref().map(RuntimeModel::load).transpose()?;
+    let done = run_policies_model(&cluster, &workload, &policies, &opts, n, model.as_ref())?;
     let timings: Option<Vec<Timing>> = a
         .measure_latency
         .then(|| done.iter().map(|(r, d)| Timing::of(r, *d)).collect());
@@ -231,6 +280,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
     )?;
     if !a.quiet {
         let mut text = report_text(&cluster, &workload, &summaries);
+        text.push_str(&modelled_lines(&summaries));
         if let Some(t) = &timings {
             text.push_str("\nwall time per policy (not in the deterministic outputs):\n");
             for t in t {
@@ -264,6 +314,7 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
             window: (a.inputs.window > 0).then_some(a.inputs.window),
         },
         threads: threads(a.inputs.threads),
+        model: a.model.as_deref().map(RuntimeModel::load).transpose()?,
     };
     let report = tune(&cluster, &workload, &opts)?;
     fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -291,13 +342,21 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
         },
     ];
     unique_names(&mut policies);
-    let done = run_policies(&cluster, &workload, &policies, &opts.sim, opts.threads)?;
+    let done = run_policies_model(
+        &cluster,
+        &workload,
+        &policies,
+        &opts.sim,
+        opts.threads,
+        opts.model.as_ref(),
+    )?;
     let results: Vec<_> = done.into_iter().map(|(r, _)| r).collect();
     let summaries = write_run(
         &a.out, &cluster, &workload, &policies, &results, &opts.sim, 400, None,
     )?;
     if !a.quiet {
         let mut text = report_text(&cluster, &workload, &summaries);
+        text.push_str(&modelled_lines(&summaries));
         text.push('\n');
         for c in &comments {
             text.push_str(&format!("# {c}\n"));
@@ -308,6 +367,69 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
         ));
         print!("{text}");
     }
+    Ok(())
+}
+
+/// The modelled figures of a run, when a model was given (else nothing).
+fn modelled_lines(summaries: &[retz_sim::Summary]) -> String {
+    let mut s = String::new();
+    for x in summaries {
+        if let (Some(t), Some(m)) = (x.throughput_jobs_per_h, x.modelled_makespan_s) {
+            if s.is_empty() {
+                s.push_str("\nunder the runtime model:\n");
+            }
+            s.push_str(&format!(
+                "  {}: throughput {t:.3} jobs/h, makespan {m} s\n",
+                x.policy
+            ));
+        }
+    }
+    s
+}
+
+fn cmd_fit(a: &FitArgs) -> Result<()> {
+    let h = history::load(&a.history)?;
+    let r = fit::fit(
+        &h,
+        &fit::FitOptions {
+            min_jobs: a.min_jobs,
+        },
+    )
+    .with_context(|| a.history.display().to_string())?;
+    fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    write_file(&a.out, "model.json", &to_json_pretty(&fit::model_of(&r)))?;
+    for f in &r.apps {
+        write_file(&a.out, &fit::chart_name(&f.app), &fit::chart(f))?;
+    }
+    if !a.quiet {
+        print!(
+            "{}\nmodel: {}\n",
+            fit::table(&r),
+            a.out.join("model.json").display()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_gen_history(a: &GenHistoryArgs) -> Result<()> {
+    let apps: Vec<history::SynthApp> = if a.apps.is_empty() {
+        history::default_apps()
+    } else {
+        a.apps
+            .iter()
+            .map(|s| s.parse().map_err(|e| anyhow::anyhow!("--app {e}")))
+            .collect::<Result<_>>()?
+    };
+    if !(a.noise.is_finite() && a.noise >= 0.0) {
+        bail!("--noise {} must be a number >= 0", a.noise);
+    }
+    let text = history::generate(&apps, a.noise, a.seed);
+    fs::write(&a.out, &text).with_context(|| format!("cannot write {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} history lines to {}",
+        text.lines().count(),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -396,6 +518,8 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Tune(a) => cmd_tune(a),
         Command::GenWorkload(a) => cmd_gen(a),
+        Command::Fit(a) => cmd_fit(a),
+        Command::GenHistory(a) => cmd_gen_history(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

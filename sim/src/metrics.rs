@@ -22,6 +22,10 @@
 //!   `Packer::plan` call, µs; only with `--measure-latency`, else `null`, so that the
 //!   summary is byte-identical across runs by default.
 //!
+//! - with a runtime model (`--model`) only: runtimes are the modelled ones everywhere,
+//!   `modelled_makespan_s` = that makespan and `throughput_jobs_per_h` = placed jobs ×
+//!   3600 / makespan (0 when the makespan is 0); both keys are absent without a model.
+//!
 //! Floats are rounded to 6 decimals ([`round6`]) so the JSON is stable and readable.
 
 use std::collections::BTreeMap;
@@ -114,6 +118,12 @@ pub struct Summary {
     pub decision_latency_p99_us: Option<f64>,
     /// Unplaced jobs by reason.
     pub unplaced_reasons: BTreeMap<String, u64>,
+    /// With a runtime model only: placed jobs per hour of makespan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_jobs_per_h: Option<f64>,
+    /// With a runtime model only: the makespan with the modelled runtimes, s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modelled_makespan_s: Option<u64>,
 }
 
 /// Waits of placed jobs, sorted.
@@ -137,11 +147,7 @@ pub fn span(w: &Workload, r: &SimResult) -> (u64, u64) {
     let t1 = r
         .outcomes
         .iter()
-        .filter_map(|o| {
-            o.placed
-                .as_ref()
-                .map(|p| p.start_s + w.jobs[o.job as usize].runtime_s)
-        })
+        .filter_map(|o| o.placed.as_ref().map(|p| p.start_s + p.runtime_s))
         .max()
         .unwrap_or(t0);
     (t0, t1.max(t0))
@@ -195,7 +201,7 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
         match (&o.placed, &o.unplaced) {
             (Some(p), _) => {
                 let wait = p.start_s - j.submit_s;
-                let run = j.runtime_s;
+                let run = p.runtime_s;
                 slow += ((wait + run) as f64 / run.max(SLOWDOWN_BOUND_S) as f64).max(1.0);
                 cpu_s += p.cpuset.len() as u128 * u128::from(run);
                 if p.numa_fit {
@@ -268,6 +274,14 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
         max_queue: r.max_queue,
         decision_latency_p99_us: latency,
         unplaced_reasons: reasons,
+        throughput_jobs_per_h: r.modelled.then(|| {
+            round6(if makespan > 0 {
+                placed as f64 * 3600.0 / makespan as f64
+            } else {
+                0.0
+            })
+        }),
+        modelled_makespan_s: r.modelled.then_some(makespan),
     }
 }
 
@@ -321,7 +335,7 @@ pub fn bin_segments(
 
 /// Busy share of the cluster's CPUs per bin (from the jobs' run intervals).
 pub fn utilization_bins(
-    w: &Workload,
+    _w: &Workload,
     r: &SimResult,
     capacity_cpus: u64,
     t0: u64,
@@ -335,10 +349,9 @@ pub fn utilization_bins(
         bins,
         r.outcomes.iter().filter_map(|o| {
             o.placed.as_ref().map(|p| {
-                let j = &w.jobs[o.job as usize];
                 (
                     p.start_s,
-                    p.start_s + j.runtime_s,
+                    p.start_s + p.runtime_s,
                     p.cpuset.len() as f64 / cap,
                 )
             })

@@ -187,6 +187,29 @@ pub fn line_chart(title: &str, x: &Axis, y: &Axis, series: &[(String, Vec<(f64, 
     out
 }
 
+/// A scatter chart: one dot per `(x, y)` point, plus reference polylines (legend).
+pub fn scatter_chart(
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    points: &[(f64, f64)],
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    let mut out = line_chart(title, x, y, lines);
+    out.truncate(out.len() - "</svg>\n".len());
+    let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    for &(vx, vy) in points {
+        let px = LEFT + ((vx - x.min) / (x.max - x.min)).clamp(0.0, 1.0) * pw;
+        let py = TOP + ph - ((vy - y.min) / (y.max - y.min)).clamp(0.0, 1.0) * ph;
+        let _ = writeln!(
+            out,
+            "<circle cx=\"{px:.2}\" cy=\"{py:.2}\" r=\"1.8\" fill=\"#444\" fill-opacity=\"0.5\"/>"
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// A bar chart of one value per name (`None` = no bar, labelled `n/a`).
 pub fn bar_chart(title: &str, y: &Axis, bars: &[(String, Option<f64>)]) -> String {
     let mut out = String::new();

@@ -21,20 +21,27 @@
 //!    it moves to the best candidate if it beats the current point; rounds stop when one
 //!    brings no move, after `rounds`, or when `max_evals` simulations have run.
 //!
+//! With a runtime model ([`TuneOptions::model`], `tune --model`), every simulation scales
+//! runtimes to placements, the objective becomes "maximise `throughput_jobs_per_h`, then
+//! minimise `modelled_makespan_s`" under the same constraints (ties: slowdown, p95 wait,
+//! NUMA-local ratio), and the search has one more coordinate, the cluster-wide L3 cache
+//! layout `cache` (per-job, `pack`, `spread`). Without a model nothing changes.
+//!
 //! Every evaluation is a full simulation (see [`crate::engine`]); results are memoised by
 //! configuration. The same inputs and seed give the same result, whatever the thread count.
 
 use std::collections::BTreeMap;
 
-use retz_placement::{AffinityPolicy, PolicyConfig, Weights};
+use retz_placement::{AffinityPolicy, CachePolicy, PolicyConfig, Weights};
 use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::engine::{SimError, SimOptions};
 use crate::generate::SplitMix64;
 use crate::metrics::{Summary, round6, summarize};
+use crate::model::RuntimeModel;
 use crate::policy::NamedPolicy;
-use crate::run_policies;
+use crate::run_policies_model;
 use crate::workload::Workload;
 
 /// Search settings.
@@ -50,6 +57,8 @@ pub struct TuneOptions {
     pub sim: SimOptions,
     /// Threads per batch of candidates.
     pub threads: usize,
+    /// A runtime model: optimise throughput (see the module docs).
+    pub model: Option<RuntimeModel>,
 }
 
 impl Default for TuneOptions {
@@ -60,6 +69,7 @@ impl Default for TuneOptions {
             max_evals: 120,
             sim: SimOptions::default(),
             threads: 1,
+            model: None,
         }
     }
 }
@@ -77,13 +87,21 @@ pub struct Score {
     pub wait_p95_s: u64,
     /// NUMA-local ratio (0 when undefined).
     pub numa_local_ratio: f64,
+    /// With a model: placed jobs per hour (maximised first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_jobs_per_h: Option<f64>,
+    /// With a model: the modelled makespan, s (minimised next).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modelled_makespan_s: Option<u64>,
 }
 
 impl Score {
-    fn key(&self) -> (bool, f64, f64, u64, f64) {
+    fn key(&self) -> (bool, f64, f64, u64, f64, u64, f64) {
         (
             !self.feasible,
             self.violation,
+            -self.throughput_jobs_per_h.unwrap_or(0.0),
+            self.modelled_makespan_s.unwrap_or(0),
             self.slowdown,
             self.wait_p95_s,
             -self.numa_local_ratio,
@@ -98,6 +116,8 @@ impl Score {
             .then(a.2.total_cmp(&b.2))
             .then(a.3.cmp(&b.3))
             .then(a.4.total_cmp(&b.4))
+            .then(a.5.cmp(&b.5))
+            .then(a.6.total_cmp(&b.6))
             .is_lt()
     }
 }
@@ -124,6 +144,8 @@ impl Constraints {
             slowdown: s.bounded_slowdown_mean,
             wait_p95_s: s.wait_p95_s,
             numa_local_ratio: ratio,
+            throughput_jobs_per_h: s.throughput_jobs_per_h,
+            modelled_makespan_s: s.modelled_makespan_s,
         }
     }
 }
@@ -168,6 +190,11 @@ pub struct TuneReport {
 
 /// The objective in words (also written into the TOML).
 pub const OBJECTIVE: &str = "minimise bounded_slowdown_mean (bound 10 s) subject to numa_local_ratio >= the best baseline's and placed >= the most any baseline placed";
+
+/// The objective with a runtime model.
+pub const OBJECTIVE_MODEL: &str = "maximise throughput_jobs_per_h, then minimise modelled_makespan_s, under the runtime model, subject to numa_local_ratio >= the best baseline's and placed >= the most any baseline placed";
+
+const CACHES: [Option<CachePolicy>; 3] = [None, Some(CachePolicy::Pack), Some(CachePolicy::Spread)];
 
 const WEIGHT_NAMES: [&str; 7] = [
     "extra_node",
@@ -243,12 +270,13 @@ impl Search<'_> {
                 config: c.clone(),
             });
         }
-        let results = run_policies(
+        let results = run_policies_model(
             self.cluster,
             self.workload,
             &todo,
             &self.opts.sim,
             self.opts.threads,
+            self.opts.model.as_ref(),
         )?;
         let cap = self.cluster.total_cpus();
         for ((p, k), (r, _)) in todo.iter().zip(todo_keys).zip(results) {
@@ -339,6 +367,9 @@ pub fn tune(
         rounds_run = round;
         let mut coords: Vec<&str> = WEIGHT_NAMES.to_vec();
         coords.extend(["affinity", "reserve_after_s", "max_reservations"]);
+        if opts.model.is_some() {
+            coords.push("cache");
+        }
         for i in (1..coords.len()).rev() {
             let j = rng.below(i as u64 + 1) as usize;
             coords.swap(i, j);
@@ -350,6 +381,14 @@ pub fn tune(
                     .iter()
                     .map(|&a| PolicyConfig {
                         affinity: a,
+                        ..current_cfg.clone()
+                    })
+                    .collect()
+            } else if coord == "cache" {
+                CACHES
+                    .iter()
+                    .map(|&c| PolicyConfig {
+                        cache: c,
                         ..current_cfg.clone()
                     })
                     .collect()
@@ -411,7 +450,12 @@ pub fn tune(
     let mut best_config = current_cfg;
     best_config.name = "tuned".to_string();
     Ok(TuneReport {
-        objective: OBJECTIVE.to_string(),
+        objective: if opts.model.is_some() {
+            OBJECTIVE_MODEL
+        } else {
+            OBJECTIVE
+        }
+        .to_string(),
         constraints: s.constraints,
         seed: opts.seed,
         rounds_run,
@@ -448,8 +492,12 @@ fn starvation_values(v: u64, off: u64) -> Vec<u64> {
 pub fn toml_comments(report: &TuneReport, cluster: &Cluster, workload: &Workload) -> Vec<String> {
     let line = |label: &str, e: &Evaluation| {
         let s = &e.summary;
+        let modelled = match (s.throughput_jobs_per_h, s.modelled_makespan_s) {
+            (Some(t), Some(m)) => format!("  throughput {t:.3} jobs/h  makespan {m} s"),
+            _ => String::new(),
+        };
         format!(
-            "{label:<12} slowdown {:.3}  wait p50/p95/p99 {}/{}/{} s  numa_local {}  placed {}/{}  utilisation {:.4}",
+            "{label:<12} slowdown {:.3}  wait p50/p95/p99 {}/{}/{} s  numa_local {}  placed {}/{}  utilisation {:.4}{modelled}",
             s.bounded_slowdown_mean,
             s.wait_p50_s,
             s.wait_p95_s,
@@ -465,7 +513,7 @@ pub fn toml_comments(report: &TuneReport, cluster: &Cluster, workload: &Workload
         "Tuned by `retz-sim tune`; use as a --policy file or as the [placement] section of retz.toml.".to_string(),
         format!("cluster:  {} ({})", cluster.spec, cluster.describe()),
         format!("workload: {} ({} jobs)", workload.source, workload.jobs.len()),
-        format!("objective: {OBJECTIVE}"),
+        format!("objective: {}", report.objective),
         format!(
             "constraints: numa_local_ratio >= {:.4}, placed >= {}",
             report.constraints.min_numa_local_ratio, report.constraints.min_placed
@@ -504,6 +552,8 @@ mod tests {
             slowdown,
             wait_p95_s: 0,
             numa_local_ratio: 0.0,
+            throughput_jobs_per_h: None,
+            modelled_makespan_s: None,
         }
     }
 

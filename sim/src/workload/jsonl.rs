@@ -16,6 +16,7 @@
 //! | `gpus` | GPUs | `0` |
 //! | `numanodes` | whole NUMA nodes taken exclusively | none |
 //! | `smt` | `whole-cores` or `pack` | `whole-cores` |
+//! | `app` | application name, for `--model` runtime factors | none |
 //!
 //! Unknown keys are errors (a misspelt key must not silently become a default). Blank
 //! lines are skipped; lines starting with `#` are comments, kept as the workload header.
@@ -93,6 +94,8 @@ struct Line {
     numanodes: Option<u32>,
     #[serde(default)]
     smt: Option<SmtPolicy>,
+    #[serde(default)]
+    app: Option<String>,
 }
 
 /// Parses native JSON lines.
@@ -130,6 +133,7 @@ pub fn parse(source: &str, text: &str) -> Result<Workload, InputError> {
             numanodes: l.numanodes,
             smt: l.smt.unwrap_or_default(),
             priority: l.priority,
+            app: l.app,
         };
         job.request()
             .validate()
@@ -172,6 +176,12 @@ pub fn to_line(j: &Job) -> String {
     }
     if j.smt != SmtPolicy::default() {
         s.push_str(&format!(",\"smt\":\"{}\"", j.smt));
+    }
+    if let Some(app) = &j.app {
+        s.push_str(&format!(
+            ",\"app\":{}",
+            serde_json::Value::from(app.as_str())
+        ));
     }
     s.push('}');
     s

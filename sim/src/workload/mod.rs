@@ -47,6 +47,8 @@ pub struct Job {
     pub smt: SmtPolicy,
     /// Nice-like priority, lower runs first.
     pub priority: i32,
+    /// The application, for a runtime model (`retz-sim run --model`); `None` = unknown.
+    pub app: Option<String>,
 }
 
 impl Job {
@@ -63,6 +65,7 @@ impl Job {
             numanodes: None,
             smt: SmtPolicy::WholeCores,
             priority: 0,
+            app: None,
         }
     }
 
