@@ -93,6 +93,8 @@ struct Line {
     numanodes: Option<u32>,
     #[serde(default)]
     smt: Option<SmtPolicy>,
+    #[serde(default)]
+    user: u32,
 }
 
 /// Parses native JSON lines.
@@ -130,6 +132,7 @@ pub fn parse(source: &str, text: &str) -> Result<Workload, InputError> {
             numanodes: l.numanodes,
             smt: l.smt.unwrap_or_default(),
             priority: l.priority,
+            user: l.user,
         };
         job.request()
             .validate()

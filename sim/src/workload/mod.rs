@@ -47,6 +47,9 @@ pub struct Job {
     pub smt: SmtPolicy,
     /// Nice-like priority, lower runs first.
     pub priority: i32,
+    /// The submitting user (SWF field 12; JSON lines `user`; 0 when unknown): users take
+    /// turns by weighted dominant-resource fairness (see [`crate::fairshare`]).
+    pub user: u32,
 }
 
 impl Job {
@@ -63,6 +66,7 @@ impl Job {
             numanodes: None,
             smt: SmtPolicy::WholeCores,
             priority: 0,
+            user: 0,
         }
     }
 
