@@ -241,7 +241,6 @@ pub(crate) fn plan_cycle_with(
             .collect(),
         by_agent: BTreeMap::new(),
         executors: shortcuts.executor_per_app.then(BTreeMap::new),
-        placed: Vec::new(),
         launched: BTreeSet::new(),
         pending: BTreeMap::new(),
         short_of_ports: Vec::new(),
@@ -298,8 +297,6 @@ struct Launcher<'c, 'a> {
     by_agent: BTreeMap<usize, Vec<Launch>>,
     /// The executor info of each application launched so far (when shared).
     executors: Option<BTreeMap<String, ExecutorInfo>>,
-    /// What the launches take, per agent position (for the second pass).
-    placed: Vec<(usize, Assignment)>,
     launched: BTreeSet<u64>,
     pending: BTreeMap<u64, String>,
     /// Jobs placed on an agent with too few free ports.
@@ -366,7 +363,6 @@ impl Launcher<'_, '_> {
             numa_local: asg.cpu_nodes.len() <= 1,
             assignment: asg.clone(),
         });
-        self.placed.push((at, asg.clone()));
         self.launched.insert(job.id);
         self.pending.remove(&job.id);
     }
@@ -394,7 +390,12 @@ impl Launcher<'_, '_> {
             .filter(|(at, _)| self.pools[*at].free() >= least)
             .map(|(at, state)| (at, Some(state.clone())))
             .collect();
-        for (at, asg) in &self.placed {
+        // What the launches take, per agent position.
+        let placed = self
+            .by_agent
+            .iter()
+            .flat_map(|(at, ls)| ls.iter().map(move |l| (at, &l.assignment)));
+        for (at, asg) in placed {
             if let Some(slot) = after.get_mut(at)
                 && slot.as_mut().is_some_and(|s| s.allocate(asg).is_err())
             {

@@ -387,8 +387,18 @@ mod shortcuts {
     use super::*;
     use proptest::prelude::*;
 
-    /// An offer of agent `agent` with layout `layout` (three NUMA layouts and a plain one).
-    fn offer(i: usize, agent: u8, layout: u8) -> Offer {
+    /// An offer of agent `agent` with layout `layout` (three NUMA layouts and a plain
+    /// one), with `ports` ports from 31000 (none when 0).
+    fn offer(i: usize, agent: u8, layout: u8, ports: u64) -> Offer {
+        let o = offer_without_ports(i, agent, layout);
+        if ports == 0 {
+            o
+        } else {
+            with_ports(o, &[(31000, 30999 + ports)])
+        }
+    }
+
+    fn offer_without_ports(i: usize, agent: u8, layout: u8) -> Offer {
         let (id, agent) = (format!("o{i}"), format!("a{agent}"));
         let synthetic = match layout % 4 {
             0 => "pack:2 numa:1 core:4 pu:1",
@@ -422,14 +432,14 @@ mod shortcuts {
     proptest! {
         #[test]
         fn the_outcome_is_the_same_without_shortcuts(
-            offers in prop::collection::vec((0u8..6, 0u8..8), 0..8),
+            offers in prop::collection::vec((0u8..6, 0u8..8, 0u64..4), 0..8),
             jobs in prop::collection::vec((1u32..10, 0u8..4, 0u64..3, 0u32..3), 0..24),
             room in 0usize..30,
         ) {
             let offers: Vec<Offer> = offers
                 .iter()
                 .enumerate()
-                .map(|(i, &(agent, layout))| offer(i, agent, layout))
+                .map(|(i, &(agent, layout, ports))| offer(i, agent, layout, ports))
                 .collect();
             let queue: Vec<Job> = jobs
                 .iter()
