@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use retz_placement::{AgentState, Assignment, Topology};
+use retz_placement::{AgentState, Assignment, Topology, TopologyError, TopologySpec};
 use retz_proto::mesos::{Offer, Resource, value};
 use retz_proto::numa::{cpuset_to_ranges, offer_topology};
 
@@ -43,6 +43,39 @@ pub enum OfferError {
 
 /// The placement engine's view of one offer.
 pub fn agent_state(offer: &Offer) -> Result<AgentState, OfferError> {
+    agent_state_shared(offer, &mut TopologyCache::default())
+}
+
+/// The topologies built for the offers of one batch, so agents of the same layout share
+/// one (building a topology is most of an offer's conversion; a cluster has few layouts).
+/// Holds at most [`TopologyCache::MAX`] layouts; others are built each time.
+#[derive(Debug, Default)]
+pub struct TopologyCache {
+    built: Vec<Arc<Topology>>,
+}
+
+impl TopologyCache {
+    /// How many distinct layouts are kept.
+    pub const MAX: usize = 64;
+
+    fn get(&mut self, spec: TopologySpec) -> Result<Arc<Topology>, TopologyError> {
+        if let Some(t) = self.built.iter().find(|t| *t.spec() == spec) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(Topology::new(spec)?);
+        if self.built.len() < Self::MAX {
+            self.built.push(Arc::clone(&t));
+        }
+        Ok(t)
+    }
+}
+
+/// As [`agent_state`], with the topology taken from `cache` when an earlier offer had
+/// the same layout (the state is the same either way).
+pub fn agent_state_shared(
+    offer: &Offer,
+    cache: &mut TopologyCache,
+) -> Result<AgentState, OfferError> {
     let ids = || (offer.id.value.clone(), offer.agent_id.value.clone());
     let decoded = offer_topology(&offer.resources, &offer.attributes).map_err(|source| {
         let (offer, agent) = ids();
@@ -60,8 +93,9 @@ pub fn agent_state(offer: &Offer) -> Result<AgentState, OfferError> {
             message,
         }
     };
-    let topology =
-        Arc::new(Topology::new(decoded.spec).map_err(|e| topology_error(e.to_string()))?);
+    let topology = cache
+        .get(decoded.spec)
+        .map_err(|e| topology_error(e.to_string()))?;
     let free_mem = split_memory(&topology, decoded.free.mem_mb);
     let gpus = decoded.free.gpus.max(0.0).floor() as u32;
     AgentState::new(

@@ -41,6 +41,7 @@ use retz_placement::{
 
 use crate::cluster::Cluster;
 use crate::model::{RuntimeModel, placement_features};
+use crate::fairshare::{FairShare, Fairness, Shares};
 use crate::policy::NamedPolicy;
 use crate::workload::{Job, Workload};
 
@@ -55,6 +56,8 @@ pub struct SimOptions {
     /// Plan over at most this many queued jobs per cycle — the most urgent by (priority,
     /// arrival), as `retz-server` does with `planner.window` — or the whole queue (`None`).
     pub window: Option<usize>,
+    /// Per-user weights of the multi-user order ([`crate::fairshare`]).
+    pub shares: Shares,
 }
 
 /// The `w` most urgent jobs of `queue` (arrival order) by (priority, arrival), in that
@@ -149,6 +152,8 @@ pub struct SimResult {
     pub cycle_latency_ns: Option<Vec<u64>>,
     /// Whether runtimes came from a runtime model.
     pub modelled: bool,
+    /// Fairness figures, when the workload has more than one user.
+    pub fairness: Option<Fairness>,
 }
 
 /// The simulation stopped because the placement engine produced an assignment that does
@@ -438,6 +443,15 @@ pub fn simulate_model(
     let mut latencies = opts.measure_latency.then(Vec::new);
     let mut cycles = 0u64;
     let mut max_queue = 0u64;
+    // More than one user: users take turns by weighted DRF (crate::fairshare).
+    let mut fair = (crate::fairshare::users(jobs).len() > 1).then(|| {
+        let mem = cluster
+            .hosts
+            .iter()
+            .map(|h| h.topology.total_memory_mb())
+            .sum();
+        FairShare::new(jobs, &opts.shares, cluster.total_cpus(), mem)
+    });
     let mut next_arrival = 0usize;
     let interval = opts.cycle_interval_s;
     let tick = |t: u64| -> u64 {
@@ -496,9 +510,15 @@ pub fn simulate_model(
         if !queue.is_empty() {
             cycles += 1;
             let started = latencies.as_ref().map(|_| Instant::now());
-            let plan = match opts.window {
-                Some(w) if queue.len() > w => packer.plan(&agents, &front(&queue, w), t),
-                _ => packer.plan(&agents, &queue, t),
+            let plan = if let Some(f) = &fair {
+                let mut order = f.order(&queue, &held, &index_of, t, &policy.config.starvation);
+                order.truncate(opts.window.unwrap_or(usize::MAX));
+                packer.plan_in_order(&agents, &order, t)
+            } else {
+                match opts.window {
+                    Some(w) if queue.len() > w => packer.plan(&agents, &front(&queue, w), t),
+                    _ => packer.plan(&agents, &queue, t),
+                }
             };
             if let (Some(l), Some(s)) = (latencies.as_mut(), started) {
                 l.push(s.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
@@ -554,6 +574,9 @@ pub fn simulate_model(
             }
         }
         samples.push(frag.sample(t, queue.len()));
+        if let Some(f) = &mut fair {
+            f.sample(t, &queue, &held, &index_of);
+        }
     }
     if !queue.is_empty() {
         let t = samples.last().map_or(0, |s| s.t);
@@ -582,5 +605,6 @@ pub fn simulate_model(
         max_queue,
         cycle_latency_ns: latencies,
         modelled: model.is_some(),
+        fairness: fair.map(FairShare::finish),
     })
 }

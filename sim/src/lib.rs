@@ -9,6 +9,7 @@
 //! - [`workload`]: [`Job`]s and the importers (native JSON lines, SWF, Alibaba);
 //! - [`policy`]: `--policy` arguments (built-ins or `[placement]` TOML files);
 //! - [`engine`]: the discrete-event simulation of one policy ([`simulate`]);
+//! - [`fairshare`]: the multi-user order (weighted DRF) and its fairness figures;
 //! - [`metrics`]: the figures ([`Summary`]) and binned time series;
 //! - [`svg`], [`charts`]: hand-built SVG charts;
 //! - [`report`]: `summary.json`, `run.json`, per-job CSV, the text table;
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod fit;
+pub mod fairshare;
 pub mod fuzzing;
 pub mod generate;
 pub mod history;

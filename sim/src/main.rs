@@ -144,6 +144,10 @@ struct RunArgs {
     /// Do not print the report on stdout.
     #[arg(long, short)]
     quiet: bool,
+    /// The weight of a user (the workload's user id) in the multi-user order (weighted
+    /// dominant-resource fairness); repeatable; users not named have weight 1.
+    #[arg(long = "share", value_name = "USER=WEIGHT")]
+    shares: Vec<retz_sim::fairshare::Share>,
 }
 
 #[derive(Args, Debug)]
@@ -255,6 +259,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
         cycle_interval_s: a.inputs.cycle_interval,
         measure_latency: a.measure_latency,
         window: (a.inputs.window > 0).then_some(a.inputs.window),
+        shares: retz_sim::fairshare::Shares::new(&a.shares),
     };
     // Timing is cleaner when simulations do not share the CPUs.
     let n = if a.measure_latency {
@@ -312,6 +317,7 @@ fn cmd_tune(a: &TuneArgs) -> Result<()> {
             cycle_interval_s: a.inputs.cycle_interval,
             measure_latency: false,
             window: (a.inputs.window > 0).then_some(a.inputs.window),
+            ..SimOptions::default()
         },
         threads: threads(a.inputs.threads),
         model: a.model.as_deref().map(RuntimeModel::load).transpose()?,

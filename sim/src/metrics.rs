@@ -124,6 +124,15 @@ pub struct Summary {
     /// With a runtime model only: the makespan with the modelled runtimes, s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modelled_makespan_s: Option<u64>,
+    /// Per-user waits and shares, by user id; only for workloads of more than one user
+    /// (absent from `summary.json` otherwise). See [`crate::fairshare`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<BTreeMap<String, crate::fairshare::UserFigures>>,
+    /// Time-weighted Jain's index over the users' weighted dominant shares (see
+    /// [`crate::fairshare`]); only for workloads of more than one user, `null` when no
+    /// time had two users active and a job running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jain_index: Option<Option<f64>>,
 }
 
 /// Waits of placed jobs, sorted.
@@ -282,6 +291,8 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
             })
         }),
         modelled_makespan_s: r.modelled.then_some(makespan),
+        users: crate::fairshare::user_figures(w, r),
+        jain_index: r.fairness.as_ref().map(|f| f.jain_index.map(round6)),
     }
 }
 

@@ -129,7 +129,7 @@ proptest! {
         let w = workload(jobs);
         let mut p = load_policy(PolicyConfig::BUILTIN_NAMES[policy]).unwrap();
         p.config.starvation.reserve_after_s = starve;
-        let opts = SimOptions { cycle_interval_s: interval, measure_latency: false, window: None };
+        let opts = SimOptions { cycle_interval_s: interval, measure_latency: false, window: None, ..SimOptions::default() };
         let r = simulate(&c, &w, &p, &opts).unwrap();
         check_conservation(&c, &w, &r);
         // Deterministic.
@@ -204,6 +204,7 @@ fn measured_latency_fills_the_figure() {
         cycle_interval_s: 0,
         measure_latency: true,
         window: None,
+        ..SimOptions::default()
     };
     let r = simulate(&c, &w, &p, &opts).unwrap();
     assert_eq!(

@@ -40,6 +40,7 @@ fn run_window(
             cycle_interval_s: interval,
             measure_latency: false,
             window,
+            ..SimOptions::default()
         },
     )
     .unwrap();
@@ -222,6 +223,7 @@ fn the_planner_window_limits_each_cycle_to_the_most_urgent_jobs() {
         cycle_interval_s: 0,
         measure_latency: false,
         window: Some(1),
+        ..SimOptions::default()
     };
     let r = simulate(&c, &w, &p, &opts).unwrap();
     let starts: Vec<(u64, u64)> = r

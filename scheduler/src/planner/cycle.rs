@@ -21,14 +21,14 @@ use retz_placement::{
     AgentState, Assignment, JobRequest, Packer, PendingReason, Plan, PolicyConfig,
 };
 use retz_proto::api::{Application, Grant, Job};
-use retz_proto::mesos::{FrameworkId, Offer, OfferId, TaskInfo};
+use retz_proto::mesos::{ExecutorInfo, FrameworkId, Offer, OfferId, TaskInfo};
 
 use super::ports::PortPool;
 use super::request::job_request;
 use super::task::{ExecutorLocation, agent_base, executor_info, grant, task_info};
 use crate::config::PlannerSection;
 use crate::identity::LaunchUsers;
-use crate::offers::agent_state;
+use crate::offers::{TopologyCache, agent_state, agent_state_shared};
 
 /// The offers of one agent, merged.
 #[derive(Clone, Debug)]
@@ -138,11 +138,48 @@ pub const MAX_RUNNING: &str = "the server's max_running limit is reached";
 /// the agents that still have ports (and what the first pass left of them), and waits
 /// with "needs N ports, agent X offers M" if that fails too.
 pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_>) -> CycleOutcome {
+    plan_cycle_with(packer, offers, ctx, Shortcuts::ALL)
+}
+
+/// The work a cycle shares between agents and jobs instead of redoing it; the outcome is
+/// the same with or without (tests compare both, [`Shortcuts::NONE`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shortcuts {
+    /// Agents of one layout share one topology ([`TopologyCache`]).
+    share_topologies: bool,
+    /// One executor info per application, not per launch.
+    executor_per_app: bool,
+}
+
+impl Shortcuts {
+    const ALL: Shortcuts = Shortcuts {
+        share_topologies: true,
+        executor_per_app: true,
+    };
+    #[cfg(test)]
+    pub(crate) const NONE: Shortcuts = Shortcuts {
+        share_topologies: false,
+        executor_per_app: false,
+    };
+}
+
+pub(crate) fn plan_cycle_with(
+    packer: &mut Packer,
+    offers: Vec<Offer>,
+    ctx: &CycleContext<'_>,
+    shortcuts: Shortcuts,
+) -> CycleOutcome {
     let mut out = CycleOutcome::default();
     let mut agents = Vec::new();
     let mut states = Vec::new();
+    let mut topologies = TopologyCache::default();
     for a in group_offers(offers) {
-        match agent_state(&a.merged) {
+        let state = if shortcuts.share_topologies {
+            agent_state_shared(&a.merged, &mut topologies)
+        } else {
+            agent_state(&a.merged)
+        };
+        match state {
             Ok(s) => {
                 states.push(s);
                 agents.push(a);
@@ -203,7 +240,7 @@ pub fn plan_cycle(packer: &mut Packer, offers: Vec<Offer>, ctx: &CycleContext<'_
             .map(|a| PortPool::from_resources(&a.merged.resources))
             .collect(),
         by_agent: BTreeMap::new(),
-        placed: Vec::new(),
+        executors: shortcuts.executor_per_app.then(BTreeMap::new),
         launched: BTreeSet::new(),
         pending: BTreeMap::new(),
         short_of_ports: Vec::new(),
@@ -258,8 +295,8 @@ struct Launcher<'c, 'a> {
     pools: Vec<PortPool>,
     /// Launches per agent position.
     by_agent: BTreeMap<usize, Vec<Launch>>,
-    /// What the launches take, per agent position (for the second pass).
-    placed: Vec<(usize, Assignment)>,
+    /// The executor info of each application launched so far (when shared).
+    executors: Option<BTreeMap<String, ExecutorInfo>>,
     launched: BTreeSet<u64>,
     pending: BTreeMap<u64, String>,
     /// Jobs placed on an agent with too few free ports.
@@ -302,7 +339,11 @@ impl Launcher<'_, '_> {
             return;
         };
         let users = self.ctx.users;
-        let executor = executor_info(app, self.ctx.executor, self.ctx.framework_id, users);
+        let make = || executor_info(app, self.ctx.executor, self.ctx.framework_id, users);
+        let executor = match &mut self.executors {
+            Some(known) => known.entry(app.appid.clone()).or_insert_with(make).clone(),
+            None => make(),
+        };
         let attempt = job.attempt + 1;
         self.by_agent.entry(at).or_default().push(Launch {
             job_id: job.id,
@@ -322,7 +363,6 @@ impl Launcher<'_, '_> {
             numa_local: asg.cpu_nodes.len() <= 1,
             assignment: asg.clone(),
         });
-        self.placed.push((at, asg.clone()));
         self.launched.insert(job.id);
         self.pending.remove(&job.id);
     }
@@ -350,7 +390,12 @@ impl Launcher<'_, '_> {
             .filter(|(at, _)| self.pools[*at].free() >= least)
             .map(|(at, state)| (at, Some(state.clone())))
             .collect();
-        for (at, asg) in &self.placed {
+        // What the launches take, per agent position.
+        let placed = self
+            .by_agent
+            .iter()
+            .flat_map(|(at, ls)| ls.iter().map(move |l| (at, &l.assignment)));
+        for (at, asg) in placed {
             if let Some(slot) = after.get_mut(at)
                 && slot.as_mut().is_some_and(|s| s.allocate(asg).is_err())
             {

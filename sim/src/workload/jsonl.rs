@@ -96,6 +96,8 @@ struct Line {
     smt: Option<SmtPolicy>,
     #[serde(default)]
     app: Option<String>,
+    #[serde(default)]
+    user: u32,
 }
 
 /// Parses native JSON lines.
@@ -134,6 +136,7 @@ pub fn parse(source: &str, text: &str) -> Result<Workload, InputError> {
             smt: l.smt.unwrap_or_default(),
             priority: l.priority,
             app: l.app,
+            user: l.user,
         };
         job.request()
             .validate()

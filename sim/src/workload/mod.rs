@@ -49,6 +49,9 @@ pub struct Job {
     pub priority: i32,
     /// The application, for a runtime model (`retz-sim run --model`); `None` = unknown.
     pub app: Option<String>,
+    /// The submitting user (SWF field 12; JSON lines `user`; 0 when unknown): users take
+    /// turns by weighted dominant-resource fairness (see [`crate::fairshare`]).
+    pub user: u32,
 }
 
 impl Job {
@@ -66,6 +69,7 @@ impl Job {
             smt: SmtPolicy::WholeCores,
             priority: 0,
             app: None,
+            user: 0,
         }
     }
 

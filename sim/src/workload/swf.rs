@@ -163,7 +163,10 @@ pub fn parse(source: &str, text: &str) -> Result<Workload, InputError> {
                 "memory {kb_per_proc} KB per processor is out of range"
             ))
         })?;
-        jobs.push((line, Job::new(id, submit, runtime, cpus, mem)));
+        let mut job = Job::new(id, submit, runtime, cpus, mem);
+        // User id (field 12); -1 (unknown) and out-of-range ids count as user 0.
+        job.user = whole(f[11], f64::from(u32::MAX)).map_or(0, |u| u as u32);
+        jobs.push((line, job));
     }
     let statuses: Vec<String> = c
         .statuses

@@ -380,3 +380,96 @@ fn max_running_and_missing_apps_hold_jobs_back() {
     assert_eq!(out.orphans, vec![1, 2]);
     assert!(out.agents[0].launches.is_empty());
 }
+
+mod shortcuts {
+    //! The shortcuts of a cycle (shared topologies, one executor info per application)
+    //! change nothing: the same offers and queue give the same outcome without them.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An offer of agent `agent` with layout `layout` (three NUMA layouts and a plain
+    /// one), with `ports` ports from 31000 (none when 0).
+    fn offer(i: usize, agent: u8, layout: u8, ports: u64) -> Offer {
+        let o = offer_without_ports(i, agent, layout);
+        if ports == 0 {
+            o
+        } else {
+            with_ports(o, &[(31000, 30999 + ports)])
+        }
+    }
+
+    fn offer_without_ports(i: usize, agent: u8, layout: u8) -> Offer {
+        let (id, agent) = (format!("o{i}"), format!("a{agent}"));
+        let synthetic = match layout % 4 {
+            0 => "pack:2 numa:1 core:4 pu:1",
+            1 => "pack:1 numa:2 core:2 pu:2",
+            2 => "pack:2 numa:2 core:2 pu:1",
+            _ => return plain_offer(&id, &agent, f64::from(2 + layout)),
+        };
+        let spec = retz_placement::synthetic::parse(synthetic, 1024).unwrap();
+        let flags = agent_flags(&spec, &FreeResources::whole_machine(&spec)).unwrap();
+        let parsed = parse_agent_flags(&flags.to_flag_lines()).unwrap();
+        Offer {
+            id: OfferId { value: id },
+            framework_id: FrameworkId { value: "f".into() },
+            agent_id: AgentId { value: agent },
+            hostname: "h".into(),
+            resources: parsed.resources,
+            attributes: parsed.attributes,
+            ..Offer::default()
+        }
+    }
+
+    fn policy(p: u8) -> AffinityPolicy {
+        [
+            AffinityPolicy::None,
+            AffinityPolicy::NumaPrefer,
+            AffinityPolicy::NumaStrict,
+            AffinityPolicy::Spread,
+        ][usize::from(p % 4)]
+    }
+
+    proptest! {
+        #[test]
+        fn the_outcome_is_the_same_without_shortcuts(
+            offers in prop::collection::vec((0u8..6, 0u8..8, 0u64..4), 0..8),
+            jobs in prop::collection::vec((1u32..10, 0u8..4, 0u64..3, 0u32..3), 0..24),
+            room in 0usize..30,
+        ) {
+            let offers: Vec<Offer> = offers
+                .iter()
+                .enumerate()
+                .map(|(i, &(agent, layout, ports))| offer(i, agent, layout, ports))
+                .collect();
+            let queue: Vec<Job> = jobs
+                .iter()
+                .enumerate()
+                .map(|(i, &(cpus, p, mem, ports))| {
+                    let mut j = job(i as u64 + 1, ResourceRange::exactly(cpus), policy(p));
+                    j.resources.mem_mb = ResourceRange::exactly(mem * 300);
+                    with_port_count(j, ports)
+                })
+                .collect();
+            let mut apps = BTreeMap::new();
+            apps.insert("app".to_string(), Application::new("app", "k"));
+            let cfg = PlannerSection::default();
+            let loc = ExecutorLocation::parse("/opt/retz-executor");
+            let fid = FrameworkId { value: "f".into() };
+            let users = LaunchUsers::default();
+            let ctx = CycleContext {
+                queue: &queue,
+                apps: &apps,
+                cfg: &cfg,
+                executor: &loc,
+                framework_id: &fid,
+                users: &users,
+                room,
+                now: 0,
+            };
+            let packer = || Packer::new(PolicyConfig::default());
+            let fast = plan_cycle_with(&mut packer(), offers.clone(), &ctx, Shortcuts::ALL);
+            let slow = plan_cycle_with(&mut packer(), offers, &ctx, Shortcuts::NONE);
+            prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+    }
+}
