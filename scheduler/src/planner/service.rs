@@ -214,7 +214,9 @@ impl Planner {
                         });
                     lock(&self.link.status).master = addr;
                 }
-                self.suppressed = false;
+                // The subscription carried the driver's suppression (a REVIVE that
+                // failed while disconnected left it suppressed).
+                self.suppressed = self.driver.is_suppressed();
                 self.reconcile().await?;
                 self.update_suppression().await;
             }
@@ -302,6 +304,7 @@ impl Planner {
             .offers_received
             .inc_by(offers.len() as u64);
         self.link.cluster.observe(&offers);
+        self.executors_offered(&offers);
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };
