@@ -237,16 +237,39 @@ struct Live {
     forwarder: JoinHandle<()>,
 }
 
+/// Agents not started yet (see [`LocalCluster::start_master`]).
+struct Pending {
+    config: ClusterConfig,
+    specs: Vec<retz_placement::topology::TopologySpec>,
+    credentials: Option<retz_proto::credentials::Credentials>,
+}
+
 /// A running local cluster (see the module doc).
 pub struct LocalCluster {
     master: Master,
     agents: Arc<Mutex<Vec<Live>>>,
     work_dir: PathBuf,
+    pending: tokio::sync::Mutex<Option<Pending>>,
 }
 
 impl LocalCluster {
     /// Starts the master, then the agents (each registers at once).
     pub async fn start(config: ClusterConfig) -> Result<LocalCluster, ClusterError> {
+        let cluster = LocalCluster::start_master(config).await?;
+        if let Err(e) = cluster.start_agents().await {
+            cluster.shutdown().await;
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    /// Starts the master alone; the agents (topologies already loaded, so bad input
+    /// fails here) wait for [`LocalCluster::start_agents`]. A standby master of a
+    /// ZooKeeper group starts its agents when it first leads, so that, sharing the
+    /// work directory with the master it replaces, its agents take over that master's
+    /// agents (ids, ports, sandboxes, running executors) as Mesos agents re-register
+    /// with a new leader.
+    pub async fn start_master(config: ClusterConfig) -> Result<LocalCluster, ClusterError> {
         crate::agent::sandbox::create_dirs(&config.work_dir).map_err(|error| {
             ClusterError::WorkDir {
                 path: config.work_dir.clone(),
@@ -267,10 +290,29 @@ impl LocalCluster {
         let mut master_config = config.master.clone();
         master_config.credentials.clone_from(&credentials);
         let master = Master::start(master_config).await?;
-        let cluster = LocalCluster {
+        Ok(LocalCluster {
             master,
             agents: Arc::new(Mutex::new(Vec::new())),
             work_dir: config.work_dir.clone(),
+            pending: tokio::sync::Mutex::new(Some(Pending {
+                config,
+                specs,
+                credentials,
+            })),
+        })
+    }
+
+    /// Starts the agents of [`LocalCluster::start_master`] (each registers at once); a
+    /// second call does nothing. After a crash (or on the work directory of a master
+    /// that was killed) each agent comes back with its id and port.
+    pub async fn start_agents(&self) -> Result<(), ClusterError> {
+        let Some(Pending {
+            config,
+            specs,
+            credentials,
+        }) = self.pending.lock().await.take()
+        else {
+            return Ok(());
         };
         for (index, (a, spec)) in config.agents.iter().zip(specs).enumerate() {
             let work_dir = config.work_dir.join("agents").join(index.to_string());
@@ -283,7 +325,7 @@ impl LocalCluster {
             // (which outlived it) re-subscribe and the master learns their tasks.
             let previous = crate::agent::checkpoint::read_agent_meta(&work_dir);
             let id = previous.as_ref().map_or_else(
-                || cluster.master.agent_id(index),
+                || self.master.agent_id(index),
                 |m| AgentId {
                     value: m.id.clone(),
                 },
@@ -296,12 +338,9 @@ impl LocalCluster {
             cfg.executor_shutdown_grace_period = config.executor_shutdown_grace_period;
             cfg.credentials.clone_from(&credentials);
             let port = previous.map_or(0, |m| m.port);
-            if let Err(e) = cluster.add_agent(index, cfg, port).await {
-                cluster.shutdown().await;
-                return Err(e);
-            }
+            self.add_agent(index, cfg, port).await?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
     async fn add_agent(

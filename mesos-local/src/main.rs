@@ -16,6 +16,10 @@
 //! ZooKeeper: with `--zk zk://HOST:PORT/PATH` the master joins the masters' group as a
 //! Mesos master does and answers as a non-leader (307 to the leader) while another
 //! master leads (see [`retz_mesos_local::zk`]); run two such processes for a failover.
+//! Such a master starts its agents only once elected, and exits (as a Mesos master
+//! does) if it loses the leadership: give the masters of a group one `--work-dir` and
+//! the new leader's agents take over the old leader's (agent ids, ports, sandboxes and
+//! running executors), as Mesos agents re-register with a new leader.
 //!
 //! The work directory is created mode 0755; an existing one must belong to this user and
 //! not be writable by others (it holds the sandboxes and the credentials).
@@ -31,7 +35,7 @@ use anyhow::{Context as _, bail};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use retz_mesos_local::agent::parse_port_ranges;
 use retz_mesos_local::cluster::{AgentSpec, ClusterConfig, LocalCluster};
-use retz_mesos_local::master::MasterConfig;
+use retz_mesos_local::master::{Leadership, MasterConfig};
 use retz_proto::credentials::{Credential, Credentials};
 use retz_proto::logging::{self, LogFormat};
 use retz_topology::TopologySource;
@@ -112,7 +116,9 @@ struct Cli {
 
     /// Join the masters' group in ZooKeeper as a Mesos master does (an ephemeral
     /// sequential `json.info_` znode with this master's MasterInfo JSON); while another
-    /// master leads, the scheduler API answers 307 to it.
+    /// master leads, the scheduler API answers 307 to it. The agents start once this
+    /// master is elected; a leader that loses the leadership exits. Masters of one group
+    /// sharing --work-dir hand their agents (and running executors) over on failover.
     #[arg(long, value_name = "zk://HOST:PORT/PATH", value_parser = parse_zk_arg)]
     zk: Option<(String, String)>,
 }
@@ -372,24 +378,87 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
         );
     }
     config.credentials = auth.credentials();
-    let cluster = LocalCluster::start(config)
-        .await
-        .context("cannot start the local cluster")?;
+    let cluster = if cli.zk.is_some() {
+        LocalCluster::start_master(config).await
+    } else {
+        LocalCluster::start(config).await
+    }
+    .context("cannot start the local cluster")?;
     println!(
         "retz-mesos-local: master {} listening on http://{} (scheduler API at /api/v1/scheduler)",
         cluster.master().id(),
         cluster.master_addr()
     );
     println!("retz-mesos-local: {}", auth.describe());
-    let membership = cli.zk.clone().map(|(servers, path)| {
-        println!("retz-mesos-local: joining the masters' group zk://{servers}{path}");
-        let info = retz_mesos_local::zk::master_info_json(
-            &cluster.master().id(),
-            cluster.master_addr(),
-            &cli.hostname,
-        );
-        retz_mesos_local::zk::join(servers, path, cluster.master().clone(), info)
-    });
+    let Some((servers, path)) = cli.zk.clone() else {
+        print_agents(&cluster);
+        signals.wait().await;
+        println!("retz-mesos-local: stopping");
+        cluster.shutdown().await;
+        return Ok(());
+    };
+    println!("retz-mesos-local: joining the masters' group zk://{servers}{path}");
+    let info = retz_mesos_local::zk::master_info_json(
+        &cluster.master().id(),
+        cluster.master_addr(),
+        &cli.hostname,
+    );
+    cluster
+        .master()
+        .set_leadership(Leadership::NotLeader { leader: None });
+    let cluster = std::sync::Arc::new(cluster);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let starter = cluster.clone();
+    let membership = retz_mesos_local::zk::join_electing(
+        servers,
+        path,
+        cluster.master().clone(),
+        info,
+        Some(Box::pin(async move {
+            println!("retz-mesos-local: elected leader; starting the agents");
+            let _ = started_tx.send(starter.start_agents().await);
+        })),
+    );
+    let started = tokio::select! {
+        () = signals.wait() => None,
+        r = started_rx => r.ok(),
+    };
+    if let Some(started) = started {
+        if let Err(e) = started {
+            membership.abort();
+            cluster.shutdown().await;
+            return Err(e).context("cannot start the agents");
+        }
+        print_agents(&cluster);
+        tokio::select! {
+            () = signals.wait() => {}
+            () = async {
+                leadership_is(cluster.master(), true).await;
+                leadership_is(cluster.master(), false).await;
+            } => {
+                // As a Mesos master does: a leader that lost its leadership exits. Its
+                // executors live on, for the next leader's agents to take over.
+                eprintln!(
+                    "retz-mesos-local: lost the leadership in ZooKeeper; exiting (the next leader's agents take the executors over)"
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("retz-mesos-local: stopping");
+    membership.abort();
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Returns once the master's leadership is (`true`) or is not (`false`) the leader.
+async fn leadership_is(master: &retz_mesos_local::master::Master, leader: bool) {
+    while (master.leadership() == Leadership::Leader) != leader {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_agents(cluster: &LocalCluster) {
     for a in cluster.agents() {
         let info = a.info();
         let cpus = info
@@ -406,13 +475,6 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
             a.config().work_dir.display()
         );
     }
-    signals.wait().await;
-    println!("retz-mesos-local: stopping");
-    if let Some(m) = membership {
-        m.abort();
-    }
-    cluster.shutdown().await;
-    Ok(())
 }
 
 /// SIGINT and SIGTERM, watched from now on (so one arriving while the cluster starts

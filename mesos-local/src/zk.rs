@@ -8,7 +8,9 @@
 //! watches re-armed before each read); a lost session re-joins with a new znode (and so
 //! a new, later sequence), counting as a non-leader until then.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -93,12 +95,29 @@ pub fn leader_znode(children: &[String]) -> Option<&str> {
         .map(|(_, c)| c)
 }
 
+/// Work run once, when the master is first elected, before it answers as the leader
+/// (a standby master starts its agents there, so they have re-registered with what
+/// runs on them before any framework re-subscribes and reconciles).
+pub type OnElected = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Joins the group and keeps `master`'s leadership in line with it until aborted.
 pub fn join(servers: String, path: String, master: Master, info: Vec<u8>) -> JoinHandle<()> {
+    join_electing(servers, path, master, info, None)
+}
+
+/// As [`join`], running `on_elected` to completion when the master is first elected,
+/// before it answers as the leader.
+pub fn join_electing(
+    servers: String,
+    path: String,
+    master: Master,
+    info: Vec<u8>,
+    mut on_elected: Option<OnElected>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             master.set_leadership(Leadership::NotLeader { leader: None });
-            if let Err(e) = member(&servers, &path, &master, &info).await {
+            if let Err(e) = member(&servers, &path, &master, &info, &mut on_elected).await {
                 warn!(zk = %servers, error = %e, "ZooKeeper membership lost; joining again");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -106,7 +125,13 @@ pub fn join(servers: String, path: String, master: Master, info: Vec<u8>) -> Joi
     })
 }
 
-async fn member(servers: &str, path: &str, master: &Master, info: &[u8]) -> Result<(), zk::Error> {
+async fn member(
+    servers: &str,
+    path: &str,
+    master: &Master,
+    info: &[u8],
+    on_elected: &mut Option<OnElected>,
+) -> Result<(), zk::Error> {
     let client = zk::Client::connector()
         .with_session_timeout(Duration::from_secs(6))
         .connect(servers)
@@ -140,6 +165,11 @@ async fn member(servers: &str, path: &str, master: &Master, info: &[u8]) -> Resu
             return Err(zk::Error::SessionExpired);
         }
         info!(?leadership, "leadership from ZooKeeper");
+        if leadership == Leadership::Leader
+            && let Some(work) = on_elected.take()
+        {
+            work.await;
+        }
         master.set_leadership(leadership);
         let ev = watcher.changed().await;
         if ev.session_state.is_terminated() {

@@ -335,6 +335,15 @@ impl Master {
         Ok(())
     }
 
+    /// Whether this master answers as the leader now.
+    pub fn leadership(&self) -> Leadership {
+        self.inner
+            .leadership
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Fault injection: answer scheduler calls as a non-leader (307 to `leader`, or 503
     /// without one), or as the leader again.
     pub fn set_leadership(&self, leadership: Leadership) {

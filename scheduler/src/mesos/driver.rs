@@ -145,6 +145,12 @@ impl SchedulerDriver {
             .await
     }
 
+    /// Whether offers are suppressed for some role: what a (re-)subscription asks the
+    /// master for, so after SUBSCRIBED the master suppresses exactly these.
+    pub fn is_suppressed(&self) -> bool {
+        !self.shared.state().suppressed.is_empty()
+    }
+
     /// REVIVE offers for `roles` (every role of the framework when empty). Re-subscriptions
     /// no longer suppress them.
     pub async fn revive(&self, roles: Vec<String>) -> Result<(), CallError> {

@@ -13,8 +13,11 @@
 //!
 //! An executor that still runs a task is never named, whatever its application became:
 //! it is shut down once its last task ended. Executors started by an earlier server that
-//! ran no task since this one started are not known to it (Mesos has no scheduler call
-//! that lists them); their agents end them with the framework.
+//! ran no task since this one started are learnt from offers (`Offer.executor_ids`: the
+//! framework's executors on that agent, [`ExecutorBook::offered`]) as idle from then on;
+//! since their tasks may not have been reconciled yet, such an executor is named only
+//! once it stayed idle for the idle timeout (whatever its application became), unless a
+//! task was seen on it meanwhile.
 //!
 //! Pure: time comes in as an argument; the planner sends the SHUTDOWN calls.
 
@@ -52,6 +55,9 @@ struct Entry {
     tasks: HashSet<String>,
     /// When its last task ended (or when it was learnt with none).
     idle_since: Instant,
+    /// Learnt from an offer, no task seen on it yet: named only once idle for the idle
+    /// timeout.
+    adopted: bool,
 }
 
 /// The executors known to run (or to have run) this framework's tasks.
@@ -83,7 +89,9 @@ impl ExecutorBook {
             appid: appid.to_owned(),
             tasks: HashSet::new(),
             idle_since: now,
+            adopted: false,
         });
+        entry.adopted = false;
         entry.tasks.insert(task.to_owned());
         self.tasks.insert(task.to_owned(), key);
     }
@@ -99,6 +107,38 @@ impl ExecutorBook {
                 e.idle_since = now;
             }
         }
+    }
+
+    /// An offer from `agent` lists `executor_ids`, this framework's executors running
+    /// there: those of Retz applications not known yet (started by an earlier server,
+    /// no task seen since) are learnt as idle since `now`. Returns how many were new.
+    pub fn offered<'a>(
+        &mut self,
+        agent: &str,
+        executor_ids: impl IntoIterator<Item = &'a str>,
+        now: Instant,
+    ) -> usize {
+        let mut new = 0;
+        for exec in executor_ids {
+            let Some(appid) = appid_of(exec) else {
+                continue;
+            };
+            let key = (agent.to_owned(), exec.to_owned());
+            if self.executors.contains_key(&key) {
+                continue;
+            }
+            self.executors.insert(
+                key,
+                Entry {
+                    appid: appid.to_owned(),
+                    tasks: HashSet::new(),
+                    idle_since: now,
+                    adopted: true,
+                },
+            );
+            new += 1;
+        }
+        new
     }
 
     /// An executor is gone (it exited, its agent was removed): forget it and its tasks.
@@ -157,12 +197,14 @@ impl ExecutorBook {
             if !e.tasks.is_empty() {
                 continue;
             }
+            let idle_long = now.saturating_duration_since(e.idle_since) >= idle_timeout;
+            if e.adopted && !idle_long {
+                continue;
+            }
             let why = match current(&e.appid) {
                 None => ShutdownReason::Unloaded,
                 Some(id) if id != key.1 => ShutdownReason::Replaced,
-                Some(_) if now.saturating_duration_since(e.idle_since) >= idle_timeout => {
-                    ShutdownReason::Idle
-                }
+                Some(_) if idle_long => ShutdownReason::Idle,
                 Some(_) => continue,
             };
             out.push((key.clone(), why));
@@ -275,5 +317,47 @@ mod tests {
         b.task_running(k.clone(), "app", "t4", t0);
         b.task_ended("t4", t0);
         assert_eq!(b.reap(t0 + MIN, MIN, current).len(), 1);
+    }
+
+    #[test]
+    fn executors_of_offers_are_learnt_idle_and_go_after_the_idle_timeout() {
+        let t0 = Instant::now();
+        let mut b = ExecutorBook::default();
+        let current = |_: &str| Some("retz-app-1".to_owned());
+        b.task_running(key("a1", "retz-app-1"), "app", "t1", t0);
+        // Known, unknown, not Retz's: only the unknown Retz executor is learnt, once.
+        let offered = ["retz-app-1", "retz-app-0", "other"];
+        assert_eq!(b.offered("a1", offered, t0), 1);
+        assert_eq!(b.offered("a1", offered, t0 + MIN), 0);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.idle_apps(), HashSet::from(["app".to_owned()]));
+        // Replaced, but its tasks may not be reconciled yet: it waits for the timeout.
+        assert!(b.reap(t0 + MIN / 2, MIN, current).is_empty());
+        assert!(b.reap(t0 + MIN / 2, MIN, |_| None).is_empty());
+        assert_eq!(
+            b.reap(t0 + MIN, MIN, current),
+            vec![(key("a1", "retz-app-0"), ShutdownReason::Replaced)]
+        );
+        // An idle current one goes as idle; a task seen on it makes it an ordinary entry.
+        b.offered("a2", ["retz-app-1"], t0);
+        b.offered("a3", ["retz-app-1"], t0);
+        assert_eq!(
+            b.reap(t0 + MIN, MIN, current),
+            vec![
+                (key("a2", "retz-app-1"), ShutdownReason::Idle),
+                (key("a3", "retz-app-1"), ShutdownReason::Idle),
+            ]
+        );
+        b.offered("a4", ["retz-app-1"], t0);
+        b.task_running(key("a4", "retz-app-1"), "app", "t4", t0);
+        b.task_ended("t4", t0);
+        assert_eq!(
+            b.reap(t0, MIN, |_| None),
+            vec![(key("a4", "retz-app-1"), ShutdownReason::Unloaded)]
+        );
+        // Forgetting the agent drops learnt executors too.
+        b.offered("a5", ["retz-app-1"], t0);
+        b.forget_agent("a5");
+        assert_eq!(b.len(), 1, "only a1's busy executor is left");
     }
 }

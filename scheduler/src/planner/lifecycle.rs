@@ -2,7 +2,8 @@
 //! [`ExecutorBook`](super::executors::ExecutorBook) from launches
 //! and status updates and, at each tick, shuts down (v1 SHUTDOWN) the executors the book
 //! names: those of unloaded or replaced applications once their tasks ended, and those
-//! idle for `planner.executor_idle_timeout_s`.
+//! idle for `planner.executor_idle_timeout_s`; executors unknown to it (an earlier
+//! server's, idle since) are learnt from the offers' `executor_ids`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -44,6 +45,19 @@ impl Planner {
                 &status.task_id.value,
                 now,
             );
+        }
+    }
+
+    /// Offers name this framework's executors on their agents: learn those unknown to
+    /// this server (started before a restart, no task since) as idle from now.
+    pub(super) fn executors_offered(&mut self, offers: &[retz_proto::mesos::Offer]) {
+        let now = Instant::now();
+        for o in offers {
+            let ids = o.executor_ids.iter().map(|e| e.value.as_str());
+            let new = self.executors.offered(&o.agent_id.value, ids, now);
+            if new > 0 {
+                info!(agent = %o.agent_id.value, executors = new, "learnt idle executors from an offer");
+            }
         }
     }
 

@@ -219,7 +219,9 @@ impl Planner {
                         });
                     lock(&self.link.status).master = addr;
                 }
-                self.suppressed = false;
+                // The subscription carried the driver's suppression (a REVIVE that
+                // failed while disconnected left it suppressed).
+                self.suppressed = self.driver.is_suppressed();
                 self.reconcile().await?;
                 self.update_suppression().await;
             }
@@ -308,6 +310,7 @@ impl Planner {
             .inc_by(offers.len() as u64);
         self.link.cluster.observe(&offers);
         self.agents.observe_offers(&offers);
+        self.executors_offered(&offers);
         let Some(fid) = self.framework_id.clone() else {
             return Ok(());
         };
