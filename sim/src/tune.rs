@@ -169,7 +169,7 @@ pub struct TuneReport {
 /// The objective in words (also written into the TOML).
 pub const OBJECTIVE: &str = "minimise bounded_slowdown_mean (bound 10 s) subject to numa_local_ratio >= the best baseline's and placed >= the most any baseline placed";
 
-const WEIGHT_NAMES: [&str; 7] = [
+const WEIGHT_NAMES: [&str; 8] = [
     "extra_node",
     "cross_node",
     "smt_shared",
@@ -177,6 +177,7 @@ const WEIGHT_NAMES: [&str; 7] = [
     "balance",
     "memory_spill",
     "grant",
+    "cache_split",
 ];
 
 fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
@@ -187,6 +188,7 @@ fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
         "fragmentation" => &mut w.fragmentation,
         "balance" => &mut w.balance,
         "memory_spill" => &mut w.memory_spill,
+        "cache_split" => &mut w.cache_split,
         _ => &mut w.grant,
     }
 }
