@@ -11,6 +11,8 @@
 //! - [`request`]: [`JobRequest`], [`AffinityPolicy`], [`SmtPolicy`], [`CachePolicy`],
 //!   [`ResourceRange`];
 //! - [`agent`]: [`AgentState`], what one agent offers, with allocate/release bookkeeping;
+//! - [`gpus`]: GPU locality: which free device ids a GPU job gets, and the locality cost
+//!   that keeps its CPUs on its GPUs' node or socket;
 //! - [`config`]: [`PolicyConfig`], [`Weights`], [`Starvation`] (serde, for TOML/JSON);
 //! - [`plan`]: the cycle's output: [`Plan`], [`Assignment`], [`Pending`], [`Reservation`];
 //! - [`reason`]: [`PendingReason`], why a job waits, in words;
@@ -35,6 +37,7 @@ pub mod agent;
 pub mod baseline;
 pub mod config;
 pub mod fuzz;
+pub mod gpus;
 mod index;
 pub mod packer;
 pub mod plan;
