@@ -98,6 +98,11 @@ pub struct Placed {
     pub l3_fit: bool,
     /// Whether its CPUs are all in one last-level cache domain (pinned there).
     pub l3_local: bool,
+    /// Whether it was granted GPUs.
+    pub gpu_job: bool,
+    /// Whether every GPU it got is attached to a NUMA node holding some of its CPUs (GPUs
+    /// of unknown locality never count as local).
+    pub gpu_local: bool,
 }
 
 /// What happened to one job.
@@ -502,6 +507,14 @@ pub fn simulate(
                 let host = &cluster.hosts[h];
                 let (numa_fit, numa_local) = numa_figures(&host.topology, host.numa_aware, &a);
                 let (l3_fit, l3_local) = l3_figures(&host.topology, &a);
+                let gpu_job = a.granted_gpus > 0;
+                let gpu_local = gpu_job
+                    && retz_placement::gpus::locality_known(&host.topology, &a.gpu_ids)
+                    && retz_placement::gpus::all_node_local(
+                        &host.topology,
+                        &a.gpu_ids,
+                        &a.cpu_nodes,
+                    );
                 let job = &jobs[ji as usize];
                 outcomes[ji as usize].placed = Some(Placed {
                     start_s: t,
@@ -514,6 +527,8 @@ pub fn simulate(
                     numa_local,
                     l3_fit,
                     l3_local,
+                    gpu_job,
+                    gpu_local,
                 });
                 running.push(Reverse((t.saturating_add(job.runtime_s), ji)));
                 gone.insert(a.job_id);
