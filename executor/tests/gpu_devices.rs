@@ -94,8 +94,9 @@ async fn the_devices_cgroup_denies_the_gpus_not_granted() {
         .map(PathBuf::from)
         .find(|p| p.starts_with("/sys/fs/cgroup/devices"))
         .unwrap_or_else(|| panic!("no devices cgroup in {:?}", cg.paths));
-    let list = std::fs::read_to_string(devices_dir.join("devices.list")).unwrap();
-    assert!(!list.contains("a *:* rwm"), "no longer allow-all: {list}");
+    // (devices.list keeps showing `a *:* rwm` under an allow-all default: the denials are
+    // exceptions it does not list, so what the job can open is checked below.)
+    assert!(devices_dir.join("devices.deny").exists());
     assert_eq!(finished(&mut rig).await, "g1");
     let out = stdout(&rig, "g1");
     let denied = line(&out, "open0 ");
