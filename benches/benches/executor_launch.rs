@@ -81,6 +81,7 @@ fn spec(cpu: &str, app: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 64,
         gpus: 0,
+        gpu_ids: None,
         cpuset: Some(cpu.parse().expect("a CPU list")),
         mem_nodes: Some("0".parse().expect("a node list")),
         affinity: AffinityPolicy::NumaStrict,

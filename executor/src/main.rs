@@ -213,6 +213,7 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         parent: args.cgroup_parent.clone(),
         scope,
         memory_limit: !args.no_memory_limit,
+        dev_root: std::path::PathBuf::from("/dev"),
     };
     if let Err(e) = cgroups.validate() {
         bail!("--cgroup-parent: {e}");

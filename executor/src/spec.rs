@@ -33,6 +33,7 @@ pub fn from_plain_command(cmd: &PlainCommand) -> TaskSpec {
         cpus: scalar_to_u32(cmd.cpus),
         mem_mb: scalar_to_u64(cmd.mem_mb),
         gpus: scalar_to_u32(cmd.gpus),
+        gpu_ids: None,
         cpuset: None,
         mem_nodes: None,
         affinity: AffinityPolicy::None,

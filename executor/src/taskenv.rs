@@ -5,7 +5,10 @@
 //! when none), `RETZ_PVNAME` (the application directory), `RETZ_JOB_ID` (empty when the
 //! spec has none) and `RETZ_TASK_ID`; plus, for each granted port, `PORT0`, `PORT1`, ...
 //! (the original Retz's names, in the spec's order) and `RETZ_PORTS`, the comma list of
-//! them all (empty when none). The environment is built in layers, later ones winning:
+//! them all (empty when none); and the GPUs: `CUDA_VISIBLE_DEVICES` and
+//! `NVIDIA_VISIBLE_DEVICES`, the granted device ids comma-separated (`0,2`), empty for a
+//! task without GPUs, and not set when the spec grants GPUs without naming them (an
+//! agent stating a GPU count only). The environment is built in layers, later ones winning:
 //! the executor's own environment minus every credential-like variable ([`is_private`]:
 //! the agent's `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` and any name holding `TOKEN`,
 //! `SECRET`, `PASSWORD`, `PASSWD`, `CREDENTIAL`, `PRIVATE_KEY`, `API_KEY` or
@@ -78,7 +81,26 @@ pub fn retz_vars(
     for (i, port) in ports.iter().enumerate() {
         vars.insert(format!("PORT{i}"), port.to_string());
     }
+    if let Some(visible) = visible_gpus(spec) {
+        vars.insert("CUDA_VISIBLE_DEVICES".into(), visible.clone());
+        vars.insert("NVIDIA_VISIBLE_DEVICES".into(), visible);
+    }
     vars
+}
+
+/// The value of `CUDA_VISIBLE_DEVICES`: the granted ids comma-separated, empty without
+/// GPUs, `None` when GPUs are granted by count only (which devices is not known here).
+pub fn visible_gpus(spec: &ValidSpec) -> Option<String> {
+    match &spec.spec.gpu_ids {
+        Some(ids) => Some(
+            ids.iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        None if spec.spec.gpus == 0 => Some(String::new()),
+        None => None,
+    }
 }
 
 /// The complete environment of a task run as `user`.
@@ -132,6 +154,7 @@ mod tests {
             cpus: 4,
             mem_mb: 2048,
             gpus: 1,
+            gpu_ids: None,
             cpuset: Some("8-11".parse().unwrap()),
             mem_nodes: Some("1".parse().unwrap()),
             affinity: AffinityPolicy::NumaStrict,
@@ -226,6 +249,53 @@ mod tests {
         assert_eq!(vars["RETZ_NUMA_NODES"], "");
         assert_eq!(vars["RETZ_PORTS"], "");
         assert!(!vars.contains_key("PORT0"), "no ports, no PORTn");
+    }
+
+    #[test]
+    fn granted_gpus_are_the_visible_devices() {
+        let mut s = spec().spec;
+        s.gpus = 3;
+        s.gpu_ids = Some("1-2,7".parse().unwrap());
+        s.env = BTreeMap::from([("CUDA_VISIBLE_DEVICES".into(), "0-15".into())]);
+        let spec = s.validate().unwrap();
+        let vars = retz_vars("t", &spec, &PinPlan::default(), Path::new("/x"));
+        assert_eq!(vars["RETZ_GPU"], "3");
+        assert_eq!(
+            vars["CUDA_VISIBLE_DEVICES"], "1,2,7",
+            "comma list, no ranges"
+        );
+        assert_eq!(vars["NVIDIA_VISIBLE_DEVICES"], "1,2,7");
+        let env: BTreeMap<_, _> = environment(&[], None, &spec, &vars).into_iter().collect();
+        assert_eq!(
+            env["CUDA_VISIBLE_DEVICES"], "1,2,7",
+            "a spec cannot widen it"
+        );
+
+        // No GPU on an agent naming its GPUs, or no GPU at all: none visible.
+        for ids in [Some(retz_placement::GpuSet::new()), None] {
+            let mut s = spec.spec.clone();
+            s.gpus = 0;
+            s.gpu_ids = ids;
+            s.env.clear();
+            let spec = s.validate().unwrap();
+            let vars = retz_vars("t", &spec, &PinPlan::default(), Path::new("/x"));
+            assert_eq!(vars["CUDA_VISIBLE_DEVICES"], "");
+            assert_eq!(vars["NVIDIA_VISIBLE_DEVICES"], "");
+            assert_eq!(vars["RETZ_GPU"], "0");
+        }
+
+        // Granted by count only: which devices is unknown, so the executor's own value
+        // (if any) is left alone.
+        let mut s = spec.spec;
+        s.gpus = 2;
+        s.gpu_ids = None;
+        s.env.clear();
+        let spec = s.validate().unwrap();
+        let vars = retz_vars("t", &spec, &PinPlan::default(), Path::new("/x"));
+        assert!(!vars.contains_key("CUDA_VISIBLE_DEVICES"));
+        let base = vec![("CUDA_VISIBLE_DEVICES".to_owned(), "0,1".to_owned())];
+        let env: BTreeMap<_, _> = environment(&base, None, &spec, &vars).into_iter().collect();
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "0,1");
     }
 
     #[test]

@@ -261,6 +261,7 @@ fn spec_json(cpuset: &str) -> Vec<u8> {
         cpus: 1,
         mem_mb: 32,
         gpus: 0,
+        gpu_ids: None,
         cpuset: Some(cpuset.parse().unwrap()),
         mem_nodes: Some("0".parse().unwrap()),
         affinity: AffinityPolicy::NumaStrict,

@@ -35,7 +35,8 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{
     Agent, AgentConfig, AgentError, DEFAULT_EXECUTOR_REGISTRATION_TIMEOUT,
-    DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD, DEFAULT_PORTS, agent_resources_with_ports,
+    DEFAULT_EXECUTOR_SHUTDOWN_GRACE_PERIOD, DEFAULT_PORTS, agent_resources_with_gpus,
+    spec_with_gpus,
 };
 use crate::master::{
     AgentLink, AgentReport, AgentSnapshot, Leadership, Master, MasterConfig, MasterError,
@@ -56,6 +57,10 @@ pub struct AgentSpec {
     /// [`crate::agent::parse_port_ranges`]); empty offers none. Default
     /// [`DEFAULT_PORTS`], a Mesos agent's `[31000-32000]`.
     pub ports: Vec<(u64, u64)>,
+    /// GPUs to offer (default 0): the topology's first `gpus` GPUs, or GPUs `0..gpus`
+    /// on its first NUMA node when it lists fewer (see
+    /// [`crate::agent::spec_with_gpus`]).
+    pub gpus: u32,
 }
 
 impl AgentSpec {
@@ -66,6 +71,7 @@ impl AgentSpec {
             hostname: "localhost".into(),
             disk_mb: None,
             ports: DEFAULT_PORTS.to_vec(),
+            gpus: 0,
         }
     }
 }
@@ -320,7 +326,12 @@ impl LocalCluster {
                 crate::agent::sandbox::create_dirs(&work_dir).ok();
                 default_disk_mb(&work_dir)
             });
-            let (resources, attributes) = agent_resources_with_ports(&spec, disk, &a.ports);
+            let spec = if a.gpus > 0 {
+                spec_with_gpus(&spec, a.gpus)
+            } else {
+                spec
+            };
+            let (resources, attributes) = agent_resources_with_gpus(&spec, disk, &a.ports, a.gpus);
             // After a crash the agent comes back with its id and port, so its executors
             // (which outlived it) re-subscribe and the master learns their tasks.
             let previous = crate::agent::checkpoint::read_agent_meta(&work_dir);

@@ -114,6 +114,12 @@ struct Cli {
     #[arg(long, value_name = "RANGES", default_value = "31000-32000", value_parser = parse_ports)]
     ports: PortRanges,
 
+    /// GPUs each agent offers, with device ids 0..N and their NUMA locality (the
+    /// machine's first N GPUs when hwloc lists them, else N GPUs on NUMA node 0); jobs see
+    /// theirs in CUDA_VISIBLE_DEVICES.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    gpus: u32,
+
     /// Join the masters' group in ZooKeeper as a Mesos master does (an ephemeral
     /// sequential `json.info_` znode with this master's MasterInfo JSON); while another
     /// master leads, the scheduler API answers 307 to it. The agents start once this
@@ -213,6 +219,7 @@ fn cluster_config(cli: &Cli, topologies: Vec<TopologySource>) -> anyhow::Result<
             hostname: cli.hostname.clone(),
             disk_mb: cli.disk_mb,
             ports: cli.ports.0.clone(),
+            gpus: cli.gpus,
         })
         .collect();
     Ok(config)

@@ -1,5 +1,5 @@
 //! What one agent offers: [`AgentState`] (its topology, free CPU ids, free memory per NUMA
-//! node, free GPUs) and the bookkeeping to take and give back an [`Assignment`].
+//! node, free GPU device ids) and the bookkeeping to take and give back an [`Assignment`].
 //!
 //! Invariants (checked by [`AgentState::new`] and kept by [`AgentState::allocate`] /
 //! [`AgentState::release`]):
@@ -7,7 +7,11 @@
 //! - `free_mem_mb` has one entry per node (by node position) and each entry is at most the
 //!   node's memory;
 //! - an agent with `numa_aware == false` has a one-node topology (an offer without the NUMA
-//!   attributes): the packer treats its CPU ids as counts only and never pins there.
+//!   attributes): the packer treats its CPU ids as counts only and never pins there;
+//! - free GPUs are device ids: the agent's advertised `gpuids` ([`AgentState::with_gpu_ids`],
+//!   `gpus_named`), or for an agent stating a GPU count only the ids
+//!   [`crate::gpus::default_ids`] gives (`0..n` when its topology lists no GPUs); an id
+//!   is never free twice and every granted id comes back on release.
 //!
 //! The sum of `free_mem_mb` must not exceed the offer's `mem` scalar; the server, which
 //! knows both, scales per-node values down when the offer holds back memory.
@@ -15,7 +19,7 @@
 use std::sync::Arc;
 
 use crate::plan::Assignment;
-use crate::sets::{CpuId, CpuSet, NodeId};
+use crate::sets::{CpuId, CpuSet, GpuSet, NodeId};
 use crate::topology::{Topology, TopologyError};
 
 /// An agent as offered.
@@ -26,7 +30,8 @@ pub struct AgentState {
     topology: Arc<Topology>,
     free_cpus: CpuSet,
     free_mem_mb: Vec<u64>,
-    free_gpus: u32,
+    free_gpus: GpuSet,
+    gpus_named: bool,
     numa_aware: bool,
 }
 
@@ -65,8 +70,22 @@ pub enum AgentError {
         free: u64,
         want: u64,
     },
-    #[error("agent {agent}: {free} GPUs free, {want} were to be taken")]
-    GpusNotFree { agent: String, free: u32, want: u32 },
+    #[error("agent {agent}: GPUs {gpus} are not free")]
+    GpusNotFree { agent: String, gpus: GpuSet },
+    #[error("agent {agent}: GPUs {gpus} are already free (released twice?)")]
+    GpusAlreadyFree { agent: String, gpus: GpuSet },
+    #[error("agent {agent}: an assignment of {granted} GPUs names {named} device ids")]
+    GpuIdsMismatch {
+        agent: String,
+        granted: u32,
+        named: usize,
+    },
+    #[error("agent {agent}: GPU ids {gpus} are not GPUs of its topology (numa_gpus lists {known})")]
+    UnknownGpus {
+        agent: String,
+        gpus: GpuSet,
+        known: GpuSet,
+    },
     #[error("agent {agent}: {source}")]
     Topology {
         agent: String,
@@ -77,7 +96,8 @@ pub enum AgentError {
 
 impl AgentState {
     /// An agent offering `free_cpus`, `free_mem_mb[i]` MB on node position `i`, and
-    /// `free_gpus`.
+    /// `free_gpus` GPUs (ids from [`crate::gpus::default_ids`]; name them with
+    /// [`AgentState::with_gpu_ids`]).
     pub fn new(
         agent_id: impl Into<String>,
         hostname: impl Into<String>,
@@ -118,13 +138,15 @@ impl AgentState {
                 nodes: topology.num_nodes(),
             });
         }
+        let gpus_named = free_gpus > 0 && topology.gpu_ids().len() as u64 >= u64::from(free_gpus);
         Ok(AgentState {
             agent_id: agent,
             hostname: hostname.into(),
+            free_gpus: crate::gpus::default_ids(&topology, free_gpus),
+            gpus_named,
             topology,
             free_cpus,
             free_mem_mb,
-            free_gpus,
             numa_aware,
         })
     }
@@ -141,9 +163,10 @@ impl AgentState {
             agent_id: agent_id.into(),
             hostname: hostname.into(),
             free_cpus: topology.cpus().clone(),
+            free_gpus: crate::gpus::default_ids(&topology, gpus),
+            gpus_named: gpus > 0 && topology.gpu_ids().len() as u64 >= u64::from(gpus),
             topology,
             free_mem_mb,
-            free_gpus: gpus,
             numa_aware: true,
         }
     }
@@ -190,6 +213,25 @@ impl AgentState {
         )
     }
 
+    /// The same agent with exactly `ids` free (its advertised `gpuids`). When the
+    /// topology lists GPUs (`numa_gpus`), every id must be one of them.
+    pub fn with_gpu_ids(mut self, ids: GpuSet) -> Result<AgentState, AgentError> {
+        let known = self.topology.gpu_ids();
+        if !known.is_empty() {
+            let stray = ids.difference(known);
+            if !stray.is_empty() {
+                return Err(AgentError::UnknownGpus {
+                    agent: self.agent_id,
+                    gpus: stray,
+                    known: known.clone(),
+                });
+            }
+        }
+        self.free_gpus = ids;
+        self.gpus_named = true;
+        Ok(self)
+    }
+
     /// The Mesos agent id.
     pub fn agent_id(&self) -> &str {
         &self.agent_id
@@ -216,9 +258,18 @@ impl AgentState {
             .iter()
             .fold(0u64, |a, &b| a.saturating_add(b))
     }
-    /// Free GPUs.
+    /// Number of free GPUs.
     pub fn free_gpus(&self) -> u32 {
-        self.free_gpus
+        self.free_gpus.len() as u32
+    }
+    /// Free GPU device ids.
+    pub fn free_gpu_ids(&self) -> &GpuSet {
+        &self.free_gpus
+    }
+    /// Whether the GPU ids are the agent's own (advertised `gpuids` or listed in its
+    /// topology) rather than placeholders of a count.
+    pub fn gpus_named(&self) -> bool {
+        self.gpus_named
     }
     /// Whether the offer carried the NUMA attributes.
     pub fn numa_aware(&self) -> bool {
@@ -256,16 +307,17 @@ impl AgentState {
                     want: m.mb,
                 })?;
         }
-        if a.granted_gpus > self.free_gpus {
+        self.check_gpu_ids(a)?;
+        let missing = a.gpu_ids.difference(&self.free_gpus);
+        if !missing.is_empty() {
             return Err(AgentError::GpusNotFree {
                 agent: self.agent_id.clone(),
-                free: self.free_gpus,
-                want: a.granted_gpus,
+                gpus: missing,
             });
         }
         self.free_cpus.difference_with(&a.cpus);
         self.free_mem_mb = mem;
-        self.free_gpus -= a.granted_gpus;
+        self.free_gpus.difference_with(&a.gpu_ids);
         Ok(())
     }
 
@@ -301,9 +353,28 @@ impl AgentState {
             }
             mem[i] = free;
         }
+        self.check_gpu_ids(a)?;
+        let twice = a.gpu_ids.intersection(&self.free_gpus);
+        if !twice.is_empty() {
+            return Err(AgentError::GpusAlreadyFree {
+                agent: self.agent_id.clone(),
+                gpus: twice,
+            });
+        }
         self.free_cpus.union_with(&a.cpus);
         self.free_mem_mb = mem;
-        self.free_gpus = self.free_gpus.saturating_add(a.granted_gpus);
+        self.free_gpus.union_with(&a.gpu_ids);
+        Ok(())
+    }
+
+    fn check_gpu_ids(&self, a: &Assignment) -> Result<(), AgentError> {
+        if a.gpu_ids.len() as u64 != u64::from(a.granted_gpus) {
+            return Err(AgentError::GpuIdsMismatch {
+                agent: self.agent_id.clone(),
+                granted: a.granted_gpus,
+                named: a.gpu_ids.len(),
+            });
+        }
         Ok(())
     }
 
@@ -331,6 +402,7 @@ impl AgentState {
             + self.hostname.capacity()
             + self.free_cpus.heap_bytes()
             + self.free_mem_mb.capacity() * std::mem::size_of::<u64>()
+            + self.free_gpus.heap_bytes()
     }
 }
 
@@ -363,6 +435,12 @@ mod tests {
             granted_cpus: 0,
             granted_mem_mb: 0,
             granted_gpus: gpus,
+            gpu_ids: if gpus == 0 {
+                GpuSet::new()
+            } else {
+                GpuSet::from_range(0, gpus - 1)
+            },
+            gpus_named: false,
             policy: AffinityPolicy::NumaPrefer,
             whole_nodes: 0,
             pinned: true,

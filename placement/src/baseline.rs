@@ -54,6 +54,9 @@ fn assignment(
             .iter()
             .fold(0u64, |s, m| s.saturating_add(m.mb)),
         granted_gpus: job.gpus,
+        // Baselines ignore GPU locality: the lowest free ids.
+        gpu_ids: s.free_gpu_ids().iter().take(job.gpus as usize).collect(),
+        gpus_named: s.gpus_named(),
         cpus,
         cpu_nodes,
         nodes,

@@ -11,6 +11,8 @@
 //! - [`request`]: [`JobRequest`], [`AffinityPolicy`], [`SmtPolicy`], [`CachePolicy`],
 //!   [`ResourceRange`];
 //! - [`agent`]: [`AgentState`], what one agent offers, with allocate/release bookkeeping;
+//! - [`gpus`]: GPU locality: which free device ids a GPU job gets, and the locality cost
+//!   that keeps its CPUs on its GPUs' node or socket;
 //! - [`config`]: [`PolicyConfig`], [`Weights`], [`Starvation`] (serde, for TOML/JSON);
 //! - [`features`]: [`PlacementFeatures`] of a grant (nodes and L3 domains spanned, SMT
 //!   sharing, remote memory, co-runners) for the job history;
@@ -38,6 +40,7 @@ pub mod baseline;
 pub mod config;
 pub mod features;
 pub mod fuzz;
+pub mod gpus;
 mod index;
 pub mod packer;
 pub mod plan;

@@ -2,14 +2,15 @@
 //! [`Reservation`]s.
 //!
 //! Invariants of an [`Assignment`] made by this crate: `granted_cpus == cpus.len()`,
-//! `granted_mem_mb == Σ memory_per_node`, `cpu_nodes ⊆ nodes`, every node of
-//! `memory_per_node` is in `nodes`, and `memory_per_node` is sorted by node id.
+//! `granted_mem_mb == Σ memory_per_node`, `granted_gpus == gpu_ids.len()`,
+//! `cpu_nodes ⊆ nodes`, every node of `memory_per_node` is in `nodes`, and
+//! `memory_per_node` is sorted by node id.
 
 use serde::{Deserialize, Serialize};
 
 use crate::reason::PendingReason;
 use crate::request::AffinityPolicy;
-use crate::sets::{CpuSet, NodeId, NodeSet};
+use crate::sets::{CpuSet, GpuSet, NodeId, NodeSet};
 
 /// Memory taken from one NUMA node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,14 @@ pub struct Assignment {
     pub granted_mem_mb: u64,
     /// GPUs granted (`$RETZ_GPU`).
     pub granted_gpus: u32,
+    /// The GPU device ids granted, `granted_gpus` of them (`CUDA_VISIBLE_DEVICES`); chosen
+    /// on the CPUs' NUMA node or socket when the agent states GPU locality.
+    #[serde(default, skip_serializing_if = "GpuSet::is_empty")]
+    pub gpu_ids: GpuSet,
+    /// Whether `gpu_ids` are the agent's real device ids (it advertised `gpuids` or lists
+    /// its GPUs); false: placeholders `0..n` of an agent that states a GPU count only.
+    #[serde(default)]
+    pub gpus_named: bool,
     /// The affinity policy the job was planned with (after any cluster override).
     pub policy: AffinityPolicy,
     /// Whole NUMA nodes consumed exclusively (`numanodes`), 0 if none.

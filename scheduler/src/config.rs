@@ -337,6 +337,11 @@ pub struct LocalSection {
     pub xml: Option<PathBuf>,
     /// Seconds between offer rounds.
     pub allocation_interval_s: f64,
+    /// GPUs each agent offers (device ids `0..N` with their NUMA locality; on a machine
+    /// without GPUs they are attached to NUMA node 0). When non-zero the server asks for
+    /// GPU offers (`mesos.gpus`) and, unless `limits.max_gpus` is set, lets a job ask
+    /// for up to this many.
+    pub gpus: u32,
     /// The agents' work directory (sandboxes). Default `<DATA_DIR>-work` (a sibling of
     /// the data dir, which is 0700: job users must reach their sandboxes), or a fresh
     /// directory under the system's temp dir without a data dir. A root server refuses
@@ -351,6 +356,7 @@ impl Default for LocalSection {
             synthetic: None,
             xml: None,
             allocation_interval_s: 0.5,
+            gpus: 0,
             work_dir: None,
         }
     }

@@ -60,6 +60,9 @@ struct Args {
     /// Local cluster: hwloc XML topology for every agent.
     #[arg(long, value_name = "FILE")]
     xml: Option<PathBuf>,
+    /// Local cluster: GPUs each agent offers (local.gpus), with device ids 0..N.
+    #[arg(long, value_name = "N")]
+    gpus: Option<u32>,
     /// Local cluster: the agents' work dir, where sandboxes live (local.work_dir; default
     /// DATA_DIR-work). Job users must be able to traverse to it.
     #[arg(long, value_name = "DIR")]
@@ -133,6 +136,9 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     if let Some(n) = args.agents {
         c.local.agents = n;
     }
+    if let Some(n) = args.gpus {
+        c.local.gpus = n;
+    }
     if let Some(s) = &args.synthetic {
         c.local.synthetic = Some(s.clone());
         c.local.xml = None;
@@ -176,6 +182,13 @@ fn config(args: &Args) -> anyhow::Result<ServerConfig> {
     }
     if let Some(p) = &args.policy {
         c.load_policy(p)?;
+    }
+    // A local cluster offering GPUs: ask for GPU offers and let jobs ask for them.
+    if c.mesos.local && c.local.gpus > 0 {
+        c.mesos.gpus = true;
+        if c.limits.max_gpus == 0 {
+            c.limits.max_gpus = c.local.gpus;
+        }
     }
     c.validate()?;
     Ok(c)

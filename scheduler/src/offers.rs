@@ -98,7 +98,10 @@ pub fn agent_state_shared(
         .map_err(|e| topology_error(e.to_string()))?;
     let free_mem = split_memory(&topology, decoded.free.mem_mb);
     let gpus = decoded.free.gpus.max(0.0).floor() as u32;
-    AgentState::new(
+    // An agent that names its GPUs (free `gpuids`, or a layout listing them) has exactly
+    // those free; one stating a count only gets placeholder ids.
+    let named = !decoded.free.gpuids.is_empty() || !topology.gpus().is_empty();
+    let state = AgentState::new(
         offer.agent_id.value.clone(),
         offer.hostname.clone(),
         topology,
@@ -106,7 +109,11 @@ pub fn agent_state_shared(
         free_mem,
         gpus,
         decoded.numa_aware,
-    )
+    );
+    match state {
+        Ok(s) if named => s.with_gpu_ids(decoded.free.gpuids),
+        other => other,
+    }
     .map_err(|e| topology_error(e.to_string()))
 }
 
@@ -142,7 +149,8 @@ fn split_memory(topology: &Topology, total_mb: f64) -> Vec<u64> {
 }
 
 /// The resources a task placed by `assignment` consumes from `offer`: `cpus`, `mem`, `gpus`
-/// when granted, — when `pinned` — the exact `cpuids`, so Mesos never offers them twice,
+/// when granted with their `gpuids` when the offer names GPUs, — when `pinned` — the exact
+/// `cpuids`, so Mesos never offers them twice,
 /// and the granted `ports` (taken from the offer's `ports` ranges) as RANGES.
 pub fn task_resources(
     offer: &Offer,
@@ -163,6 +171,18 @@ pub fn task_resources(
     scalar("cpus", f64::from(assignment.granted_cpus));
     scalar("mem", assignment.granted_mem_mb as f64);
     scalar("gpus", f64::from(assignment.granted_gpus));
+    if assignment.gpus_named
+        && !assignment.gpu_ids.is_empty()
+        && offer
+            .resources
+            .iter()
+            .any(|r| r.name == retz_proto::numa::GPUIDS)
+    {
+        let mut r = template(offer, retz_proto::numa::GPUIDS);
+        r.r#type = value::Type::Ranges as i32;
+        r.ranges = Some(retz_proto::numa::gpuset_to_ranges(&assignment.gpu_ids));
+        out.push(r);
+    }
     if pinned && !assignment.cpus.is_empty() {
         let mut r = template(offer, retz_proto::numa::CPUIDS);
         r.r#type = value::Type::Ranges as i32;

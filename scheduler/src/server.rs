@@ -464,6 +464,7 @@ async fn start_local(
     cc.agents = (0..cfg.local.agents)
         .map(|i| {
             let mut a = AgentSpec::new(source.clone());
+            a.gpus = cfg.local.gpus;
             if cfg.local.agents > 1 {
                 a.hostname = format!("local-agent-{i}");
             }

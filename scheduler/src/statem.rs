@@ -288,6 +288,7 @@ mod tests {
             cpu: 2,
             mem_mb: 64,
             gpu: 0,
+            gpu_ids: None,
             cpuset: Some("0-1".into()),
             numa_nodes: Some("0".into()),
             pinned: true,

@@ -179,6 +179,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
                 cpu: 1,
                 mem_mb: 32,
                 gpu: 0,
+                gpu_ids: None,
                 cpuset: None,
                 numa_nodes: None,
                 pinned: false,

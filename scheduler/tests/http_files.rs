@@ -150,6 +150,7 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
                 cpu: 1,
                 mem_mb: 32,
                 gpu: 0,
+                gpu_ids: None,
                 cpuset: None,
                 numa_nodes: None,
                 pinned: false,

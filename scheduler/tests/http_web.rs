@@ -35,6 +35,7 @@ async fn running(env: &Env, user: &User, app: &str, cmd: &str, cpuset: &str) -> 
                 cpu: 1,
                 mem_mb: 32,
                 gpu: 0,
+                gpu_ids: None,
                 cpuset: Some(cpuset.into()),
                 numa_nodes: Some("0".into()),
                 pinned: true,

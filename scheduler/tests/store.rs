@@ -98,6 +98,7 @@ fn grant(cpu: u32) -> Grant {
         cpu,
         mem_mb: 32,
         gpu: 0,
+        gpu_ids: None,
         cpuset: None,
         numa_nodes: None,
         pinned: false,
@@ -330,6 +331,31 @@ async fn jobs(store: Store) {
     assert!(d.id > c.id);
 }
 both!(jobs_roundtrip, jobs);
+
+/// A grant's GPU device ids survive the store; a grant stored before they existed (no
+/// `gpuIds`) reads back without them.
+async fn gpu_grants(store: Store) {
+    let a = store.insert_job("alice", job("app", "gpu")).await.unwrap();
+    let mut started = launch(&a, 2);
+    let g = started.granted.as_mut().unwrap();
+    g.gpu = 2;
+    g.gpu_ids = Some("1,3".into());
+    assert!(store.update_job(&started, JobState::Queued).await.unwrap());
+    let (_, got) = store.get_job(a.id).await.unwrap().unwrap();
+    assert_eq!(got, started);
+    assert_eq!(
+        got.granted.as_ref().unwrap().gpu_ids.as_deref(),
+        Some("1,3")
+    );
+    let text = serde_json::to_value(&got).unwrap();
+    assert_eq!(text["granted"]["gpuIds"], "1,3");
+    let mut old = text;
+    old["granted"].as_object_mut().unwrap().remove("gpuIds");
+    let old: Job = serde_json::from_value(old).unwrap();
+    assert_eq!(old.granted.as_ref().unwrap().gpu_ids, None);
+    assert_eq!(old.granted.as_ref().unwrap().gpu, 2);
+}
+both!(gpu_grant_roundtrip, gpu_grants);
 
 async fn queue_order(store: Store) {
     let mut ids = Vec::new();

@@ -2,7 +2,8 @@
 //! `utilization.svg` (busy share of the cluster's CPUs over time, per policy),
 //! `wait_cdf.svg` (share of placed jobs that waited at most x, log x axis),
 //! `numa_local.svg` (`numa_local_ratio` per policy) and `fragmentation.svg` (share of
-//! free CPUs stranded on partly used NUMA nodes over time, per policy).
+//! free CPUs stranded on partly used NUMA nodes over time, per policy); plus, when some
+//! policy placed GPU jobs, `gpu_local.svg` (`gpu_local_ratio` per policy).
 //!
 //! All policies share one time axis: from the first submit to the last end of any policy,
 //! in seconds, or hours when that span exceeds two hours.
@@ -109,7 +110,11 @@ pub fn charts(
         .iter()
         .map(|s| (s.policy.clone(), s.numa_local_ratio))
         .collect();
-    vec![
+    let gpu_bars: Vec<(String, Option<f64>)> = summaries
+        .iter()
+        .map(|s| (s.policy.clone(), s.gpu_local_ratio))
+        .collect();
+    let mut out = vec![
         (
             "utilization.svg",
             line_chart(
@@ -145,5 +150,16 @@ pub fn charts(
                 &frag,
             ),
         ),
-    ]
+    ];
+    if gpu_bars.iter().any(|b| b.1.is_some()) {
+        out.push((
+            "gpu_local.svg",
+            bar_chart(
+                "GPU jobs whose GPUs are on their CPUs' NUMA node",
+                &share("gpu_local_ratio"),
+                &gpu_bars,
+            ),
+        ));
+    }
+    out
 }

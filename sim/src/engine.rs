@@ -105,6 +105,11 @@ pub struct Placed {
     /// How long it ran, s: the trace runtime, or with a runtime model the trace runtime
     /// scaled to this placement ([`crate::model`]).
     pub runtime_s: u64,
+    /// Whether it was granted GPUs.
+    pub gpu_job: bool,
+    /// Whether every GPU it got is attached to a NUMA node holding some of its CPUs (GPUs
+    /// of unknown locality never count as local).
+    pub gpu_local: bool,
 }
 
 /// What happened to one job.
@@ -539,6 +544,14 @@ pub fn simulate_model(
                 let host = &cluster.hosts[h];
                 let (numa_fit, numa_local) = numa_figures(&host.topology, host.numa_aware, &a);
                 let (l3_fit, l3_local) = l3_figures(&host.topology, &a);
+                let gpu_job = a.granted_gpus > 0;
+                let gpu_local = gpu_job
+                    && retz_placement::gpus::locality_known(&host.topology, &a.gpu_ids)
+                    && retz_placement::gpus::all_node_local(
+                        &host.topology,
+                        &a.gpu_ids,
+                        &a.cpu_nodes,
+                    );
                 let job = &jobs[ji as usize];
                 let runtime_s = model.map_or(job.runtime_s, |m| {
                     let f = placement_features(&agents[h], &a);
@@ -556,6 +569,8 @@ pub fn simulate_model(
                     l3_fit,
                     l3_local,
                     runtime_s,
+                    gpu_job,
+                    gpu_local,
                 });
                 running.push(Reverse((t.saturating_add(runtime_s), ji)));
                 gone.insert(a.job_id);

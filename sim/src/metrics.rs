@@ -15,6 +15,10 @@
 //!   nodes have several, and got one (pinned) / jobs that fit one; the field (with
 //!   `l3_fit_jobs`, `l3_local_jobs`) is absent when no such job was placed, so clusters
 //!   without split caches keep their output unchanged;
+//! - `gpu_local_ratio` = GPU jobs whose GPUs are all attached to a NUMA node holding
+//!   some of their CPUs / GPU jobs (a GPU of unknown locality, on a host whose topology
+//!   does not list it, is not local); the field (with `gpu_jobs`, `gpu_local_jobs`) is
+//!   absent when no GPU job was placed, so outputs without GPU jobs stay unchanged;
 //! - fragmentation = free CPUs on partly used NUMA nodes / all free CPUs (0 when none is
 //!   free), and the number of partly used NUMA nodes, both time-weighted over the
 //!   samples taken after each batch;
@@ -104,6 +108,15 @@ pub struct Summary {
     /// `l3_local_jobs / l3_fit_jobs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub l3_local_ratio: Option<f64>,
+    /// Placed jobs granted GPUs; absent (here and in `summary.json`) when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_jobs: Option<u64>,
+    /// Of those, the ones whose GPUs are all on a NUMA node of their CPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_local_jobs: Option<u64>,
+    /// `gpu_local_jobs / gpu_jobs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_local_ratio: Option<f64>,
     /// Placed pinned jobs whose CPUs span more than one NUMA node.
     pub cross_node_jobs: u64,
     /// Time-weighted share of free CPUs on partly used NUMA nodes.
@@ -204,6 +217,7 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
     let mut local = 0u64;
     let mut cross = 0u64;
     let (mut l3_fit, mut l3_local) = (0u64, 0u64);
+    let (mut gpu_jobs, mut gpu_local) = (0u64, 0u64);
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for o in &r.outcomes {
         let j = &w.jobs[o.job as usize];
@@ -226,6 +240,12 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
                     l3_fit += 1;
                     if p.l3_local {
                         l3_local += 1;
+                    }
+                }
+                if p.gpu_job {
+                    gpu_jobs += 1;
+                    if p.gpu_local {
+                        gpu_local += 1;
                     }
                 }
             }
@@ -276,6 +296,9 @@ pub fn summarize(w: &Workload, capacity_cpus: u64, policy: &NamedPolicy, r: &Sim
         l3_fit_jobs: (l3_fit > 0).then_some(l3_fit),
         l3_local_jobs: (l3_fit > 0).then_some(l3_local),
         l3_local_ratio: (l3_fit > 0).then(|| round6(l3_local as f64 / l3_fit as f64)),
+        gpu_jobs: (gpu_jobs > 0).then_some(gpu_jobs),
+        gpu_local_jobs: (gpu_jobs > 0).then_some(gpu_local),
+        gpu_local_ratio: (gpu_jobs > 0).then(|| round6(gpu_local as f64 / gpu_jobs as f64)),
         cross_node_jobs: cross,
         fragmentation_mean: round6(frag),
         partial_nodes_mean: round6(partial),

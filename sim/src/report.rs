@@ -321,6 +321,13 @@ pub fn table(summaries: &[Summary]) -> String {
             .unwrap_or(rows.len());
         rows.insert(at, ("l3_local_ratio", |s| fmt_opt(s.l3_local_ratio, 4)));
     }
+    if summaries.iter().any(|s| s.gpu_local_ratio.is_some()) {
+        let at = rows
+            .iter()
+            .position(|r| r.0 == "cross_node_jobs")
+            .unwrap_or(rows.len());
+        rows.insert(at, ("gpu_local_ratio", |s| fmt_opt(s.gpu_local_ratio, 4)));
+    }
     let label_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
     let cells: Vec<Vec<String>> = summaries
         .iter()

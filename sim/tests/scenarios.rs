@@ -263,3 +263,38 @@ fn l3_local_ratio_counts_jobs_kept_inside_one_cache_domain() {
     assert!(json.get("l3_fit_jobs").is_none(), "{json}");
     assert!(!retz_sim::report::table(&[flat]).contains("l3_local_ratio"));
 }
+
+#[test]
+#[cfg(feature = "hwloc")]
+fn gpu_local_ratio_counts_gpu_jobs_whose_cpus_are_on_their_gpus_node() {
+    // The DGX-2 export: node 0 holds CPUs 0-1 and GPUs 0-7, node 1 CPUs 24-25 and GPUs
+    // 8-15. Job 1 (2 CPUs, no GPU) fills one node; job 2 (1 CPU, 1 GPU) follows. Retz
+    // puts job 2's CPU and GPU on one node; first-fit takes CPU 24 and GPU 0.
+    let topo = format!(
+        "{}/../../shared/topologies/4intel64-2p-16gpu-dgx2.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spec = format!("1x@{topo};gpus=16");
+    let mut gpu = Job::new(2, 1, 100, 1, 0);
+    gpu.gpus = 1;
+    let w = workload(vec![Job::new(1, 0, 100, 2, 0), gpu]);
+    let retz = run(&spec, &w, "numa-prefer", 0);
+    assert_eq!(retz.placed, 2);
+    assert_eq!(retz.gpu_jobs, Some(1));
+    assert_eq!(retz.gpu_local_jobs, Some(1));
+    assert_eq!(retz.gpu_local_ratio, Some(1.0));
+    let ff = run(&spec, &w, "first-fit", 0);
+    assert_eq!(ff.gpu_jobs, Some(1));
+    assert_eq!(ff.gpu_local_ratio, Some(0.0), "{ff:?}");
+    assert!(retz_sim::report::table(&[retz, ff]).contains("gpu_local_ratio"));
+
+    // Without GPU jobs the figures are absent, in the summary and in its JSON.
+    let plain = workload(vec![Job::new(1, 0, 100, 2, 0)]);
+    let none = run(&spec, &plain, "numa-prefer", 0);
+    assert_eq!(none.gpu_local_ratio, None);
+    let json = serde_json::to_value(&none).unwrap();
+    for key in ["gpu_jobs", "gpu_local_jobs", "gpu_local_ratio"] {
+        assert!(json.get(key).is_none(), "{json}");
+    }
+    assert!(!retz_sim::report::table(&[none]).contains("gpu_local_ratio"));
+}

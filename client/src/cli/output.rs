@@ -151,10 +151,13 @@ pub fn job_view(job: &Job, queue_position: Option<u64>) -> String {
         add(
             "granted",
             Some(format!(
-                "cpu={} mem={}MB gpu={} cpuset={} numa-nodes={} pinned={}{}",
+                "cpu={} mem={}MB gpu={}{} cpuset={} numa-nodes={} pinned={}{}",
                 g.cpu,
                 g.mem_mb,
                 g.gpu,
+                g.gpu_ids
+                    .as_deref()
+                    .map_or_else(String::new, |ids| format!(" gpu-ids={ids}")),
                 g.cpuset.as_deref().unwrap_or("-"),
                 g.numa_nodes.as_deref().unwrap_or("-"),
                 g.pinned,
@@ -375,6 +378,7 @@ mod tests {
             cpu: 2,
             mem_mb: 64,
             gpu: 0,
+            gpu_ids: None,
             cpuset: Some("0-1".into()),
             numa_nodes: Some("0".into()),
             pinned: true,

@@ -24,6 +24,8 @@ pub struct CgroupConfig {
     pub scope: String,
     /// Whether to apply the task's `mem_mb` as a cgroup memory limit.
     pub memory_limit: bool,
+    /// Where the GPU device nodes (`nvidiaN`) are looked up (`/dev`).
+    pub dev_root: PathBuf,
 }
 
 impl Default for CgroupConfig {
@@ -33,6 +35,7 @@ impl Default for CgroupConfig {
             parent: "retz".into(),
             scope: "standalone".into(),
             memory_limit: true,
+            dev_root: PathBuf::from("/dev"),
         }
     }
 }
@@ -85,6 +88,10 @@ pub struct Cgroups {
     pub(super) memory: Option<Hier>,
     /// The v1 freezer hierarchy, to freeze a task before killing its leftovers.
     pub(super) freezer: Option<Hier>,
+    /// The v1 devices hierarchy, to deny a task the GPUs it was not granted.
+    pub(super) devices: Option<Hier>,
+    /// Where GPU device nodes are looked up.
+    pub(super) dev_root: PathBuf,
     notes: Vec<String>,
 }
 
@@ -167,11 +174,34 @@ impl Cgroups {
                         }
                     }
                 });
+                let devices = match super::devices::v1_mount(sys, &config.root) {
+                    Some(mount) => {
+                        let own_devices = v1_path(&own, "devices").unwrap_or("/");
+                        match prepare_chain(sys, &mount, own_devices, config, &[]) {
+                            Ok((scope, private_parents)) => Some(Hier {
+                                name: "devices".into(),
+                                mount,
+                                scope,
+                                private_parents,
+                            }),
+                            Err(reason) => {
+                                gpu_note(&mut notes, config, &reason);
+                                None
+                            }
+                        }
+                    }
+                    None => {
+                        gpu_note(&mut notes, config, "no cgroup v1 devices hierarchy");
+                        None
+                    }
+                };
                 Ok(Cgroups {
                     version: CgroupVersion::V1,
                     cpuset,
                     memory,
                     freezer,
+                    devices,
+                    dev_root: config.dev_root.clone(),
                     notes,
                 })
             }
@@ -203,11 +233,19 @@ impl Cgroups {
                     private_parents,
                 };
                 let memory = controllers.contains(&"memory").then(|| hier.clone());
+                gpu_note(
+                    &mut notes,
+                    config,
+                    "cgroup v2 device control needs a BPF program, which the executor does \
+                     not load",
+                );
                 Ok(Cgroups {
                     version: CgroupVersion::V2,
                     cpuset: hier,
                     memory,
                     freezer: None,
+                    devices: None,
+                    dev_root: config.dev_root.clone(),
                     notes,
                 })
             }
@@ -248,6 +286,7 @@ impl Cgroups {
             out.push(m);
         }
         out.extend(&self.freezer);
+        out.extend(&self.devices);
         out
     }
 
@@ -284,6 +323,17 @@ impl Cgroups {
             }
         }
         failures
+    }
+}
+
+/// Notes that GPUs the tasks were not granted stay reachable, when the machine has GPU
+/// device nodes.
+fn gpu_note(notes: &mut Vec<String>, config: &CgroupConfig, reason: &str) {
+    if !super::devices::gpu_minors(&config.dev_root).is_empty() {
+        notes.push(format!(
+            "GPU devices are not denied to tasks that were not granted them ({reason}); \
+             CUDA_VISIBLE_DEVICES still names the granted ones"
+        ));
     }
 }
 
@@ -405,6 +455,7 @@ mod tests {
             parent: parent.into(),
             scope: "exec1".into(),
             memory_limit: true,
+            dev_root: PathBuf::from("/nonexistent"),
         }
     }
 

@@ -10,7 +10,8 @@
 //! - cgroup v2 is used when the cpuset controller is available on the unified hierarchy;
 //!   otherwise the v1 cpuset hierarchy (plus the v1 memory hierarchy for the memory limit,
 //!   and the v1 freezer hierarchy, when mounted, to freeze a task's leftovers before they
-//!   are killed).
+//!   are killed, and the v1 devices hierarchy, when mounted, to deny a task the GPUs it
+//!   was not granted: see `devices`).
 //! - Invariants: in v1 every level down to the task has `cpuset.cpus`/`cpuset.mems`
 //!   populated (copied from the level above when empty) before anything is attached; a
 //!   task's `cpuset.cpus` and `cpuset.mems` are written before any process joins (the
@@ -23,10 +24,12 @@
 //! - Every error carries the path it concerns.
 
 mod detect;
+mod devices;
 mod hierarchy;
 mod task;
 
 pub use detect::{Layout, detect};
+pub use devices::{NVIDIA_MAJOR, deny_rules, gpu_minors};
 pub use hierarchy::{CgroupConfig, Cgroups};
 pub use task::TaskCgroup;
 

@@ -41,6 +41,10 @@ pub struct TaskCgroup {
     pub mems: Option<NodeSet>,
     /// The memory limit applied, in bytes.
     pub memory_limit: Option<u64>,
+    /// The v1 devices hierarchy directory, when GPU devices are denied to the task.
+    pub devices_dir: Option<PathBuf>,
+    /// The `devices.deny` rules written there (`c 195:N rwm`).
+    pub denied_devices: Vec<String>,
     /// `(hierarchy name, path)` as `/proc/<pid>/cgroup` shows membership (`""` for v2).
     pub expected: Vec<(String, String)>,
 }
@@ -51,6 +55,7 @@ impl TaskCgroup {
         let mut dirs = vec![self.cpuset_dir.clone()];
         dirs.extend(self.memory_dir.clone());
         dirs.extend(self.freezer_dir.clone());
+        dirs.extend(self.devices_dir.clone());
         dirs
     }
 
@@ -114,6 +119,8 @@ impl Cgroups {
                     cpus,
                     mems,
                     memory_limit,
+                    devices_dir: None,
+                    denied_devices: Vec::new(),
                     expected,
                 })
             }
@@ -368,6 +375,7 @@ mod tests {
             parent: "retz".into(),
             scope: "e".into(),
             memory_limit: true,
+            dev_root: PathBuf::from("/nonexistent"),
         };
         let cg = Cgroups::setup(&fake, &config, fake.proc_root()).unwrap();
         fake.clear_ops();

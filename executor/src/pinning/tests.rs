@@ -17,6 +17,7 @@ fn spec(
         cpus: 1,
         mem_mb: 1,
         gpus: 0,
+        gpu_ids: None,
         cpuset: cpuset.map(|c| c.parse().unwrap()),
         mem_nodes: nodes.map(|n| n.parse().unwrap()),
         affinity,
@@ -106,6 +107,8 @@ fn cgroup() -> TaskCgroup {
         cpus: Some("1".parse().unwrap()),
         mems: Some("0".parse().unwrap()),
         memory_limit: Some(1 << 20),
+        devices_dir: None,
+        denied_devices: Vec::new(),
         expected: vec![("cpuset".into(), "/retz/e/t".into())],
     }
 }

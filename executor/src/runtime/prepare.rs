@@ -80,7 +80,22 @@ impl Inner {
             )
             .await
         {
-            Ok(cg) => (Some(cg), None),
+            Ok(mut cg) => {
+                // The agent names its GPUs: every GPU not granted is denied.
+                if let Some(granted) = &spec.spec.gpu_ids {
+                    let rules = cgs.gpu_deny_rules(granted);
+                    if let Err(e) = cgs
+                        .deny_devices(self.sys.as_ref(), &mut cg, key, &rules)
+                        .await
+                    {
+                        tracing::warn!(
+                            task = key,
+                            "the task can reach GPUs it was not granted: {e}"
+                        );
+                    }
+                }
+                (Some(cg), None)
+            }
             Err(e) => (None, Some(e.to_string())),
         }
     }

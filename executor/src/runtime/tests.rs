@@ -44,6 +44,7 @@ async fn rig_config(
         parent: "retz".into(),
         scope: "exec".into(),
         memory_limit: true,
+        dev_root: fake.cgroup_root().join("dev"),
     };
     config.proc_root = fake.proc_root().to_path_buf();
     config.base_env = vec![("PATH".into(), "/usr/bin:/bin".into())];
@@ -75,6 +76,7 @@ fn spec(cpuset: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 64,
         gpus: 0,
+        gpu_ids: None,
         cpuset: Some(cpuset.parse().unwrap()),
         mem_nodes: Some("0".parse().unwrap()),
         affinity: AffinityPolicy::NumaStrict,

@@ -33,10 +33,11 @@ impl Drop for Rig {
         let scope = cgroups.scope().to_path_buf();
         let name = scope.file_name().map(|n| n.to_owned()).unwrap_or_default();
         let mut scopes = vec![scope];
-        // The memory and freezer hierarchies' scopes have the same name somewhere there.
+        // The memory, freezer and devices hierarchies' scopes have the same name somewhere there.
         let mut todo = vec![
             PathBuf::from("/sys/fs/cgroup/memory"),
             PathBuf::from("/sys/fs/cgroup/freezer"),
+            PathBuf::from("/sys/fs/cgroup/devices"),
         ];
         while let Some(dir) = todo.pop() {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -125,6 +126,7 @@ pub fn spec(command: &str, cpuset: &str) -> TaskSpec {
         cpus: 1,
         mem_mb: 256,
         gpus: 0,
+        gpu_ids: None,
         cpuset: Some(cpuset.parse().unwrap()),
         mem_nodes: Some("0".parse().unwrap()),
         affinity: AffinityPolicy::NumaStrict,

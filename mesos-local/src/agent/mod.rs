@@ -73,7 +73,8 @@ use retz_proto::mesos::{
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use self::resources::{
-    DEFAULT_PORTS, PortRangesError, agent_resources, agent_resources_with_ports, parse_port_ranges,
+    DEFAULT_PORTS, PortRangesError, agent_resources, agent_resources_with_gpus,
+    agent_resources_with_ports, parse_port_ranges, spec_with_gpus,
 };
 pub use self::wire::ContentType;
 

@@ -11,6 +11,12 @@
 //! Like a Mesos agent whose `--resources` name no ports, the agent also offers
 //! `ports:[31000-32000]` ([`DEFAULT_PORTS`]) unless it is given other ranges (none at all
 //! when given an empty list); [`parse_port_ranges`] reads them from the command line.
+//!
+//! GPUs are offered only when asked for (`retz-mesos-local --gpus N`, `[local] gpus`):
+//! the `gpus` scalar, their device ids as `gpuids` RANGES and their locality in the
+//! `numa_gpus` attribute. A machine whose topology lists GPUs offers its first `N`; one
+//! without (this project's test machine) offers GPUs `0..N` attached to its first NUMA
+//! node ([`spec_with_gpus`]).
 
 use retz_placement::sets::CpuSet;
 use retz_placement::topology::TopologySpec;
@@ -128,7 +134,19 @@ pub fn try_agent_resources_with_ports(
     disk_mb: u64,
     ports: &[(u64, u64)],
 ) -> Result<(Vec<Resource>, Vec<Attribute>), NumaError> {
-    let mut free = FreeResources::whole_machine(spec);
+    try_agent_resources_with_gpus(spec, disk_mb, ports, 0)
+}
+
+/// [`try_agent_resources_with_ports`] also offering `gpus` GPUs: the `gpus` scalar and,
+/// as `spec.gpus` lists them (see [`spec_with_gpus`]), their `gpuids` and the `numa_gpus`
+/// attribute with their locality.
+pub fn try_agent_resources_with_gpus(
+    spec: &TopologySpec,
+    disk_mb: u64,
+    ports: &[(u64, u64)],
+    gpus: u32,
+) -> Result<(Vec<Resource>, Vec<Attribute>), NumaError> {
+    let mut free = FreeResources::whole_machine(spec).with_gpus(spec, gpus);
     free.disk_mb = disk_mb as f64;
     let flags = numa::agent_flags(spec, &free)?;
     let mut resources = numa::parse_resources(&flags.resources)?;
@@ -158,7 +176,39 @@ pub fn agent_resources_with_ports(
     disk_mb: u64,
     ports: &[(u64, u64)],
 ) -> (Vec<Resource>, Vec<Attribute>) {
-    match try_agent_resources_with_ports(spec, disk_mb, ports) {
+    agent_resources_with_gpus(spec, disk_mb, ports, 0)
+}
+
+/// `spec` with exactly `n` GPUs: its first `n` when it lists that many (their locality as
+/// hwloc found it), else GPUs `0..n` attached to its first NUMA node (a machine without
+/// GPUs, offering GPUs for tests and demos).
+pub fn spec_with_gpus(spec: &TopologySpec, n: u32) -> TopologySpec {
+    let mut spec = spec.clone();
+    if spec.gpus.len() as u64 >= u64::from(n) {
+        spec.gpus.truncate(n as usize);
+    } else {
+        let node: retz_placement::sets::NodeSet =
+            spec.nodes.first().map(|x| x.id).into_iter().collect();
+        spec.gpus = (0..n)
+            .map(|id| retz_placement::topology::GpuSpec {
+                id: retz_placement::sets::GpuId(id),
+                nodes: node.clone(),
+            })
+            .collect();
+    }
+    spec
+}
+
+/// [`agent_resources_with_ports`] also offering `gpus` GPUs (with their ids and, by the
+/// NUMA convention, their locality); without the NUMA attributes, `gpus` and `gpuids`
+/// only.
+pub fn agent_resources_with_gpus(
+    spec: &TopologySpec,
+    disk_mb: u64,
+    ports: &[(u64, u64)],
+    gpus: u32,
+) -> (Vec<Resource>, Vec<Attribute>) {
+    match try_agent_resources_with_gpus(spec, disk_mb, ports, gpus) {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(
@@ -180,6 +230,10 @@ pub fn agent_resources_with_ports(
                 ),
                 scalar(numa::NUMANODES, spec.nodes.len() as f64),
             ];
+            if gpus > 0 {
+                resources.push(scalar(numa::GPUS, f64::from(gpus)));
+                resources.push(ranges(numa::GPUIDS, [(0, u64::from(gpus) - 1)]));
+            }
             if !ports.is_empty() {
                 resources.push(ranges(PORTS, ports.iter().copied()));
             }

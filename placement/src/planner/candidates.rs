@@ -10,6 +10,7 @@ use super::{AgentWork, Planner, cache};
 use crate::index::CapIndex;
 use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
 use crate::select::split_memory;
+use crate::sets::NodeSet;
 use crate::topology::Topology;
 
 /// How many times [`crate::PolicyConfig::candidates`] feasible nodes are scored at most
@@ -94,12 +95,14 @@ impl<'a> Planner<'a> {
         }
         let wt = &self.cfg.weights;
         let fragment = frac(f64::from(x.free - c), f64::from(x.total));
+        let gpu = self.gpu_term(a, &[(i, c)], job);
         let smt = match job.smt {
             SmtPolicy::WholeCores => frac(f64::from(c.saturating_sub(x.whole)), f64::from(c)),
             SmtPolicy::Pack => 0.0,
         };
         let base =
-            wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free);
+            wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free)
+                + gpu;
         if wt.cache_split <= 0.0 {
             return Some((base, true));
         }
@@ -150,6 +153,17 @@ impl<'a> Planner<'a> {
             }
         }
         best.map(|(cost, _, a, i)| Self::node_cand(a, i, job, cost))
+    }
+
+    /// The GPU locality term of a candidate taking CPUs on node positions `takes` of
+    /// agent `a` (0 for jobs without GPUs; see [`crate::gpus::locality_cost`]).
+    fn gpu_term(&self, a: u32, takes: &[(usize, u32)], job: &JobRequest) -> f64 {
+        if job.gpus == 0 {
+            return 0.0;
+        }
+        let topo = self.topo(a);
+        let nodes: NodeSet = takes.iter().map(|&(i, _)| topo.nodes()[i].id()).collect();
+        crate::gpus::locality_cost(topo, &self.work[a as usize].free_gpus, job.gpus, &nodes)
     }
 
     /// The nodes of agent `a` (GPU path: all of them are scored).
@@ -243,7 +257,8 @@ impl<'a> Planner<'a> {
                 + wt.cross_node * cross_term(topo, &takes)
                 + wt.fragmentation * frac(f64::from(avail - c), f64::from(total))
                 + wt.smt_shared * self.smt_estimate(w, job, &takes)
-                - wt.grant * grant_term(job, avail);
+                - wt.grant * grant_term(job, avail)
+                + self.gpu_term(a, &takes, job);
             if best
                 .as_ref()
                 .is_some_and(|b| b.cost.total_cmp(&bound).is_le())
@@ -338,7 +353,8 @@ impl<'a> Planner<'a> {
             + wt.fragmentation * frac(f64::from(agent_free - c), f64::from(agent_total))
             + wt.smt_shared * self.smt_estimate(w, job, &takes)
             + wt.memory_spill * spill
-            - wt.grant * grant_term(job, agent_free);
+            - wt.grant * grant_term(job, agent_free)
+            + self.gpu_term(a, &takes, job);
         Some(Cand {
             agent: a,
             takes,

@@ -19,7 +19,10 @@
 //! - `numanodes: N`: agents with at least N entirely free nodes (fewest first); the N
 //!   closest such nodes whose CPUs reach `c`.
 //! - GPUs: candidates are the nodes (or agents) of the agents with at least `g` free GPUs
-//!   (few, in practice), fewest free GPUs first.
+//!   (few, in practice), fewest free GPUs first; each candidate also pays the GPU
+//!   locality term ([`crate::gpus::locality_cost`]), so a GPU job's CPUs go to the node
+//!   (else the socket) of free GPUs when they fit there, and the job gets the free device
+//!   ids closest to its CPUs ([`crate::gpus::choose`]).
 //!
 //! Submodules: `candidates` (scoring and search), `reasons` (pending reasons), `reserve`
 //! (reservations for starving jobs).
@@ -38,7 +41,7 @@ use crate::plan::{Assignment, NodeMemory};
 use crate::reason::PendingReason;
 use crate::request::{AffinityPolicy, CachePolicy, JobRequest};
 use crate::select::{node_counts, take_in_node};
-use crate::sets::{CpuSet, NodeSet};
+use crate::sets::{CpuSet, GpuSet, NodeSet};
 use crate::topology::Topology;
 
 use candidates::Cand;
@@ -78,7 +81,7 @@ struct NodeWork {
 struct AgentWork {
     free_cpus: CpuSet,
     nodes: Vec<NodeWork>,
-    free_gpus: u32,
+    free_gpus: GpuSet,
     reserved_gpus: u32,
     indexed: Indexed,
     /// Per L3 cache domain (global index) `(free PUs, free PUs in entirely free cores)`;
@@ -88,7 +91,7 @@ struct AgentWork {
 
 impl AgentWork {
     fn avail_gpus(&self) -> u32 {
-        self.free_gpus.saturating_sub(self.reserved_gpus)
+        (self.free_gpus.len() as u32).saturating_sub(self.reserved_gpus)
     }
     /// (free CPUs, usable CPUs, free MB) over unreserved nodes.
     fn open_totals(&self) -> (u32, u32, u64) {
@@ -135,7 +138,7 @@ pub struct Decision {
     agent: u32,
     cpus: CpuSet,
     mem: Vec<(usize, u64)>,
-    gpus: u32,
+    gpus: GpuSet,
     whole_nodes: u32,
     pinned: bool,
     policy: AffinityPolicy,
@@ -154,6 +157,10 @@ impl Decision {
     /// The cost-model score.
     pub fn cost(&self) -> f64 {
         self.cost
+    }
+    /// The chosen GPU device ids.
+    pub fn gpu_ids(&self) -> &GpuSet {
+        &self.gpus
     }
 }
 
@@ -219,7 +226,7 @@ impl<'a> Planner<'a> {
                         }
                     })
                     .collect(),
-                free_gpus: a.free_gpus(),
+                free_gpus: a.free_gpu_ids().clone(),
                 reserved_gpus: 0,
                 indexed: Indexed::default(),
                 caches: if aware {
@@ -361,11 +368,15 @@ impl<'a> Planner<'a> {
                 debug_assert!(ok, "candidate counted more free CPUs than the node has");
             }
         }
+        let cpu_nodes: NodeSet = cpus.iter().filter_map(|c| topo.node_of(c)).collect();
+        let gpus =
+            crate::gpus::choose(topo, &w.free_gpus, job.gpus, &cpu_nodes).unwrap_or_default();
+        debug_assert_eq!(gpus.len(), job.gpus as usize, "candidate without free GPUs");
         Decision {
             agent: a,
             cpus,
             mem: cand.mem,
-            gpus: job.gpus,
+            gpus,
             whole_nodes: if cand.whole_nodes {
                 cand.takes.len() as u32
             } else {
@@ -386,14 +397,14 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn apply(&mut self, a: u32, cpus: &CpuSet, mem: &[(usize, u64)], gpus: u32) {
+    fn apply(&mut self, a: u32, cpus: &CpuSet, mem: &[(usize, u64)], gpus: &GpuSet) {
         let topo = self.agents[a as usize].topology();
         let w = &mut self.work[a as usize];
         w.free_cpus.difference_with(cpus);
         for &(i, mb) in mem {
             w.nodes[i].mem -= mb;
         }
-        w.free_gpus -= gpus;
+        w.free_gpus.difference_with(gpus);
         let mut touched: Vec<usize> = cpus
             .iter()
             .filter_map(|c| topo.core_of(c))
@@ -418,7 +429,10 @@ impl<'a> Planner<'a> {
         };
         let topo = ag.topology();
         let w = &self.work[agent];
-        if !a.cpus.is_subset(topo.cpus()) || !a.cpus.is_disjoint(&w.free_cpus) {
+        if !a.cpus.is_subset(topo.cpus())
+            || !a.cpus.is_disjoint(&w.free_cpus)
+            || !a.gpu_ids.is_disjoint(&w.free_gpus)
+        {
             return false;
         }
         let mut mem = Vec::with_capacity(a.memory_per_node.len());
@@ -437,7 +451,7 @@ impl<'a> Planner<'a> {
         for (i, mb) in mem {
             w.nodes[i].mem += mb;
         }
-        w.free_gpus = w.free_gpus.saturating_add(a.granted_gpus);
+        w.free_gpus.union_with(&a.gpu_ids);
         for i in 0..w.nodes.len() {
             if topo.nodes()[i].cpus().intersection_len(&a.cpus) > 0 {
                 (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
@@ -450,7 +464,7 @@ impl<'a> Planner<'a> {
 
     /// Applies a decision and returns the job's assignment.
     pub fn commit(&mut self, job: &JobRequest, d: Decision) -> Assignment {
-        self.apply(d.agent, &d.cpus, &d.mem, d.gpus);
+        self.apply(d.agent, &d.cpus, &d.mem, &d.gpus);
         let agent = &self.agents[d.agent as usize];
         let topo = agent.topology();
         let cpu_nodes: NodeSet = d.cpus.iter().filter_map(|c| topo.node_of(c)).collect();
@@ -469,7 +483,9 @@ impl<'a> Planner<'a> {
             hostname: agent.hostname().to_string(),
             granted_cpus: d.cpus.len() as u32,
             granted_mem_mb: sum_mb(&memory_per_node),
-            granted_gpus: d.gpus,
+            granted_gpus: d.gpus.len() as u32,
+            gpu_ids: d.gpus,
+            gpus_named: agent.gpus_named(),
             cpus: d.cpus,
             cpu_nodes,
             nodes,
@@ -559,7 +575,7 @@ impl<'a> Planner<'a> {
         if extra.is_empty() && mem_add.is_empty() {
             return;
         }
-        self.apply(a, &extra, &mem_add, 0);
+        self.apply(a, &extra, &mem_add, &GpuSet::new());
         asg.cpus.union_with(&extra);
         asg.granted_cpus = asg.cpus.len() as u32;
         for (i, mb) in mem_add {
@@ -583,6 +599,7 @@ impl<'a> Planner<'a> {
                     + w.free_cpus.heap_bytes()
                     + w.nodes.capacity() * std::mem::size_of::<NodeWork>()
                     + w.caches.capacity() * std::mem::size_of::<(u32, u32)>()
+                    + w.free_gpus.heap_bytes()
             })
             .sum();
         work + self.nodes_ix.heap_bytes() + self.agents_ix.heap_bytes() + self.plain_ix.heap_bytes()

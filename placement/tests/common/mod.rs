@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use retz_placement::{
-    AffinityPolicy, AgentState, Assignment, CpuId, CpuSet, JobRequest, NodeId, Plan, Topology,
+    AffinityPolicy, AgentState, Assignment, CpuId, CpuSet, GpuSet, JobRequest, NodeId, Plan,
+    Topology,
 };
 
 /// A synthetic topology with a distance matrix: `local` on the diagonal, `same` between
@@ -93,6 +94,7 @@ pub fn check_plan(agents: &[AgentState], queue: &[JobRequest], plan: &Plan, stri
     let jobs: BTreeMap<u64, &JobRequest> = queue.iter().rev().map(|j| (j.job_id, j)).collect();
     let mut states = agents.to_vec();
     let mut given: BTreeMap<usize, CpuSet> = BTreeMap::new();
+    let mut given_gpus: BTreeMap<usize, GpuSet> = BTreeMap::new();
     // Every queued job id is accounted for exactly once (duplicates appear as pending).
     let mut count: BTreeMap<u64, usize> = BTreeMap::new();
     for a in &plan.assignments {
@@ -159,6 +161,23 @@ pub fn check_plan(agents: &[AgentState], queue: &[JobRequest], plan: &Plan, stri
             job.mem_mb
         );
         assert_eq!(a.granted_gpus, job.gpus);
+        // GPU ids: as many as granted, free on the agent, never given twice.
+        assert_eq!(a.gpu_ids.len(), a.granted_gpus as usize, "job {}", a.job_id);
+        assert!(
+            a.gpu_ids.is_subset(agent.free_gpu_ids()),
+            "job {} got GPUs {} not free",
+            a.job_id,
+            a.gpu_ids
+        );
+        let gg = given_gpus.entry(ai).or_default();
+        assert!(
+            gg.is_disjoint(&a.gpu_ids),
+            "GPU given twice: {} and {}",
+            gg,
+            a.gpu_ids
+        );
+        gg.union_with(&a.gpu_ids);
+        assert_eq!(a.gpus_named, agent.gpus_named());
         // Memory bookkeeping.
         assert_eq!(
             a.granted_mem_mb,

@@ -153,6 +153,11 @@ pub struct Grant {
     /// GPUs granted.
     #[serde(default)]
     pub gpu: u32,
+    /// The GPU device ids granted (`CUDA_VISIBLE_DEVICES`), Linux list format; absent
+    /// when the job got no GPU, when the agent states a GPU count only (no `gpuids`), and
+    /// in grants recorded before device ids were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_ids: Option<String>,
     /// Exact CPU ids, Linux list format; absent when the agent is not NUMA-aware or the
     /// policy is `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -476,6 +481,18 @@ mod tests {
         let v = serde_json::to_value(&g).unwrap();
         assert_eq!(v["features"]["l3Spanned"], 3);
         assert_eq!(v["features"]["remoteMemShare"], 0.25);
+        assert_eq!(serde_json::from_value::<Grant>(v).unwrap(), g);
+    }
+
+    #[test]
+    fn grant_gpu_ids_are_optional_and_shown_only_when_granted() {
+        let old: Grant = serde_json::from_str(r#"{"cpu":1,"memMB":32,"gpu":1}"#).unwrap();
+        assert_eq!(old.gpu_ids, None, "grants stored before gpu ids parse");
+        assert!(!serde_json::to_string(&old).unwrap().contains("gpuIds"));
+        let mut g = old;
+        g.gpu_ids = Some("0,2".into());
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["gpuIds"], "0,2");
         assert_eq!(serde_json::from_value::<Grant>(v).unwrap(), g);
     }
 

@@ -1,20 +1,21 @@
 //! [`TaskSpec`]: what `retz-server` puts in `TaskInfo.data` for each task, and its
 //! validation into a [`ValidSpec`].
 //!
-//! The JSON field names are stable (`command`, `env`, `cpus`, `mem_mb`, `gpus`, `cpuset`,
-//! `mem_nodes`, `affinity`, `mem_policy`, `pin_required`, `job_id`, `app` alias
-//! `pvname`, `ports`, `user`); unknown fields are ignored so older executors read newer
-//! specs. `cpuset` and `mem_nodes` are parsed while reading: a bad list is refused with
-//! the field named.
+//! The JSON field names are stable (`command`, `env`, `cpus`, `mem_mb`, `gpus`,
+//! `gpu_ids`, `cpuset`, `mem_nodes`, `affinity`, `mem_policy`, `pin_required`, `job_id`,
+//! `app` alias `pvname`, `ports`, `user`); unknown fields are ignored so older executors
+//! read newer specs. `cpuset`, `mem_nodes` and `gpu_ids` are parsed while reading: a bad
+//! list is refused with the field named.
 //!
 //! Invariants of a [`ValidSpec`]: the command is non-empty and free of NUL bytes; env
 //! names are non-empty, contain no `=` or NUL, and values contain no NUL; the app name is
-//! a single safe path component; ports are distinct and non-zero.
+//! a single safe path component; ports are distinct and non-zero; `gpu_ids`, when given,
+//! names exactly `gpus` devices.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use retz_placement::{AffinityPolicy, CpuSet, NodeSet};
+use retz_placement::{AffinityPolicy, CpuSet, GpuSet, NodeSet};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The Retz task spec carried in `TaskInfo.data` as JSON.
@@ -22,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Example:
 /// ```json
 /// {"command":"java -Dthreads=$RETZ_CPU -jar app.jar","env":{"X":"1"},"cpus":4,
-///  "mem_mb":8192,"gpus":0,"cpuset":"8-11","mem_nodes":"1","affinity":"numa-strict",
+///  "mem_mb":8192,"gpus":1,"gpu_ids":"2","cpuset":"8-11","mem_nodes":"1","affinity":"numa-strict",
 ///  "mem_policy":"bind","pin_required":true,"job_id":42,"app":"asakusa",
 ///  "ports":[31000,31001],"user":"alice"}
 /// ```
@@ -40,6 +41,16 @@ pub struct TaskSpec {
     /// GPUs granted (exported as `RETZ_GPU`).
     #[serde(default)]
     pub gpus: u32,
+    /// The GPU device ids granted (`"0,2"` on the wire), when the agent names its GPUs:
+    /// the executor exports them as `CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES`
+    /// and denies the task every other GPU device. Empty: the task gets no GPU. Absent:
+    /// the agent states no GPU ids (or an older server wrote the spec).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "gpu_ids_field"
+    )]
+    pub gpu_ids: Option<GpuSet>,
     /// Exact CPU ids granted (`"8-11,40-43"` on the wire).
     #[serde(
         default,
@@ -97,6 +108,10 @@ where
 
 fn cpuset_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CpuSet>, D::Error> {
     list_field(d, "cpuset")
+}
+
+fn gpu_ids_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<GpuSet>, D::Error> {
+    list_field(d, "gpu_ids")
 }
 
 fn mem_nodes_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NodeSet>, D::Error> {
@@ -167,6 +182,16 @@ pub enum SpecError {
          1-65535, as granted from the agent's `ports` resource)"
     )]
     Ports { port: u16, problem: &'static str },
+    /// `gpu_ids` does not name as many devices as `gpus` says.
+    #[error(
+        "task spec field `gpu_ids` = {ids:?} names {named} devices but `gpus` is {gpus}; \
+         they must agree"
+    )]
+    GpuIds {
+        ids: String,
+        named: usize,
+        gpus: u32,
+    },
     /// The app name is not a single safe path component.
     #[error(
         "task spec field `app` = {name:?} is not a usable directory name (use 1-200 \
@@ -233,6 +258,15 @@ impl TaskSpec {
                     problem,
                 });
             }
+        }
+        if let Some(ids) = &self.gpu_ids
+            && ids.len() as u64 != u64::from(self.gpus)
+        {
+            return Err(SpecError::GpuIds {
+                ids: ids.to_string(),
+                named: ids.len(),
+                gpus: self.gpus,
+            });
         }
         let mut seen = BTreeSet::new();
         for &port in &self.ports {

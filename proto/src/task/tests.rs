@@ -14,6 +14,7 @@ fn sample() -> TaskSpec {
         cpus: 2,
         mem_mb: 512,
         gpus: 0,
+        gpu_ids: None,
         cpuset: Some("0-1".parse().unwrap()),
         mem_nodes: Some("0".parse().unwrap()),
         affinity: AffinityPolicy::NumaStrict,
@@ -155,6 +156,40 @@ fn validation_names_the_field() {
     s.ports = vec![31000, 31001, 31000];
     let msg = s.validate().unwrap_err().to_string();
     assert!(msg.contains("31000 is given twice"), "{msg}");
+}
+
+#[test]
+fn gpu_ids_travel_as_a_list_and_must_match_the_count() {
+    let mut s = sample();
+    s.gpus = 2;
+    s.gpu_ids = Some("1,3".parse().unwrap());
+    let text = String::from_utf8(s.to_vec()).unwrap();
+    assert!(text.contains("\"gpu_ids\":\"1,3\""), "{text}");
+    assert_eq!(TaskSpec::from_slice(text.as_bytes()).unwrap(), s);
+    assert!(s.clone().validate().is_ok());
+    // An empty list is kept: the agent names its GPUs and the task got none.
+    let mut none = sample();
+    none.gpu_ids = Some(retz_placement::GpuSet::new());
+    let back = TaskSpec::from_slice(&none.to_vec()).unwrap();
+    assert_eq!(back.gpu_ids, Some(retz_placement::GpuSet::new()));
+    // Absent in specs without it.
+    assert!(
+        !String::from_utf8(sample().to_vec())
+            .unwrap()
+            .contains("gpu_ids")
+    );
+    let msg = TaskSpec::from_slice(
+        br#"{"command":"x","cpus":1,"mem_mb":1,"affinity":"spread","gpus":1,"gpu_ids":"a"}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("`gpu_ids`"), "{msg}");
+    s.gpus = 1;
+    let msg = s.validate().unwrap_err().to_string();
+    assert!(
+        msg.contains("`gpu_ids`") && msg.contains("names 2 devices") && msg.contains("is 1"),
+        "{msg}"
+    );
 }
 
 #[test]

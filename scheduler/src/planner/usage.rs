@@ -74,6 +74,7 @@ mod tests {
             cpu,
             mem_mb: mem,
             gpu: 0,
+            gpu_ids: None,
             cpuset: None,
             numa_nodes: None,
             pinned: false,

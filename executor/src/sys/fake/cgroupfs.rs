@@ -92,6 +92,10 @@ impl FakeSys {
             if root.file_name().is_some_and(|n| n == "freezer") {
                 std::fs::write(dir.join("freezer.state"), "THAWED\n")?;
             }
+            if root.join("devices.deny").is_file() {
+                std::fs::write(dir.join("devices.deny"), "")?;
+                std::fs::write(dir.join("devices.allow"), "")?;
+            }
         }
         Ok(())
     }
@@ -182,6 +186,20 @@ impl FakeSys {
                 }
                 Ok(())
             }
+            ("devices.deny" | "devices.allow", Some(_)) => {
+                // The kernel takes one `TYPE MAJOR:MINOR ACCESS` rule per write; the fake
+                // keeps every rule written, one a line, for tests to read.
+                if !valid_device_rule(contents.trim()) {
+                    return Err(errno(libc::EINVAL));
+                }
+                let mut text = read_trim(path);
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(contents.trim());
+                text.push('\n');
+                std::fs::write(path, text)
+            }
             ("freezer.state", Some(_)) => match contents.trim() {
                 "FROZEN" | "THAWED" => std::fs::write(path, format!("{}\n", contents.trim())),
                 _ => Err(errno(libc::EINVAL)),
@@ -216,6 +234,24 @@ impl FakeSys {
                 (name, d)
             })
             .collect()
+    }
+}
+
+/// `a`, or `TYPE MAJOR:MINOR ACCESS` with TYPE `a`/`b`/`c`, numbers or `*`, ACCESS of
+/// `rwm` (what the v1 devices controller accepts).
+fn valid_device_rule(rule: &str) -> bool {
+    if rule == "a" {
+        return true;
+    }
+    let num = |s: &str| s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    match rule.split(' ').collect::<Vec<_>>()[..] {
+        [kind, nums, access] => {
+            matches!(kind, "a" | "b" | "c")
+                && nums.split_once(':').is_some_and(|(a, b)| num(a) && num(b))
+                && !access.is_empty()
+                && access.bytes().all(|b| matches!(b, b'r' | b'w' | b'm'))
+        }
+        _ => false,
     }
 }
 

@@ -180,6 +180,23 @@ impl FakeSys {
         Self::with_machine(dir, layout, "0-3", "0")
     }
 
+    /// Mounts a v1 `devices` hierarchy (as on this project's test machine), for the GPU
+    /// device tests.
+    pub fn mount_devices(&self) -> io::Result<()> {
+        let root = self.cg_root.join("devices");
+        std::fs::create_dir_all(&root)?;
+        for (f, v) in [
+            ("cgroup.procs", ""),
+            ("tasks", ""),
+            ("devices.deny", ""),
+            ("devices.allow", ""),
+            ("devices.list", "a *:* rwm\n"),
+        ] {
+            std::fs::write(root.join(f), v)?;
+        }
+        Ok(())
+    }
+
     /// A fake machine with the given CPUs and NUMA nodes (list format).
     pub fn with_machine(
         dir: &Path,

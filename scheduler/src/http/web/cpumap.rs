@@ -196,6 +196,7 @@ mod tests {
             cpu: 2,
             mem_mb: 32,
             gpu: 0,
+            gpu_ids: None,
             cpuset: cpuset.map(str::to_owned),
             numa_nodes: None,
             pinned: cpuset.is_some(),
