@@ -25,6 +25,7 @@ mod import;
 mod jobs;
 mod operator;
 mod planner;
+mod quota;
 mod status;
 mod web;
 
@@ -102,6 +103,8 @@ pub struct HttpConfig {
     pub users: LaunchUsers,
     /// Sent as HTTP Basic to the agents' `/files` (the framework's credential).
     pub agent_credential: Option<Credential>,
+    /// The default per-user quota (`[quota]`); stored overrides apply over it.
+    pub quota: retz_proto::api::Quota,
 }
 
 impl Default for HttpConfig {
@@ -129,6 +132,7 @@ impl Default for HttpConfig {
             agent_timeout: Duration::from_secs(30),
             users: LaunchUsers::default(),
             agent_credential: None,
+            quota: retz_proto::api::Quota::default(),
         }
     }
 }
@@ -228,6 +232,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/usage", get(admin::usage))
         .route("/admin/gc", post(admin::gc))
         .route("/admin/import", post(import::import))
+        .merge(quota::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(envelope::respond))

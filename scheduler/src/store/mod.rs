@@ -32,6 +32,7 @@ mod cache;
 mod import;
 mod jobs;
 mod properties;
+mod quotas;
 mod users;
 mod writer;
 
