@@ -685,6 +685,7 @@ fn error_message(status: StatusCode, text: &str) -> String {
 
 mod history;
 mod import;
+mod limits;
 mod tls;
 
 use tls::{certificate_error, is_untrusted, root_cause, trusted_certificates, untrusted_hint};

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub placement: PolicyConfig,
     /// `[gc]`: periodic deletion of jobs that ended long ago.
     pub gc: GcSection,
+    /// `[quota]`: default per-user limits (queued jobs, running CPUs and memory).
+    pub quota: QuotaSection,
     /// What the config's source asked for that this server does differently (the keys
     /// of an original `retz.properties` mapped onto a close behaviour), one line each;
     /// logged as warnings at start.
@@ -286,40 +288,6 @@ impl Default for PlannerSection {
             unreachable_timeout_s: 600,
             executor_idle_timeout_s: 600,
             window: 10_000,
-        }
-    }
-}
-
-/// `[limits]`: requests above these are refused with 400 at schedule time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsSection {
-    /// CPUs (the minimum of a range is checked).
-    pub max_cpus: u32,
-    /// Memory, MB.
-    pub max_mem_mb: u64,
-    /// GPUs.
-    pub max_gpus: u32,
-    /// Disk, MB.
-    pub max_disk_mb: u64,
-    /// Ports.
-    pub max_ports: u32,
-    /// A job's `maxRetries`.
-    pub max_retries: u32,
-    /// An application's `gracePeriod`, seconds.
-    pub max_grace_period_s: u32,
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        LimitsSection {
-            max_cpus: 256,
-            max_mem_mb: 1024 * 1024,
-            max_gpus: 0,
-            max_disk_mb: 1024 * 1024,
-            max_ports: 10,
-            max_retries: 100,
-            max_grace_period_s: 3600,
         }
     }
 }
@@ -697,9 +665,11 @@ impl ServerConfig {
 }
 
 mod gc;
+mod limits;
 mod properties;
 
 pub use gc::GcSection;
+pub use limits::{LimitsSection, QuotaSection};
 use properties::H2_PREFIX;
 
 #[cfg(test)]

@@ -242,6 +242,7 @@ impl Server {
             refuse_seconds: cfg.mesos.refuse_seconds,
             record_events: cfg.server.record_events.clone(),
             window: cfg.planner.window as usize,
+            quota: cfg.quota.defaults(),
         };
         let (planner, link) = Planner::new(store.clone(), driver, opts)
             .map_err(io("cannot open the event recording (server.record_events)"))?;
@@ -272,6 +273,7 @@ impl Server {
             default_max_retries: cfg.planner.max_retries,
             users,
             agent_credential: credential,
+            quota: cfg.quota.defaults(),
             ..HttpConfig::default()
         };
         let router = app(AppState::new(store.clone(), http_cfg, link));

@@ -615,3 +615,52 @@ async fn bad_urls_are_refused_clearly() {
     assert!(matches!(e, StoreError::Files(_)), "{e}");
     assert!(e.to_string().contains("/nonexistent-dir/sub/x.db"), "{e}");
 }
+
+/// Shares and quota overrides: absent until set, replaced whole, gone at the defaults;
+/// the queued count is per user and state.
+async fn user_limits(store: Store) {
+    use retz_proto::api::{Quota, UserLimits};
+    let none = store.user_limits("alice").await.unwrap();
+    assert_eq!(none, UserLimits::new("alice"));
+    let mut alice = UserLimits::new("alice");
+    alice.share = 2.5;
+    alice.quota = Quota {
+        max_queued_jobs: Some(1000),
+        max_running_cpus: Some(0),
+        max_running_mem_mb: None,
+    };
+    store.put_user_limits(&alice).await.unwrap();
+    let mut bob = UserLimits::new("bob");
+    bob.quota.max_running_mem_mb = Some(u64::MAX);
+    store.put_user_limits(&bob).await.unwrap();
+    assert_eq!(store.user_limits("alice").await.unwrap(), alice);
+    let got = store.user_limits("bob").await.unwrap();
+    assert_eq!(
+        got.quota.max_running_mem_mb,
+        Some(i64::MAX as u64),
+        "saturated"
+    );
+    alice.quota.max_queued_jobs = None;
+    store.put_user_limits(&alice).await.unwrap();
+    assert_eq!(store.user_limits("alice").await.unwrap(), alice);
+    let all = store.list_user_limits().await.unwrap();
+    let users: Vec<&str> = all.iter().map(|l| l.user.as_str()).collect();
+    assert_eq!(users, ["alice", "bob"]);
+    // Back to share 1 without overrides: nothing stored.
+    store
+        .put_user_limits(&UserLimits::new("bob"))
+        .await
+        .unwrap();
+    assert_eq!(store.list_user_limits().await.unwrap().len(), 1);
+
+    store
+        .put_app(&Application::new("qa", "alice"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        store.insert_job("alice", job("qa", "true")).await.unwrap();
+    }
+    assert_eq!(store.queued_count("alice").await.unwrap(), 3);
+    assert_eq!(store.queued_count("bob").await.unwrap(), 0);
+}
+both!(user_limits_are_stored, user_limits);

@@ -109,6 +109,8 @@ enum AdminCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    #[command(flatten)]
+    Limits(crate::cli::quota_cli::LimitsCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -238,6 +240,7 @@ async fn dispatch(cli: AdminCli) -> Result<u8, CliError> {
     };
     match cli.cmd {
         AdminCmd::Completions { .. } => {}
+        AdminCmd::Limits(cmd) => return crate::cli::quota_cli::run(&client, cmd, json).await,
         AdminCmd::Import { from, dry_run } => {
             return crate::cli::import_cli::run(&client, &from, dry_run, json).await;
         }

@@ -14,3 +14,4 @@ pub mod import_cli;
 pub mod output;
 pub mod parse;
 mod plan_cli;
+pub mod quota_cli;

@@ -27,6 +27,9 @@
 //! | `POST /admin/user/{key}/enable`, `/disable` | | [`UserResponse`] |
 //! | `GET /admin/usage?start&end` | | [`UsageResponse`] |
 //! | `POST /admin/gc` | [`GcRequest`] | [`GcResponse`] |
+//! | `GET /admin/user/{key}/limits` | | [`UserLimitsResponse`] |
+//! | `PUT /admin/user/{key}/share` | [`SetShareRequest`] | [`UserLimitsResponse`] |
+//! | `PUT`/`DELETE /admin/user/{key}/quota` | [`SetQuotaRequest`] (PUT) | [`UserLimitsResponse`] |
 //!
 //! Errors are `4xx`/`5xx` with an [`ErrorBody`]. Request bodies are read with
 //! [`strict::from_json`] (unknown fields refused at every depth) and checked against
@@ -40,6 +43,7 @@ pub mod limits;
 mod messages;
 mod model;
 mod plan;
+mod quota;
 mod range_json;
 pub mod strict;
 
@@ -52,6 +56,9 @@ pub use model::{
     User,
 };
 pub use plan::{Placement, PlanResponse};
+pub use quota::{
+    Quota, SetQuotaRequest, SetShareRequest, UserLimits, UserLimitsResponse, limit as quota_limit,
+};
 
 /// The API version the server reports and the client compares (major.minor must match).
 pub const PROTOCOL_VERSION: &str = "0.3.0";

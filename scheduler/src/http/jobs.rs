@@ -160,6 +160,7 @@ pub(super) async fn schedule(
         return Ok(answer);
     }
     let (mut job, _) = admissible(&state, &caller).await?;
+    super::quota::check_queued(&state, caller.key()).await?;
     if job.name.is_empty() {
         job.name = default_name(&job.cmd);
     }

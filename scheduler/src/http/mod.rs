@@ -26,6 +26,7 @@ mod import;
 mod jobs;
 mod operator;
 mod planner;
+mod quota;
 mod status;
 mod web;
 
@@ -103,6 +104,8 @@ pub struct HttpConfig {
     pub users: LaunchUsers,
     /// Sent as HTTP Basic to the agents' `/files` (the framework's credential).
     pub agent_credential: Option<Credential>,
+    /// The default per-user quota (`[quota]`); stored overrides apply over it.
+    pub quota: retz_proto::api::Quota,
 }
 
 impl Default for HttpConfig {
@@ -130,6 +133,7 @@ impl Default for HttpConfig {
             agent_timeout: Duration::from_secs(30),
             users: LaunchUsers::default(),
             agent_credential: None,
+            quota: retz_proto::api::Quota::default(),
         }
     }
 }
@@ -230,6 +234,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/gc", post(admin::gc))
         .route("/admin/history", get(history::history))
         .route("/admin/import", post(import::import))
+        .merge(quota::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn(envelope::respond))

@@ -51,6 +51,9 @@ pub trait PlannerHandle: Send + Sync + 'static {
     fn cluster(&self) -> ClusterView {
         ClusterView::default()
     }
+    /// A user's share or quota changed (stored already): apply it from the next cycle
+    /// on. A planner without a fair queue (test doubles, benches) ignores it.
+    fn user_limits_changed(&self, _limits: &retz_proto::api::UserLimits) {}
 }
 
 /// The agents as the planner knows them, for the web page's CPU map: a cheap snapshot.

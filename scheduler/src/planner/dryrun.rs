@@ -2,9 +2,12 @@
 //! storing anything ([`dry_run`]).
 //!
 //! The job is planned as the next planning cycle would plan it: against the free
-//! resources of the known agents ([`super::agents`]), behind the queue window in queue
-//! order (priority, then age, then id: the job would be the newest), with the packer's
-//! reservations, and within the server's `max_running`. The packer does not block the
+//! resources of the known agents ([`super::agents`]), among the jobs the cycle would
+//! consider, in the fair queue's own order ([`super::fairq`]: the job is put in the
+//! queue as the newest of its user for the selection, then taken out), planned in that
+//! order as the cycle does ([`retz_placement::Packer::plan_in_order`]), with the packer's
+//! reservations, and within the server's `max_running`. A user held by its running
+//! quota is answered with that reason. The packer does not block the
 //! head of the queue, so a small job behind a big one that waits still runs: it is
 //! answered with its placement ("backfill"). A job left unplaced gets the packer's
 //! reason and the number of QUEUED jobs that would be ahead of it.
@@ -31,8 +34,10 @@ pub const NO_AGENTS: &str = "no agent has offered resources yet";
 pub struct DryRun<'a> {
     /// The known agents' free resources.
     pub agents: &'a [AgentState],
-    /// The queue window, in queue order.
+    /// The jobs the cycle would consider, in the fair queue's order.
     pub window: &'a [Job],
+    /// Where the job goes in `window` (its place in the fair order).
+    pub position: usize,
     /// The window's applications by name (jobs whose application is gone are skipped).
     pub apps: &'a BTreeMap<String, Application>,
     /// Planner settings.
@@ -62,16 +67,15 @@ pub fn dry_run(packer: &Packer, job: &Job, app: &Application, at: &DryRun<'_>) -
     let mut candidate = job.clone();
     candidate.id = CANDIDATE_ID;
     candidate.scheduled = None;
-    let mut requests: Vec<_> = at
-        .window
-        .iter()
-        .filter_map(|j| {
-            let app = at.apps.get(&j.appid)?;
-            Some(job_request(j, Some(app), at.cfg, at.now))
-        })
-        .collect();
+    let request = |j: &Job| {
+        let app = at.apps.get(&j.appid)?;
+        Some(job_request(j, Some(app), at.cfg, at.now))
+    };
+    let pos = at.position.min(at.window.len());
+    let mut requests: Vec<_> = at.window[..pos].iter().filter_map(request).collect();
     requests.push(job_request(&candidate, Some(app), at.cfg, at.now));
-    let plan = packer.clone().plan(at.agents, &requests, at.now);
+    requests.extend(at.window[pos..].iter().filter_map(request));
+    let plan = packer.clone().plan_in_order(at.agents, &requests, at.now);
     let Some(pos) = plan
         .assignments
         .iter()
@@ -111,7 +115,26 @@ impl Planner {
         job: &Job,
         app: &Application,
     ) -> Result<PlanResponse, PlannerError> {
-        let window = self.window().await?;
+        let hot = self.window().await?;
+        let (order, held) = self.fair_order_with(job, &app.owner);
+        if let Some(why) = held {
+            let ahead = super::link::lock(&self.link.queue).count_at_most(job.priority);
+            return Ok(PlanResponse {
+                placement: None,
+                reason: Some(why),
+                queue_position: Some(ahead),
+            });
+        }
+        let by_id: BTreeMap<u64, &Job> = hot.iter().map(|j| (j.id, j)).collect();
+        let position = order
+            .iter()
+            .filter(|&&id| id == CANDIDATE_ID || by_id.contains_key(&id))
+            .position(|&id| id == CANDIDATE_ID)
+            .unwrap_or(usize::MAX);
+        let window: Vec<Job> = order
+            .iter()
+            .filter_map(|id| by_id.get(id).map(|j| (*j).clone()))
+            .collect();
         let mut apps: BTreeMap<String, Application> = BTreeMap::new();
         for j in &window {
             if !apps.contains_key(&j.appid)
@@ -128,6 +151,7 @@ impl Planner {
         let at = DryRun {
             agents: &agents,
             window: &window,
+            position,
             apps: &apps,
             cfg: &self.opts.cfg,
             room,
@@ -135,6 +159,27 @@ impl Planner {
             now: Self::now_unix(),
         };
         Ok(dry_run(&self.packer, job, app, &at))
+    }
+
+    /// The selection the next cycle would make with `job` of `owner` queued as its
+    /// newest (as [`CANDIDATE_ID`]), and the reason if its user is held by its quota.
+    fn fair_order_with(&self, job: &Job, owner: &str) -> (Vec<u64>, Option<String>) {
+        let mut candidate = job.clone();
+        candidate.id = CANDIDATE_ID;
+        candidate.scheduled = None;
+        let total = self.agents.totals();
+        let mut q = super::link::lock(&self.link.queue);
+        q.insert(owner, &candidate, Self::now_unix());
+        let sel = q.select(
+            Self::now_unix(),
+            self.opts.window.saturating_add(1),
+            &self.opts.policy.starvation,
+            self.usage.by_user(),
+            &total,
+        );
+        q.remove(CANDIDATE_ID);
+        let held = sel.held.get(owner).cloned();
+        (sel.ids, held)
     }
 }
 
@@ -171,11 +216,23 @@ mod tests {
     }
 
     fn run(agents: &[AgentState], window: &[Job], room: usize, j: &Job) -> PlanResponse {
+        run_at(agents, window, usize::MAX, room, j)
+    }
+
+    /// With the job at `position` of the fair order.
+    fn run_at(
+        agents: &[AgentState],
+        window: &[Job],
+        position: usize,
+        room: usize,
+        j: &Job,
+    ) -> PlanResponse {
         let cfg = PlannerSection::default();
         let apps = apps();
         let at = DryRun {
             agents,
             window,
+            position,
             apps: &apps,
             cfg: &cfg,
             room,
@@ -226,9 +283,16 @@ mod tests {
         let window = [job(1, 5, 0)];
         let r = run(&agents, &window, 10, &job(0, 2, 0));
         assert!(r.would_run(), "{r:?}");
-        // A higher priority (lower value) goes before the queue.
+        // The fair order decides, as in the cycle: first in it, the job runs ...
         let window = [job(1, 4, 5), job(2, 4, 5)];
-        let r = run(&agents, &window, 10, &job(0, 4, 0));
+        let r = run_at(&agents, &window, 0, 10, &job(0, 4, 0));
+        assert!(r.would_run(), "{r:?}");
+        // ... after both (another user's turn came first), it waits, whatever its
+        // priority: the dry run does not reorder by priority.
+        let r = run_at(&agents, &window, 2, 10, &job(0, 4, 0));
+        assert!(!r.would_run(), "{r:?}");
+        // Between them: the second queued job is the one left out.
+        let r = run_at(&agents, &window, 1, 10, &job(0, 4, 0));
         assert!(r.would_run(), "{r:?}");
     }
 

@@ -20,8 +20,12 @@
 //! never fit any agent in the latest cycle ([`FairQueue::set_outcome`]) gives its head
 //! only: it costs one check a cycle, not one per job.
 //!
-//! Jobs not selected still have a reason ([`FairQueue::waiting_reason`]): how many jobs
-//! of their class are ahead, and why the first of those waits.
+//! **Quotas**: a user at its running-CPU or memory quota is held for the cycle (checked
+//! once per pick of the user, see [`quota`]); its jobs are not selected and wait with
+//! that reason.
+//!
+//! Jobs not selected still have a reason ([`FairQueue::waiting_reason`]): their user's
+//! quota, or how many jobs of their class are ahead and why the first of those waits.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -33,11 +37,19 @@ use retz_proto::api::Job;
 
 use super::request::unix_seconds;
 
+pub mod quota;
+
+use quota::{Rooms, UserBook};
+
 /// A class's index in the queue.
 type ClassId = u32;
 
 /// A class's next job: (effective priority, submit time, id, priority level).
 type Head = (i64, u64, u64, i32);
+
+/// A user in the selection's turn order: (share / weight, its next job's submit time
+/// and id, the user).
+type UserKey<'a> = Reverse<(u64, (u64, u64), &'a str)>;
 
 /// The resources a job asks at least (the fair-share demand of its class).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -110,6 +122,8 @@ pub struct Selection {
     pub ids: Vec<u64>,
     /// How many classes the queue holds.
     pub classes: usize,
+    /// Users held by their running quota this cycle, with why.
+    pub held: BTreeMap<String, String>,
 }
 
 /// The queued jobs by class; see the module doc.
@@ -121,8 +135,10 @@ pub struct FairQueue {
     next_class: ClassId,
     /// Job id → (class, priority).
     jobs: HashMap<u64, (ClassId, i32)>,
-    /// Per-user weights (absent: 1).
-    weights: BTreeMap<String, f64>,
+    /// Per-user weights and quotas.
+    book: UserBook,
+    /// Users held by their running quota in the latest selection, with why.
+    held: HashMap<String, Arc<str>>,
 }
 
 /// The class key of `job` of `owner`.
@@ -161,17 +177,34 @@ impl FairQueue {
     /// Sets `user`'s weight (share); weights at or below 0 count as the smallest
     /// positive one.
     pub fn set_weight(&mut self, user: &str, weight: f64) {
-        self.weights.insert(user.to_owned(), weight);
+        self.book.set_weight(user, weight);
     }
 
-    /// Takes the weights of `other` (when a queue is reloaded).
+    /// The users' weights and quotas.
+    pub fn book(&self) -> &UserBook {
+        &self.book
+    }
+
+    /// The users' weights and quotas, to change.
+    pub fn book_mut(&mut self) -> &mut UserBook {
+        &mut self.book
+    }
+
+    /// Takes the weights and quotas of `other` (when a queue is reloaded).
     pub fn copy_weights(&mut self, other: &FairQueue) {
-        self.weights.clone_from(&other.weights);
+        self.book.clone_from(&other.book);
+    }
+
+    /// Records the users the latest selection held by quota (their jobs' reason).
+    pub fn set_held(&mut self, held: &BTreeMap<String, String>) {
+        self.held = held
+            .iter()
+            .map(|(u, why)| (u.clone(), why.as_str().into()))
+            .collect();
     }
 
     fn weight(&self, user: &str) -> f64 {
-        let w = self.weights.get(user).copied().unwrap_or(1.0);
-        if w.is_finite() && w > 0.0 { w } else { 1e-6 }
+        self.book.weight(user)
     }
 
     /// Adds QUEUED `job` of `owner` (its submit time from `scheduled`, else `now`).
@@ -282,6 +315,9 @@ impl FairQueue {
     pub fn waiting_reason(&self, id: u64) -> Option<String> {
         let &(cid, p) = self.jobs.get(&id)?;
         let class = self.classes.get(&cid)?;
+        if let Some(why) = self.held.get(&*class.owner) {
+            return Some(why.to_string());
+        }
         let ahead: usize = class.levels.range(..p).map(|(_, l)| l.len()).sum::<usize>()
             + class.levels.get(&p).map_or(0, |l| l.range(..id).count());
         let of = if ahead == 1 { "job" } else { "jobs" };
@@ -321,25 +357,39 @@ impl FairQueue {
                     .push(Reverse((b, cid)));
             }
         }
-        let mut users: BinaryHeap<Reverse<(u64, &str)>> = per_user
-            .keys()
-            .map(|&u| {
+        // Users by (share / weight, then their next job's submit time and id: equal
+        // shares go to the user waiting longest, so ties alternate instead of always
+        // favouring one name).
+        let oldest = |heap: &BinaryHeap<Next>| heap.peek().map_or((0, 0), |r| (r.0.0.1, r.0.0.2));
+        let mut users: BinaryHeap<UserKey<'_>> = per_user
+            .iter()
+            .map(|(&u, heap)| {
                 let share = running.get(u).map_or(0.0, |d| d.dominant(total)) / self.weight(u);
-                Reverse((share_bits(share), u))
+                Reverse((share_bits(share), oldest(heap), u))
             })
             .collect();
         let mut shares: HashMap<&str, f64> = HashMap::new();
         let mut ids = Vec::with_capacity(budget.min(self.jobs.len()));
+        // Running room per user, only when a running quota may apply.
+        let quotas = self.book.any_running_quota();
+        let mut rooms = Rooms::default();
+        let mut held: BTreeMap<String, String> = BTreeMap::new();
         while ids.len() < budget {
-            let Some(Reverse((bits, user))) = users.pop() else {
+            let Some(Reverse((bits, _, user))) = users.pop() else {
                 break;
             };
             let heap = per_user.get_mut(user).expect("a user with classes");
-            let Some(Reverse(((_, _, id, level), cid))) = heap.pop() else {
+            let Some(&Reverse(((_, _, id, level), cid))) = heap.peek() else {
                 continue;
             };
-            ids.push(id);
             let class = &self.classes[&cid];
+            if quotas && let Err(why) = rooms.take(user, &class.demand, running, &self.book) {
+                // Held for this cycle: the user is not put back.
+                held.insert(user.to_owned(), why);
+                continue;
+            }
+            heap.pop();
+            ids.push(id);
             let cursor = cursors.entry(cid).or_default();
             cursor.insert(level, id);
             if !class.never
@@ -350,21 +400,34 @@ impl FairQueue {
             let share = shares.entry(user).or_insert_with(|| f64::from_bits(bits));
             *share += class.demand.dominant(total) / self.weight(user);
             if !heap.is_empty() {
-                users.push(Reverse((share_bits(*share), user)));
+                users.push(Reverse((share_bits(*share), oldest(heap), user)));
             }
         }
         // Every class at least once.
-        let mut rest: Vec<(&str, Head)> = self
+        let mut rest: Vec<(&str, Head, ClassId)> = self
             .classes
             .iter()
-            .filter(|(cid, _)| !cursors.contains_key(cid))
-            .filter_map(|(_, c)| Some((&*c.owner, c.best(&empty, now, s)?)))
+            .filter(|(cid, c)| !cursors.contains_key(cid) && !held.contains_key(&*c.owner))
+            .filter_map(|(&cid, c)| Some((&*c.owner, c.best(&empty, now, s)?, cid)))
             .collect();
         rest.sort_unstable();
-        ids.extend(rest.into_iter().map(|(_, b)| b.2));
+        for (user, head, cid) in rest {
+            if quotas {
+                if held.contains_key(user) {
+                    continue;
+                }
+                let demand = &self.classes[&cid].demand;
+                if let Err(why) = rooms.take(user, demand, running, &self.book) {
+                    held.insert(user.to_owned(), why);
+                    continue;
+                }
+            }
+            ids.push(head.2);
+        }
         Selection {
             ids,
             classes: self.classes.len(),
+            held,
         }
     }
 }

@@ -76,4 +76,9 @@ impl PlannerHandle for PlannerLink {
     fn cluster(&self) -> ClusterView {
         self.cluster.view()
     }
+    fn user_limits_changed(&self, limits: &retz_proto::api::UserLimits) {
+        // The one change to the queue not made by the loop: a user's weight and quota,
+        // read by the next selection.
+        lock(&self.queue).book_mut().set(limits.clone());
+    }
 }

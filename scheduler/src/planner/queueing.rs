@@ -28,10 +28,15 @@ impl Planner {
         for (owner, job) in self.store.active_jobs_owned().await? {
             self.usage.started(&owner, &job);
         }
+        let stored = self.store.list_user_limits().await?;
         {
             let mut shared = lock(&self.link.queue);
-            // Weights set before the load stay.
+            // Weights set before the load stay; the stored ones and the defaults apply.
             q.copy_weights(&shared);
+            q.book_mut().set_defaults(self.opts.quota);
+            for limits in stored {
+                q.book_mut().set(limits);
+            }
             *shared = q;
         }
         self.publish_queue();
@@ -49,14 +54,16 @@ impl Planner {
     pub(super) async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
         let total = self.agents.totals();
         let selection = {
-            let q = lock(&self.link.queue);
-            q.select(
+            let mut q = lock(&self.link.queue);
+            let selection = q.select(
                 Self::now_unix(),
                 self.opts.window,
                 &self.opts.policy.starvation,
                 self.usage.by_user(),
                 &total,
-            )
+            );
+            q.set_held(&selection.held);
+            selection
         };
         let missing: Vec<u64> = selection
             .ids

@@ -65,6 +65,8 @@ pub struct PlannerOptions {
     /// How many queued jobs one cycle considers in fair-share order (besides the head of
     /// every class).
     pub window: usize,
+    /// The default per-user quota (`[quota]`; stored overrides apply over it).
+    pub quota: retz_proto::api::Quota,
 }
 
 /// Why the loop stopped.

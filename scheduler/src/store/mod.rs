@@ -33,6 +33,7 @@ mod history;
 mod import;
 mod jobs;
 mod properties;
+mod quotas;
 mod users;
 mod writer;
 

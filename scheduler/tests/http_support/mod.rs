@@ -30,6 +30,8 @@ pub struct FakePlanner {
     pub planned: Mutex<Vec<(String, String)>>,
     /// Whether `plan` drops its answer (a stopped planner loop).
     pub plan_stopped: std::sync::atomic::AtomicBool,
+    /// The share and quota changes it was told of.
+    pub limits: Mutex<Vec<retz_proto::api::UserLimits>>,
 }
 
 impl PlannerHandle for FakePlanner {
@@ -38,6 +40,9 @@ impl PlannerHandle for FakePlanner {
     }
     fn kill_requested(&self, job: &Job) {
         self.kills.lock().unwrap().push(job.id);
+    }
+    fn user_limits_changed(&self, limits: &retz_proto::api::UserLimits) {
+        self.limits.lock().unwrap().push(limits.clone());
     }
     fn pending_reason(&self, job_id: u64) -> Option<String> {
         Some(format!("no offer fits job {job_id}"))

@@ -149,6 +149,110 @@ fn users_take_turns_by_dominant_share_and_weight() {
     assert_eq!(ids[50..], [1], "alice's class is still considered: {ids:?}");
 }
 
+#[test]
+fn a_user_at_its_running_quota_is_held_with_the_reason() {
+    let mut q = FairQueue::default();
+    for id in 1..=20 {
+        q.insert("alice", &job(id, "a", 1, 0), 0);
+        q.insert("bob", &job(100 + id, "b", 1, 0), 0);
+    }
+    q.insert("alice", &job(50, "other", 2, 0), 0);
+    let mut limits = retz_proto::api::UserLimits::new("alice");
+    limits.quota.max_running_cpus = Some(4);
+    q.book_mut().set(limits);
+    let total = Demand {
+        cpus: 100.0,
+        mem_mb: 1e9,
+    };
+    let at = |cpus: f64| BTreeMap::from([("alice".to_owned(), Demand { cpus, mem_mb: 0.0 })]);
+    // At the limit: none of alice's jobs, in the budget or as a class head.
+    let sel = q.select(0, 30, &no_aging(), &at(4.0), &total);
+    assert!(sel.ids.iter().all(|&id| id > 100), "{:?}", sel.ids);
+    assert_eq!(sel.held["alice"], "user at running-CPU quota 4/4");
+    q.set_held(&sel.held);
+    assert_eq!(
+        q.waiting_reason(20).as_deref(),
+        Some("user at running-CPU quota 4/4")
+    );
+    assert!(
+        q.waiting_reason(120).unwrap().contains("behind 19 jobs"),
+        "bob is not held"
+    );
+    // One CPU below: exactly one more 1-CPU job of alice, none of her 2-CPU class.
+    let sel = q.select(0, 30, &no_aging(), &at(3.0), &total);
+    let alice: Vec<u64> = sel.ids.iter().copied().filter(|&id| id <= 100).collect();
+    assert_eq!(alice, [1], "{:?}", sel.ids);
+    // Memory quotas hold the same way; a cleared quota holds nothing.
+    let mut limits = retz_proto::api::UserLimits::new("alice");
+    limits.quota.max_running_mem_mb = Some(100);
+    q.book_mut().set(limits);
+    let mut mem = at(0.0);
+    mem.get_mut("alice").unwrap().mem_mb = 100.0;
+    let mut j = job(60, "a", 1, 0);
+    j.resources.mem_mb = ResourceRange::exactly(10);
+    q.insert("alice", &j, 0);
+    let sel = q.select(0, 60, &no_aging(), &mem, &total);
+    assert_eq!(sel.held["alice"], "user at running-memory quota 100/100");
+    assert!(!sel.ids.contains(&60));
+    q.book_mut().set(retz_proto::api::UserLimits::new("alice"));
+    let sel = q.select(0, 60, &no_aging(), &mem, &total);
+    assert!(sel.held.is_empty() && sel.ids.contains(&60), "{sel:?}");
+    q.set_held(&sel.held);
+    assert!(!q.waiting_reason(20).unwrap().contains("quota"));
+}
+
+/// Starts `n` jobs on a cluster of `slots` 1-CPU slots, one per free slot, the oldest
+/// running job finishing when all are busy; returns the users of the starts in order.
+fn run_shares(q: &mut FairQueue, slots: usize, n: usize) -> Vec<String> {
+    let total = Demand {
+        cpus: slots as f64,
+        mem_mb: 1e9,
+    };
+    let mut running: std::collections::VecDeque<String> = Default::default();
+    let mut usage: BTreeMap<String, Demand> = BTreeMap::new();
+    let mut starts = Vec::new();
+    for _ in 0..n {
+        if running.len() == slots {
+            let done = running.pop_front().unwrap();
+            usage.get_mut(&done).unwrap().cpus -= 1.0;
+        }
+        let ids = q.select(0, 1, &no_aging(), &usage, &total).ids;
+        let user = q.owner(ids[0]).unwrap();
+        q.remove(ids[0]);
+        usage.entry(user.clone()).or_default().cpus += 1.0;
+        starts.push(user.clone());
+        running.push_back(user);
+    }
+    starts
+}
+
+#[test]
+fn one_user_flooding_does_not_delay_another_and_weights_set_the_split() {
+    let mut q = FairQueue::default();
+    for id in 1..=10_000 {
+        q.insert("flood", &job(id, "a", 1, 0), 0);
+    }
+    for id in 20_001..=20_010 {
+        q.insert("late", &job(id, "b", 1, 0), 10);
+    }
+    // Two slots: of the first 20 starts, the late user's ten jobs take every other
+    // one (its running share stays at or below the flooder's), all done by start 20.
+    let starts = run_shares(&mut q, 2, 20);
+    let late: Vec<usize> = (0..20).filter(|&i| starts[i] == "late").collect();
+    assert_eq!(late.len(), 10, "{starts:?}");
+    assert!(late.windows(2).all(|w| w[1] - w[0] <= 2), "{starts:?}");
+    // Weights 2:1 on three slots: two thirds of the starts are a's (a runs 2, b 1).
+    let mut q = FairQueue::default();
+    for id in 1..=1_000 {
+        q.insert("a", &job(2 * id, "a", 1, 0), 2 * id);
+        q.insert("b", &job(2 * id + 1, "b", 1, 0), 2 * id + 1);
+    }
+    q.set_weight("a", 2.0);
+    let starts = run_shares(&mut q, 3, 600);
+    let a = starts.iter().filter(|u| *u == "a").count() as f64 / 600.0;
+    assert!((a - 2.0 / 3.0).abs() < 0.01, "{a}");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -193,6 +297,28 @@ mod properties {
             prop_assert!(ids.len() >= budget.min(q.len()));
             // One head per class: the selection's classes are all the classes.
             prop_assert_eq!(classes_of(&spec, &ids).len(), q.class_count());
+        }
+
+        /// With weights w_a:w_b and both users always queued, the starts split in
+        /// proportion to the weights, within what whole slots allow: a user's running
+        /// jobs settle within one slot of its weighted share of the slots (and exactly on
+        /// it when the slots divide by w_a + w_b).
+        #[test]
+        fn starts_follow_the_weights(wa in 1u32..5, wb in 1u32..5, slots in 2usize..12) {
+            let mut q = FairQueue::default();
+            // Interleaved submissions (as two users submitting over time).
+            for id in 1..=1_000 {
+                q.insert("a", &job(2 * id, "a", 1, 0), 2 * id);
+                q.insert("b", &job(2 * id + 1, "b", 1, 0), 2 * id + 1);
+            }
+            q.set_weight("a", f64::from(wa));
+            q.set_weight("b", f64::from(wb));
+            let n = 800;
+            let starts = run_shares(&mut q, slots, n);
+            let got = starts.iter().filter(|u| *u == "a").count() as f64 / n as f64;
+            let want = f64::from(wa) / f64::from(wa + wb);
+            let slack = if slots % (wa + wb) as usize == 0 { 0.02 } else { 1.0 / slots as f64 + 0.02 };
+            prop_assert!((got - want).abs() <= slack, "a got {got}, want {want} on {slots} slots");
         }
 
         /// No class is starved across cycles: whatever the outcome of the cycles before
