@@ -146,6 +146,8 @@ mod tests {
                 .collect(),
             granted_mem_mb: mem.iter().map(|m| m.1).sum(),
             granted_gpus: 0,
+            gpu_ids: crate::sets::GpuSet::new(),
+            gpus_named: false,
             policy: AffinityPolicy::NumaPrefer,
             whole_nodes: 0,
             pinned: true,

@@ -69,6 +69,7 @@ async fn ended(
         ports: Vec::new(),
         user: Some("nobody".into()),
         features,
+        gpu_ids: None,
     });
     assert!(env.store.update_job(&job, JobState::Queued).await.unwrap());
     job.id

@@ -336,7 +336,7 @@ both!(jobs_roundtrip, jobs);
 /// `gpuIds`) reads back without them.
 async fn gpu_grants(store: Store) {
     let a = store.insert_job("alice", job("app", "gpu")).await.unwrap();
-    let mut started = launch(&a, 2);
+    let mut started = launch(&a, grant(2));
     let g = started.granted.as_mut().unwrap();
     g.gpu = 2;
     g.gpu_ids = Some("1,3".into());

@@ -69,6 +69,7 @@ async fn ended(
         ports: Vec::new(),
         user: None,
         features,
+        gpu_ids: None,
     });
     assert!(store.update_job(&job, JobState::Queued).await.unwrap());
     job.id

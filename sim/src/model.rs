@@ -284,6 +284,8 @@ mod tests {
             granted_cpus: 3,
             granted_mem_mb: 400,
             granted_gpus: 0,
+            gpu_ids: retz_placement::GpuSet::new(),
+            gpus_named: false,
             policy: AffinityPolicy::Spread,
             whole_nodes: 0,
             pinned: true,
