@@ -40,8 +40,8 @@ use retz_placement::{
 };
 
 use crate::cluster::Cluster;
-use crate::model::{RuntimeModel, placement_features};
 use crate::fairshare::{FairShare, Fairness, Shares};
+use crate::model::{RuntimeModel, placement_features};
 use crate::policy::NamedPolicy;
 use crate::workload::{Job, Workload};
 

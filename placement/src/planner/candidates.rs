@@ -100,9 +100,9 @@ impl<'a> Planner<'a> {
             SmtPolicy::WholeCores => frac(f64::from(c.saturating_sub(x.whole)), f64::from(c)),
             SmtPolicy::Pack => 0.0,
         };
-        let base =
-            wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free)
-                + gpu;
+        let base = wt.fragmentation * fragment + wt.smt_shared * smt
+            - wt.grant * grant_term(job, x.free)
+            + gpu;
         if wt.cache_split <= 0.0 {
             return Some((base, true));
         }
