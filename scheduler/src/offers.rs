@@ -101,11 +101,20 @@ pub fn agent_state_shared(
     // An agent that names its GPUs (free `gpuids`, or a layout listing them) has exactly
     // those free; one stating a count only gets placeholder ids.
     let named = !decoded.free.gpuids.is_empty() || !topology.gpus().is_empty();
+    // Unpinned tasks take `cpus` but no `cpuids`, so while they run the offer names more
+    // CPU ids than it has CPUs: the `cpus` scalar is what may be taken, and no more ids
+    // than that are planned on.
+    let scalar = decoded.free.cpus.max(0.0).floor() as usize;
+    let cpuids = if decoded.free.cpuids.len() > scalar {
+        decoded.free.cpuids.iter().take(scalar).collect()
+    } else {
+        decoded.free.cpuids
+    };
     let state = AgentState::new(
         offer.agent_id.value.clone(),
         offer.hostname.clone(),
         topology,
-        decoded.free.cpuids,
+        cpuids,
         free_mem,
         gpus,
         decoded.numa_aware,
@@ -301,5 +310,26 @@ mod tests {
             port_resources(&offer, &[40000]).is_empty(),
             "ports the offer does not hold are never asked for"
         );
+    }
+
+    #[test]
+    fn no_more_cpu_ids_are_free_than_the_offer_has_cpus() {
+        use retz_proto::numa::{FreeResources, agent_flags, parse_agent_flags};
+        let spec = retz_placement::synthetic::parse("pack:1 numa:1 core:3 pu:1", 1024).unwrap();
+        let offer = |cpus: f64| {
+            let mut res = FreeResources::whole_machine(&spec);
+            // Two unpinned tasks run: they took `cpus`, not `cpuids`.
+            res.cpus = cpus;
+            let flags = agent_flags(&spec, &res).unwrap();
+            let parsed = parse_agent_flags(&flags.to_flag_lines()).unwrap();
+            Offer {
+                resources: parsed.resources,
+                attributes: parsed.attributes,
+                ..Offer::default()
+            }
+        };
+        assert_eq!(agent_state(&offer(1.0)).unwrap().free_cpus().len(), 1);
+        assert_eq!(agent_state(&offer(0.0)).unwrap().free_cpus().len(), 0);
+        assert_eq!(agent_state(&offer(3.0)).unwrap().free_cpus().len(), 3);
     }
 }
