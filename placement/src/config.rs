@@ -15,7 +15,12 @@
 //!       + balance       * std-dev over the agent's nodes of the free-CPU fraction afterwards
 //!       + memory_spill  * Σ_k (MB on node k outside the CPU nodes) / MB * (d / d_local - 1)
 //!       - grant         * (extra CPUs the placement can give) / (max - min)
+//!       + cache_split   * (L3 domains spanned - 1)       single-node placements, cache pack
+//!       + fragmentation * (free CPUs left in the L3 domain it fits) / (domain size)
 //! ```
+//!
+//! (with cache policy `spread`, the `cache_split` term counts the L3 domains the job
+//! cannot reach instead; see `planner/cache.rs`).
 //!
 //! which terms apply depends on the policy (see `planner.rs`): `numa-strict` and
 //! `numa-prefer` use all but `balance`, `spread` uses `balance`, `smt_shared`,
@@ -45,6 +50,10 @@ pub struct Weights {
     pub memory_spill: f64,
     /// Reward for a placement that can grant more of an open CPU range.
     pub grant: f64,
+    /// Per last-level (L3) cache domain a job spans beyond one (cache policy `pack`), or
+    /// short of the most it could use (`spread`), in the node it is placed in; 0 turns
+    /// L3-aware node choice off (within the node, CPUs still follow the cache policy).
+    pub cache_split: f64,
 }
 
 impl Default for Weights {
@@ -57,6 +66,7 @@ impl Default for Weights {
             balance: 1.0,
             memory_spill: 2.0,
             grant: 0.25,
+            cache_split: 4.0,
         }
     }
 }

@@ -87,17 +87,36 @@ pub(crate) fn take_in_node(
         rank[ci - range.start] = r;
     }
     let rank_of = |ci: usize| rank[ci - range.start];
-    // Partly free cores, fewest free PUs first (then visiting order).
+    // group[ci - range.start]: when packing into cache domains, the position of the
+    // core's domain in the visiting order (so every choice below stays in the earliest
+    // domain that can supply it); 0 for every core otherwise.
+    let mut group = vec![0usize; range.len()];
+    if cache == CachePolicy::Pack && topo.nodes()[node].num_caches() > 1 {
+        let mut g = 0;
+        let mut last = None;
+        for &ci in &order {
+            let d = topo.cache_of_core(ci);
+            if last.is_some_and(|l| l != d) {
+                g += 1;
+            }
+            last = Some(d);
+            group[ci - range.start] = g;
+        }
+    }
+    let group_of = |ci: usize| group[ci - range.start];
+    // Partly free cores by domain group, fewest free PUs first (then visiting order).
     let partial = || {
-        let mut p: Vec<(usize, usize, usize)> = order
+        let mut p: Vec<(usize, usize, usize, usize)> = order
             .iter()
             .filter_map(|&ci| {
                 let f = cores[ci].intersection_len(free);
-                (f > 0 && f < cores[ci].len()).then_some((f, rank_of(ci), ci))
+                (f > 0 && f < cores[ci].len()).then_some((group_of(ci), f, rank_of(ci), ci))
             })
             .collect();
         p.sort_unstable();
-        p.into_iter().map(|(f, _, ci)| (f, ci)).collect::<Vec<_>>()
+        p.into_iter()
+            .map(|(_, f, _, ci)| (f, ci))
+            .collect::<Vec<_>>()
     };
     match smt {
         SmtPolicy::WholeCores => {
@@ -119,7 +138,7 @@ pub(crate) fn take_in_node(
                 let cover = range
                     .clone()
                     .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
-                    .min_by_key(|&ci| (cores[ci].len(), rank_of(ci)));
+                    .min_by_key(|&ci| (group_of(ci), cores[ci].len(), rank_of(ci)));
                 match cover {
                     Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
                     // ... else from cores partly used by others.
@@ -135,18 +154,27 @@ pub(crate) fn take_in_node(
             }
         }
         SmtPolicy::Pack => {
-            for (_, ci) in partial() {
-                if need == 0 {
-                    break;
+            // Domain group by domain group: its partly used cores, then its free ones.
+            let partial = partial();
+            let mut p = 0;
+            let mut o = 0;
+            while need > 0 && (p < partial.len() || o < order.len()) {
+                let g = match (partial.get(p), order.get(o)) {
+                    (Some(&(_, a)), Some(&b)) => group_of(a).min(group_of(b)),
+                    (Some(&(_, a)), None) => group_of(a),
+                    (None, Some(&b)) => group_of(b),
+                    (None, None) => break,
+                };
+                while need > 0 && p < partial.len() && group_of(partial[p].1) == g {
+                    need -= take_from_core(&cores[partial[p].1], free, need, out);
+                    p += 1;
                 }
-                need -= take_from_core(&cores[ci], free, need, out);
-            }
-            for &ci in &order {
-                if need == 0 {
-                    break;
-                }
-                if cores[ci].is_subset(free) {
-                    need -= take_from_core(&cores[ci], free, need, out);
+                while need > 0 && o < order.len() && group_of(order[o]) == g {
+                    let ci = order[o];
+                    if cores[ci].is_subset(free) {
+                        need -= take_from_core(&cores[ci], free, need, out);
+                    }
+                    o += 1;
                 }
             }
         }

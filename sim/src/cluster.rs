@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Commas inside parentheses (synthetic attributes) do not split groups. NUMA nodes of a
-//! synthetic description without a `memory=` attribute get [`ClusterOptions::node_mem_mb`].
+//! synthetic description without a `memory=` attribute, and NUMA nodes with CPUs of an
+//! hwloc XML export that gives no memory size, get [`ClusterOptions::node_mem_mb`].
 //! hwloc XML files are read with `retz_topology` (hwloc 2.x, the same mapping as
 //! the agent probe: offline PUs left out, node memory and SLIT distances kept) when the
 //! `hwloc` feature is on (the default); without it they are refused with advice to
@@ -326,8 +327,32 @@ fn load_topology(src: &TopoSource, opts: &ClusterOptions) -> Result<Topology, In
             })
         }
         TopoSource::Json(p) => load_topology_json(p),
-        TopoSource::Xml(p) => load_topology_xml(p),
+        TopoSource::Xml(p) => with_node_memory(load_topology_xml(p)?, opts.node_mem_mb)
+            .map_err(|e| InputError::file(p, format!("invalid topology: {e}"))),
     }
+}
+
+/// Gives NUMA nodes with CPUs but no memory size (hwloc exports made without memory
+/// information, such as the shared EPYC files) `node_mem_mb` MB, as synthetic
+/// descriptions without `memory=` get.
+fn with_node_memory(
+    t: Topology,
+    node_mem_mb: u64,
+) -> Result<Topology, retz_placement::TopologyError> {
+    if !t
+        .nodes()
+        .iter()
+        .any(|n| n.memory_mb() == 0 && !n.is_memory_only())
+    {
+        return Ok(t);
+    }
+    let mut spec = t.spec().clone();
+    for n in &mut spec.nodes {
+        if n.memory_mb == 0 && !n.cores.is_empty() {
+            n.memory_mb = node_mem_mb;
+        }
+    }
+    Topology::new(spec)
 }
 
 /// Reads an hwloc XML export with `retz_topology` (hwloc 2.x).
@@ -544,6 +569,29 @@ mod tests {
         assert_eq!(c.groups[0].nodes_per_host, 2);
         assert!(c.hosts[0].topology.distances_known());
         assert!(c.groups[0].mem_mb_per_host > 0);
+    }
+
+    #[cfg(feature = "hwloc")]
+    #[test]
+    fn epyc_exports_make_clusters_with_l3_domains_and_memory() {
+        let dir = std::env::var("RETZ_SHARED_DIR").map_or_else(
+            |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            PathBuf::from,
+        );
+        let f = dir.join("topologies/384amd64-2p12l3-epyc9654.xml");
+        if !f.exists() {
+            retz_testkit::require(false, &format!("{} not found", f.display()));
+            return;
+        }
+        let opts = ClusterOptions { node_mem_mb: 1000 };
+        let c = load_cluster(&format!("20x@{}", f.display()), &opts).unwrap();
+        assert_eq!(c.hosts.len(), 20);
+        assert_eq!(c.total_cpus(), 20 * 384);
+        let t = &c.hosts[0].topology;
+        assert!(Arc::ptr_eq(t, &c.hosts[19].topology));
+        assert_eq!(t.caches().len(), 24);
+        // The export has no memory sizes: every node with CPUs gets --node-mem-mb.
+        assert!(t.nodes().iter().all(|n| n.memory_mb() == 1000));
     }
 
     #[test]

@@ -196,7 +196,7 @@ pub const OBJECTIVE_MODEL: &str = "maximise throughput_jobs_per_h, then minimise
 
 const CACHES: [Option<CachePolicy>; 3] = [None, Some(CachePolicy::Pack), Some(CachePolicy::Spread)];
 
-const WEIGHT_NAMES: [&str; 7] = [
+const WEIGHT_NAMES: [&str; 8] = [
     "extra_node",
     "cross_node",
     "smt_shared",
@@ -204,6 +204,7 @@ const WEIGHT_NAMES: [&str; 7] = [
     "balance",
     "memory_spill",
     "grant",
+    "cache_split",
 ];
 
 fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
@@ -214,6 +215,7 @@ fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
         "fragmentation" => &mut w.fragmentation,
         "balance" => &mut w.balance,
         "memory_spill" => &mut w.memory_spill,
+        "cache_split" => &mut w.cache_split,
         _ => &mut w.grant,
     }
 }

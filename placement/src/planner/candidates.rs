@@ -6,12 +6,16 @@
 //! Invariant: evaluation never mutates the planner; a candidate only lists node positions
 //! that are not reserved, with counts no larger than their free CPUs and memory.
 
-use super::{AgentWork, Planner};
+use super::{AgentWork, Planner, cache};
 use crate::index::CapIndex;
 use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
 use crate::select::split_memory;
 use crate::sets::NodeSet;
 use crate::topology::Topology;
+
+/// How many times [`crate::PolicyConfig::candidates`] feasible nodes are scored at most
+/// when none of the first ones can hold a job in its ideal L3 layout.
+pub(super) const CACHE_SCAN: usize = 8;
 
 /// A candidate before its CPU ids are chosen.
 #[derive(Clone, Debug)]
@@ -77,8 +81,9 @@ fn pick(k: usize, it: impl Iterator<Item = Cand>) -> Option<Cand> {
 impl<'a> Planner<'a> {
     // ----- candidate evaluation -------------------------------------------------------
 
-    /// Cost of placing `job` entirely in node `i` of agent `a`, if it fits there.
-    fn node_cost(&self, a: u32, i: usize, job: &JobRequest) -> Option<f64> {
+    /// Cost of placing `job` entirely in node `i` of agent `a`, if it fits there, and
+    /// whether its L3 layout there is ideal (see `cache.rs`; true when L3 does not count).
+    fn node_cost(&self, a: u32, i: usize, job: &JobRequest) -> Option<(f64, bool)> {
         let w = &self.work[a as usize];
         let x = &w.nodes[i];
         let c = job.cpus.min;
@@ -95,10 +100,20 @@ impl<'a> Planner<'a> {
             SmtPolicy::WholeCores => frac(f64::from(c.saturating_sub(x.whole)), f64::from(c)),
             SmtPolicy::Pack => 0.0,
         };
-        Some(
-            wt.fragmentation * fragment + wt.smt_shared * smt - wt.grant * grant_term(job, x.free)
-                + gpu,
-        )
+        let base = wt.fragmentation * fragment + wt.smt_shared * smt
+            - wt.grant * grant_term(job, x.free)
+            + gpu;
+        if wt.cache_split <= 0.0 {
+            return Some((base, true));
+        }
+        let l3 = cache::fit(self.topo(a), i, &w.caches, c, job.smt, self.cache_of(job));
+        Some(match l3 {
+            None => (base, true),
+            Some(f) => (
+                base + wt.cache_split * f64::from(f.excess) + wt.fragmentation * f.leftover,
+                f.excess == 0,
+            ),
+        })
     }
 
     fn node_cand(a: u32, i: usize, job: &JobRequest, cost: f64) -> Cand {
@@ -114,28 +129,30 @@ impl<'a> Planner<'a> {
     }
 
     /// The lowest-cost node among the first `k` feasible `(agent, node)` pairs (ties: the
-    /// earlier one); candidates are only materialized for the winner.
+    /// earlier one); while none of them has an ideal L3 layout, up to
+    /// [`CACHE_SCAN`]` * k` are scored. Candidates are only materialized for the winner.
     fn pick_node(
         &self,
         k: usize,
         it: impl Iterator<Item = (u32, usize)>,
         job: &JobRequest,
     ) -> Option<Cand> {
-        let mut best: Option<(f64, u32, usize)> = None;
+        let k = k.max(1);
+        let mut best: Option<(f64, bool, u32, usize)> = None;
         let mut seen = 0;
         for (a, i) in it {
-            let Some(cost) = self.node_cost(a, i, job) else {
+            let Some((cost, ideal)) = self.node_cost(a, i, job) else {
                 continue;
             };
             if best.is_none_or(|b| cost.total_cmp(&b.0).is_lt()) {
-                best = Some((cost, a, i));
+                best = Some((cost, ideal, a, i));
             }
             seen += 1;
-            if seen >= k.max(1) {
+            if seen >= k && (best.is_some_and(|b| b.1) || seen >= k * CACHE_SCAN) {
                 break;
             }
         }
-        best.map(|(cost, a, i)| Self::node_cand(a, i, job, cost))
+        best.map(|(cost, _, a, i)| Self::node_cand(a, i, job, cost))
     }
 
     /// The GPU locality term of a candidate taking CPUs on node positions `takes` of

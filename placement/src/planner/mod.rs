@@ -47,6 +47,7 @@ use crate::topology::Topology;
 use candidates::Cand;
 use reserve::Held;
 
+mod cache;
 mod candidates;
 mod reasons;
 mod reserve;
@@ -83,6 +84,9 @@ struct AgentWork {
     free_gpus: GpuSet,
     reserved_gpus: u32,
     indexed: Indexed,
+    /// Per L3 cache domain (global index) `(free PUs, free PUs in entirely free cores)`;
+    /// empty when the topology has no node with several domains.
+    caches: Vec<(u32, u32)>,
 }
 
 impl AgentWork {
@@ -225,6 +229,11 @@ impl<'a> Planner<'a> {
                 free_gpus: a.free_gpu_ids().clone(),
                 reserved_gpus: 0,
                 indexed: Indexed::default(),
+                caches: if aware {
+                    cache::all_counts(topo, free)
+                } else {
+                    Vec::new()
+                },
             };
             let ai = ai as u32;
             for i in 0..w.nodes.len() {
@@ -405,6 +414,7 @@ impl<'a> Planner<'a> {
         touched.dedup();
         for i in touched {
             (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
+            cache::refresh_node(topo, i, &w.free_cpus, &mut w.caches);
         }
         self.reindex(a);
     }
@@ -445,6 +455,7 @@ impl<'a> Planner<'a> {
         for i in 0..w.nodes.len() {
             if topo.nodes()[i].cpus().intersection_len(&a.cpus) > 0 {
                 (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
+                cache::refresh_node(topo, i, &w.free_cpus, &mut w.caches);
             }
         }
         self.reindex(ai);
@@ -587,6 +598,7 @@ impl<'a> Planner<'a> {
                 std::mem::size_of::<AgentWork>()
                     + w.free_cpus.heap_bytes()
                     + w.nodes.capacity() * std::mem::size_of::<NodeWork>()
+                    + w.caches.capacity() * std::mem::size_of::<(u32, u32)>()
                     + w.free_gpus.heap_bytes()
             })
             .sum();
