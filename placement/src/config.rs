@@ -16,11 +16,18 @@
 //!       + memory_spill  * Σ_k (MB on node k outside the CPU nodes) / MB * (d / d_local - 1)
 //!       - grant         * (extra CPUs the placement can give) / (max - min)
 //!       + cache_split   * (L3 domains spanned - 1)       single-node placements, cache pack
-//!       + fragmentation * (free CPUs left in the L3 domain it fits) / (domain size)
+//!       + cache_fragmentation * (free CPUs left in its L3 domain) / (domain size)
 //! ```
 //!
 //! (with cache policy `spread`, the `cache_split` term counts the L3 domains the job
-//! cannot reach instead; see `planner/cache.rs`).
+//! cannot reach instead; the span is that of the CPUs the job would really get, see
+//! `planner/cache.rs`). While `cache_split` exceeds `fragmentation + smt_shared + grant +
+//! cache_fragmentation` (the spread of the other single-node terms of a job without
+//! GPUs; 4 against 2.25 by default), the L3-aware node choice never spans more L3
+//! domains than the choice with `cache_split = 0` (node-only scoring); with
+//! `cache_fragmentation = 0` (the default) it is that very choice whenever that choice
+//! already keeps the job in its fewest domains, so L3 awareness only steps in where it
+//! helps (inside the node, the tightest domain is taken either way).
 //!
 //! which terms apply depends on the policy (see `planner.rs`): `numa-strict` and
 //! `numa-prefer` use all but `balance`, `spread` uses `balance`, `smt_shared`,
@@ -54,6 +61,11 @@ pub struct Weights {
     /// short of the most it could use (`spread`), in the node it is placed in; 0 turns
     /// L3-aware node choice off (within the node, CPUs still follow the cache policy).
     pub cache_split: f64,
+    /// Free CPUs left in the L3 domain a single-domain placement lands in, over the
+    /// domain's size: best fit per L3 across nodes (inside a node the tightest domain is
+    /// taken anyway). 0 by default: on retz-sim workloads it moved jobs off the node-only
+    /// choice without keeping more of them in one L3 (`sim/README.md`).
+    pub cache_fragmentation: f64,
 }
 
 impl Default for Weights {
@@ -67,6 +79,7 @@ impl Default for Weights {
             memory_spill: 2.0,
             grant: 0.25,
             cache_split: 4.0,
+            cache_fragmentation: 0.0,
         }
     }
 }

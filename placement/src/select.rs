@@ -185,7 +185,8 @@ pub(crate) fn take_in_node(
 
 /// The order in which [`take_in_node`] visits the cores of node position `node` for `k`
 /// CPUs: core order when the node has one cache domain. With [`CachePolicy::Spread`], one
-/// core of each domain in turn (domains with the most usable CPUs first). With
+/// core of each domain in turn (domains with the most usable CPUs first, each domain's
+/// usable cores before its others). With
 /// [`CachePolicy::Pack`], domain by domain, the
 /// tightest domain that holds `k` first (the fewest usable CPUs: free PUs of entirely free
 /// cores for [`SmtPolicy::WholeCores`], free PUs for [`SmtPolicy::Pack`]; ties to the
@@ -225,9 +226,23 @@ pub(crate) fn core_order(
         .collect();
     if cache == CachePolicy::Spread {
         domains.sort_by_key(|&(d, usable, _)| (std::cmp::Reverse(usable), d));
-        let lists: Vec<&[u32]> = domains
+        // Each domain's usable cores first (in core order), so every turn of the round
+        // reaches a new domain while one still has a usable core.
+        let usable_core = |ci: usize| {
+            let c = &cores[ci];
+            let f = c.intersection_len(free);
+            match smt {
+                SmtPolicy::WholeCores => f == c.len(),
+                SmtPolicy::Pack => f > 0,
+            }
+        };
+        let lists: Vec<Vec<u32>> = domains
             .iter()
-            .map(|&(d, _, _)| topo.cache_cores(d))
+            .map(|&(d, _, _)| {
+                let mut l = topo.cache_cores(d).to_vec();
+                l.sort_by_key(|&ci| (!usable_core(ci as usize), ci));
+                l
+            })
             .collect();
         let longest = lists.iter().map(|l| l.len()).max().unwrap_or(0);
         return (0..longest)
@@ -235,17 +250,28 @@ pub(crate) fn core_order(
             .map(|&ci| ci as usize)
             .collect();
     }
-    let fits = domains
-        .iter()
-        .filter(|&&(_, usable, _)| usable >= k)
-        .min_by_key(|&&(d, usable, _)| (usable, d))
-        .map(|&(d, _, _)| d);
+    let fits = tightest_domain(domains.iter().map(|&(d, usable, _)| (d, usable)), k);
     domains
         .sort_by_key(|&(d, usable, whole)| (Some(d) != fits, !whole, std::cmp::Reverse(usable), d));
     domains
         .iter()
         .flat_map(|&(d, _, _)| topo.cache_cores(d).iter().map(|&ci| ci as usize))
         .collect()
+}
+
+/// The domain a job of `k` CPUs is packed into when one has room: among `(domain,
+/// usable CPUs)` with at least `k` usable, the fewest usable (ties to the lower domain).
+/// [`core_order`] visits this domain first, so the job gets CPUs of it alone; the
+/// planner's L3 score (`planner/cache.rs`) uses the same function, so its prediction and
+/// this choice cannot disagree.
+pub(crate) fn tightest_domain(
+    usable: impl Iterator<Item = (usize, usize)>,
+    k: usize,
+) -> Option<usize> {
+    usable
+        .filter(|&(_, u)| u >= k)
+        .min_by_key(|&(d, u)| (u, d))
+        .map(|(d, _)| d)
 }
 
 /// CPUs of `picked` that lie on cores where some other PU is not free (used by another

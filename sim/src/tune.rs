@@ -196,7 +196,7 @@ pub const OBJECTIVE_MODEL: &str = "maximise throughput_jobs_per_h, then minimise
 
 const CACHES: [Option<CachePolicy>; 3] = [None, Some(CachePolicy::Pack), Some(CachePolicy::Spread)];
 
-const WEIGHT_NAMES: [&str; 8] = [
+const WEIGHT_NAMES: [&str; 9] = [
     "extra_node",
     "cross_node",
     "smt_shared",
@@ -205,6 +205,7 @@ const WEIGHT_NAMES: [&str; 8] = [
     "memory_spill",
     "grant",
     "cache_split",
+    "cache_fragmentation",
 ];
 
 fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
@@ -216,6 +217,7 @@ fn weight_mut<'a>(w: &'a mut Weights, name: &str) -> &'a mut f64 {
         "balance" => &mut w.balance,
         "memory_spill" => &mut w.memory_spill,
         "cache_split" => &mut w.cache_split,
+        "cache_fragmentation" => &mut w.cache_fragmentation,
         _ => &mut w.grant,
     }
 }
@@ -576,6 +578,31 @@ mod tests {
         let text = crate::policy::policy_toml(&c, &[]).unwrap();
         let back = crate::policy::parse_policy_toml("t", "t", &text).unwrap();
         assert_eq!(back.config.starvation.reserve_after_s, NEVER_RESERVE_S);
+    }
+
+    #[test]
+    fn every_weight_is_a_search_coordinate_with_its_own_field() {
+        // The serialised weights name every field: each must be searched (the L3 weights
+        // included) and map to its own field.
+        let keys = serde_json::to_value(Weights::default()).unwrap();
+        let keys: Vec<&String> = keys.as_object().unwrap().keys().collect();
+        assert!(keys.iter().any(|k| *k == "cache_split"), "{keys:?}");
+        assert!(keys.iter().any(|k| *k == "cache_fragmentation"), "{keys:?}");
+        assert_eq!(keys.len(), WEIGHT_NAMES.len(), "{keys:?}");
+        for k in &keys {
+            assert!(WEIGHT_NAMES.contains(&k.as_str()), "{k} is not searched");
+            let mut w = Weights::default();
+            *weight_mut(&mut w, k) = 123.5;
+            let v = serde_json::to_value(&w).unwrap();
+            assert_eq!(v[k.as_str()], 123.5, "{k}");
+            let changed = v
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|x| **x == 123.5)
+                .count();
+            assert_eq!(changed, 1, "{k}");
+        }
     }
 
     #[test]

@@ -216,8 +216,51 @@ fn span(agents: &[AgentState], cfg: &PolicyConfig, j: &JobRequest) -> Option<(us
     Some((d.agent_index(), domains(t, d.cpus()).len()))
 }
 
+/// One agent per seed, each CPU of `t` used with probability `density`%.
+fn random_agents(t: &Arc<Topology>, seeds: &[u64], density: u32) -> Vec<AgentState> {
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let mut x = s | 1;
+            let free: CpuSet = t
+                .cpus()
+                .iter()
+                .filter(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 100) as u32 >= density
+                })
+                .collect();
+            agent(t, i, free)
+        })
+        .collect()
+}
+
+/// The largest L3 domain of `t`, or its largest node when its caches are not split.
+fn l3_size(t: &Topology) -> u32 {
+    match t.largest_split_cache() {
+        0 => t
+            .nodes()
+            .iter()
+            .map(|n| n.cpus().len() as u32)
+            .max()
+            .unwrap(),
+        n => n,
+    }
+}
+
+/// 256 cases in CI (the suite runs on two cores); `PROPTEST_CASES=5000` for a deeper run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// For a job that fits one L3 domain of the machine, the L3-aware choice spans no more
     /// domains than the node-only choice (`cache_split = 0`), whatever is free.
@@ -231,30 +274,9 @@ proptest! {
     ) {
         let topos = shared_topologies();
         let t = &topos[which % topos.len()];
-        let l3 = match t.largest_split_cache() {
-            0 => t.nodes().iter().map(|n| n.cpus().len() as u32).max().unwrap(),
-            n => n,
-        };
-        let k = 1 + k_seed % l3;
+        let k = 1 + k_seed % l3_size(t);
         // Three agents, each CPU used with probability `density`%.
-        let agents: Vec<AgentState> = seeds
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| {
-                let mut x = s | 1;
-                let free: CpuSet = t
-                    .cpus()
-                    .iter()
-                    .filter(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        (x % 100) as u32 >= density
-                    })
-                    .collect();
-                agent(t, i, free)
-            })
-            .collect();
+        let agents = random_agents(t, &seeds, density);
         let smt = if pack_smt { SmtPolicy::Pack } else { SmtPolicy::WholeCores };
         let j = job(1, k, smt, CachePolicy::Pack);
         let mut old = PolicyConfig::default();
@@ -265,6 +287,40 @@ proptest! {
         prop_assert_eq!(new.is_some(), before.is_some());
         if let (Some((_, n)), Some((_, b))) = (new, before) {
             prop_assert!(n <= b, "k={} smt={:?}: L3-aware spans {} domains, node-only {}", k, smt, n, b);
+        }
+    }
+
+    /// With more agents than scored candidates (so the first [`PolicyConfig::candidates`]
+    /// are not all there is), uneven densities and both cache policies: a packed job never
+    /// spans more L3 domains than with node-only scoring, a spread job never fewer, and
+    /// the same jobs are placeable.
+    #[test]
+    fn l3_scoring_is_never_worse_on_many_agents_for_pack_and_spread(
+        which in 0usize..64,
+        seeds in proptest::collection::vec(any::<u64>(), 1..24),
+        density in 0u32..100,
+        k_seed in any::<u32>(),
+        pack_smt in any::<bool>(),
+        spread in any::<bool>(),
+    ) {
+        let topos = shared_topologies();
+        let t = &topos[which % topos.len()];
+        let k = 1 + k_seed % l3_size(t);
+        let agents = random_agents(t, &seeds, density);
+        let smt = if pack_smt { SmtPolicy::Pack } else { SmtPolicy::WholeCores };
+        let cache = if spread { CachePolicy::Spread } else { CachePolicy::Pack };
+        let j = job(1, k, smt, cache);
+        let mut old = PolicyConfig::default();
+        old.weights.cache_split = 0.0;
+        let new = span(&agents, &PolicyConfig::default(), &j);
+        let before = span(&agents, &old, &j);
+        prop_assert_eq!(new.is_some(), before.is_some());
+        if let (Some((_, n)), Some((_, b))) = (new, before) {
+            if spread {
+                prop_assert!(n >= b, "k={} smt={:?}: spread L3-aware spans {}, node-only {}", k, smt, n, b);
+            } else {
+                prop_assert!(n <= b, "k={} smt={:?}: L3-aware spans {} domains, node-only {}", k, smt, n, b);
+            }
         }
     }
 }

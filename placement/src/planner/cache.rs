@@ -1,17 +1,20 @@
 //! The last-level (L3) cache terms of node scoring: per cache domain free counts kept in
-//! the planner's working state, and how well a job laid out in one node would sit in that
-//! node's cache domains.
+//! the planner's working state, and how many domains a job laid out in one node would
+//! actually span there.
 //!
-//! Rules (nodes with two or more domains only; a node sharing one cache scores 0):
-//! - [`CachePolicy::Pack`]: the number of domains the job would span, predicted exactly as
-//!   [`crate::select::take_in_node`] lays it out: one when a domain has room (the
-//!   tightest such domain, whose left-over free CPUs count as per-L3 fragmentation, so a
-//!   partly used domain that fits is preferred to breaking a whole free one), else entirely
-//!   free domains first (most usable first), then partly used ones by usable CPUs.
-//!   Penalty: `cache_split * (domains - 1) + fragmentation * leftover / domain size`.
-//! - [`CachePolicy::Spread`]: the number of domains with a usable core, against the most
-//!   the job could use (`min(cores needed, domains of the node)`). Penalty:
-//!   `cache_split * (that most - domains available)`.
+//! The span is never estimated apart from the choice: either it is read off the same
+//! rule [`crate::select::take_in_node`] follows ([`crate::select::tightest_domain`] over
+//! the same usable counts: a job that fits a domain gets exactly that one), or the real
+//! selection is run on the node's free CPUs and its domains counted. So the score cannot
+//! disagree with the CPUs the job then gets.
+//!
+//! Rules (nodes with two or more domains only; a node sharing one cache scores nothing):
+//! - [`CachePolicy::Pack`]: excess = domains spanned - 1; a job that fits one domain goes
+//!   to the tightest such domain; when the job lands in one domain, the free PUs it leaves
+//!   there over the domain's size count as per-L3 fragmentation (so a partly used domain
+//!   is preferred to breaking a whole free one).
+//! - [`CachePolicy::Spread`]: excess = the most domains the job could use
+//!   (`min(cores needed, domains of the node)`) minus the domains it spans.
 //!
 //! "Usable" follows the job's SMT policy: free PUs in entirely free cores for
 //! [`SmtPolicy::WholeCores`], free PUs for [`SmtPolicy::Pack`].
@@ -21,6 +24,7 @@
 //! from; the vector is empty for topologies without split caches.
 
 use crate::request::{CachePolicy, SmtPolicy};
+use crate::select::{take_in_node, tightest_domain};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
@@ -59,135 +63,216 @@ pub(super) fn all_counts(topo: &Topology, free: &CpuSet) -> Vec<(u32, u32)> {
     counts
 }
 
-/// How a job of `k` CPUs would sit in the cache domains of one node.
+/// How a job of `k` CPUs sits in the cache domains of one node.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct L3Fit {
     /// Domains beyond the ideal (pack: beyond one; spread: short of the most usable).
     pub(super) excess: u32,
-    /// Left-over free CPUs of the domain a packed job fits in, over its size (0..1).
+    /// Free PUs left in the one domain a packed job lands in, over its size (0..1; 0 when
+    /// it spans several).
     pub(super) leftover: f64,
 }
 
-/// The L3 fit of `k` CPUs in node position `node`; `None` when the node has fewer than
-/// two cache domains (nothing to choose) or `counts` is empty.
+/// What [`fit`] found for one node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum L3Score {
+    /// The node has fewer than two cache domains (or none are tracked): nothing to score.
+    Flat,
+    /// The layout the job would get there.
+    Fit(L3Fit),
+    /// Not the cheap case and `run_selection` was false: the layout is not known.
+    Unknown,
+}
+
+/// The L3 layout of `k` CPUs in node position `node` of an agent whose free CPUs are
+/// `free` (with `counts` from them). When the job fits no domain (or spreads), the real
+/// selection is run to count its domains, unless `run_selection` is false, which gives
+/// [`L3Score::Unknown`] instead.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fit(
     topo: &Topology,
     node: usize,
+    free: &CpuSet,
     counts: &[(u32, u32)],
     k: u32,
     smt: SmtPolicy,
     cache: CachePolicy,
-) -> Option<L3Fit> {
+    run_selection: bool,
+) -> L3Score {
     let n = &topo.nodes()[node];
     if counts.is_empty() || n.num_caches() < 2 || k == 0 {
-        return None;
+        return L3Score::Flat;
     }
     let usable = |d: usize| match smt {
         SmtPolicy::WholeCores => counts[d].1,
         SmtPolicy::Pack => counts[d].0,
     };
-    let size = |d: usize| topo.caches()[d].cpus().len() as u32;
-    match cache {
+    if cache == CachePolicy::Pack {
+        let doms = n.cache_range().map(|d| (d, usable(d) as usize));
+        if let Some(d) = tightest_domain(doms, k as usize) {
+            return L3Score::Fit(L3Fit {
+                excess: 0,
+                leftover: leftover(topo, counts, d, k),
+            });
+        }
+    }
+    if !run_selection {
+        return L3Score::Unknown;
+    }
+    let mut out = CpuSet::new();
+    if !take_in_node(topo, node, free, k, smt, cache, &mut out) {
+        return L3Score::Unknown;
+    }
+    let span = spanned(topo, &out);
+    let mut left = 0.0;
+    let excess = match cache {
         CachePolicy::Pack => {
-            let tightest = n
-                .cache_range()
-                .filter(|&d| usable(d) >= k)
-                .min_by_key(|&d| (usable(d), d));
-            if let Some(d) = tightest {
-                return Some(L3Fit {
-                    excess: 0,
-                    leftover: f64::from(usable(d) - k) / f64::from(size(d).max(1)),
-                });
+            if span == 1
+                && let Some(d) = out.iter().next().and_then(|c| topo.cache_of(c))
+            {
+                left = leftover(topo, counts, d, k);
             }
-            // Whole free domains first, then the most usable.
-            let mut doms: Vec<(bool, u32)> = n
-                .cache_range()
-                .filter(|&d| usable(d) > 0)
-                .map(|d| (counts[d].0 != size(d), usable(d)))
-                .collect();
-            doms.sort_unstable_by_key(|&(partly, u)| (partly, std::cmp::Reverse(u)));
-            let mut need = k;
-            let mut span: u32 = 0;
-            for (_, u) in &doms {
-                if need == 0 {
-                    break;
-                }
-                need = need.saturating_sub(*u);
-                span += 1;
-            }
-            if need > 0 {
-                // The rest comes from partly used cores elsewhere: count those domains.
-                span = n
-                    .cache_range()
-                    .filter(|&d| counts[d].0 > 0)
-                    .count()
-                    .max(span as usize + 1) as u32;
-            }
-            Some(L3Fit {
-                excess: span.saturating_sub(1),
-                leftover: 0.0,
-            })
+            span.saturating_sub(1)
         }
         CachePolicy::Spread => {
             let width = n.smt_width().max(1) as u32;
-            let cores = k.div_ceil(width);
-            let unit = match smt {
-                SmtPolicy::WholeCores => |c: (u32, u32)| c.1,
-                SmtPolicy::Pack => |c: (u32, u32)| c.0,
-            };
-            let avail = n.cache_range().filter(|&d| unit(counts[d]) > 0).count() as u32;
-            let most = cores.min(n.num_caches() as u32);
-            Some(L3Fit {
-                excess: most.saturating_sub(avail.min(most)),
-                leftover: 0.0,
-            })
+            let most = k.div_ceil(width).min(n.num_caches() as u32);
+            most.saturating_sub(span)
         }
-    }
+    };
+    L3Score::Fit(L3Fit {
+        excess,
+        leftover: left,
+    })
+}
+
+/// Free PUs domain `d` keeps after a job of `k` CPUs lands in it, over its size.
+fn leftover(topo: &Topology, counts: &[(u32, u32)], d: usize, k: u32) -> f64 {
+    let size = topo.caches()[d].cpus().len().max(1) as f64;
+    f64::from(counts[d].0.saturating_sub(k)) / size
+}
+
+/// The number of cache domains `cpus` touch.
+pub(super) fn spanned(topo: &Topology, cpus: &CpuSet) -> u32 {
+    let mut doms: Vec<usize> = cpus.iter().filter_map(|c| topo.cache_of(c)).collect();
+    doms.sort_unstable();
+    doms.dedup();
+    doms.len() as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fit_of(s: L3Score) -> L3Fit {
+        match s {
+            L3Score::Fit(f) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn pack_prefers_the_tightest_domain_and_counts_spans() {
-        // One node, four domains of four 2-PU cores: domain d = CPUs 8d..8d+7.
+    fn pack_prefers_the_tightest_domain_and_counts_real_spans() {
+        // One node, four domains of four 2-PU cores {2c, 2c+1}: domain d = CPUs 8d..8d+7.
         let t = Topology::from_synthetic("pack:1 numa:1 l3:4 core:4 pu:2", 100).unwrap();
         let free: CpuSet = "2-31".parse().unwrap();
         let c = all_counts(&t, &free);
         assert_eq!(c[0], (6, 6));
-        let p = |k| fit(&t, 0, &c, k, SmtPolicy::WholeCores, CachePolicy::Pack).unwrap();
+        let p = |k, run| {
+            fit(
+                &t,
+                0,
+                &free,
+                &c,
+                k,
+                SmtPolicy::WholeCores,
+                CachePolicy::Pack,
+                run,
+            )
+        };
         // 6 CPUs fit exactly in what is left of domain 0.
-        assert_eq!(
-            p(6),
-            L3Fit {
-                excess: 0,
-                leftover: 0.0
-            }
-        );
+        let exact = L3Fit {
+            excess: 0,
+            leftover: 0.0,
+        };
+        assert_eq!(p(6, false), L3Score::Fit(exact));
         // 4 CPUs: domain 0 is the tightest (2 left over of 8).
-        assert_eq!(
-            p(4),
-            L3Fit {
-                excess: 0,
-                leftover: 0.25
-            }
-        );
-        // 16 CPUs: two whole domains.
-        assert_eq!(p(16).excess, 1);
+        assert_eq!(fit_of(p(4, false)).leftover, 0.25);
+        // 16 CPUs fit no domain: only known by running the selection (two whole domains).
+        assert_eq!(p(16, false), L3Score::Unknown);
+        assert_eq!(fit_of(p(16, true)).excess, 1);
         // 20 CPUs: two whole domains and part of a third.
-        assert_eq!(p(20).excess, 2);
-        let s = fit(&t, 0, &c, 8, SmtPolicy::WholeCores, CachePolicy::Spread).unwrap();
-        assert_eq!(s.excess, 0);
-        let c2 = all_counts(&t, &"8-15".parse().unwrap());
+        assert_eq!(fit_of(p(20, true)).excess, 2);
+        let s = fit(
+            &t,
+            0,
+            &free,
+            &c,
+            8,
+            SmtPolicy::WholeCores,
+            CachePolicy::Spread,
+            true,
+        );
+        assert_eq!(fit_of(s).excess, 0);
+        let only1: CpuSet = "8-15".parse().unwrap();
+        let c2 = all_counts(&t, &only1);
         // Only domain 1 is free: a spread job of four cores gets one domain, three short.
-        let s = fit(&t, 0, &c2, 8, SmtPolicy::WholeCores, CachePolicy::Spread).unwrap();
-        assert_eq!(s.excess, 3);
+        let s = fit(
+            &t,
+            0,
+            &only1,
+            &c2,
+            8,
+            SmtPolicy::WholeCores,
+            CachePolicy::Spread,
+            true,
+        );
+        assert_eq!(fit_of(s).excess, 3);
         let flat = Topology::from_synthetic("pack:1 numa:1 core:4 pu:2", 100).unwrap();
         assert!(all_counts(&flat, flat.cpus()).is_empty());
-        assert_eq!(
-            fit(&flat, 0, &[], 2, SmtPolicy::Pack, CachePolicy::Pack),
-            None
+        let f = fit(
+            &flat,
+            0,
+            flat.cpus(),
+            &[],
+            2,
+            SmtPolicy::Pack,
+            CachePolicy::Pack,
+            true,
         );
+        assert_eq!(f, L3Score::Flat);
+    }
+
+    #[test]
+    fn whole_core_jobs_that_fit_only_with_partly_used_cores_score_their_real_span() {
+        // Domain 0 (CPUs 0-7) has one whole free core {0,1} and two half-free cores;
+        // domain 1 has one whole core {8,9}, domain 2 one whole core {16,17}. A 3-CPU
+        // whole-core job fits no domain by whole cores, but the selection takes {0,1} and a
+        // half-free core of domain 0: one domain, which the score must say (the estimate
+        // that counted every domain with free CPUs said three).
+        let t = Topology::from_synthetic("pack:1 numa:1 l3:4 core:4 pu:2", 100).unwrap();
+        let free: CpuSet = "0-2,4,8-9,16-17".parse().unwrap();
+        let c = all_counts(&t, &free);
+        let s = fit(
+            &t,
+            0,
+            &free,
+            &c,
+            3,
+            SmtPolicy::WholeCores,
+            CachePolicy::Pack,
+            true,
+        );
+        let mut out = CpuSet::new();
+        assert!(take_in_node(
+            &t,
+            0,
+            &free,
+            3,
+            SmtPolicy::WholeCores,
+            CachePolicy::Pack,
+            &mut out
+        ));
+        assert_eq!(fit_of(s).excess + 1, spanned(&t, &out), "{out}");
     }
 }

@@ -6,7 +6,8 @@
 //! Invariant: evaluation never mutates the planner; a candidate only lists node positions
 //! that are not reserved, with counts no larger than their free CPUs and memory.
 
-use super::{AgentWork, Planner, cache};
+use super::cache::{self, L3Score};
+use super::{AgentWork, Planner};
 use crate::index::CapIndex;
 use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
 use crate::select::split_memory;
@@ -83,7 +84,15 @@ impl<'a> Planner<'a> {
 
     /// Cost of placing `job` entirely in node `i` of agent `a`, if it fits there, and
     /// whether its L3 layout there is ideal (see `cache.rs`; true when L3 does not count).
-    fn node_cost(&self, a: u32, i: usize, job: &JobRequest) -> Option<(f64, bool)> {
+    /// Without `run_selection`, a node whose L3 layout is only known by running the CPU
+    /// selection is left out (`None`).
+    fn node_cost(
+        &self,
+        a: u32,
+        i: usize,
+        job: &JobRequest,
+        run_selection: bool,
+    ) -> Option<(f64, bool)> {
         let w = &self.work[a as usize];
         let x = &w.nodes[i];
         let c = job.cpus.min;
@@ -106,14 +115,25 @@ impl<'a> Planner<'a> {
         if wt.cache_split <= 0.0 {
             return Some((base, true));
         }
-        let l3 = cache::fit(self.topo(a), i, &w.caches, c, job.smt, self.cache_of(job));
-        Some(match l3 {
-            None => (base, true),
-            Some(f) => (
-                base + wt.cache_split * f64::from(f.excess) + wt.fragmentation * f.leftover,
+        let topo = self.topo(a);
+        let cache = self.cache_of(job);
+        match cache::fit(
+            topo,
+            i,
+            &w.free_cpus,
+            &w.caches,
+            c,
+            job.smt,
+            cache,
+            run_selection,
+        ) {
+            L3Score::Flat => Some((base, true)),
+            L3Score::Unknown => None,
+            L3Score::Fit(f) => Some((
+                base + wt.cache_split * f64::from(f.excess) + wt.cache_fragmentation * f.leftover,
                 f.excess == 0,
-            ),
-        })
+            )),
+        }
     }
 
     fn node_cand(a: u32, i: usize, job: &JobRequest, cost: f64) -> Cand {
@@ -129,8 +149,13 @@ impl<'a> Planner<'a> {
     }
 
     /// The lowest-cost node among the first `k` feasible `(agent, node)` pairs (ties: the
-    /// earlier one); while none of them has an ideal L3 layout, up to
-    /// [`CACHE_SCAN`]` * k` are scored. Candidates are only materialized for the winner.
+    /// earlier one). While none of them has an ideal L3 layout, up to
+    /// [`CACHE_SCAN`]` * k` feasible pairs are looked at, the ones past the first `k` only
+    /// when their layout is known without running the CPU selection (a packed job that
+    /// fits a domain). The first `k` are always scored as without L3 terms plus their
+    /// exact L3 term, so with a `cache_split` larger than the spread of the other terms the
+    /// winner never spans more L3 domains than the node-only winner. Candidates are only
+    /// materialized for the winner.
     fn pick_node(
         &self,
         k: usize,
@@ -141,18 +166,31 @@ impl<'a> Planner<'a> {
         let mut best: Option<(f64, bool, u32, usize)> = None;
         let mut seen = 0;
         for (a, i) in it {
-            let Some((cost, ideal)) = self.node_cost(a, i, job) else {
+            if !self.fits_node(a, i, job) {
                 continue;
-            };
-            if best.is_none_or(|b| cost.total_cmp(&b.0).is_lt()) {
-                best = Some((cost, ideal, a, i));
             }
             seen += 1;
+            if let Some((cost, ideal)) = self.node_cost(a, i, job, seen <= k)
+                && best.is_none_or(|b| cost.total_cmp(&b.0).is_lt())
+            {
+                best = Some((cost, ideal, a, i));
+            }
             if seen >= k && (best.is_some_and(|b| b.1) || seen >= k * CACHE_SCAN) {
                 break;
             }
         }
         best.map(|(cost, _, a, i)| Self::node_cand(a, i, job, cost))
+    }
+
+    /// Whether `job` fits entirely in node `i` of agent `a` (the feasibility part of
+    /// [`Self::node_cost`]).
+    fn fits_node(&self, a: u32, i: usize, job: &JobRequest) -> bool {
+        let w = &self.work[a as usize];
+        let x = &w.nodes[i];
+        x.reserved.is_none()
+            && x.free >= job.cpus.min
+            && x.mem >= job.mem_mb.min
+            && job.gpus <= w.avail_gpus()
     }
 
     /// The GPU locality term of a candidate taking CPUs on node positions `takes` of
