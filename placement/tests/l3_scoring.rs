@@ -1,5 +1,6 @@
 //! L3-aware choice among agents and nodes: a job that fits one L3 domain goes where a
-//! domain has room (the tightest one, so whole free domains stay whole), a larger job goes
+//! domain has room (inside the node the tightest one, so whole free domains stay whole;
+//! across nodes by node fit, or by per-L3 fit with `cache_fragmentation`), a larger job goes
 //! where whole domains hold it, `cache: spread` goes where it reaches the most domains, and
 //! `cache_split = 0` gives the node-only choice back.
 
@@ -74,7 +75,7 @@ fn a_partly_used_domain_that_fits_is_used_before_a_whole_free_one() {
 }
 
 #[test]
-fn per_l3_fragmentation_picks_the_tightest_domain_across_agents() {
+fn the_tightest_domain_across_agents_follows_node_fit_then_cache_fragmentation() {
     let t = four_domains();
     // Agent a: one core of domain 0 used (6 left there). Agent b: three cores of domain 0
     // used (2 left), domain 1 has two cores used (4 left). A 4-CPU job fits exactly in
@@ -82,6 +83,16 @@ fn per_l3_fragmentation_picks_the_tightest_domain_across_agents() {
     let agents = [agent("a", &t, "2-31"), agent("b", &t, "6-7,12-31")];
     let (a, cpus, doms) = decide(&agents, &PolicyConfig::default(), &job(4));
     assert_eq!((a.as_str(), cpus.as_str(), doms), ("b", "12-15", 1));
+    // Agent a is the fuller one (node best fit), but its tightest domain keeps 2 CPUs
+    // free where b's domain 0 holds the job exactly: by default the node fit decides,
+    // with `cache_fragmentation` the per-L3 fit does. One domain either way.
+    let agents = [agent("a", &t, "2-15"), agent("b", &t, "4-31")];
+    let (a, cpus, doms) = decide(&agents, &PolicyConfig::default(), &job(4));
+    assert_eq!((a.as_str(), cpus.as_str(), doms), ("a", "2-5", 1));
+    let mut per_l3 = PolicyConfig::default();
+    per_l3.weights.cache_fragmentation = 4.0;
+    let (a, cpus, doms) = decide(&agents, &per_l3, &job(4));
+    assert_eq!((a.as_str(), cpus.as_str(), doms), ("b", "4-7", 1));
 }
 
 #[test]
@@ -151,4 +162,22 @@ fn machines_without_split_caches_are_scored_as_before() {
         let old = decide(&agents, &node_only(), &job(c));
         assert_eq!(new, old, "{c} CPUs");
     }
+}
+
+#[test]
+fn a_whole_core_job_that_fits_one_domain_only_with_a_half_free_core_is_scored_as_one() {
+    let t = four_domains();
+    // 3 CPUs, whole cores. Agent a: domain 0 has the whole core {0,1} and the half-free
+    // cores 2 and 4, nothing else is free: no domain has 3 PUs of whole cores, but the
+    // selection takes {0,1} and CPU 2, one domain. Agent b: one whole core in each of
+    // three domains, so the job spans two. Scoring has to see a's real layout (an
+    // estimate counting domains with free CPUs saw three there and chose b).
+    let agents = [agent("a", &t, "0-2,4"), agent("b", &t, "0-1,8-9,16-17")];
+    let mut j = job(3);
+    j.smt = SmtPolicy::WholeCores;
+    let (a, cpus, doms) = decide(&agents, &PolicyConfig::default(), &j);
+    assert_eq!((a.as_str(), doms), ("a", 1), "{cpus}");
+    // Node-only scoring prefers b (whole cores, no SMT sharing) and splits the job.
+    let (a, cpus, doms) = decide(&agents, &node_only(), &j);
+    assert_eq!((a.as_str(), doms), ("b", 2), "{cpus}");
 }
