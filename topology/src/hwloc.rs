@@ -85,7 +85,7 @@ pub enum TopologyError {
     },
     /// hwloc rejected the XML document.
     #[error(
-        "hwloc rejected the XML topology {what}; it must be an hwloc 2.x XML export (`lstopo file.xml`)"
+        "hwloc rejected the XML topology {what}; give an hwloc XML export (`lstopo file.xml`, format 1.x or 2.x), and run with HWLOC_XML_VERBOSE=1 to see hwloc's reason"
     )]
     InvalidXml {
         /// Which document (file path or "text").
