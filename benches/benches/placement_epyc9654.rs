@@ -1,6 +1,7 @@
 //! Placement on 1,000 AMD EPYC 9654 agents, issue #18's goals. Every agent is the shared
 //! hwloc export `384amd64-2p12l3-epyc9654.xml` (2 sockets, 384 PUs, 24 L3 domains of 8
-//! cores) loaded by `retz_topology`, the probe's mapping.
+//! cores) loaded by `retz_topology`, the probe's mapping; the export has no memory sizes,
+//! so the machine is given 1.5 TiB.
 //!
 //! 1. `placement_epyc9654/decide/{4,16,64}cpus`: one decision (agent and CPU ids) for a
 //!    numa-prefer job of 4 CPUs, one L3 domain's 16 and four L3 domains' 64, against the
@@ -31,7 +32,13 @@ fn epyc9654() -> Arc<Topology> {
     let path = shared.join("topologies/384amd64-2p12l3-epyc9654.xml");
     let loaded = retz_topology::hwloc::load_xml_file(&path)
         .unwrap_or_else(|e| panic!("{e} (set RETZ_SHARED_DIR to the shared/ directory)"));
-    let topology = Topology::new(loaded.spec).unwrap();
+    // The export records no memory sizes: give the machine 1.5 TiB, spread over its nodes.
+    let mut spec = loaded.spec;
+    let nodes = spec.nodes.len() as u64;
+    for node in spec.nodes.iter_mut().filter(|n| n.memory_mb == 0) {
+        node.memory_mb = 1_536 * 1024 / nodes;
+    }
+    let topology = Topology::new(spec).unwrap();
     let caches: usize = topology.nodes().iter().map(|n| n.num_caches()).sum();
     assert_eq!(
         (topology.cpus().len(), caches),
