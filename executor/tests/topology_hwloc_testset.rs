@@ -114,3 +114,23 @@ fn every_file_gives_two_flag_lines_or_one_error_line() {
     assert!(bugs.is_empty(), "{}", bugs.join("\n"));
     assert!(flags > 0, "no file gave flags");
 }
+
+/// A reader that stops early (`retz-executor topology --xml F | head -1`) ends the command
+/// quietly: no panic on the closed pipe.
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    let Some(files) = testset() else { return };
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_retz-executor"))
+        .arg("topology")
+        .arg("--xml")
+        .arg(&files[0])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
