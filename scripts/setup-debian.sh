@@ -4,7 +4,8 @@
 #   scripts/setup-debian.sh --test     plus what the test suite needs (PostgreSQL, Python venv,
 #                                      headless Chromium for the web page test, prometheus
 #                                      for promtool check metrics, ZooKeeper (with a JRE) for
-#                                      master detection, and the packaging tools:
+#                                      master detection, bzip2 for hwloc's XML test
+#                                      set, and the packaging tools:
 #                                      the suite builds the packages)
 #   scripts/setup-debian.sh --package  plus what scripts/package.sh needs
 # Run as root on Debian 12 (bookworm) or later. Safe to run again: installs only what is missing.
@@ -13,9 +14,9 @@ set -euo pipefail
 want=(pkg-config libhwloc-dev libudev-dev hwloc gcc make ca-certificates curl)
 for arg in "$@"; do
   case "$arg" in
-    --test) want+=(postgresql python3 python3-venv python3-dev dpkg-dev help2man binutils adduser util-linux chromium fonts-dejavu-core prometheus zookeeper) ;;
+    --test) want+=(postgresql python3 python3-venv python3-dev dpkg-dev help2man binutils adduser util-linux bzip2 chromium fonts-dejavu-core prometheus zookeeper) ;;
     --package) want+=(dpkg-dev help2man binutils adduser) ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup-debian: unknown option '$arg' (use --test, --package or --help)" >&2; exit 2 ;;
   esac
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine (as root): installs what it needs,
-# starts a throw-away PostgreSQL for the store tests and a ZooKeeper for master detection, then runs formatting, lints and tests.
-# Under CI=true, tests that need root, cgroups, PostgreSQL or ZooKeeper fail instead of skipping.
+# starts a throw-away PostgreSQL for the store tests and a ZooKeeper for master detection,
+# fetches hwloc's XML test set (scripts/lib/hwloc_testset.sh), then runs formatting, lints and tests.
+# Under CI=true, tests that need root, cgroups, PostgreSQL, ZooKeeper or hwloc's test set fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ source scripts/lib/postgres.sh
 start_test_postgres
 source scripts/lib/zookeeper.sh
 start_test_zookeeper
+source scripts/lib/hwloc_testset.sh
+fetch_hwloc_testset
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

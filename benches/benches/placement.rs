@@ -14,89 +14,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group};
 use retz_placement::{
-    AffinityPolicy, AgentState, CpuSet, JobRequest, Planner, PolicyConfig, ResourceRange,
-    SmtPolicy, Topology, plan,
+    AffinityPolicy, AgentState, JobRequest, Planner, PolicyConfig, Topology, plan,
 };
 
-/// Deterministic pseudo-random numbers (benches must be reproducible).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-/// `n` agents on `topo`, each with about `busy_pct` % of its cores (or single PUs) used and
-/// memory used in proportion.
-fn cluster(topo: &Arc<Topology>, n: usize, busy_pct: u64, rng: &mut Lcg) -> Vec<AgentState> {
-    (0..n)
-        .map(|i| {
-            let mut used = CpuSet::new();
-            for core in topo.cores() {
-                let r = rng.next(100);
-                if r < busy_pct {
-                    used.union_with(core);
-                } else if r < busy_pct + 10 {
-                    // A half-used core: one sibling busy.
-                    used.insert(core.first().unwrap());
-                }
-            }
-            let free = topo.cpus().difference(&used);
-            let mem = topo
-                .nodes()
-                .iter()
-                .map(|nd| {
-                    let free_frac = nd.cpus().intersection_len(&free) as u64 * 100
-                        / nd.cpus().len().max(1) as u64;
-                    nd.memory_mb() * free_frac / 100
-                })
-                .collect();
-            AgentState::new(
-                format!("agent-{i}"),
-                format!("host-{i}.example"),
-                topo.clone(),
-                free,
-                mem,
-                0,
-                true,
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
-fn queue(n: usize, rng: &mut Lcg) -> Vec<JobRequest> {
-    (0..n)
-        .map(|i| {
-            let cpus = [1u32, 2, 4, 4, 8, 8, 12, 16, 24, 32][rng.next(10) as usize];
-            let policy = match rng.next(10) {
-                0..=4 => AffinityPolicy::NumaPrefer,
-                5..=7 => AffinityPolicy::NumaStrict,
-                8 => AffinityPolicy::Spread,
-                _ => AffinityPolicy::None,
-            };
-            let mut j = JobRequest::new(i as u64, cpus, 512 * u64::from(cpus))
-                .with_policy(policy)
-                .with_priority(rng.next(5) as i32 - 2)
-                .submitted(rng.next(3600));
-            if rng.next(10) == 0 {
-                j.cpus = ResourceRange::between(cpus, cpus * 2);
-            }
-            if rng.next(20) == 0 {
-                j.smt = SmtPolicy::Pack;
-            }
-            if rng.next(100) == 0 {
-                j.numanodes = Some(1);
-            }
-            j
-        })
-        .collect()
-}
+mod common;
+use common::{Lcg, cluster, cycle_times, queue};
 
 fn bench_decide(c: &mut Criterion) {
     let topo = Arc::new(Topology::from_synthetic("pack:2 numa:2 core:16 pu:2", 65_536).unwrap());
@@ -130,32 +52,12 @@ fn bench_cycle(c: &mut Criterion) {
     let jobs = queue(10_000, &mut rng);
     let cfg = PolicyConfig::default();
     let p = plan(&agents, &jobs, 3600, &cfg);
-    // On a loaded machine wall time includes waiting for a CPU; report on-CPU time too.
-    let mut on_cpu = Vec::new();
-    let mut wall = Vec::new();
-    for _ in 0..5 {
-        let cpu0 = thread_cpu_ns();
-        let t0 = std::time::Instant::now();
-        black_box(plan(&agents, &jobs, 3600, &cfg));
-        wall.push(t0.elapsed().as_secs_f64() * 1e3);
-        if let Some(ns) = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a)) {
-            on_cpu.push(ns as f64 / 1e6);
-        }
-    }
-    on_cpu.sort_by(f64::total_cmp);
-    wall.sort_by(f64::total_cmp);
     eprintln!(
-        "plan_cycle_10k: {} placed, {} pending, {} reservations; 5 cycles: wall median {:.1} ms, on-CPU median {} (min {})",
+        "plan_cycle_10k: {} placed, {} pending, {} reservations; {}",
         p.assignments.len(),
         p.pending.len(),
         p.reservations.len(),
-        wall[2],
-        on_cpu
-            .get(2)
-            .map_or("unknown".to_string(), |v| format!("{v:.1} ms")),
-        on_cpu
-            .first()
-            .map_or("unknown".to_string(), |v| format!("{v:.1} ms")),
+        cycle_times(5, || plan(&agents, &jobs, 3600, &cfg)),
     );
     let mut g = c.benchmark_group("placement");
     g.sample_size(10);
@@ -163,13 +65,6 @@ fn bench_cycle(c: &mut Criterion) {
         b.iter(|| black_box(plan(black_box(&agents), black_box(&jobs), 3600, &cfg)))
     });
     g.finish();
-}
-
-/// Time this thread has spent on a CPU (Linux `schedstat`), to tell work from waiting on a
-/// loaded machine.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
 }
 
 /// Prints memory per agent state and per queued job (size_of + heap estimate).

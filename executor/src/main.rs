@@ -162,8 +162,15 @@ fn main() -> ExitCode {
     if let Some(Command::Topology(args)) = &cli.command {
         return match retz_topology::run(args) {
             Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
+                use std::io::Write as _;
+                match writeln!(std::io::stdout().lock(), "{text}") {
+                    // A reader that stopped early (`| head`) is not a failure.
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        eprintln!("retz-executor topology: cannot write the output: {e}");
+                        ExitCode::FAILURE
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
             }
             Err(e) => {
                 eprintln!("retz-executor topology: {e}");

@@ -85,7 +85,7 @@ pub enum TopologyError {
     },
     /// hwloc rejected the XML document.
     #[error(
-        "hwloc rejected the XML topology {what}; it must be an hwloc 2.x XML export (`lstopo file.xml`)"
+        "hwloc rejected the XML topology {what}; give an hwloc XML export (`lstopo file.xml`, format 1.x or 2.x), and run with HWLOC_XML_VERBOSE=1 to see hwloc's reason"
     )]
     InvalidXml {
         /// Which document (file path or "text").
@@ -579,4 +579,25 @@ fn to_cpuset(bitmap: &HwlocCpuSet, what: &str) -> Result<CpuSet, String> {
         set.insert(CpuId(id));
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document hwloc refuses (cut short, or of a format it does not know) is one line
+    /// that names it, says which formats work and how to see hwloc's own reason.
+    #[test]
+    fn a_refused_xml_document_is_one_line_naming_the_way_out() {
+        let whole = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<topology version=\"2.0\">\n<object type=\"Machine\" os_index=\"0\" cpuset=\"0x1\">\n";
+        for text in [whole, "<topology version=\"3.0\"></topology>"] {
+            let e = load(&TopologySource::XmlText(text.to_string())).unwrap_err();
+            assert!(matches!(e, TopologyError::InvalidXml { .. }), "{e:?}");
+            let line = e.to_string();
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.contains("XML topology text"), "{line}");
+            assert!(line.contains("1.x or 2.x"), "{line}");
+            assert!(line.contains("HWLOC_XML_VERBOSE=1"), "{line}");
+        }
+    }
 }
