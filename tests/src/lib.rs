@@ -384,3 +384,146 @@ pub fn http_request(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Runs `retz-admin -C config args...` (stdin closed).
+pub fn admin(config: &Path, args: &[&str]) -> Output {
+    Command::new(binary("retz-client", "retz-admin"))
+        .arg("-C")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run retz-admin")
+}
+
+/// Runs `retz-admin` and returns its stdout, asserting exit status 0.
+pub fn admin_ok(config: &Path, args: &[&str]) -> String {
+    let out = admin(config, args);
+    assert!(
+        out.status.success(),
+        "retz-admin {args:?} exited {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new user made with `retz-admin -C admin_config create-user --info NAME`: its client
+/// config, written to `dir/NAME.toml`, and its access key.
+pub fn create_user(admin_config: &Path, dir: &Path, name: &str) -> (PathBuf, String) {
+    let text = admin_ok(admin_config, &["create-user", "--info", name]);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, &text).expect("write the new user's client config");
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("access_key = "))
+        .unwrap_or_else(|| panic!("create-user printed no access_key: {text}"))
+        .trim_matches('"')
+        .to_owned();
+    (path, key)
+}
+
+/// `retz-client schedule -q args...`: queues a job and returns its id.
+pub fn schedule(config: &Path, args: &[&str]) -> u64 {
+    let mut all = vec!["schedule", "-q"];
+    all.extend_from_slice(args);
+    client_ok(config, &all)
+        .trim()
+        .parse()
+        .expect("schedule -q prints the id")
+}
+
+/// The record of job `id` (`get-job --json`'s `job`; null when the caller has no such
+/// job).
+pub fn job_record(config: &Path, id: u64) -> serde_json::Value {
+    job_json(config, id)["job"].take()
+}
+
+/// Waits up to `timeout` for job `id` to end (FINISHED or KILLED) and returns its record.
+pub fn wait_ended(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    wait_until(&format!("job {id} ends"), timeout, || {
+        let j = job_record(config, id);
+        matches!(j["state"].as_str(), Some("FINISHED" | "KILLED")).then_some(j)
+    })
+}
+
+/// [`wait_ended`], asserting the job FINISHED with exit code 0.
+pub fn wait_finished(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    let job = wait_ended(config, id, timeout);
+    assert_eq!(job["state"], "FINISHED", "{job}");
+    assert_eq!(job["result"], 0, "{job}");
+    job
+}
+
+/// Waits up to `timeout` for job `id` to be STARTED (running) and returns its record.
+pub fn wait_started(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    wait_until(&format!("job {id} runs"), timeout, || {
+        let j = job_record(config, id);
+        (j["state"] == "STARTED").then_some(j)
+    })
+}
+
+/// Writes `dir/app.tar.gz` holding one executable file, `bin/hello.sh` with `script`,
+/// and returns its `file://` URI (an application's `-F` file).
+pub fn app_tarball(dir: &Path, script: &[u8]) -> String {
+    use std::io::Write;
+    let path = dir.join("app.tar.gz");
+    let file = std::fs::File::create(&path).expect("create app.tar.gz");
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(script.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "bin/hello.sh", script)
+        .expect("write bin/hello.sh");
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .and_then(|mut f| f.flush())
+        .expect("finish app.tar.gz");
+    format!("file://{}", path.display())
+}
+
+/// Queues `jobs` through the HTTP API (`POST /job`, signed with the key of the client
+/// config at `config`, as `retz-client schedule` does) over `connections` concurrent
+/// connections, each sending its share of `jobs` in order; returns the ids, in the order
+/// of `jobs`. For queues of thousands of jobs, where a `retz-client` process per job
+/// would take minutes.
+pub fn submit_jobs(config: &Path, jobs: Vec<retz_proto::api::Job>, connections: usize) -> Vec<u64> {
+    let text = std::fs::read_to_string(config).expect("read the client config");
+    let config = retz_client::config::parse(&text, config).expect("a valid client config");
+    let client = retz_client::Client::new(config).expect("a client for the config");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let connections = connections.max(1);
+    let chunk = jobs.len().div_ceil(connections).max(1);
+    runtime.block_on(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut jobs = jobs;
+        let mut chunks = Vec::new();
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(chunk.min(jobs.len()));
+            chunks.push(std::mem::replace(&mut jobs, rest));
+        }
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let mut ids = Vec::with_capacity(chunk.len());
+                for job in chunk {
+                    let job = client
+                        .schedule(job)
+                        .await
+                        .unwrap_or_else(|e| panic!("POST /job: {e}"));
+                    ids.push(job.id);
+                }
+                (i, ids)
+            });
+        }
+        let mut parts: Vec<(usize, Vec<u64>)> = tasks.join_all().await.into_iter().collect();
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        parts.into_iter().flat_map(|(_, ids)| ids).collect()
+    })
+}
