@@ -464,24 +464,33 @@ pub fn wait_started(config: &Path, id: u64, timeout: Duration) -> serde_json::Va
     })
 }
 
+/// Writes a `.tar.gz` at `path` holding `files` (name, mode, contents; modified at a
+/// fixed time) and returns `path`.
+pub fn write_tarball(path: &Path, files: &[(&str, u32, &[u8])]) -> PathBuf {
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).expect("create tarball"),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for (name, mode, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *data)
+            .expect("append to tarball");
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish tarball");
+    path.to_owned()
+}
+
 /// Writes `dir/app.tar.gz` holding one executable file, `bin/hello.sh` with `script`,
 /// and returns its `file://` URI (an application's `-F` file).
 pub fn app_tarball(dir: &Path, script: &[u8]) -> String {
-    use std::io::Write;
-    let path = dir.join("app.tar.gz");
-    let file = std::fs::File::create(&path).expect("create app.tar.gz");
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut header = tar::Header::new_gnu();
-    header.set_size(script.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tar.append_data(&mut header, "bin/hello.sh", script)
-        .expect("write bin/hello.sh");
-    tar.into_inner()
-        .and_then(|gz| gz.finish())
-        .and_then(|mut f| f.flush())
-        .expect("finish app.tar.gz");
+    let path = write_tarball(&dir.join("app.tar.gz"), &[("bin/hello.sh", 0o755, script)]);
     format!("file://{}", path.display())
 }
 
@@ -526,4 +535,65 @@ pub fn submit_jobs(config: &Path, jobs: Vec<retz_proto::api::Job>, connections: 
         parts.sort_unstable_by_key(|(i, _)| *i);
         parts.into_iter().flat_map(|(_, ids)| ids).collect()
     })
+}
+
+/// The lines of the file at `path` (none when it cannot be read, e.g. not written yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The ids of the jobs `retz-client --json list args...` lists.
+pub fn listed_ids(config: &Path, args: &[&str]) -> Vec<u64> {
+    let mut all = vec!["--json", "list"];
+    all.extend_from_slice(args);
+    let out = client_ok(config, &all);
+    let jobs: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --json: {e}: {out}"));
+    jobs.as_array()
+        .unwrap_or_else(|| panic!("list --json is not an array: {out}"))
+        .iter()
+        .map(|j| j["id"].as_u64().expect("job id"))
+        .collect()
+}
+
+/// The test PostgreSQL's URL (`RETZ_TEST_DATABASE_URL`, which `scripts/test.sh` sets);
+/// `None` after a "skipping" line when it is not set, and a failure under `CI=true`.
+pub fn test_database_url() -> Option<String> {
+    let url = std::env::var("RETZ_TEST_DATABASE_URL").ok();
+    let present = retz_testkit::require(
+        url.is_some(),
+        "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)",
+    );
+    url.filter(|_| present)
+}
+
+/// Runs `psql URL -v ON_ERROR_STOP=1 -qc SQL`, asserting it succeeded.
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql (installed with PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drops (if it exists) and creates database `name` on the PostgreSQL of `url` (the
+/// test PostgreSQL's URL); returns the URL of the new database.
+pub fn fresh_database(url: &str, name: &str) -> String {
+    psql(url, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(url, &format!("CREATE DATABASE {name}"));
+    let (base, _) = url.rsplit_once('/').expect("postgres://.../db");
+    format!("{base}/{name}")
+}
+
+/// `retz-client get-file -i ID --path PATH`: a file of job `id`'s sandbox.
+pub fn job_file(config: &Path, id: u64, path: &str) -> String {
+    client_ok(config, &["get-file", "-i", &id.to_string(), "--path", path])
 }
