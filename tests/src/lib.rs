@@ -253,6 +253,15 @@ impl Server {
         Server::start_on(data_dir, free_port(), extra)
     }
 
+    /// `retz-server --local` with `retz_toml` as its config (written to `dir/retz.toml`),
+    /// data dir `dir/data`.
+    pub fn start_local(dir: &Path, retz_toml: &str) -> Server {
+        let cfg = dir.join("retz.toml");
+        std::fs::write(&cfg, retz_toml).expect("write retz.toml");
+        let cfg = cfg.display().to_string();
+        Server::start(&dir.join("data"), &["--local", "-C", cfg.as_str()])
+    }
+
     /// As [`Server::start`], on a given port (to restart a server where it was).
     pub fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
@@ -308,17 +317,22 @@ pub fn client(config: &Path, args: &[&str]) -> Output {
         .expect("run retz-client")
 }
 
-/// Runs `retz-client` and returns its stdout, asserting exit status 0.
-pub fn client_ok(config: &Path, args: &[&str]) -> String {
-    let out = client(config, args);
+/// The stdout of `program args...` that ended as `out`, asserting it exited 0 (else
+/// the assertion shows its exit code, stdout and stderr).
+pub fn stdout_ok(program: &str, args: &[&str], out: &Output) -> String {
     assert!(
         out.status.success(),
-        "retz-client {args:?} exited {:?}: {}{}",
+        "{program} {args:?} exited {:?}: {}{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `retz-client` and returns its stdout, asserting exit status 0.
+pub fn client_ok(config: &Path, args: &[&str]) -> String {
+    stdout_ok("retz-client", args, &client(config, args))
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
@@ -398,15 +412,7 @@ pub fn admin(config: &Path, args: &[&str]) -> Output {
 
 /// Runs `retz-admin` and returns its stdout, asserting exit status 0.
 pub fn admin_ok(config: &Path, args: &[&str]) -> String {
-    let out = admin(config, args);
-    assert!(
-        out.status.success(),
-        "retz-admin {args:?} exited {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_ok("retz-admin", args, &admin(config, args))
 }
 
 /// A new user made with `retz-admin -C admin_config create-user --info NAME`: its client

@@ -39,14 +39,8 @@ fn mean_cycle(server: &Server) -> String {
 #[test]
 fn a_queue_of_jobs_that_never_fit_holds_back_no_one_and_says_why() {
     let dir = retz_e2e_tests::test_dir();
-    let cfg = dir.path().join("retz.toml");
     // The default planner window and max_cpus (256); ports up to the agent's 1,001.
-    std::fs::write(&cfg, "[limits]\nmax_ports = 1000\n").unwrap();
-    let cfg_arg = cfg.display().to_string();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--local", "-C", cfg_arg.as_str()],
-    );
+    let server = Server::start_local(dir.path(), "[limits]\nmax_ports = 1000\n");
     let a = &server.client_config;
     let (b, _) = create_user(a, dir.path(), "second");
     let b = &b;

@@ -28,16 +28,9 @@ struct Cluster {
 
 fn cluster() -> Cluster {
     let dir = retz_e2e_tests::test_dir();
-    let cfg = dir.path().join("retz.toml");
-    std::fs::write(
-        &cfg,
+    let server = Server::start_local(
+        dir.path(),
         "[local]\nsynthetic = \"pack:1 numa:1 core:3 pu:1\"\nallocation_interval_s = 0.2\n",
-    )
-    .unwrap();
-    let cfg_arg = cfg.display().to_string();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--local", "-C", cfg_arg.as_str()],
     );
     let root = &server.client_config;
     let a = create_user(root, dir.path(), "flooder");

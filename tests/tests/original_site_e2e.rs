@@ -10,8 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use retz_e2e_tests::{
-    MesosLocal, Proc, binary, free_port, fresh_database, psql, test_database_url, wait_for_port,
-    wait_until,
+    MesosLocal, Proc, binary, free_port, fresh_database, psql, stdout_ok, test_database_url,
+    wait_for_port, wait_until,
 };
 
 const LONG: Duration = Duration::from_secs(180);
@@ -27,15 +27,7 @@ fn run(bin: &str, package: &str, args: &[&str]) -> Output {
 }
 
 fn ok(bin: &str, package: &str, args: &[&str]) -> String {
-    let out = run(bin, package, args);
-    assert!(
-        out.status.success(),
-        "{bin} {args:?} exited {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_ok(bin, args, &run(bin, package, args))
 }
 
 fn client(props: &Path, args: &[&str]) -> Output {

@@ -354,13 +354,7 @@ fn a_queue_longer_than_the_planner_window_drains_in_priority_order_and_kills_rea
     let dir = retz_e2e_tests::test_dir();
     // The planner holds full records for 2 queued jobs only and runs one job at a time:
     // the other jobs wait as keys and are read from the store when they reach the front.
-    let cfg = dir.path().join("retz.toml");
-    std::fs::write(&cfg, "[planner]\nwindow = 2\nmax_running = 1\n").unwrap();
-    let cfg_arg = cfg.display().to_string();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--local", "-C", cfg_arg.as_str()],
-    );
+    let server = Server::start_local(dir.path(), "[planner]\nwindow = 2\nmax_running = 1\n");
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "window"]);
     let ran = job_writable_dir(dir.path()).join("ran.txt");
