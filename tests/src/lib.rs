@@ -1,6 +1,9 @@
 //! Shared pieces of the end-to-end tests (the tests themselves live in `tests/`): finding
-//! the workspace's binaries, running `retz-server`, `retz-mesos-local` and `retz-client`
-//! as real processes, and waiting for them.
+//! the workspace's binaries, running `retz-server`, `retz-mesos-local`, `retz-client` and
+//! `retz-admin` as real processes, and waiting for them; queuing jobs and waiting for
+//! their ends ([`schedule`], [`wait_finished`]), users ([`create_user`]), application
+//! tarballs, the test PostgreSQL ([`test_database_url`], [`fresh_database`]), and queues
+//! of thousands of jobs sent straight to the HTTP API ([`submit_jobs`]).
 //!
 //! Jobs do not run as the test's user: under root (CI) they run as `nobody` (the server's
 //! default job user), in sandboxes under `<data dir>-work`; otherwise as the test's user
