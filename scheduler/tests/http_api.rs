@@ -4,15 +4,16 @@
 //! bad input and `POST /job/plan` are in `http_api_input.rs`.
 
 mod http_support;
+mod store_support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_support::{Env, error_message, signed};
+use retz_proto::api::JobState;
 use retz_proto::api::auth;
-use retz_proto::api::{Grant, JobState};
 use retz_scheduler::http::HttpConfig;
-use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
+use store_support::grant;
 
 #[tokio::test]
 async fn ping_status_and_page_need_no_auth() {
@@ -169,33 +170,7 @@ async fn killing_a_running_job_asks_the_planner_and_a_finished_one_conflicts() {
         .schedule(&alice, json!({"appid": "app", "cmd": "sleep 60"}))
         .await;
     let id = v["job"]["id"].as_u64().unwrap();
-    let (_, queued) = env.store.get_job(id).await.unwrap().unwrap();
-    let running = statem::on_launch(
-        &queued,
-        Launch {
-            agent_id: "a1".into(),
-            sandbox: None,
-            grant: Grant {
-                cpu: 1,
-                mem_mb: 32,
-                gpu: 0,
-                gpu_ids: None,
-                cpuset: None,
-                numa_nodes: None,
-                pinned: false,
-                ports: Vec::new(),
-                user: None,
-                features: None,
-            },
-        },
-    )
-    .unwrap();
-    assert!(
-        env.store
-            .update_job(&running, JobState::Queued)
-            .await
-            .unwrap()
-    );
+    env.launch(id, "a1", None, grant(1, 32)).await;
     let (s, v) = env
         .call(&alice, Method::DELETE, &format!("/job/{id}"), None)
         .await;

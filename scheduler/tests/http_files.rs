@@ -4,6 +4,7 @@
 //! for.
 
 mod http_support;
+mod store_support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +17,11 @@ use axum::routing::get;
 use http_body_util::BodyExt as _;
 use http_support::{Env, error_message, signed};
 use retz_proto::api::auth;
-use retz_proto::api::{ChunkEncoding, FileChunk, Grant, JobState, Sandbox, User};
+use retz_proto::api::{ChunkEncoding, FileChunk, Sandbox, User};
 use retz_proto::credentials::{Credential, Credentials};
 use retz_scheduler::http::HttpConfig;
-use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
+use store_support::grant;
 use tower::ServiceExt as _;
 
 const SANDBOX: &str = "/var/lib/mesos/slaves/S0/sandbox";
@@ -137,36 +138,11 @@ async fn running_job(env: &Env, user: &User, base: &str) -> u64 {
         .schedule(user, json!({"appid": "app", "cmd": "x"}))
         .await;
     let id = v["job"]["id"].as_u64().unwrap();
-    let (_, job) = env.store.get_job(id).await.unwrap().unwrap();
-    let running = statem::on_launch(
-        &job,
-        Launch {
-            agent_id: "S0".into(),
-            sandbox: Some(Sandbox {
-                agent: base.to_owned(),
-                directory: Some(SANDBOX.into()),
-            }),
-            grant: Grant {
-                cpu: 1,
-                mem_mb: 32,
-                gpu: 0,
-                gpu_ids: None,
-                cpuset: None,
-                numa_nodes: None,
-                pinned: false,
-                ports: Vec::new(),
-                user: None,
-                features: None,
-            },
-        },
-    )
-    .unwrap();
-    assert!(
-        env.store
-            .update_job(&running, JobState::Queued)
-            .await
-            .unwrap()
-    );
+    let sandbox = Sandbox {
+        agent: base.to_owned(),
+        directory: Some(SANDBOX.into()),
+    };
+    env.launch(id, "S0", Some(sandbox), grant(1, 32)).await;
     id
 }
 

@@ -3,13 +3,15 @@
 //! ended), the `since` and `app` filters, and 400s with a JSON body for bad queries.
 
 mod http_support;
+mod store_support;
 
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use http_support::{Env, error_message, signed};
 use retz_placement::PlacementFeatures;
-use retz_proto::api::{Grant, Job, JobState, Sandbox, TIME_FORMAT, auth};
+use retz_proto::api::{Grant, Job, JobState, Sandbox, auth};
 use serde_json::{Value, json};
+use store_support::{grant, store_ended};
 
 /// The contract's field names, in order.
 const FIELDS: [&str; 16] = [
@@ -31,12 +33,8 @@ const FIELDS: [&str; 16] = [
     "finished",
 ];
 
-fn at(t: DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
-}
-
-/// Stores a job of `owner` that ran `[start, end]` (never started when `start` is
-/// `None`) and ended in `state`, pinned with features when `features` is given.
+/// Stores a job of `owner` that ran `[start, end]` on agent-7 (never started when `start`
+/// is `None`) and ended in `state`, pinned with features when `features` is given.
 async fn ended(
     env: &Env,
     owner: &str,
@@ -46,33 +44,22 @@ async fn ended(
     state: JobState,
     features: Option<PlacementFeatures>,
 ) -> u64 {
-    let mut job = env
-        .store
-        .insert_job(owner, Job::new(app, "true"))
-        .await
-        .unwrap();
-    job.state = state;
-    job.started = start.map(at);
-    job.finished = Some(at(end));
-    job.slave_id = Some("agent-7".into());
-    job.sandbox = Some(Sandbox {
-        agent: "http://host1:5051".into(),
-        directory: None,
-    });
-    job.granted = start.map(|_| Grant {
-        cpu: 8,
-        mem_mb: 4096,
-        gpu: 0,
+    let granted = Grant {
         cpuset: features.map(|_| "0-7".into()),
         numa_nodes: features.map(|_| "0".into()),
         pinned: features.is_some(),
-        ports: Vec::new(),
         user: Some("nobody".into()),
         features,
-        gpu_ids: None,
-    });
-    assert!(env.store.update_job(&job, JobState::Queued).await.unwrap());
-    job.id
+        ..grant(8, 4096)
+    };
+    store_ended(&env.store, owner, app, start, end, state, granted, |job| {
+        job.slave_id = Some("agent-7".into());
+        job.sandbox = Some(Sandbox {
+            agent: "http://host1:5051".into(),
+            directory: None,
+        });
+    })
+    .await
 }
 
 /// GET `path` as `user`: status, content type and body text.

@@ -6,14 +6,15 @@
 //! refused.
 
 mod http_support;
+mod store_support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_support::Env;
 use retz_proto::api::{Grant, JobState, User};
 use retz_scheduler::http::{AgentView, ClusterView, NodeView};
-use retz_scheduler::statem::{self, Launch};
 use serde_json::json;
+use store_support::grant;
 
 const HOST: &str = "127.0.0.1:8090";
 const ORIGIN: &str = "http://127.0.0.1:8090";
@@ -25,28 +26,14 @@ async fn running(env: &Env, user: &User, app: &str, cmd: &str, cpuset: &str) -> 
     let (s, v) = env.schedule(user, json!({"appid": app, "cmd": cmd})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["job"]["id"].as_u64().unwrap();
-    let (_, queued) = env.store.get_job(id).await.unwrap().unwrap();
-    let mut job = statem::on_launch(
-        &queued,
-        Launch {
-            agent_id: "a1".into(),
-            sandbox: None,
-            grant: Grant {
-                cpu: 1,
-                mem_mb: 32,
-                gpu: 0,
-                gpu_ids: None,
-                cpuset: Some(cpuset.into()),
-                numa_nodes: Some("0".into()),
-                pinned: true,
-                ports: Vec::new(),
-                user: Some("nobody".into()),
-                features: None,
-            },
-        },
-    )
-    .unwrap();
-    assert!(env.store.update_job(&job, JobState::Queued).await.unwrap());
+    let pinned = Grant {
+        cpuset: Some(cpuset.into()),
+        numa_nodes: Some("0".into()),
+        pinned: true,
+        user: Some("nobody".into()),
+        ..grant(1, 32)
+    };
+    let mut job = env.launch(id, "a1", None, pinned).await;
     job.state = JobState::Started;
     assert!(
         env.store

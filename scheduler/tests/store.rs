@@ -2,6 +2,8 @@
 //! one fresh schema per test). Without the variable the PostgreSQL half is skipped, unless
 //! `CI=true`, where it fails.
 
+mod store_support;
+
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
@@ -9,64 +11,7 @@ use retz_proto::api::{Application, Grant, Job, JobState, Sandbox, User};
 use retz_proto::mesos::TaskState;
 use retz_scheduler::statem::{self, Launch, StatusInput, Transition};
 use retz_scheduler::store::{Backend, Store, StoreError, now_string};
-
-struct TestDb {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the server URL and the test's schema, dropped by [`TestDb::finish`].
-    pg: Option<(String, String)>,
-}
-
-impl TestDb {
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some((url, schema)) = self.pg {
-            let admin = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-        }
-    }
-}
-
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/retz.db", dir.path().display());
-    TestDb {
-        store: Store::open(&url).await.unwrap(),
-        _dir: Some(dir),
-        pg: None,
-    }
-}
-
-async fn postgres() -> Option<TestDb> {
-    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
-        retz_testkit::require(
-            false,
-            "the PostgreSQL half of the store tests: RETZ_TEST_DATABASE_URL is not set",
-        );
-        return None;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Store::open(&format!("{url}{sep}options[search_path]={schema}"))
-        .await
-        .unwrap();
-    assert_eq!(store.backend(), Backend::Postgres);
-    Some(TestDb {
-        store,
-        _dir: None,
-        pg: Some((url, schema)),
-    })
-}
+use store_support::{grant, postgres, sqlite};
 
 /// Runs `check` against SQLite, then PostgreSQL when available.
 macro_rules! both {
@@ -80,7 +25,7 @@ macro_rules! both {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(db) = super::postgres().await {
+                if let Some(db) = super::postgres("the store tests").await {
                     super::$check(db.store.clone()).await;
                     db.finish().await;
                 }
@@ -91,21 +36,6 @@ macro_rules! both {
 
 fn job(app: &str, cmd: &str) -> Job {
     Job::new(app, cmd)
-}
-
-fn grant(cpu: u32) -> Grant {
-    Grant {
-        cpu,
-        mem_mb: 32,
-        gpu: 0,
-        gpu_ids: None,
-        cpuset: None,
-        numa_nodes: None,
-        pinned: false,
-        ports: Vec::new(),
-        user: None,
-        features: None,
-    }
 }
 
 fn launch(j: &Job, grant: Grant) -> Job {
@@ -252,7 +182,7 @@ async fn jobs(store: Store) {
         Grant {
             gpu: 1,
             ports: vec![31000, 31001],
-            ..grant(3)
+            ..grant(3, 32)
         },
     );
     assert!(store.update_job(&started, JobState::Queued).await.unwrap());
@@ -336,7 +266,7 @@ both!(jobs_roundtrip, jobs);
 /// `gpuIds`) reads back without them.
 async fn gpu_grants(store: Store) {
     let a = store.insert_job("alice", job("app", "gpu")).await.unwrap();
-    let mut started = launch(&a, grant(2));
+    let mut started = launch(&a, grant(2, 32));
     let g = started.granted.as_mut().unwrap();
     g.gpu = 2;
     g.gpu_ids = Some("1,3".into());

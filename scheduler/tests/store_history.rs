@@ -2,47 +2,16 @@
 //! and PostgreSQL (`RETZ_TEST_DATABASE_URL`, one fresh schema per test). Without the
 //! variable the PostgreSQL half is skipped, unless `CI=true`, where it fails.
 
+mod store_support;
+
 use chrono::{DateTime, Duration, Utc};
 use retz_placement::PlacementFeatures;
-use retz_proto::api::{Grant, Job, JobState, TIME_FORMAT};
-use retz_scheduler::store::{Backend, HistoryFilter, Store};
-
-async fn sqlite() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/retz.db", dir.path().display());
-    (Store::open(&url).await.unwrap(), dir)
-}
-
-/// A store in a fresh schema of the test server, and the schema (to drop).
-async fn postgres() -> Option<(Store, String, String)> {
-    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
-        retz_testkit::require(
-            false,
-            "the PostgreSQL half of the history tests: RETZ_TEST_DATABASE_URL is not set",
-        );
-        return None;
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Store::open(&format!("{url}{sep}options[search_path]={schema}"))
-        .await
-        .unwrap();
-    assert_eq!(store.backend(), Backend::Postgres);
-    Some((store, url, schema))
-}
-
-fn at(t: DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
-}
+use retz_proto::api::{Grant, Job, JobState};
+use retz_scheduler::store::{HistoryFilter, Store};
+use store_support::{grant, postgres, sqlite, store_ended};
 
 /// Stores a job of `owner` for `app` that started at `start` and ended at `end` in
-/// `state` (never started when `start` is `None`), with `features`.
+/// `state` (never started when `start` is `None`), pinned to CPUs 0-1 with `features`.
 async fn ended(
     store: &Store,
     owner: &str,
@@ -52,27 +21,14 @@ async fn ended(
     state: JobState,
     features: Option<PlacementFeatures>,
 ) -> u64 {
-    let mut job = store
-        .insert_job(owner, Job::new(app, "true"))
-        .await
-        .unwrap();
-    job.state = state;
-    job.started = start.map(at);
-    job.finished = Some(at(end));
-    job.granted = start.map(|_| Grant {
-        cpu: 2,
-        mem_mb: 64,
-        gpu: 0,
+    let granted = Grant {
         cpuset: Some("0-1".into()),
         numa_nodes: Some("0".into()),
         pinned: true,
-        ports: Vec::new(),
-        user: None,
         features,
-        gpu_ids: None,
-    });
-    assert!(store.update_job(&job, JobState::Queued).await.unwrap());
-    job.id
+        ..grant(2, 64)
+    };
+    store_ended(store, owner, app, start, end, state, granted, |_| {}).await
 }
 
 /// Every job of the history under `filter`, read `limit` rows a page.
@@ -191,30 +147,25 @@ async fn history(store: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_on_sqlite() {
-    let (store, _dir) = sqlite().await;
-    history(store.clone()).await;
-    store.close().await;
+    let db = sqlite().await;
+    history(db.store.clone()).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_on_postgres() {
-    let Some((store, url, schema)) = postgres().await else {
+    let Some(db) = postgres("the history tests").await else {
         return;
     };
-    history(store.clone()).await;
-    store.close().await;
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
+    history(db.store.clone()).await;
+    db.finish().await;
 }
 
 /// A job stored before grants had features still reads, with none.
 #[tokio::test]
 async fn grants_stored_before_features_load() {
-    let (store, _dir) = sqlite().await;
+    let db = sqlite().await;
+    let store = db.store.clone();
     let t = Utc::now();
     let id = ended(&store, "k", "a", Some(t), t, JobState::Finished, None).await;
     let (_, job) = store.get_job(id).await.unwrap().unwrap();

@@ -1,6 +1,9 @@
 //! Shared pieces of the end-to-end tests (the tests themselves live in `tests/`): finding
-//! the workspace's binaries, running `retz-server`, `retz-mesos-local` and `retz-client`
-//! as real processes, and waiting for them.
+//! the workspace's binaries, running `retz-server`, `retz-mesos-local`, `retz-client` and
+//! `retz-admin` as real processes, and waiting for them; queuing jobs and waiting for
+//! their ends ([`schedule`], [`wait_finished`]), users ([`create_user`]), application
+//! tarballs, the test PostgreSQL ([`test_database_url`], [`fresh_database`]), and queues
+//! of thousands of jobs sent straight to the HTTP API ([`submit_jobs`]).
 //!
 //! Jobs do not run as the test's user: under root (CI) they run as `nobody` (the server's
 //! default job user), in sandboxes under `<data dir>-work`; otherwise as the test's user
@@ -253,6 +256,15 @@ impl Server {
         Server::start_on(data_dir, free_port(), extra)
     }
 
+    /// `retz-server --local` with `retz_toml` as its config (written to `dir/retz.toml`),
+    /// data dir `dir/data`.
+    pub fn start_local(dir: &Path, retz_toml: &str) -> Server {
+        let cfg = dir.join("retz.toml");
+        std::fs::write(&cfg, retz_toml).expect("write retz.toml");
+        let cfg = cfg.display().to_string();
+        Server::start(&dir.join("data"), &["--local", "-C", cfg.as_str()])
+    }
+
     /// As [`Server::start`], on a given port (to restart a server where it was).
     pub fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
@@ -308,17 +320,22 @@ pub fn client(config: &Path, args: &[&str]) -> Output {
         .expect("run retz-client")
 }
 
-/// Runs `retz-client` and returns its stdout, asserting exit status 0.
-pub fn client_ok(config: &Path, args: &[&str]) -> String {
-    let out = client(config, args);
+/// The stdout of `program args...` that ended as `out`, asserting it exited 0 (else
+/// the assertion shows its exit code, stdout and stderr).
+pub fn stdout_ok(program: &str, args: &[&str], out: &Output) -> String {
     assert!(
         out.status.success(),
-        "retz-client {args:?} exited {:?}: {}{}",
+        "{program} {args:?} exited {:?}: {}{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `retz-client` and returns its stdout, asserting exit status 0.
+pub fn client_ok(config: &Path, args: &[&str]) -> String {
+    stdout_ok("retz-client", args, &client(config, args))
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
@@ -383,4 +400,209 @@ pub fn http_request(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Runs `retz-admin -C config args...` (stdin closed).
+pub fn admin(config: &Path, args: &[&str]) -> Output {
+    Command::new(binary("retz-client", "retz-admin"))
+        .arg("-C")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run retz-admin")
+}
+
+/// Runs `retz-admin` and returns its stdout, asserting exit status 0.
+pub fn admin_ok(config: &Path, args: &[&str]) -> String {
+    stdout_ok("retz-admin", args, &admin(config, args))
+}
+
+/// A new user made with `retz-admin -C admin_config create-user --info NAME`: its client
+/// config, written to `dir/NAME.toml`, and its access key.
+pub fn create_user(admin_config: &Path, dir: &Path, name: &str) -> (PathBuf, String) {
+    let text = admin_ok(admin_config, &["create-user", "--info", name]);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, &text).expect("write the new user's client config");
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("access_key = "))
+        .unwrap_or_else(|| panic!("create-user printed no access_key: {text}"))
+        .trim_matches('"')
+        .to_owned();
+    (path, key)
+}
+
+/// `retz-client schedule -q args...`: queues a job and returns its id.
+pub fn schedule(config: &Path, args: &[&str]) -> u64 {
+    let mut all = vec!["schedule", "-q"];
+    all.extend_from_slice(args);
+    client_ok(config, &all)
+        .trim()
+        .parse()
+        .expect("schedule -q prints the id")
+}
+
+/// The record of job `id` (`get-job --json`'s `job`; null when the caller has no such
+/// job).
+pub fn job_record(config: &Path, id: u64) -> serde_json::Value {
+    job_json(config, id)["job"].take()
+}
+
+/// Waits up to `timeout` for job `id` to end (FINISHED or KILLED) and returns its record.
+pub fn wait_ended(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    wait_until(&format!("job {id} ends"), timeout, || {
+        let j = job_record(config, id);
+        matches!(j["state"].as_str(), Some("FINISHED" | "KILLED")).then_some(j)
+    })
+}
+
+/// [`wait_ended`], asserting the job FINISHED with exit code 0.
+pub fn wait_finished(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    let job = wait_ended(config, id, timeout);
+    assert_eq!(job["state"], "FINISHED", "{job}");
+    assert_eq!(job["result"], 0, "{job}");
+    job
+}
+
+/// Waits up to `timeout` for job `id` to be STARTED (running) and returns its record.
+pub fn wait_started(config: &Path, id: u64, timeout: Duration) -> serde_json::Value {
+    wait_until(&format!("job {id} runs"), timeout, || {
+        let j = job_record(config, id);
+        (j["state"] == "STARTED").then_some(j)
+    })
+}
+
+/// Writes a `.tar.gz` at `path` holding `files` (name, mode, contents; modified at a
+/// fixed time) and returns `path`.
+pub fn write_tarball(path: &Path, files: &[(&str, u32, &[u8])]) -> PathBuf {
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).expect("create tarball"),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for (name, mode, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *data)
+            .expect("append to tarball");
+    }
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish tarball");
+    path.to_owned()
+}
+
+/// Writes `dir/app.tar.gz` holding one executable file, `bin/hello.sh` with `script`,
+/// and returns its `file://` URI (an application's `-F` file).
+pub fn app_tarball(dir: &Path, script: &[u8]) -> String {
+    let path = write_tarball(&dir.join("app.tar.gz"), &[("bin/hello.sh", 0o755, script)]);
+    format!("file://{}", path.display())
+}
+
+/// Queues `jobs` through the HTTP API (`POST /job`, signed with the key of the client
+/// config at `config`, as `retz-client schedule` does) over `connections` concurrent
+/// connections, each sending its share of `jobs` in order; returns the ids, in the order
+/// of `jobs`. For queues of thousands of jobs, where a `retz-client` process per job
+/// would take minutes.
+pub fn submit_jobs(config: &Path, jobs: Vec<retz_proto::api::Job>, connections: usize) -> Vec<u64> {
+    let text = std::fs::read_to_string(config).expect("read the client config");
+    let config = retz_client::config::parse(&text, config).expect("a valid client config");
+    let client = retz_client::Client::new(config).expect("a client for the config");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let connections = connections.max(1);
+    let chunk = jobs.len().div_ceil(connections).max(1);
+    runtime.block_on(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut jobs = jobs;
+        let mut chunks = Vec::new();
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(chunk.min(jobs.len()));
+            chunks.push(std::mem::replace(&mut jobs, rest));
+        }
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let mut ids = Vec::with_capacity(chunk.len());
+                for job in chunk {
+                    let job = client
+                        .schedule(job)
+                        .await
+                        .unwrap_or_else(|e| panic!("POST /job: {e}"));
+                    ids.push(job.id);
+                }
+                (i, ids)
+            });
+        }
+        let mut parts: Vec<(usize, Vec<u64>)> = tasks.join_all().await.into_iter().collect();
+        parts.sort_unstable_by_key(|(i, _)| *i);
+        parts.into_iter().flat_map(|(_, ids)| ids).collect()
+    })
+}
+
+/// The lines of the file at `path` (none when it cannot be read, e.g. not written yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The ids of the jobs `retz-client --json list args...` lists.
+pub fn listed_ids(config: &Path, args: &[&str]) -> Vec<u64> {
+    let mut all = vec!["--json", "list"];
+    all.extend_from_slice(args);
+    let out = client_ok(config, &all);
+    let jobs: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --json: {e}: {out}"));
+    jobs.as_array()
+        .unwrap_or_else(|| panic!("list --json is not an array: {out}"))
+        .iter()
+        .map(|j| j["id"].as_u64().expect("job id"))
+        .collect()
+}
+
+/// The test PostgreSQL's URL (`RETZ_TEST_DATABASE_URL`, which `scripts/test.sh` sets);
+/// `None` after a "skipping" line when it is not set, and a failure under `CI=true`.
+pub fn test_database_url() -> Option<String> {
+    let url = std::env::var("RETZ_TEST_DATABASE_URL").ok();
+    let present = retz_testkit::require(
+        url.is_some(),
+        "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)",
+    );
+    url.filter(|_| present)
+}
+
+/// Runs `psql URL -v ON_ERROR_STOP=1 -qc SQL`, asserting it succeeded.
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql (installed with PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Drops (if it exists) and creates database `name` on the PostgreSQL of `url` (the
+/// test PostgreSQL's URL); returns the URL of the new database.
+pub fn fresh_database(url: &str, name: &str) -> String {
+    psql(url, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(url, &format!("CREATE DATABASE {name}"));
+    let (base, _) = url.rsplit_once('/').expect("postgres://.../db");
+    format!("{base}/{name}")
+}
+
+/// `retz-client get-file -i ID --path PATH`: a file of job `id`'s sandbox.
+pub fn job_file(config: &Path, id: u64, path: &str) -> String {
+    client_ok(config, &["get-file", "-i", &id.to_string(), "--path", path])
 }

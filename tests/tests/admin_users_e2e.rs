@@ -5,19 +5,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use retz_e2e_tests::{Server, binary, client_ok};
-
-fn admin(config: &Path, args: &[&str]) -> Output {
-    Command::new(binary("retz-client", "retz-admin"))
-        .arg("-C")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run retz-admin")
-}
+use retz_e2e_tests::{Server, admin, client_ok};
 
 fn users(config: &Path) -> usize {
     let out = admin(config, &["--json", "list-user"]);

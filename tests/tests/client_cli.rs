@@ -12,7 +12,10 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, binary, client, client_ok, free_port, job_json, wait_until};
+use retz_e2e_tests::{
+    Server, admin_ok, binary, client, client_ok, free_port, job_json, listed_ids, schedule,
+    wait_until, write_tarball,
+};
 use serde_json::Value;
 
 /// How long a job may take to reach a state (a guard against hangs, not a measure).
@@ -53,24 +56,6 @@ fn client_bare(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run retz-client")
-}
-
-/// Runs `retz-admin -C config args...`.
-fn admin(config: &Path, args: &[&str]) -> Output {
-    Command::new(binary("retz-client", "retz-admin"))
-        .arg("-C")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run retz-admin")
-}
-
-/// Runs `retz-admin` and returns its stdout, asserting exit status 0.
-fn admin_ok(config: &Path, args: &[&str]) -> String {
-    let out = admin(config, args);
-    assert!(out.status.success(), "retz-admin {}", describe(args, &out));
-    text(&out.stdout)
 }
 
 /// Starts `retz-client -C config args...` with its stdout piped.
@@ -136,16 +121,6 @@ fn wait_for_marker(marker: &Path) -> String {
     )
 }
 
-/// `schedule -q ...` and the id it printed.
-fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q"];
-    all.extend_from_slice(args);
-    let out = client_ok(config, &all);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("schedule -q printed {out:?}, not an id: {e}"))
-}
-
 fn job_state(config: &Path, id: u64) -> String {
     job_json(config, id)["job"]["state"]
         .as_str()
@@ -178,20 +153,6 @@ impl Drop for LogOnPanic<'_> {
     }
 }
 
-/// The ids of `list --json args...`.
-fn listed(config: &Path, args: &[&str]) -> Vec<u64> {
-    let mut all = vec!["--json", "list"];
-    all.extend_from_slice(args);
-    let out = client_ok(config, &all);
-    let jobs: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --json: {e}: {out}"));
-    jobs.as_array()
-        .unwrap_or_else(|| panic!("list --json is not an array: {out}"))
-        .iter()
-        .map(|j| j["id"].as_u64().expect("job id"))
-        .collect()
-}
-
 /// `n` bytes from the kernel's random source, followed by every byte value once.
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut bytes = vec![0; n];
@@ -200,28 +161,6 @@ fn random_bytes(n: usize) -> Vec<u8> {
         .expect("read /dev/urandom");
     bytes.extend(0..=255u8);
     bytes
-}
-
-/// Writes a `.tar.gz` holding `files` (name, mode, contents) and returns its path.
-fn app_tarball(path: &Path, files: &[(&str, u32, &[u8])]) -> PathBuf {
-    let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).expect("create tarball"),
-        flate2::Compression::default(),
-    );
-    let mut tar = tar::Builder::new(gz);
-    for (name, mode, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(*mode);
-        header.set_mtime(1_700_000_000);
-        header.set_cksum();
-        tar.append_data(&mut header, name, *data)
-            .expect("append to tarball");
-    }
-    tar.into_inner()
-        .and_then(|gz| gz.finish())
-        .expect("finish tarball");
-    path.to_owned()
 }
 
 /// A copy of `config` with `key = ...` replaced by `key = "value"`.
@@ -266,7 +205,7 @@ fn apps_run_and_sandbox_files() {
     let poet = random_bytes(3000);
     let unicode = random_bytes(5000);
     let script = b"#!/bin/sh\necho \"hello from the app, arg=$1\"\n";
-    let tarball = app_tarball(
+    let tarball = write_tarball(
         &tmp.path().join("app.tar.gz"),
         &[
             ("hello.sh", 0o755, script),
@@ -530,15 +469,18 @@ fn schedule_list_kill_and_killall() {
     assert_eq!(job["result"], 0);
 
     // list: active jobs by default, everything with --states ALL, filtered by --tag.
-    assert_eq!(listed(admin, &[]), vec![sleeper]);
-    assert_eq!(listed(admin, &["--states", "ALL"]), vec![sleeper, echo_id]);
-    assert_eq!(listed(admin, &["--state", "FINISHED"]), vec![echo_id]);
+    assert_eq!(listed_ids(admin, &[]), vec![sleeper]);
     assert_eq!(
-        listed(admin, &["--states", "ALL", "--tag", "long"]),
+        listed_ids(admin, &["--states", "ALL"]),
+        vec![sleeper, echo_id]
+    );
+    assert_eq!(listed_ids(admin, &["--state", "FINISHED"]), vec![echo_id]);
+    assert_eq!(
+        listed_ids(admin, &["--states", "ALL", "--tag", "long"]),
         vec![sleeper]
     );
     assert_eq!(
-        listed(admin, &["--states", "ALL", "--tag", "nope"]),
+        listed_ids(admin, &["--states", "ALL", "--tag", "nope"]),
         Vec::<u64>::new()
     );
     let table = client_ok(admin, &["list", "--states", "ALL"]);
@@ -580,14 +522,14 @@ fn schedule_list_kill_and_killall() {
     wait_state(admin, b1, "KILLED");
     wait_state(admin, b2, "KILLED");
     assert_eq!(job_state(admin, keep), "QUEUED");
-    assert_eq!(listed(admin, &[]), vec![keep]);
+    assert_eq!(listed_ids(admin, &[]), vec![keep]);
     assert_eq!(
-        listed(admin, &["--states", "KILLED", "--tag", "batch"]),
+        listed_ids(admin, &["--states", "KILLED", "--tag", "batch"]),
         vec![b1, b2]
     );
     client_ok(admin, &["kill", "-i", &keep.to_string()]);
     wait_state(admin, keep, "KILLED");
-    assert_eq!(listed(admin, &[]), Vec::<u64>::new());
+    assert_eq!(listed_ids(admin, &[]), Vec::<u64>::new());
 }
 
 #[test]
@@ -704,7 +646,7 @@ fn users_see_and_touch_only_their_own() {
     );
 
     // The second user sees none of the admin's jobs or apps...
-    assert_eq!(listed(&second, &["--states", "ALL"]), Vec::<u64>::new());
+    assert_eq!(listed_ids(&second, &["--states", "ALL"]), Vec::<u64>::new());
     for id in [done, sleeper] {
         let out = client_exits(&second, &["get-job", "-i", &id.to_string()], 1);
         assert!(out.stdout.is_empty(), "{}", describe(&["get-job"], &out));
@@ -746,7 +688,7 @@ fn users_see_and_touch_only_their_own() {
     );
     client_exits(&second, &["run", "-A", "mine", "-c", "echo again"], 1);
     admin_ok(admin, &["enable-user", "-i", &key]);
-    assert_eq!(listed(&second, &[]), Vec::<u64>::new());
+    assert_eq!(listed_ids(&second, &[]), Vec::<u64>::new());
     assert_eq!(
         client_ok(&second, &["run", "-A", "mine", "-c", "echo again"]),
         "again\n"

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use retz_e2e_tests::{
-    Server, client, client_ok, is_root, job_json, job_user, test_dir, wait_until,
+    Server, client, client_ok, is_root, job_file, job_json, job_user, test_dir, wait_ended,
+    wait_until,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -26,29 +27,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `schedule -q -A APP -c CMD`.
 fn schedule(config: &Path, app: &str, cmd: &str) -> u64 {
-    client_ok(config, &["schedule", "-q", "-A", app, "-c", cmd])
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
-}
-
-fn ended(config: &Path, id: u64) -> serde_json::Value {
-    wait_until("the job ends", PATIENCE, || {
-        let j = job_json(config, id);
-        matches!(
-            j["job"]["state"].as_str(),
-            Some("FINISHED" | "KILLED" | "FAILED")
-        )
-        .then_some(j)
-    })
-}
-
-fn stdout_of(config: &Path, id: u64) -> String {
-    client_ok(
-        config,
-        &["get-file", "-i", &id.to_string(), "--path", "stdout"],
-    )
+    retz_e2e_tests::schedule(config, &["-A", app, "-c", cmd])
 }
 
 /// Host pids whose command line contains `needle` (from /proc, so no pgrep needed).
@@ -113,9 +94,9 @@ fn a_job_runs_as_its_user_and_cannot_leave_its_confinement() {
         data.join("retz.db").display()
     );
     let id = schedule(c, "probe", &cmd);
-    let job = ended(c, id);
-    let out = stdout_of(c, id);
-    assert_eq!(job["job"]["state"], "FINISHED", "{job}\n{out}");
+    let job = wait_ended(c, id, PATIENCE);
+    let out = job_file(c, id, "stdout");
+    assert_eq!(job["state"], "FINISHED", "{job}\n{out}");
     assert!(out.contains("\ndone"), "the probe ran to its end:\n{out}");
     assert!(!out.contains("ESCAPE"), "a job got out:\n{out}");
 
@@ -151,7 +132,7 @@ fn a_job_runs_as_its_user_and_cannot_leave_its_confinement() {
         pids_running("sleep 7431").is_empty(),
         "a leftover outlived its job"
     );
-    let reason = job["job"]["reason"].as_str().unwrap_or_default();
+    let reason = job["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("leftover"), "{job}");
 }
 
@@ -177,8 +158,8 @@ fn a_job_cannot_signal_another_users_job() {
         "attacker",
         &format!("kill -TERM {pid} 2>/dev/null; echo rc=$?; echo tried"),
     );
-    let job = ended(c, attacker);
-    let out = stdout_of(c, attacker);
+    let job = wait_ended(c, attacker, PATIENCE);
+    let out = job_file(c, attacker, "stdout");
     assert!(out.contains("tried"), "{job}\n{out}");
     assert!(!out.contains("rc=0"), "the signal was delivered: {out}");
     assert_eq!(
@@ -188,8 +169,8 @@ fn a_job_cannot_signal_another_users_job() {
     );
     assert_eq!(job_json(c, victim)["job"]["state"], "STARTED");
     client_ok(c, &["kill", "-i", &victim.to_string()]);
-    let job = ended(c, victim);
-    assert_eq!(job["job"]["state"], "KILLED", "{job}");
+    let job = wait_ended(c, victim, PATIENCE);
+    assert_eq!(job["state"], "KILLED", "{job}");
 }
 
 #[test]
@@ -203,10 +184,10 @@ fn links_in_a_sandbox_do_not_reach_outside_it_through_the_file_api() {
     client_ok(c, &["load-app", "-A", "links"]);
     // Another job's output, which the linking job points at.
     let other = schedule(c, "links", "echo other-job-output");
-    assert_eq!(ended(c, other)["job"]["state"], "FINISHED");
+    assert_eq!(wait_ended(c, other, PATIENCE)["state"], "FINISHED");
     let pwd = schedule(c, "links", "pwd");
-    assert_eq!(ended(c, pwd)["job"]["state"], "FINISHED");
-    let other_dir = stdout_of(c, pwd);
+    assert_eq!(wait_ended(c, pwd, PATIENCE)["state"], "FINISHED");
+    let other_dir = job_file(c, pwd, "stdout");
     let other_dir = other_dir.trim();
     // A file of root's the job may write (so the kernel lets it make a hard link to it,
     // protected_hardlinks or not) but that is not the job user's own.
@@ -224,9 +205,9 @@ fn links_in_a_sandbox_do_not_reach_outside_it_through_the_file_api() {
             outside.display()
         ),
     );
-    let job = ended(c, id);
-    assert_eq!(job["job"]["state"], "FINISHED", "{job}");
-    let listing = stdout_of(c, id);
+    let job = wait_ended(c, id, PATIENCE);
+    assert_eq!(job["state"], "FINISHED", "{job}");
+    let listing = job_file(c, id, "stdout");
     assert!(listing.contains("hard-link"), "{listing}");
     let ids = id.to_string();
 

@@ -5,33 +5,11 @@
 //! two such jobs running at the same time get different devices; a job without GPUs sees
 //! none; a third concurrent GPU job waits until a GPU is free.
 
-use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client_ok, job_json, wait_until};
+use retz_e2e_tests::{Server, client_ok, job_file, schedule, wait_finished};
 
 const LONG: Duration = Duration::from_secs(180);
-
-fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
-}
-
-/// Waits for `id` to end and returns its JSON (`get-job --json`'s `job`), asserting it
-/// FINISHED with 0.
-fn finished(config: &Path, id: u64) -> serde_json::Value {
-    let job = wait_until(&format!("job {id} ends"), LONG, || {
-        let j = job_json(config, id)["job"].take();
-        matches!(j["state"].as_str(), Some("FINISHED" | "KILLED" | "LOST")).then_some(j)
-    });
-    assert_eq!(job["state"], "FINISHED", "{job}");
-    assert_eq!(job["result"], 0, "{job}");
-    job
-}
 
 /// The text after `label` on the line of `stdout` that starts with it.
 fn printed<'a>(stdout: &'a str, label: &str) -> &'a str {
@@ -39,13 +17,6 @@ fn printed<'a>(stdout: &'a str, label: &str) -> &'a str {
         .lines()
         .find_map(|l| l.strip_prefix(label))
         .unwrap_or_else(|| panic!("no {label:?} line in {stdout:?}"))
-}
-
-fn stdout_of(config: &Path, id: u64) -> String {
-    client_ok(
-        config,
-        &["get-file", "-i", &id.to_string(), "--path", "stdout"],
-    )
 }
 
 const SHOW: &str =
@@ -60,14 +31,14 @@ fn gpu_jobs_see_exactly_their_granted_devices() {
 
     // One GPU job alone.
     let id = schedule(c, &["-A", "gpu", "-gpu", "1", "-cmd", SHOW]);
-    let job = finished(c, id);
+    let job = wait_finished(c, id, LONG);
     assert_eq!(job["granted"]["gpu"], 1, "{job}");
     let ids = job["granted"]["gpuIds"]
         .as_str()
         .unwrap_or_else(|| panic!("no granted gpuIds: {job}"))
         .to_owned();
     assert!(ids == "0" || ids == "1", "one of the agent's GPUs: {job}");
-    let out = stdout_of(c, id);
+    let out = job_file(c, id, "stdout");
     assert_eq!(printed(&out, "CUDA="), ids, "{out}");
     assert_eq!(printed(&out, "NVIDIA="), ids, "{out}");
     assert_eq!(printed(&out, "GPU="), "1", "{out}");
@@ -76,9 +47,9 @@ fn gpu_jobs_see_exactly_their_granted_devices() {
 
     // A job without GPUs sees none.
     let id = schedule(c, &["-A", "gpu", "-cmd", SHOW]);
-    let job = finished(c, id);
+    let job = wait_finished(c, id, LONG);
     assert!(job["granted"].get("gpuIds").is_none(), "{job}");
-    let out = stdout_of(c, id);
+    let out = job_file(c, id, "stdout");
     assert_eq!(printed(&out, "CUDA="), "", "{out}");
     assert_eq!(printed(&out, "NVIDIA="), "", "{out}");
     assert_eq!(printed(&out, "GPU="), "0", "{out}");
@@ -133,7 +104,11 @@ fn gpu_jobs_see_exactly_their_granted_devices() {
             ),
         ],
     );
-    let (a, b, t) = (finished(c, first), finished(c, second), finished(c, third));
+    let (a, b, t) = (
+        wait_finished(c, first, LONG),
+        wait_finished(c, second, LONG),
+        wait_finished(c, third, LONG),
+    );
     let (ga, gb) = (
         a["granted"]["gpuIds"].as_str().unwrap().to_owned(),
         b["granted"]["gpuIds"].as_str().unwrap().to_owned(),
@@ -143,11 +118,11 @@ fn gpu_jobs_see_exactly_their_granted_devices() {
     both.sort();
     assert_eq!(both, ["0".to_owned(), "1".to_owned()]);
     for (id, ids) in [(first, &ga), (second, &gb)] {
-        let out = stdout_of(c, id);
+        let out = job_file(c, id, "stdout");
         assert_eq!(printed(&out, "CUDA="), ids.as_str(), "{out}");
         assert_eq!(printed(&out, "NVIDIA="), ids.as_str(), "{out}");
     }
     let gt = t["granted"]["gpuIds"].as_str().unwrap();
     assert!(gt == "0" || gt == "1", "{t}");
-    assert_eq!(printed(&stdout_of(c, third), "CUDA="), gt);
+    assert_eq!(printed(&job_file(c, third, "stdout"), "CUDA="), gt);
 }

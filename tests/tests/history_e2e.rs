@@ -7,9 +7,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use retz_e2e_tests::{Server, binary, client, client_ok};
+use retz_e2e_tests::{Server, admin, admin_ok, client, client_ok};
 use serde_json::Value;
 
 /// The contract's fields.
@@ -31,27 +30,6 @@ const FIELDS: [&str; 16] = [
     "runtime_s",
     "finished",
 ];
-
-fn admin(config: &Path, args: &[&str]) -> Output {
-    Command::new(binary("retz-client", "retz-admin"))
-        .arg("-C")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run retz-admin")
-}
-
-fn admin_ok(config: &Path, args: &[&str]) -> String {
-    let out = admin(config, args);
-    assert!(
-        out.status.success(),
-        "retz-admin {args:?} exited {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn lines(text: &str) -> Vec<Value> {
     text.lines()

@@ -4,12 +4,12 @@
 //! nothing new, the original user's key and secret list its jobs with their original
 //! ids, and the imported queued job runs to FINISHED.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, binary, client_ok, job_json, wait_until};
+use retz_e2e_tests::{
+    Server, admin_ok, app_tarball, client_ok, fresh_database, job_json, psql, test_database_url,
+    wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(180);
 const KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -28,37 +28,8 @@ CREATE INDEX job_priority ON jobs (priority);
 CREATE TABLE properties (key VARCHAR(32) PRIMARY KEY, value VARCHAR(64), epoch BIGINT);
 ";
 
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .output()
-        .expect("psql (installed with PostgreSQL)");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// Writes `app.tar.gz` holding an executable `bin/hello.sh`; returns its file:// URI.
-fn app_tarball(dir: &Path) -> String {
-    let path = dir.join("app.tar.gz");
-    let file = std::fs::File::create(&path).unwrap();
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let script = b"#!/bin/sh\necho hello from the imported app\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(script.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tar.append_data(&mut header, "bin/hello.sh", &script[..])
-        .unwrap();
-    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
-    format!("file://{}", path.display())
 }
 
 /// The original database's rows: one user, one application, a finished, a killed, a
@@ -114,44 +85,22 @@ fn original_rows(uri: &str) -> String {
     .join("\n")
 }
 
-fn admin(config: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["-C", config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    Command::new(binary("retz-client", "retz-admin"))
-        .args(&all)
-        .output()
-        .expect("run retz-admin")
-}
-
-fn admin_ok(config: &Path, args: &[&str]) -> String {
-    let out = admin(config, args);
-    assert!(
-        out.status.success(),
-        "retz-admin {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn an_original_database_imports_once_and_its_queued_job_runs() {
-    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
-        assert!(
-            !retz_testkit::under_ci(),
-            "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)"
-        );
-        eprintln!("skipping: RETZ_TEST_DATABASE_URL is not set");
+    let Some(url) = test_database_url() else {
         return;
     };
     let dir = retz_e2e_tests::test_dir();
     let name = format!("retz_original_{}", std::process::id());
-    psql(&url, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&url, &format!("CREATE DATABASE {name}"));
-    let (base, _) = url.rsplit_once('/').expect("postgres://.../db");
-    let original = format!("{base}/{name}");
+    let original = fresh_database(&url, &name);
     psql(&original, ORIGINAL_SCHEMA);
-    psql(&original, &original_rows(&app_tarball(dir.path())));
+    psql(
+        &original,
+        &original_rows(&app_tarball(
+            dir.path(),
+            b"#!/bin/sh\necho hello from the imported app\n",
+        )),
+    );
 
     let server = Server::start(&dir.path().join("data"), &["--local"]);
     let a = &server.client_config;

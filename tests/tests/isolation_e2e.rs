@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use retz_e2e_tests::{
-    Server, client, client_ok, http_request, is_root, job_json, job_user, test_dir, wait_until,
+    Server, client, client_ok, create_user, http_request, is_root, job_file, job_json, job_user,
+    test_dir, wait_ended, wait_until,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -226,22 +227,14 @@ fn run_dir(pwd: &str) -> String {
 }
 
 fn finished_stdout(config: &Path, id: u64) -> String {
-    let job = wait_until("the job ends", PATIENCE, || {
-        let j = job_json(config, id);
-        matches!(j["job"]["state"].as_str(), Some("FINISHED" | "KILLED")).then_some(j)
-    });
-    assert_eq!(job["job"]["state"], "FINISHED", "{job}");
-    client_ok(
-        config,
-        &["get-file", "-i", &id.to_string(), "--path", "stdout"],
-    )
+    let job = wait_ended(config, id, PATIENCE);
+    assert_eq!(job["state"], "FINISHED", "{job}");
+    job_file(config, id, "stdout")
 }
 
+/// `schedule -q -A APP -c CMD`.
 fn schedule(config: &Path, app: &str, cmd: &str) -> u64 {
-    client_ok(config, &["schedule", "-q", "-A", app, "-c", cmd])
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
+    retz_e2e_tests::schedule(config, &["-A", app, "-c", cmd])
 }
 
 #[test]
@@ -249,18 +242,7 @@ fn a_reused_or_reloaded_app_name_gets_a_fresh_executor_and_sandbox() {
     let dir = test_dir();
     let server = Server::start(&dir.path().join("data"), &["--local"]);
     let admin = &server.client_config;
-    let toml = {
-        let out = std::process::Command::new(retz_e2e_tests::binary("retz-client", "retz-admin"))
-            .arg("-C")
-            .arg(admin)
-            .args(["create-user", "--info", "second user"])
-            .output()
-            .expect("retz-admin");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
-    };
-    let second = dir.path().join("second.toml");
-    std::fs::write(&second, toml).unwrap();
+    let (second, _) = create_user(admin, dir.path(), "second");
 
     // User A's job leaves a secret in its sandbox. The application's files are read-only
     // to jobs: it writes into its own task directory.

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client_ok, is_root, job_json, job_writable_dir, wait_until};
+use retz_e2e_tests::{
+    Server, client_ok, file_lines, is_root, job_json, job_writable_dir, schedule, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(240);
 
@@ -18,25 +20,8 @@ fn can_run() -> bool {
     retz_testkit::require(is_root(), "local_recovery_e2e needs root")
 }
 
-fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
-}
-
 fn state(job: &serde_json::Value) -> String {
     job["job"]["state"].as_str().unwrap_or("").to_owned()
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Processes whose working directory is under `dir` and whose name is `comm`.
@@ -87,7 +72,7 @@ fn two_running_jobs(secs: u32) -> Setup {
     }
     wait_until("both jobs STARTED and running", LONG, || {
         let started = ids.iter().all(|&id| state(&job_json(&c, id)) == "STARTED");
-        let ran = markers.iter().all(|m| lines(m).len() == 1);
+        let ran = markers.iter().all(|m| file_lines(m).len() == 1);
         (started && ran).then_some(())
     });
     Setup {
@@ -137,7 +122,7 @@ fn running_jobs_finish_once_across_kill_9_of_the_local_server() {
             "one attempt: {job}"
         );
         assert_eq!(job["job"]["retry"], 0, "{job}");
-        let l = lines(marker);
+        let l = file_lines(marker);
         assert_eq!(
             l.iter().filter(|l| l.starts_with("start ")).count(),
             1,
@@ -183,7 +168,7 @@ fn tasks_of_an_executor_lost_with_the_server_are_killed_before_any_retry() {
     // Every process of the first runs is gone before the jobs run again.
     for (marker, &id) in markers.iter().zip(&ids) {
         wait_until("the job ends or runs again", LONG, || {
-            let again = lines(marker).len() > 1;
+            let again = file_lines(marker).len() > 1;
             let ended = matches!(state(&job_json(&c, id)).as_str(), "FINISHED" | "KILLED");
             (again || ended).then_some(())
         });
@@ -204,7 +189,7 @@ fn tasks_of_an_executor_lost_with_the_server_are_killed_before_any_retry() {
     });
     let log = server.proc.log_text();
     for (job, marker) in done.iter().zip(&markers) {
-        let l = lines(marker);
+        let l = file_lines(marker);
         // Runs never overlap: each `start` is followed by its own `end` (or by nothing,
         // for the killed first run) before the next `start`.
         let first = l[0]

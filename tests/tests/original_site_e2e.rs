@@ -9,7 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use retz_e2e_tests::{MesosLocal, Proc, binary, free_port, wait_for_port, wait_until};
+use retz_e2e_tests::{
+    MesosLocal, Proc, binary, free_port, fresh_database, psql, stdout_ok, test_database_url,
+    wait_for_port, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(180);
 const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -24,15 +27,7 @@ fn run(bin: &str, package: &str, args: &[&str]) -> Output {
 }
 
 fn ok(bin: &str, package: &str, args: &[&str]) -> String {
-    let out = run(bin, package, args);
-    assert!(
-        out.status.success(),
-        "{bin} {args:?} exited {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_ok(bin, args, &run(bin, package, args))
 }
 
 fn client(props: &Path, args: &[&str]) -> Output {
@@ -50,35 +45,15 @@ fn client_ok(props: &Path, args: &[&str]) -> String {
 /// The test PostgreSQL (`RETZ_TEST_DATABASE_URL`, which scripts/test.sh sets) with a fresh
 /// database of this test: (psql admin URL, host:port, user, password, database name).
 fn test_database() -> Option<(String, String, String, String, String)> {
-    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
-        assert!(
-            !retz_testkit::under_ci(),
-            "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)"
-        );
-        eprintln!("skipping: RETZ_TEST_DATABASE_URL is not set");
-        return None;
-    };
+    let url = test_database_url()?;
     // postgres://USER:PASS@HOST:PORT/DB
     let rest = url.strip_prefix("postgres://").expect("postgres:// URL");
     let (auth, rest) = rest.split_once('@').expect("USER:PASS@");
     let (user, pass) = auth.split_once(':').expect("USER:PASS");
     let (hostport, _) = rest.split_once('/').expect("HOST:PORT/DB");
     let name = format!("retz_original_{}", std::process::id());
-    psql(&url, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&url, &format!("CREATE DATABASE {name}"));
+    fresh_database(&url, &name);
     Some((url.clone(), hostport.into(), user.into(), pass.into(), name))
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-qc", sql])
-        .output()
-        .expect("psql (installed with PostgreSQL)");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -29,13 +29,9 @@ fn plan(config: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), answer)
 }
 
+/// `schedule -q -A planner args...`.
 fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q", "-A", "planner"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
+    retz_e2e_tests::schedule(config, &[&["-A", "planner"], args].concat())
 }
 
 fn status(server: &Server) -> serde_json::Value {

@@ -4,33 +4,11 @@
 //! `get-job --json`; two jobs that run at the same time never share a port.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client_ok, job_json, wait_until};
+use retz_e2e_tests::{Server, client_ok, schedule, wait_finished};
 
 const LONG: Duration = Duration::from_secs(180);
-
-fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
-}
-
-/// Waits for `id` to end and returns its JSON (`get-job --json`'s `job`), asserting it
-/// FINISHED with 0.
-fn finished(config: &Path, id: u64) -> serde_json::Value {
-    let job = wait_until(&format!("job {id} ends"), LONG, || {
-        let j = job_json(config, id)["job"].take();
-        matches!(j["state"].as_str(), Some("FINISHED" | "KILLED")).then_some(j)
-    });
-    assert_eq!(job["state"], "FINISHED", "{job}");
-    assert_eq!(job["result"], 0, "{job}");
-    job
-}
 
 /// The grant's ports of a job's JSON.
 fn granted_ports(job: &serde_json::Value) -> Vec<u16> {
@@ -75,7 +53,7 @@ fn a_job_gets_its_ports_as_port0_port1_and_in_its_grant() {
              echo QUOTED '$PORT0'",
         ],
     );
-    let job = finished(c, id);
+    let job = wait_finished(c, id, LONG);
     let ports = granted_ports(&job);
     assert_eq!(ports.len(), 2, "{job}");
     assert_ne!(ports[0], ports[1], "{job}");
@@ -131,7 +109,10 @@ fn a_job_gets_its_ports_as_port0_port1_and_in_its_grant() {
             &format!("echo PORTS $RETZ_PORTS; touch '{flag}'"),
         ],
     );
-    let (a, b) = (finished(c, first), finished(c, second));
+    let (a, b) = (
+        wait_finished(c, first, LONG),
+        wait_finished(c, second, LONG),
+    );
     let (pa, pb) = (granted_ports(&a), granted_ports(&b));
     assert_eq!((pa.len(), pb.len()), (3, 2), "{a} {b}");
     let all: BTreeSet<u16> = pa.iter().chain(&pb).copied().collect();

@@ -7,12 +7,11 @@
 //! credentials, which the server is given.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use retz_e2e_tests::{
-    MesosLocal, Server, client, client_ok, job_json, job_user, job_writable_dir, wait_until,
+    MesosLocal, Server, app_tarball, client, client_ok, fresh_database, job_json, job_user,
+    job_writable_dir, psql, schedule, test_database_url, wait_until,
 };
 
 const LONG: Duration = Duration::from_secs(180);
@@ -40,32 +39,6 @@ fn expand(list: &str) -> Vec<u32> {
     out
 }
 
-/// Writes `app.tar.gz` holding `bin/hello.sh` and returns its file:// URI.
-fn app_tarball(dir: &Path) -> String {
-    let path = dir.join("app.tar.gz");
-    let file = std::fs::File::create(&path).unwrap();
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let script = b"#!/bin/sh\necho hello from the app\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(script.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tar.append_data(&mut header, "bin/hello.sh", &script[..])
-        .unwrap();
-    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
-    format!("file://{}", path.display())
-}
-
-fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
-}
-
 fn state(job: &serde_json::Value) -> &str {
     job["state"].as_str().unwrap_or("")
 }
@@ -75,7 +48,7 @@ fn quickstart_on_the_local_cluster_runs_jobs_pinned_to_their_grants() {
     let dir = retz_e2e_tests::test_dir();
     let server = Server::start(&dir.path().join("data"), &["--local"]);
     let c = &server.client_config;
-    let uri = app_tarball(dir.path());
+    let uri = app_tarball(dir.path(), b"#!/bin/sh\necho hello from the app\n");
     client_ok(c, &["load-app", "-A", "quickstart", "-F", &uri]);
     // A range under numa-strict: granted within 2-4 and within one NUMA node.
     let out = client_ok(
@@ -246,32 +219,16 @@ fn accepted_jobs_survive_kill_9_of_the_server_on_sqlite_and_run_once() {
 
 #[test]
 fn accepted_jobs_survive_kill_9_of_the_server_on_postgresql_and_run_once() {
-    let Ok(url) = std::env::var("RETZ_TEST_DATABASE_URL") else {
-        assert!(
-            !retz_testkit::under_ci(),
-            "RETZ_TEST_DATABASE_URL is not set (scripts/test.sh starts PostgreSQL)"
-        );
-        eprintln!("skipping: RETZ_TEST_DATABASE_URL is not set");
+    let Some(url) = test_database_url() else {
         return;
     };
     // A database of its own, so other tests' rows do not matter.
     let name = format!("retz_e2e_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([url.as_str(), "-qc", sql])
-            .output()
-            .expect("psql (installed with PostgreSQL)");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let (base, _) = url.rsplit_once('/').expect("postgres://.../db");
-    persistence(Some(&format!("{base}/{name}")));
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    persistence(Some(&fresh_database(&url, &name)));
+    psql(
+        &url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
 }
 
 #[test]
@@ -397,13 +354,7 @@ fn a_queue_longer_than_the_planner_window_drains_in_priority_order_and_kills_rea
     let dir = retz_e2e_tests::test_dir();
     // The planner holds full records for 2 queued jobs only and runs one job at a time:
     // the other jobs wait as keys and are read from the store when they reach the front.
-    let cfg = dir.path().join("retz.toml");
-    std::fs::write(&cfg, "[planner]\nwindow = 2\nmax_running = 1\n").unwrap();
-    let cfg_arg = cfg.display().to_string();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--local", "-C", cfg_arg.as_str()],
-    );
+    let server = Server::start_local(dir.path(), "[planner]\nwindow = 2\nmax_running = 1\n");
     let c = &server.client_config;
     client_ok(c, &["load-app", "-A", "window"]);
     let ran = job_writable_dir(dir.path()).join("ran.txt");

@@ -6,28 +6,15 @@
 //! `RETZ_SHORT_JOBS` sets how many (default 3,000: the embedded master offers freed CPUs at
 //! once, so a 2-CPU host drains them in a minute or two, submissions included).
 
-use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client_ok, job_json, wait_until};
+use retz_e2e_tests::{Server, client_ok, job_json, listed_ids, wait_until};
 
 fn count() -> usize {
     std::env::var("RETZ_SHORT_JOBS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(3000)
-}
-
-/// The ids of `list --json --states STATES`.
-fn listed(config: &Path, states: &str) -> Vec<u64> {
-    let out = client_ok(config, &["--json", "list", "--states", states]);
-    let jobs: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("list --json: {e}: {out}"));
-    jobs.as_array()
-        .unwrap_or_else(|| panic!("list --json is not an array: {out}"))
-        .iter()
-        .map(|j| j["id"].as_u64().expect("job id"))
-        .collect()
 }
 
 #[test]
@@ -51,11 +38,11 @@ fn a_flood_of_true_jobs_all_finish() {
     // Generous: at least 1 job a second on 2 CPUs, plus slack for a loaded CI host.
     let limit = Duration::from_secs(120 + n as u64);
     wait_until(&format!("{n} short jobs end"), limit, || {
-        listed(c, "QUEUED,STARTING,STARTED")
+        listed_ids(c, &["--states", "QUEUED,STARTING,STARTED"])
             .is_empty()
             .then_some(())
     });
-    let killed = listed(c, "KILLED");
+    let killed = listed_ids(c, &["--states", "KILLED"]);
     let reasons: Vec<String> = killed
         .iter()
         .take(5)

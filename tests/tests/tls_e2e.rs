@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, binary, client, client_ok, free_port, wait_until};
+use retz_e2e_tests::{Server, admin_ok, binary, client, client_ok, free_port, wait_until};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -38,24 +38,6 @@ fn retz_toml(dir: &Path, cert: &Path, key: &Path) -> PathBuf {
     )
     .expect("write retz.toml");
     path
-}
-
-fn admin(config: &Path, args: &[&str]) -> String {
-    let mut all = vec!["-C", config.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    let out = Command::new(binary("retz-client", "retz-admin"))
-        .args(&all)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run retz-admin");
-    assert!(
-        out.status.success(),
-        "retz-admin {args:?} exited {:?}: {}{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 #[test]
@@ -93,11 +75,11 @@ fn the_admin_client_toml_of_a_tls_server_works_over_https() {
     // The admin: retz-client and retz-admin over https.
     let listed = client_ok(&server.client_config, &["list"]);
     assert!(listed.starts_with("TaskId"), "{listed}");
-    let users = admin(&server.client_config, &["list-user"]);
+    let users = admin_ok(&server.client_config, &["list-user"]);
     assert!(users.contains("admin"), "{users}");
 
     // A new user's config trusts the server as the admin's does.
-    let created = admin(&server.client_config, &["create-user", "--info", "alice"]);
+    let created = admin_ok(&server.client_config, &["create-user", "--info", "alice"]);
     assert!(created.contains("ca_cert"), "{created}");
     let alice = tmp.path().join("alice.toml");
     std::fs::write(&alice, &created).expect("write alice.toml");

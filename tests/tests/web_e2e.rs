@@ -69,13 +69,9 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String 
     reader.join().expect("chromium output")
 }
 
+/// `schedule -q -A web args...`.
 fn schedule(config: &Path, args: &[&str]) -> u64 {
-    let mut all = vec!["schedule", "-q", "-A", "web"];
-    all.extend_from_slice(args);
-    client_ok(config, &all)
-        .trim()
-        .parse()
-        .expect("schedule -q prints the id")
+    retz_e2e_tests::schedule(config, &[&["-A", "web"], args].concat())
 }
 
 /// The CPU ids of a Linux list (`0-2,5`).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use retz_e2e_tests::{
-    MESOS_PRINCIPAL, Proc, Server, binary, client_ok, free_port, is_root, job_json,
+    MESOS_PRINCIPAL, Proc, Server, binary, client_ok, file_lines, free_port, is_root, job_json,
     job_writable_dir, wait_for_port, wait_until, write_credentials,
 };
 
@@ -61,28 +61,16 @@ fn master(dir: &Path, name: &str, zk_url: &str, credentials: &Path) -> (Proc, St
     (proc, addr)
 }
 
+/// `schedule -q -A failover -cmd CMD -cpu 1 -mem 32`.
 fn schedule(config: &Path, cmd: &str) -> u64 {
-    client_ok(
+    retz_e2e_tests::schedule(
         config,
-        &[
-            "schedule", "-q", "-A", "failover", "-cmd", cmd, "-cpu", "1", "-mem", "32",
-        ],
+        &["-A", "failover", "-cmd", cmd, "-cpu", "1", "-mem", "32"],
     )
-    .trim()
-    .parse()
-    .expect("schedule -q prints the id")
 }
 
 fn state(job: &serde_json::Value) -> String {
     job["job"]["state"].as_str().unwrap_or("").to_owned()
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// A job writing `start` and `end` lines to `marker`, `secs` apart.
@@ -113,7 +101,7 @@ fn assert_ran_once(job: &serde_json::Value, marker: &Path, logs: &dyn Fn() -> St
     assert_eq!(job["job"]["result"], 0, "{job}");
     assert_eq!(job["job"]["retry"], 0, "not retried: {job}\n{}", logs());
     assert_eq!(job["job"]["attempt"], 1, "one attempt: {job}\n{}", logs());
-    let l = lines(marker);
+    let l = file_lines(marker);
     assert_eq!(
         l.iter().filter(|l| l.starts_with("start ")).count(),
         1,
@@ -188,7 +176,8 @@ fn jobs_finish_once_across_a_leader_failover() {
     // 2. A job is running when the leader is killed.
     let across = schedule(c, &marked(&markers[1], 8));
     wait_until("the second job runs", LONG, || {
-        (state(&job_json(c, across)) == "STARTED" && lines(&markers[1]).len() == 1).then_some(())
+        (state(&job_json(c, across)) == "STARTED" && file_lines(&markers[1]).len() == 1)
+            .then_some(())
     });
     first.kill();
     eprintln!("killed the leading master {first_addr}");
@@ -209,5 +198,10 @@ fn jobs_finish_once_across_a_leader_failover() {
         logs()
     );
     // The first job did not run again either.
-    assert_eq!(lines(&markers[0]).len(), 2, "{:?}", lines(&markers[0]));
+    assert_eq!(
+        file_lines(&markers[0]).len(),
+        2,
+        "{:?}",
+        file_lines(&markers[0])
+    );
 }

@@ -208,6 +208,31 @@ impl Env {
         .await
     }
 
+    /// Stores queued job `id` as launched (STARTING) on `agent_id` with `sandbox` and
+    /// `grant`, as the planner would; returns the stored record.
+    pub async fn launch(
+        &self,
+        id: u64,
+        agent_id: &str,
+        sandbox: Option<retz_proto::api::Sandbox>,
+        grant: retz_proto::api::Grant,
+    ) -> Job {
+        let (_, queued) = self.store.get_job(id).await.unwrap().unwrap();
+        let launch = retz_scheduler::statem::Launch {
+            agent_id: agent_id.into(),
+            sandbox,
+            grant,
+        };
+        let running = retz_scheduler::statem::on_launch(&queued, launch).unwrap();
+        assert!(
+            self.store
+                .update_job(&running, retz_proto::api::JobState::Queued)
+                .await
+                .unwrap()
+        );
+        running
+    }
+
     pub async fn snapshot(&self) -> Snapshot {
         let users = self.store.list_users().await.unwrap();
         let mut jobs = Vec::new();
