@@ -128,9 +128,12 @@ impl CallClient {
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(false);
-        // The endpoint's scheme decides: https is verified TLS, http stays plain.
+        // The endpoint's scheme decides: https is verified TLS, http stays plain. The
+        // builder sets ALPN itself (and refuses a config that has it).
+        let mut config = (*tls.config).clone();
+        config.alpn_protocols.clear();
         let connector = HttpsConnectorBuilder::new()
-            .with_tls_config((*tls.config).clone())
+            .with_tls_config(config)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
