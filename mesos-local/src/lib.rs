@@ -5,9 +5,13 @@
 //! and the agents' `/files` and `/state` need HTTP Basic ([`http_auth`]); without, they
 //! are open (tests and demos). Every executor always gets its own token for the agent's
 //! executor API.
+//!
+//! TLS: with [`master::MasterConfig::tls`] the master serves its scheduler API (and
+//! `/state`, `/metrics`) over TLS ([`tls`], shared with `retz-server`'s HTTPS API).
 
 pub mod agent;
 pub mod cluster;
 pub mod http_auth;
 pub mod master;
+pub mod tls;
 pub mod zk;

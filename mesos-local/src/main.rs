@@ -127,6 +127,15 @@ struct Cli {
     /// sharing --work-dir hand their agents (and running executors) over on failover.
     #[arg(long, value_name = "zk://HOST:PORT/PATH", value_parser = parse_zk_arg)]
     zk: Option<(String, String)>,
+
+    /// Serve the master's scheduler API and /state over TLS with this PEM certificate
+    /// chain; schedulers then use https://.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_zk_arg(s: &str) -> Result<(String, String), String> {
@@ -206,6 +215,10 @@ fn cluster_config(cli: &Cli, topologies: Vec<TopologySource>) -> anyhow::Result<
         heartbeat_interval: cli.heartbeat_interval,
         allocation_interval: cli.allocation_interval,
         offer_timeout: cli.offer_timeout,
+        tls: (cli.tls_cert.as_deref().zip(cli.tls_key.as_deref()))
+            .map(|(c, k)| retz_mesos_local::tls::load(c, k, "--tls-cert", "--tls-key"))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         ..MasterConfig::default()
     };
     config
@@ -391,8 +404,9 @@ async fn run(cli: Cli, topologies: Vec<TopologySource>) -> anyhow::Result<()> {
         LocalCluster::start(config).await
     }
     .context("cannot start the local cluster")?;
+    let scheme = ["http", "https"][usize::from(cli.tls_cert.is_some())];
     println!(
-        "retz-mesos-local: master {} listening on http://{} (scheduler API at /api/v1/scheduler)",
+        "retz-mesos-local: master {} listening on {scheme}://{} (scheduler API at /api/v1/scheduler)",
         cluster.master().id(),
         cluster.master_addr()
     );

@@ -174,8 +174,17 @@ impl Default for ServerSection {
 pub struct MesosSection {
     /// Run the embedded local cluster instead of connecting to masters.
     pub local: bool,
-    /// Master addresses, `HOST:PORT`, tried in order.
+    /// Master addresses, `HOST:PORT`, `http://` or `https://HOST:PORT`, or one
+    /// `zk://HOST:PORT,.../PATH`; tried in order.
     pub masters: Vec<String>,
+    /// PEM file of the CA certificate(s) https masters' certificates must chain to
+    /// (default: the public webpki roots). Setting it implies `tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
+    /// Whether masters given without a scheme, and those found in ZooKeeper, speak
+    /// https. Default: true exactly when `ca_cert` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     /// Framework name.
     pub framework_name: String,
     /// Framework principal (`FrameworkInfo.principal`; with `secret_file`, the HTTP
@@ -237,6 +246,8 @@ impl Default for MesosSection {
         MesosSection {
             local: false,
             masters: vec!["127.0.0.1:5050".to_owned()],
+            ca_cert: None,
+            tls: None,
             framework_name: "Retz-Framework".to_owned(),
             principal: "retz".to_owned(),
             secret_file: None,

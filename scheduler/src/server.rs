@@ -233,6 +233,8 @@ impl Server {
         sched.backoff_max = Duration::from_secs(5);
         sched.credential = credential.clone();
         sched.content_type = cfg.mesos.content_type.into();
+        sched.ca_cert = cfg.mesos.ca_cert.clone();
+        sched.tls = cfg.mesos.tls;
         let (driver, events) = start(sched).map_err(|e| ServerError::Mesos(e.to_string()))?;
         let opts = PlannerOptions {
             cfg: cfg.planner.clone(),

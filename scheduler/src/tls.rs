@@ -10,13 +10,15 @@
 //!   failure on every connection;
 //! - the provider is passed explicitly ([`provider`]): no process-wide default is
 //!   installed or needed.
+//!
+//! The PEM parsing and the provider are shared with the local master's TLS
+//! (`retz_mesos_local::tls`); this module adds the `server.*` key names and checks.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::{self, PemObject};
+pub use retz_mesos_local::tls::{parse_certs, parse_key, provider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ParsedCertificate, ServerConfig};
 use rustls::sign::CertifiedKey;
@@ -69,11 +71,6 @@ pub enum TlsError {
     },
 }
 
-/// The crypto provider of the server (ring).
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The certificates of a PEM file, end-entity first (as the file lists them).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(CERT_KEY, path)?;
@@ -90,52 +87,6 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: path.to_owned(),
         reason,
     })
-}
-
-/// The certificates in PEM text; the error says what is wrong with it.
-pub fn parse_certs(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem_bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            format!(
-                "not a valid PEM file ({}); give the certificate chain in PEM",
-                pem_error(&e)
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(
-            "holds no certificate (no -----BEGIN CERTIFICATE----- block); give the \
-                    server's certificate chain in PEM, the server's certificate first"
-                .into(),
-        );
-    }
-    Ok(certs)
-}
-
-/// The private key in PEM text; the error says what is wrong with it.
-pub fn parse_key(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    match PrivateKeyDer::from_pem_slice(pem_bytes) {
-        Ok(k) => Ok(k),
-        Err(pem::Error::NoItemsFound) => {
-            if contains(pem_bytes, b"ENCRYPTED PRIVATE KEY") {
-                Err(
-                    "the private key is encrypted, which is not supported; decrypt it, e.g. \
-                     openssl pkey -in KEY -out plain-key.pem (and keep that file private)"
-                        .into(),
-                )
-            } else {
-                Err(
-                    "holds no private key (no -----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or \
-                     EC PRIVATE KEY block); give the server's private key in PEM"
-                        .into(),
-                )
-            }
-        }
-        Err(e) => Err(format!(
-            "not a valid PEM file ({}); give the private key in PEM",
-            pem_error(&e)
-        )),
-    }
 }
 
 /// The rustls config serving `certs` with `key`: checks that the key is usable and
@@ -220,19 +171,6 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn pem_error(e: &pem::Error) -> String {
-    match e {
-        pem::Error::MissingSectionEnd { .. } => "a PEM block has no END line".into(),
-        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed".into(),
-        pem::Error::Base64Decode(_) => "a PEM block is not valid base64".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Executor lifecycle on `retz-server --local`: an application's `retz-executor`
 //! processes go away after `unload-app` and after `planner.executor_idle_timeout_s`
-//! with no task, and stay while the application is in use.
+//! with no task, and stay while the application is in use; and on a separate
+//! `retz-mesos-local`, an executor left by a killed server goes idle under the next
+//! server, which shuts it down.
 
 use std::path::Path;
 use std::time::Duration;
 
-use retz_e2e_tests::{Server, client_ok, job_json, wait_until};
+use retz_e2e_tests::{MesosLocal, Server, client_ok, free_port, job_json, wait_until};
 
 const LONG: Duration = Duration::from_secs(180);
 /// The bound: no executor of an unloaded app 30 s later.
@@ -106,4 +108,57 @@ fn an_idle_executor_goes_after_the_configured_timeout() {
     );
     // The application still works: its next job gets a new executor.
     run_to_finish(c, "lifeidle");
+}
+
+/// The restart case: an executor started for one `retz-server` process is shut
+/// down after the idle timeout by the next one (same store, so the same framework id),
+/// which learns of it only from the executor ids of the offers. The cluster is a
+/// separate `retz-mesos-local`, so the executor outlives the first server's SIGKILL.
+#[test]
+fn an_idle_executor_of_a_killed_server_is_shut_down_by_the_next_one() {
+    let dir = retz_e2e_tests::test_dir();
+    let mesos = MesosLocal::start(dir.path(), 1, None);
+    let args = mesos.server_args();
+    let mut first_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut first = Server::start_on(&data, port, &first_args);
+    let c = first.client_config.clone();
+    client_ok(&c, &["load-app", "-A", "liferestart"]);
+    run_to_finish(&c, "liferestart");
+    let before = executors_of("liferestart");
+    assert!(!before.is_empty(), "no executor of liferestart");
+    // The harshest stop: no goodbye to the master, whose failover timeout keeps the
+    // framework's executors.
+    first.proc.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        executors_of("liferestart"),
+        before,
+        "the executor did not outlive the server:\n{}",
+        mesos.proc.log_text()
+    );
+
+    let config = dir.path().join("retz.toml");
+    std::fs::write(&config, "[planner]\nexecutor_idle_timeout_s = 1\n").unwrap();
+    first_args.extend(["-C", config.to_str().unwrap()]);
+    let second = Server::start_on(&data, port, &first_args);
+    let logs = || format!("{}\n{}", second.proc.log_text(), mesos.proc.log_text());
+    wait_until(
+        "the restarted server shuts the idle executor down",
+        LONG,
+        || executors_of("liferestart").is_empty().then_some(()),
+    );
+    let log = second.proc.log_text();
+    assert!(
+        log.contains("reason=idle"),
+        "no idle shutdown logged:\n{}",
+        logs()
+    );
+    assert!(
+        first.proc.log_text().contains("subscribed to Mesos")
+            && log.contains("subscribed to Mesos"),
+        "{}",
+        logs()
+    );
 }

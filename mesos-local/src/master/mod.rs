@@ -73,6 +73,9 @@ pub struct MasterConfig {
     /// scheduler API and the read-only endpoints. `None` (the default) leaves the master
     /// open: anyone who reaches it can launch tasks (tests and demos only).
     pub credentials: Option<Credentials>,
+    /// Serve the HTTP endpoints over TLS with this config (see [`crate::tls::load`]).
+    /// `None` (the default): plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for MasterConfig {
@@ -86,6 +89,7 @@ impl Default for MasterConfig {
             max_body_size: retz_proto::recordio::DEFAULT_MAX_RECORD_SIZE,
             flags: BTreeMap::new(),
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -228,15 +232,22 @@ impl Master {
             credentials: config.credentials.clone().map(Arc::new),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let tls = config.tls.clone();
+        let https = tls.is_some();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let stopped = async move {
                 let _ = shutdown_rx.await;
-            });
+            };
+            if let Some(tls) = tls {
+                crate::tls::serve(listener, app, tls, stopped).await;
+                return;
+            }
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
             if let Err(e) = serve.await {
                 tracing::error!("master HTTP server failed: {e}");
             }
         });
-        tracing::info!(%addr, master_id, "master started");
+        tracing::info!(%addr, master_id, https, "master started");
         Ok(Master {
             inner: Arc::new(Inner {
                 addr,

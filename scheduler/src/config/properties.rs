@@ -302,6 +302,8 @@ fn apply_property(
         }
         "retz.mesos.principal" => c.mesos.principal = v.to_owned(),
         "retz.mesos.secret.file" => c.mesos.secret_file = Some(PathBuf::from(v)),
+        "retz.mesos.ca.cert" => c.mesos.ca_cert = Some(PathBuf::from(v)),
+        "retz.mesos.tls" => c.mesos.tls = Some(flag("retz.mesos.tls", v)?),
         "retz.mesos.role" => c.mesos.role = v.to_owned(),
         "retz.mesos.refuse" => c.mesos.refuse_seconds = num("retz.mesos.refuse", v)?,
         "retz.mesos.failover.timeout" => {

@@ -483,3 +483,35 @@ fn the_framework_secret_file_and_the_limits_carry_over() {
     assert_eq!(c.limits.max_ports, 3);
     assert_eq!(c.limits.max_mem_mb, 4096);
 }
+
+#[test]
+fn https_masters_and_their_ca_file_are_read_from_toml_and_properties() {
+    let c: ServerConfig = toml::from_str(
+        "[mesos]\nmasters = [\"https://m1:5050\", \"https://m2:5050\"]\n\
+         ca_cert = \"/etc/retz/mesos-ca.pem\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.mesos.masters, ["https://m1:5050", "https://m2:5050"]);
+    assert_eq!(
+        c.mesos.ca_cert.as_deref(),
+        Some(Path::new("/etc/retz/mesos-ca.pem"))
+    );
+    assert_eq!(c.mesos.tls, None);
+    let c: ServerConfig =
+        toml::from_str("[mesos]\nmasters = [\"zk://z1:2181/mesos\"]\ntls = true\n").unwrap();
+    assert_eq!(c.mesos.tls, Some(true));
+    assert_eq!(ServerConfig::default().mesos.ca_cert, None);
+    let c = props(
+        "retz.mesos = https://m1:5050,https://m2:5050\n\
+         retz.mesos.ca.cert = /etc/retz/mesos-ca.pem\nretz.mesos.tls = true\n",
+    );
+    assert_eq!(c.mesos.masters, ["https://m1:5050", "https://m2:5050"]);
+    assert_eq!(
+        c.mesos.ca_cert.as_deref(),
+        Some(Path::new("/etc/retz/mesos-ca.pem"))
+    );
+    assert_eq!(c.mesos.tls, Some(true));
+    let e = props_err("retz.mesos.tls = maybe\n");
+    assert!(e.contains("retz.mesos.tls") && !e.contains('\n'), "{e}");
+}

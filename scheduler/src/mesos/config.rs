@@ -5,6 +5,7 @@
 //! as can be checked locally (user and name set, failover timeout finite and ≥ 0, the
 //! principal equal to the credential's when both are given).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use retz_proto::ContentType;
@@ -12,14 +13,17 @@ use retz_proto::credentials::Credential;
 use retz_proto::mesos::FrameworkInfo;
 
 use super::endpoint::{Endpoint, EndpointError, MasterList};
+use super::tls::CaError;
 use super::zk::{ZkUrl, ZkUrlError, is_zk};
 
 /// Settings of the Mesos scheduler client. Build with [`SchedulerConfig::new`] and
 /// adjust the public fields.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Master addresses, `HOST:PORT` (port 5050 if omitted, `http://` allowed), tried in
-    /// order and rotated on failure. A 307 from one of them is followed.
+    /// Master addresses, `HOST:PORT` (port 5050 if omitted, `http://` or `https://`
+    /// allowed), tried in order and rotated on failure. A 307 from one of them is
+    /// followed (keeping the scheme). A scheme-less address, and a leader ZooKeeper
+    /// names, is https when [`masters_https`](Self::masters_https).
     pub masters: Vec<String>,
     /// The framework. Its `id`, when set, is re-used to fail over a previous instance;
     /// set `failover_timeout` (seconds) to how long the master keeps the framework's
@@ -53,6 +57,12 @@ pub struct SchedulerConfig {
     /// the framework's (`framework_info.principal` is set to it when unset). `None`: no
     /// authentication.
     pub credential: Option<Credential>,
+    /// A PEM file of the CA certificate(s) that https masters' certificates must chain
+    /// to; `None`: the webpki (Mozilla) roots. Read at [`start`](super::start).
+    pub ca_cert: Option<PathBuf>,
+    /// Whether the masters speak TLS, for addresses that name no scheme (`HOST:PORT`
+    /// and ZooKeeper's `MasterInfo`). `None`: yes exactly when `ca_cert` is set.
+    pub tls: Option<bool>,
 }
 
 impl SchedulerConfig {
@@ -74,7 +84,15 @@ impl SchedulerConfig {
             max_event_size: 16 * 1024 * 1024,
             suppressed_roles: Vec::new(),
             credential: None,
+            ca_cert: None,
+            tls: None,
         }
+    }
+
+    /// Whether scheme-less master addresses and ZooKeeper's leaders are https:
+    /// `tls`, else whether a `ca_cert` is given.
+    pub fn masters_https(&self) -> bool {
+        self.tls.unwrap_or(self.ca_cert.is_some())
     }
 
     /// Checks the config and parses the master addresses: a list of masters, or one
@@ -144,7 +162,8 @@ impl SchedulerConfig {
             .iter()
             .enumerate()
             .map(|(index, m)| {
-                Endpoint::parse_master(m).map_err(|source| ConfigError::Master { index, source })
+                Endpoint::parse_master_with(m, self.masters_https())
+                    .map_err(|source| ConfigError::Master { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
         MasterList::new(masters)
@@ -186,6 +205,9 @@ pub enum ConfigError {
     /// The FrameworkInfo would be refused.
     #[error("invalid FrameworkInfo: {0}")]
     FrameworkInfo(String),
+    /// `ca_cert` cannot be used.
+    #[error(transparent)]
+    CaCert(#[from] CaError),
 }
 
 #[cfg(test)]
@@ -229,6 +251,32 @@ mod tests {
         assert!(e.to_string().contains("other masters"), "{e}");
         c.masters = vec!["zk://z1".into()];
         assert!(c.validate().unwrap_err().to_string().contains("no path"));
+    }
+
+    #[test]
+    fn https_masters_are_accepted_and_tls_names_the_scheme_of_bare_addresses() {
+        let mut c = ok();
+        c.masters = vec!["https://m1:5050".into(), "m2".into()];
+        let Masters::List(list) = c.validate().unwrap() else {
+            panic!("a list")
+        };
+        assert!(list.masters()[0].is_https());
+        assert!(!list.masters()[1].is_https(), "no TLS setting: plain http");
+        assert!(!c.masters_https());
+        c.ca_cert = Some("/etc/retz/mesos-ca.pem".into());
+        assert!(c.masters_https(), "a CA file says the masters speak TLS");
+        let Masters::List(list) = c.validate().unwrap() else {
+            panic!("a list")
+        };
+        assert!(list.masters().iter().all(Endpoint::is_https));
+        c.tls = Some(false);
+        assert!(!c.masters_https(), "an explicit tls = false wins");
+        c.masters.push("http://m3".into());
+        c.tls = Some(true);
+        let Masters::List(list) = c.validate().unwrap() else {
+            panic!("a list")
+        };
+        assert!(!list.masters()[2].is_https(), "an explicit http:// stays");
     }
 
     #[test]

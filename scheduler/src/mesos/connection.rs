@@ -37,7 +37,7 @@ use super::error::refusal;
 use super::events::{DisconnectReason, Incoming, SchedulerEvent, classify};
 use super::heartbeat::Watchdog;
 use super::state::{Session, Shared};
-use super::transport::{self, Auth, SubscribeOutcome, Subscription};
+use super::transport::{self, Auth, MasterTls, SubscribeOutcome, Subscription};
 
 /// The loop's settings, taken from the validated config.
 #[derive(Debug, Clone)]
@@ -52,6 +52,7 @@ pub(crate) struct LoopConfig {
     pub connect_timeout: Duration,
     pub max_redirects: u32,
     pub max_event_size: usize,
+    pub tls: MasterTls,
 }
 
 /// How reading a subscription's stream ended.
@@ -147,6 +148,7 @@ impl Connection {
                 self.cfg.connect_timeout,
                 self.cfg.call_timeout,
                 self.cfg.auth.as_ref(),
+                &self.cfg.tls,
             );
             let outcome = tokio::select! {
                 () = self.shared.cancel.cancelled() => return,

@@ -27,14 +27,19 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to reach a ZooKeeper server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts the detector on the current runtime.
-pub(crate) fn spawn(url: ZkUrl, cancel: CancellationToken) -> watch::Receiver<Option<Endpoint>> {
+/// Starts the detector on the current runtime; `https`: the leaders it names are
+/// reached over TLS (`MasterInfo` names no scheme).
+pub(crate) fn spawn(
+    url: ZkUrl,
+    https: bool,
+    cancel: CancellationToken,
+) -> watch::Receiver<Option<Endpoint>> {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         tokio::select! {
             () = cancel.cancelled() => {}
             () = tx.closed() => {}
-            () = run(&url, &tx) => {}
+            () = run(&url, https, &tx) => {}
         }
         debug!(zk = %url.servers, "master detector stopped");
     });
@@ -47,7 +52,7 @@ enum SessionEnd {
     Reconnect(String),
 }
 
-async fn run(url: &ZkUrl, tx: &watch::Sender<Option<Endpoint>>) {
+async fn run(url: &ZkUrl, https: bool, tx: &watch::Sender<Option<Endpoint>>) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         let connect = zk::Client::connector()
@@ -58,7 +63,7 @@ async fn run(url: &ZkUrl, tx: &watch::Sender<Option<Endpoint>>) {
             Ok(Ok(client)) => {
                 info!(zk = %url.servers, path = %url.path, "watching the Mesos masters in ZooKeeper");
                 backoff.reset();
-                let SessionEnd::Reconnect(why) = watch_group(&client, &url.path, tx).await;
+                let SessionEnd::Reconnect(why) = watch_group(&client, &url.path, https, tx).await;
                 why
             }
             Ok(Err(e)) => format!("cannot connect: {e}"),
@@ -74,6 +79,7 @@ async fn run(url: &ZkUrl, tx: &watch::Sender<Option<Endpoint>>) {
 async fn watch_group(
     client: &zk::Client,
     path: &str,
+    https: bool,
     tx: &watch::Sender<Option<Endpoint>>,
 ) -> SessionEnd {
     loop {
@@ -102,7 +108,7 @@ async fn watch_group(
         match leader_znode(&children) {
             None => publish(tx, None),
             Some(name) => match client.get_data(&format!("{path}/{name}")).await {
-                Ok((data, _)) => match master_endpoint(&data) {
+                Ok((data, _)) => match master_endpoint(&data, https) {
                     Ok(leader) => publish(tx, Some(leader)),
                     Err(e) => {
                         warn!(znode = %name, error = %e, "unusable leader znode");

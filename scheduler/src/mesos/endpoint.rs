@@ -2,7 +2,11 @@
 //! rotating master list.
 //!
 //! Invariants:
-//! * an [`Endpoint`] is always plain `http` with an explicit port and an absolute path;
+//! * an [`Endpoint`] is always `http` or `https` with an explicit port and an absolute
+//!   path; a scheme-less address takes the scheme the caller chose (https when the
+//!   operator says the masters speak TLS, see [`Endpoint::parse_master_with`]);
+//! * a `Location` keeps the scheme of the master that sent it unless it names one
+//!   itself, and never downgrades https to plain http;
 //! * [`MasterList`] never becomes empty, and a redirect target (the leader a master
 //!   pointed at) is tried before the list, once, until it fails.
 
@@ -17,10 +21,10 @@ pub const SCHEDULER_PATH: &str = "/api/v1/scheduler";
 /// The default port of a Mesos master.
 pub const DEFAULT_MASTER_PORT: u16 = 5050;
 
-/// A master's scheduler API: `http://<authority><path>`.
+/// A master's scheduler API: `http[s]://<authority><path>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    /// Always has the `http` scheme, `authority` and a path.
+    /// Always has the `http` or `https` scheme, `authority` and a path.
     uri: Uri,
     /// `host:port`, always with a port.
     authority: Authority,
@@ -40,13 +44,22 @@ pub enum EndpointError {
         /// What is wrong with it.
         why: String,
     },
-    /// A scheme other than `http`.
-    #[error("master address {text:?} uses scheme {scheme:?}; only plain http is supported")]
+    /// A scheme other than `http` or `https`.
+    #[error("master address {text:?} uses scheme {scheme:?}; use http:// or https://")]
     UnsupportedScheme {
         /// The offending text.
         text: String,
         /// The scheme found.
         scheme: String,
+    },
+    /// An https master redirected to a plain http one.
+    #[error(
+        "Location {text:?} would move the connection from https to plain http; refused \
+         (a master speaking TLS redirects to other TLS masters)"
+    )]
+    Downgrade {
+        /// The offending Location.
+        text: String,
     },
 }
 
@@ -91,41 +104,60 @@ fn parse_path(text: &str, whole: &str) -> Result<PathAndQuery, EndpointError> {
 
 impl Endpoint {
     /// Parses a configured master address: `HOST[:PORT]` (port 5050 by default),
-    /// optionally written as `http://HOST[:PORT][/path]`. Without a path the scheduler
-    /// API path `/api/v1/scheduler` is used.
+    /// optionally written as `http://HOST[:PORT][/path]` or `https://...`. Without a
+    /// path the scheduler API path `/api/v1/scheduler` is used. A scheme-less address
+    /// is plain http ([`parse_master_with`](Self::parse_master_with) chooses).
     pub fn parse_master(text: &str) -> Result<Self, EndpointError> {
+        Self::parse_master_with(text, false)
+    }
+
+    /// [`parse_master`](Self::parse_master), with `https` as the scheme of an address
+    /// that names none (`HOST:PORT`, and the leaders ZooKeeper names).
+    pub fn parse_master_with(text: &str, https: bool) -> Result<Self, EndpointError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(EndpointError::Empty);
         }
-        let rest = match trimmed.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        let (scheme, rest) = match trimmed.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (Scheme::HTTP, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (Scheme::HTTPS, rest),
             Some((scheme, _)) => {
                 return Err(EndpointError::UnsupportedScheme {
                     text: text.to_owned(),
                     scheme: scheme.to_owned(),
                 });
             }
-            None => trimmed,
+            None if https => (Scheme::HTTPS, trimmed),
+            None => (Scheme::HTTP, trimmed),
         };
-        Self::from_authority_and_path(rest, text)
+        Self::from_authority_and_path(scheme, rest, text)
     }
 
-    fn from_authority_and_path(rest: &str, whole: &str) -> Result<Self, EndpointError> {
+    fn from_authority_and_path(
+        scheme: Scheme,
+        rest: &str,
+        whole: &str,
+    ) -> Result<Self, EndpointError> {
         let (auth, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
         Self::build(
+            scheme,
             parse_authority(auth, whole)?,
             parse_path(path, whole)?,
             whole,
         )
     }
 
-    fn build(authority: Authority, path: PathAndQuery, whole: &str) -> Result<Self, EndpointError> {
+    fn build(
+        scheme: Scheme,
+        authority: Authority,
+        path: PathAndQuery,
+        whole: &str,
+    ) -> Result<Self, EndpointError> {
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(scheme)
             .authority(authority.clone())
             .path_and_query(path)
             .build()
@@ -134,30 +166,59 @@ impl Endpoint {
     }
 
     /// Resolves a `Location` header received from this endpoint: absolute
-    /// (`http://host:port/path`), protocol-relative (`//host:port/path`, what a Mesos
-    /// master sends) or a path on the same host (`/path`).
+    /// (`http[s]://host:port/path`), protocol-relative (`//host:port/path`, what a Mesos
+    /// master sends; it keeps this endpoint's scheme) or a path on the same host
+    /// (`/path`). An https endpoint never resolves to plain http.
     pub fn resolve_location(&self, location: &str) -> Result<Self, EndpointError> {
         let loc = location.trim();
         if loc.is_empty() {
             return Err(invalid(location, "empty Location header"));
         }
         if let Some(rest) = loc.strip_prefix("//") {
-            return Self::from_authority_and_path(rest, location);
+            return Self::from_authority_and_path(self.scheme(), rest, location);
         }
         if loc.starts_with('/') {
             return Self::build(
+                self.scheme(),
                 self.authority().clone(),
                 parse_path(loc, location)?,
                 location,
             );
         }
         if loc.contains("://") {
-            return Self::parse_master(loc);
+            let target = Self::parse_master(loc)?;
+            if self.is_https() && !target.is_https() {
+                return Err(EndpointError::Downgrade {
+                    text: location.to_owned(),
+                });
+            }
+            return Ok(target);
         }
         Err(invalid(
             location,
             "a Location must be absolute, protocol-relative (//host:port/path) or a path",
         ))
+    }
+
+    /// Whether the master is reached over TLS.
+    pub fn is_https(&self) -> bool {
+        self.uri.scheme() == Some(&Scheme::HTTPS)
+    }
+
+    fn scheme(&self) -> Scheme {
+        if self.is_https() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        }
+    }
+
+    /// The host, without the brackets of an IPv6 address (the TLS server name).
+    pub fn host(&self) -> &str {
+        let h = self.authority.host();
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
     }
 
     /// `host:port`.
@@ -172,7 +233,7 @@ impl Endpoint {
             .map_or(SCHEDULER_PATH, PathAndQuery::as_str)
     }
 
-    /// The full `http://` URI of the scheduler API.
+    /// The full `http://` or `https://` URI of the scheduler API.
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -276,7 +337,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            Endpoint::parse_master("https://m:1"),
+            Endpoint::parse_master("ftp://m:1"),
             Err(EndpointError::UnsupportedScheme { .. })
         ));
         let msg = Endpoint::parse_master("m:x").unwrap_err().to_string();
@@ -302,8 +363,42 @@ mod tests {
         assert_eq!(to("/other").unwrap(), "http://a:1/other");
         assert!(to("").is_err());
         assert!(to("b:2").is_err());
-        assert!(to("https://c:3/").is_err());
+        assert_eq!(to("https://c:3/").unwrap(), "https://c:3/api/v1/scheduler");
         assert!(to("//").is_err());
+    }
+
+    #[test]
+    fn https_masters_are_accepted_and_keep_their_scheme() {
+        let tls = ep("https://m:1");
+        assert!(tls.is_https());
+        assert_eq!(tls.to_string(), "https://m:1/api/v1/scheduler");
+        assert_eq!(
+            ep("HTTPS://[::1]:7/x").to_string(),
+            "https://[::1]:7/x",
+            "scheme is case-insensitive"
+        );
+        assert_eq!(ep("https://[::1]:7").host(), "::1");
+        assert_eq!(tls.host(), "m");
+        assert!(!ep("m:1").is_https());
+        // Scheme-less addresses take the operator's choice; explicit ones keep theirs.
+        let chosen = Endpoint::parse_master_with("m:1", true).unwrap();
+        assert_eq!(chosen.to_string(), "https://m:1/api/v1/scheduler");
+        assert!(
+            !Endpoint::parse_master_with("http://m:1", true)
+                .unwrap()
+                .is_https()
+        );
+        // A Mesos Location (protocol-relative) keeps https; a path too.
+        let to = |l: &str| tls.resolve_location(l).map(|e| e.to_string());
+        assert_eq!(
+            to("//b:2/api/v1/scheduler").unwrap(),
+            "https://b:2/api/v1/scheduler"
+        );
+        assert_eq!(to("/other").unwrap(), "https://m:1/other");
+        assert_eq!(to("https://c:3").unwrap(), "https://c:3/api/v1/scheduler");
+        let e = tls.resolve_location("http://c:3/").unwrap_err();
+        assert!(matches!(e, EndpointError::Downgrade { .. }), "{e}");
+        assert!(e.to_string().contains("from https to plain http"), "{e}");
     }
 
     #[test]

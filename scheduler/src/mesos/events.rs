@@ -71,6 +71,11 @@ pub enum DisconnectReason {
     /// The TCP connection could not be made (refused, unreachable, timed out).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The TLS handshake with an https master failed: most often its certificate does
+    /// not verify against `mesos.ca_cert` (or the system roots) or does not name the
+    /// address used. Retried like other connection errors, never ignored.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// The master answered SUBSCRIBE with an unexpected status (503 while it recovers
     /// or has no leader, 5xx, ...).
     #[error("SUBSCRIBE answered {status}: {body}")]

@@ -26,6 +26,11 @@
 //! credentials (principal X) — no retry loop; a 401 to a call drops the subscription, so
 //! that the re-SUBSCRIBE either succeeds or ends the client the same way.
 //!
+//! TLS: `https://` masters (or scheme-less ones with [`SchedulerConfig::tls`], implied
+//! by [`SchedulerConfig::ca_cert`]; ZooKeeper's leaders likewise) are spoken to over
+//! TLS, their certificates verified against the CA file or the webpki roots ([`tls`]);
+//! a certificate that does not verify fails the attempt (logged, retried with backoff).
+//!
 //! Modules: [`calls`] (pure call builders), `events` (event mapping), `endpoint`
 //! (addresses, redirects, master list), `backoff`, `heartbeat` (watchdog),
 //! `transport` (HTTP), `connection` (the loop), `driver` (the handle), `config`,
@@ -42,6 +47,7 @@ mod error;
 mod events;
 mod heartbeat;
 mod state;
+pub mod tls;
 mod transport;
 pub mod zk;
 
@@ -66,7 +72,7 @@ pub use transport::STREAM_ID_HEADER;
 
 use connection::{Connection, LoopConfig};
 use state::{Shared, State};
-use transport::{Auth, CallClient};
+use transport::{Auth, CallClient, MasterTls};
 
 /// Validates `cfg` and starts the client on the current tokio runtime (it must be
 /// called from within one). Returns the call handle and the event receiver; dropping the
@@ -75,6 +81,7 @@ pub fn start(
     cfg: SchedulerConfig,
 ) -> Result<(SchedulerDriver, mpsc::Receiver<SchedulerEvent>), ConfigError> {
     let masters = cfg.validate()?;
+    let https = cfg.masters_https();
     if cfg.framework_info.failover_timeout.unwrap_or(0.0) == 0.0 {
         warn!(
             "FrameworkInfo.failover_timeout is 0: the master kills every task as soon as the subscription drops"
@@ -105,11 +112,16 @@ pub fn start(
         }
         None => None,
     };
+    let tls = MasterTls {
+        config: tls::client_config(cfg.ca_cert.as_deref())?,
+        custom_ca: cfg.ca_cert.is_some(),
+    };
     let call_client = CallClient::new(
         cfg.content_type,
         cfg.connect_timeout,
         cfg.call_timeout,
         auth.clone(),
+        &tls,
     );
     let shared = Arc::new(Shared::new(state, call_client, roles));
     let (tx, rx) = mpsc::channel(cfg.event_buffer);
@@ -124,10 +136,14 @@ pub fn start(
         connect_timeout: cfg.connect_timeout,
         max_redirects: cfg.max_redirects,
         max_event_size: cfg.max_event_size,
+        tls,
     };
     let (list, detector) = match masters {
         Masters::List(list) => (Some(list), None),
-        Masters::Zk(url) => (None, Some(detector::spawn(url, shared.cancel.clone()))),
+        Masters::Zk(url) => (
+            None,
+            Some(detector::spawn(url, https, shared.cancel.clone())),
+        ),
     };
     tokio::spawn(Connection::new(Arc::clone(&shared), loop_cfg, list, detector, tx).run());
     Ok((SchedulerDriver::new(shared), rx))

@@ -6,8 +6,11 @@
 //! request carries exactly the configured `Content-Type`, and SUBSCRIBE an `Accept` of
 //! the same type; with a credential, every request (SUBSCRIBE and calls) carries its
 //! `Authorization: Basic` header (marked sensitive); error bodies are read only up to
-//! [`MAX_ERROR_BODY`] bytes.
+//! [`MAX_ERROR_BODY`] bytes; an https master is spoken to over TLS with the shared
+//! client config (see `tls`): its certificate is verified, on SUBSCRIBE and calls alike,
+//! and a failed verification is a [`DisconnectReason::Tls`] naming the reason.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,12 +18,16 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use retz_proto::ContentType;
 use retz_proto::credentials::Credential;
 use retz_proto::scheduler::Call;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -30,6 +37,15 @@ use super::calls;
 use super::endpoint::Endpoint;
 use super::error::CallError;
 use super::events::DisconnectReason;
+use super::tls::handshake_error;
+
+/// TLS to https masters: the client config, and whether it trusts `mesos.ca_cert`
+/// (for messages).
+#[derive(Debug, Clone)]
+pub(crate) struct MasterTls {
+    pub config: Arc<ClientConfig>,
+    pub custom_ca: bool,
+}
 
 /// The stream id header of the scheduler API.
 pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
@@ -94,7 +110,7 @@ impl Auth {
 /// connections.
 #[derive(Debug, Clone)]
 pub(crate) struct CallClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     content_type: ContentType,
     timeout: Duration,
     auth: Option<Auth>,
@@ -106,11 +122,21 @@ impl CallClient {
         connect_timeout: Duration,
         call_timeout: Duration,
         auth: Option<Auth>,
+        tls: &MasterTls,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        connector.enforce_http(true);
+        connector.enforce_http(false);
+        // The endpoint's scheme decides: https is verified TLS, http stays plain. The
+        // builder sets ALPN itself (and refuses a config that has it).
+        let mut config = (*tls.config).clone();
+        config.alpn_protocols.clear();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
@@ -262,6 +288,84 @@ pub(crate) enum SubscribeOutcome {
     Failed(DisconnectReason),
 }
 
+/// The HTTP/1.1 sender of a dedicated connection, and the task driving it.
+type Opened = (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    AbortOnDrop,
+);
+
+/// HTTP/1.1 handshake on `io` within `limit`.
+async fn handshake<S>(io: S, limit: Duration) -> Result<Opened, DisconnectReason>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) = match timeout(
+        limit,
+        hyper::client::conn::http1::handshake(TokioIo::new(io)),
+    )
+    .await
+    {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(DisconnectReason::Transport(e.to_string())),
+        Err(_) => {
+            return Err(DisconnectReason::Connect(format!(
+                "HTTP handshake timed out after {limit:?}"
+            )));
+        }
+    };
+    let connection = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(error = %e, "subscription connection ended");
+        }
+    }));
+    Ok((sender, connection))
+}
+
+/// Opens the dedicated connection of a subscription: TCP, TLS for an https endpoint
+/// (its certificate verified with `tls`), then HTTP/1.1.
+async fn open(
+    endpoint: &Endpoint,
+    connect_timeout: Duration,
+    tls: &MasterTls,
+) -> Result<Opened, DisconnectReason> {
+    let authority = endpoint.authority().as_str();
+    let tcp = match timeout(connect_timeout, TcpStream::connect(authority)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(DisconnectReason::Connect(e.to_string())),
+        Err(_) => {
+            return Err(DisconnectReason::Connect(format!(
+                "timed out after {connect_timeout:?}"
+            )));
+        }
+    };
+    if let Err(e) = tcp.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY on the subscription");
+    }
+    if !endpoint.is_https() {
+        return handshake(tcp, connect_timeout).await;
+    }
+    let host = endpoint.host();
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| DisconnectReason::Tls(format!("{host:?} is not a TLS server name: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+    let stream = match timeout(connect_timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(DisconnectReason::Tls(handshake_error(
+                &e,
+                host,
+                tls.custom_ca,
+            )));
+        }
+        Err(_) => {
+            return Err(DisconnectReason::Tls(format!(
+                "no TLS handshake within {connect_timeout:?}"
+            )));
+        }
+    };
+    handshake(stream, connect_timeout).await
+}
+
 /// Opens a dedicated connection to `endpoint` and sends SUBSCRIBE (`body`, already
 /// encoded as `content_type`), authenticated with `auth` if given.
 pub(crate) async fn subscribe(
@@ -271,39 +375,13 @@ pub(crate) async fn subscribe(
     connect_timeout: Duration,
     response_timeout: Duration,
     auth: Option<&Auth>,
+    tls: &MasterTls,
 ) -> SubscribeOutcome {
     let authority = endpoint.authority().as_str();
-    let tcp = match timeout(connect_timeout, TcpStream::connect(authority)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return SubscribeOutcome::Failed(DisconnectReason::Connect(e.to_string())),
-        Err(_) => {
-            return SubscribeOutcome::Failed(DisconnectReason::Connect(format!(
-                "timed out after {connect_timeout:?}"
-            )));
-        }
+    let (mut sender, connection) = match open(endpoint, connect_timeout, tls).await {
+        Ok(opened) => opened,
+        Err(reason) => return SubscribeOutcome::Failed(reason),
     };
-    if let Err(e) = tcp.set_nodelay(true) {
-        debug!(error = %e, "cannot set TCP_NODELAY on the subscription");
-    }
-    let handshake = timeout(
-        connect_timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(tcp)),
-    )
-    .await;
-    let (mut sender, connection) = match handshake {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return SubscribeOutcome::Failed(DisconnectReason::Transport(e.to_string())),
-        Err(_) => {
-            return SubscribeOutcome::Failed(DisconnectReason::Connect(format!(
-                "HTTP handshake timed out after {connect_timeout:?}"
-            )));
-        }
-    };
-    let connection = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(error = %e, "subscription connection ended");
-        }
-    }));
     let mut request = Request::post(endpoint.path())
         .header(HOST, authority)
         .header(CONTENT_TYPE, content_type.mime())

@@ -157,7 +157,9 @@ struct AddressJson {
 
 /// The scheduler API of the master whose `MasterInfo` JSON is `data`: `address.ip`
 /// (else `address.hostname`, else `hostname`) with `address.port` (else `port`).
-pub fn master_endpoint(data: &[u8]) -> Result<Endpoint, MasterInfoError> {
+/// `MasterInfo` names no scheme: `https` says whether the masters speak TLS (the
+/// operator's `mesos.tls`, implied by `mesos.ca_cert`).
+pub fn master_endpoint(data: &[u8], https: bool) -> Result<Endpoint, MasterInfoError> {
     let info: MasterInfoJson =
         serde_json::from_slice(data).map_err(|e| MasterInfoError::Json(e.to_string()))?;
     let address = info.address.as_ref();
@@ -176,7 +178,10 @@ pub fn master_endpoint(data: &[u8]) -> Result<Endpoint, MasterInfoError> {
     } else {
         host
     };
-    Ok(Endpoint::parse_master(&format!("{host}:{port}"))?)
+    Ok(Endpoint::parse_master_with(
+        &format!("{host}:{port}"),
+        https,
+    )?)
 }
 
 #[cfg(test)]
@@ -239,34 +244,42 @@ mod tests {
             "hostname":"m1","id":"abc","ip":117440522,"pid":"master@10.0.0.7:5050",
             "port":5050,"version":"1.11.0"}"#;
         assert_eq!(
-            master_endpoint(real).unwrap().to_string(),
+            master_endpoint(real, false).unwrap().to_string(),
             "http://10.0.0.7:5050/api/v1/scheduler"
         );
         let host_only = br#"{"hostname":"m2","port":5051}"#;
         assert_eq!(
-            master_endpoint(host_only).unwrap().to_string(),
+            master_endpoint(host_only, false).unwrap().to_string(),
             "http://m2:5051/api/v1/scheduler"
         );
+        // The operator says the masters speak TLS: ZooKeeper's leaders are https.
+        assert_eq!(
+            master_endpoint(real, true).unwrap().to_string(),
+            "https://10.0.0.7:5050/api/v1/scheduler"
+        );
         let v6 = br#"{"address":{"ip":"::1","port":7}}"#;
-        assert_eq!(master_endpoint(v6).unwrap().authority().as_str(), "[::1]:7");
+        assert_eq!(
+            master_endpoint(v6, false).unwrap().authority().as_str(),
+            "[::1]:7"
+        );
         assert!(matches!(
-            master_endpoint(b"not json"),
+            master_endpoint(b"not json", false),
             Err(MasterInfoError::Json(_))
         ));
         assert_eq!(
-            master_endpoint(br#"{"address":{"ip":"10.0.0.1"}}"#),
+            master_endpoint(br#"{"address":{"ip":"10.0.0.1"}}"#, false),
             Err(MasterInfoError::NoAddress)
         );
         assert_eq!(
-            master_endpoint(br#"{"port":5050}"#),
+            master_endpoint(br#"{"port":5050}"#, false),
             Err(MasterInfoError::NoAddress)
         );
         assert!(matches!(
-            master_endpoint(br#"{"hostname":"a b","port":5050}"#),
+            master_endpoint(br#"{"hostname":"a b","port":5050}"#, false),
             Err(MasterInfoError::Endpoint(_))
         ));
         assert!(matches!(
-            master_endpoint(br#"{"hostname":"a","port":70000}"#),
+            master_endpoint(br#"{"hostname":"a","port":70000}"#, false),
             Err(MasterInfoError::Endpoint(_))
         ));
     }
