@@ -3,19 +3,23 @@
 //! the head of every class), then the planning cycle over 1,000 offers of 8-node agents.
 //!
 //! `fair_queue/select_1M_jobs_10k_classes`: the selection alone;
-//! `fair_queue/cycle_1M_jobs_10k_classes_1000_agents`: selection + `plan_cycle`.
+//! `fair_queue/cycle_1M_jobs_10k_classes_1000_agents`: selection + `plan_cycle`;
+//! its parts: `fair_queue/agent_states_1000_offers` (offers → placement agent states) and
+//! `fair_queue/packer_10k_window_1000_agents` (the packer alone on the selected window).
 
 use std::collections::BTreeMap;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use retz_placement::{AffinityPolicy, Packer, ResourceRange, Starvation};
+use retz_placement::{AffinityPolicy, AgentState, JobRequest, Packer, ResourceRange, Starvation};
 use retz_proto::api::{Application, Job};
 use retz_proto::mesos::{AgentId, FrameworkId, Offer, OfferId};
 use retz_proto::numa::{FreeResources, agent_flags, parse_agent_flags};
 use retz_scheduler::config::PlannerSection;
+use retz_scheduler::offers::{TopologyCache, agent_state, agent_state_shared};
 use retz_scheduler::planner::ExecutorLocation;
 use retz_scheduler::planner::cycle::{CycleContext, plan_cycle};
 use retz_scheduler::planner::fairq::{Demand, FairQueue};
+use retz_scheduler::planner::request::job_request;
 
 const USERS: u64 = 100;
 const SHAPES: u64 = 100;
@@ -115,6 +119,30 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         );
+    });
+    // The parts of a cycle.
+    g.bench_function("agent_states_1000_offers", |b| {
+        b.iter(|| {
+            let mut cache = TopologyCache::default();
+            offers
+                .iter()
+                .filter_map(|o| agent_state_shared(o, &mut cache).ok())
+                .count()
+        })
+    });
+    let states: Vec<AgentState> = offers.iter().map(|o| agent_state(o).unwrap()).collect();
+    let requests: Vec<JobRequest> = sample
+        .ids
+        .iter()
+        .map(|id| job_request(&records[id], apps.get("app"), &cfg, 0))
+        .collect();
+    g.bench_function("packer_10k_window_1000_agents", |b| {
+        b.iter(|| {
+            Packer::new(retz_placement::PolicyConfig::default())
+                .plan_in_order(&states, &requests, 0)
+                .assignments
+                .len()
+        })
     });
     g.finish();
 }

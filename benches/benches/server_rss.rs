@@ -5,10 +5,16 @@
 //! resident set (VmRSS) and its peak (VmHWM) once the planner has loaded the queue, and
 //! again after 10,000 more submissions over HTTP.
 //!
+//! The queue is issue #15's: N jobs in 10,000 request classes, 100 users × 100 shapes
+//! as in `fair_queue.rs` (job i: user i mod 100, 1 + (i / 100) mod 100 CPUs, memory by
+//! shape, numa-prefer). `RETZ_BENCH_USERS` and `RETZ_BENCH_SHAPES` change the counts;
+//! both 1 is the one-class queue (every job of one user asking 1-4 CPUs and 2 GB).
+//!
 //! Not a criterion bench: the figure is one process's memory, not a repeated timing.
 //! `RETZ_BENCH_QUEUED` sets N (default 1,000,000). Goal: RSS < 1 GiB at 1,000,000.
 //!
-//! `cargo bench -p retz-benches --bench server_rss`
+//! `cargo bench -p retz-benches --bench server_rss` (`RETZ_BENCH_SERVER=path` measures
+//! that `retz-server` instead of building the release one).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,8 +33,12 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the release `retz-server` (cargo answers at once when it is fresh).
+/// Builds the release `retz-server` (cargo answers at once when it is fresh), unless
+/// `RETZ_BENCH_SERVER` names a binary to measure instead.
 fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("RETZ_BENCH_SERVER") {
+        return PathBuf::from(bin);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -49,27 +59,71 @@ fn server_binary() -> PathBuf {
     target.join("release").join("retz-server")
 }
 
-async fn seed(url: &str, n: usize) -> User {
+/// How the seeded queue is shaped: `users` owners, `shapes` request shapes.
+#[derive(Clone, Copy)]
+struct Mix {
+    users: usize,
+    shapes: usize,
+}
+
+impl Mix {
+    fn from_env() -> Mix {
+        let var = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v| v > 0)
+                .unwrap_or(default)
+        };
+        Mix {
+            users: var("RETZ_BENCH_USERS", 100),
+            shapes: var("RETZ_BENCH_SHAPES", 100),
+        }
+    }
+
+    /// Queued job `i` of `n` (its owner is user `i % users`).
+    fn job(self, i: usize, n: usize) -> Job {
+        let mut job = Job::new("bench", format!("./run-batch.sh --part {i} --of {n}"));
+        job.name = format!("nightly-{}", i % 97);
+        job.priority = (i % 5) as i32;
+        if self.shapes == 1 {
+            job.resources.cpu = retz_placement::ResourceRange::between(1, 4);
+            job.resources.mem_mb = retz_placement::ResourceRange::exactly(2048);
+        } else {
+            // As fair_queue.rs: the larger shapes ask more than an agent has.
+            let shape = ((i / self.users) % self.shapes) as u32;
+            job.resources.cpu = retz_placement::ResourceRange::exactly(1 + shape);
+            job.resources.mem_mb =
+                retz_placement::ResourceRange::exactly(256 * (1 + u64::from(shape % 4)));
+            job.affinity = Some(retz_placement::AffinityPolicy::NumaPrefer);
+        }
+        job
+    }
+}
+
+/// Seeds `n` QUEUED jobs of `mix`; returns the users (the first submits more later).
+async fn seed(url: &str, n: usize, mix: Mix) -> Vec<User> {
     let store = Store::open(url).await.expect("open store");
-    let user = store.create_user("bench").await.expect("user");
+    let mut users = Vec::with_capacity(mix.users);
+    for u in 0..mix.users {
+        users.push(store.create_user(&format!("bench{u}")).await.expect("user"));
+    }
     store
-        .put_app(&Application::new("bench", &user.key_id))
+        .put_app(&Application::new("bench", &users[0].key_id))
         .await
         .expect("app");
     let started = Instant::now();
     let mut done = 0usize;
-    let owner_key = user.key_id.clone();
+    let owners: Vec<String> = users.iter().map(|u| u.key_id.clone()).collect();
+    let owners = &owners;
     let mut inserts = futures_util::stream::iter(0..n)
         .map(|i| {
             let store = store.clone();
-            let owner = owner_key.clone();
             async move {
-                let mut job = Job::new("bench", format!("./run-batch.sh --part {i} --of {n}"));
-                job.name = format!("nightly-{}", i % 97);
-                job.resources.cpu = retz_placement::ResourceRange::between(1, 4);
-                job.resources.mem_mb = retz_placement::ResourceRange::exactly(2048);
-                job.priority = (i % 5) as i32;
-                store.insert_job(&owner, job).await.expect("insert")
+                store
+                    .insert_job(&owners[i % mix.users], mix.job(i, n))
+                    .await
+                    .expect("insert")
             }
         })
         .buffer_unordered(4096);
@@ -83,11 +137,13 @@ async fn seed(url: &str, n: usize) -> User {
         }
     }
     eprintln!(
-        "seeded {n} jobs in {:.1} s",
+        "seeded {n} jobs of {} users x {} shapes in {:.1} s",
+        mix.users,
+        mix.shapes,
         started.elapsed().as_secs_f64()
     );
     store.close().await;
-    user
+    users
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -136,7 +192,7 @@ async fn submit_more(addr: &str, user: &User, n: usize) {
                     .send()
                     .await
                     .expect("POST /job");
-                assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+                assert!(r.status().is_success(), "{:?}", r.text().await);
             }
         })
         .buffer_unordered(64);
@@ -153,7 +209,9 @@ fn main() {
     let db = dir.path().join("retz.db");
     let url = format!("sqlite://{}", db.display());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let user = rt.block_on(seed(&url, n));
+    let mix = Mix::from_env();
+    let users = rt.block_on(seed(&url, n, mix));
+    let user = &users[0];
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -196,14 +254,17 @@ fn main() {
     let load_s = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let (rss, hwm) = (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"));
-    println!("server_rss: {n} queued jobs; {line}");
+    println!(
+        "server_rss: {n} queued jobs of {} users x {} shapes; {line}",
+        mix.users, mix.shapes
+    );
     println!(
         "server_rss: queue loaded {load_s:.1} s after start; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
         mib(rss),
         mib(hwm)
     );
     let t = Instant::now();
-    rt.block_on(submit_more(&addr, &user, 10_000));
+    rt.block_on(submit_more(&addr, user, 10_000));
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "server_rss: +10,000 submissions over HTTP in {:.1} s; VmRSS {:.1} MiB, VmHWM {:.1} MiB \

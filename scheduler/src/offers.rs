@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use retz_placement::{AgentState, Assignment, Topology, TopologyError, TopologySpec};
-use retz_proto::mesos::{Offer, Resource, value};
-use retz_proto::numa::{cpuset_to_ranges, offer_topology};
+use retz_proto::mesos::{Attribute, Offer, Resource, value};
+use retz_proto::numa::{cpuset_to_ranges, offer_free_on, offer_topology};
 
 use crate::planner::ports::{PORTS, PortPool, merged_ranges};
 
@@ -48,10 +48,15 @@ pub fn agent_state(offer: &Offer) -> Result<AgentState, OfferError> {
 
 /// The topologies built for the offers of one batch, so agents of the same layout share
 /// one (building a topology is most of an offer's conversion; a cluster has few layouts).
+/// A NUMA-aware offer whose attributes equal an earlier one's is not decoded again: the
+/// layout is a function of the attributes alone, so it takes that offer's topology and
+/// only its free resources are read ([`retz_proto::numa::offer_free_on`]).
 /// Holds at most [`TopologyCache::MAX`] layouts; others are built each time.
 #[derive(Debug, Default)]
 pub struct TopologyCache {
     built: Vec<Arc<Topology>>,
+    /// The attributes of NUMA-aware offers and the topology they gave.
+    by_attributes: Vec<(Vec<Attribute>, Arc<Topology>)>,
 }
 
 impl TopologyCache {
@@ -68,6 +73,20 @@ impl TopologyCache {
         }
         Ok(t)
     }
+
+    fn by_attributes(&self, attributes: &[Attribute]) -> Option<&Arc<Topology>> {
+        self.by_attributes
+            .iter()
+            .find(|(a, _)| a.as_slice() == attributes)
+            .map(|(_, t)| t)
+    }
+
+    fn remember(&mut self, attributes: &[Attribute], topology: &Arc<Topology>) {
+        if self.by_attributes.len() < Self::MAX {
+            self.by_attributes
+                .push((attributes.to_vec(), Arc::clone(topology)));
+        }
+    }
 }
 
 /// As [`agent_state`], with the topology taken from `cache` when an earlier offer had
@@ -77,14 +96,14 @@ pub fn agent_state_shared(
     cache: &mut TopologyCache,
 ) -> Result<AgentState, OfferError> {
     let ids = || (offer.id.value.clone(), offer.agent_id.value.clone());
-    let decoded = offer_topology(&offer.resources, &offer.attributes).map_err(|source| {
+    let convention = |source| {
         let (offer, agent) = ids();
         OfferError::Convention {
             offer,
             agent,
             source,
         }
-    })?;
+    };
     let topology_error = |message: String| {
         let (offer, agent) = ids();
         OfferError::Topology {
@@ -93,22 +112,37 @@ pub fn agent_state_shared(
             message,
         }
     };
-    let topology = cache
-        .get(decoded.spec)
-        .map_err(|e| topology_error(e.to_string()))?;
-    let free_mem = split_memory(&topology, decoded.free.mem_mb);
-    let gpus = decoded.free.gpus.max(0.0).floor() as u32;
+    let (topology, free, numa_aware) = match cache.by_attributes(&offer.attributes) {
+        Some(t) => {
+            let t = Arc::clone(t);
+            let free = offer_free_on(&offer.resources, &t).map_err(convention)?;
+            (t, free, true)
+        }
+        None => {
+            let decoded =
+                offer_topology(&offer.resources, &offer.attributes).map_err(convention)?;
+            let topology = cache
+                .get(decoded.spec)
+                .map_err(|e| topology_error(e.to_string()))?;
+            if decoded.numa_aware {
+                cache.remember(&offer.attributes, &topology);
+            }
+            (topology, decoded.free, decoded.numa_aware)
+        }
+    };
+    let free_mem = split_memory(&topology, free.mem_mb);
+    let gpus = free.gpus.max(0.0).floor() as u32;
     // An agent that names its GPUs (free `gpuids`, or a layout listing them) has exactly
     // those free; one stating a count only gets placeholder ids.
-    let named = !decoded.free.gpuids.is_empty() || !topology.gpus().is_empty();
+    let named = !free.gpuids.is_empty() || !topology.gpus().is_empty();
     // Unpinned tasks take `cpus` but no `cpuids`, so while they run the offer names more
     // CPU ids than it has CPUs: the `cpus` scalar is what may be taken, and no more ids
     // than that are planned on.
-    let scalar = decoded.free.cpus.max(0.0).floor() as usize;
-    let cpuids = if decoded.free.cpuids.len() > scalar {
-        decoded.free.cpuids.iter().take(scalar).collect()
+    let scalar = free.cpus.max(0.0).floor() as usize;
+    let cpuids = if free.cpuids.len() > scalar {
+        free.cpuids.iter().take(scalar).collect()
     } else {
-        decoded.free.cpuids
+        free.cpuids
     };
     let state = AgentState::new(
         offer.agent_id.value.clone(),
@@ -117,10 +151,10 @@ pub fn agent_state_shared(
         cpuids,
         free_mem,
         gpus,
-        decoded.numa_aware,
+        numa_aware,
     );
     match state {
-        Ok(s) if named => s.with_gpu_ids(decoded.free.gpuids),
+        Ok(s) if named => s.with_gpu_ids(free.gpuids),
         other => other,
     }
     .map_err(|e| topology_error(e.to_string()))

@@ -72,6 +72,55 @@ pub fn offer_topology(
     resources: &[Resource],
     attributes: &[Attribute],
 ) -> Result<OfferTopology, NumaError> {
+    let (mut free, saw_cpuids) = free_resources(resources)?;
+    let version = attributes.iter().find(|a| a.name == VERSION_ATTRIBUTE);
+    let Some(version) = version else {
+        let cpus = if saw_cpuids {
+            free.cpuids.clone()
+        } else {
+            let count = free.cpus.floor().min(f64::from(MAX_SET_ID) + 1.0) as u32;
+            if count == 0 {
+                return Err(NumaError::NoCpus);
+            }
+            let placeholders = CpuSet::from_range(0, count - 1);
+            free.cpuids = placeholders.clone();
+            placeholders
+        };
+        if cpus.is_empty() {
+            return Err(NumaError::NoCpus);
+        }
+        let spec = Topology::single_node(&cpus, free.mem_mb.floor() as u64)?
+            .spec()
+            .clone();
+        return Ok(OfferTopology {
+            spec,
+            free,
+            numa_aware: false,
+        });
+    };
+    let found = text_of(version)?;
+    if found != VERSION {
+        return Err(NumaError::UnsupportedVersion {
+            found: quote(found),
+        });
+    }
+    let spec = decode_layout(attributes)?;
+    let topology = Topology::new(spec)?;
+    let stray = free.cpuids.difference(topology.cpus());
+    if !stray.is_empty() {
+        return Err(NumaError::CpusOutsideTopology { cpus: stray });
+    }
+    check_gpuids(&topology, &free.gpuids)?;
+    Ok(OfferTopology {
+        spec: topology.spec().clone(),
+        free,
+        numa_aware: true,
+    })
+}
+
+/// The free resources an offer's `resources` state (every role added up), and whether
+/// they named `cpuids`.
+fn free_resources(resources: &[Resource]) -> Result<(FreeResources, bool), NumaError> {
     let mut free = FreeResources {
         cpuids: CpuSet::new(),
         cpus: 0.0,
@@ -123,49 +172,23 @@ pub fn offer_topology(
         *slot = sum;
     }
 
-    let version = attributes.iter().find(|a| a.name == VERSION_ATTRIBUTE);
-    let Some(version) = version else {
-        let cpus = if saw_cpuids {
-            free.cpuids.clone()
-        } else {
-            let count = free.cpus.floor().min(f64::from(MAX_SET_ID) + 1.0) as u32;
-            if count == 0 {
-                return Err(NumaError::NoCpus);
-            }
-            let placeholders = CpuSet::from_range(0, count - 1);
-            free.cpuids = placeholders.clone();
-            placeholders
-        };
-        if cpus.is_empty() {
-            return Err(NumaError::NoCpus);
-        }
-        let spec = Topology::single_node(&cpus, free.mem_mb.floor() as u64)?
-            .spec()
-            .clone();
-        return Ok(OfferTopology {
-            spec,
-            free,
-            numa_aware: false,
-        });
-    };
-    let found = text_of(version)?;
-    if found != VERSION {
-        return Err(NumaError::UnsupportedVersion {
-            found: quote(found),
-        });
-    }
-    let spec = decode_layout(attributes)?;
-    let topology = Topology::new(spec)?;
+    Ok((free, saw_cpuids))
+}
+
+/// As [`offer_topology`] for an offer whose attributes are those `topology` was rebuilt
+/// from (a NUMA-aware offer of an agent with a layout already seen): the free resources,
+/// checked against the layout the same way, without decoding the layout again.
+pub fn offer_free_on(
+    resources: &[Resource],
+    topology: &Topology,
+) -> Result<FreeResources, NumaError> {
+    let (free, _) = free_resources(resources)?;
     let stray = free.cpuids.difference(topology.cpus());
     if !stray.is_empty() {
         return Err(NumaError::CpusOutsideTopology { cpus: stray });
     }
-    check_gpuids(&topology, &free.gpuids)?;
-    Ok(OfferTopology {
-        spec: topology.spec().clone(),
-        free,
-        numa_aware: true,
-    })
+    check_gpuids(topology, &free.gpuids)?;
+    Ok(free)
 }
 
 pub(super) fn resource_type(resource: &Resource, expected: &'static str) -> NumaError {

@@ -29,7 +29,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::Arc;
 
 use retz_placement::{Starvation, effective_priority};
@@ -48,8 +47,8 @@ type ClassId = u32;
 type Head = (i64, u64, u64, i32);
 
 /// A user in the selection's turn order: (share / weight, its next job's submit time
-/// and id, the user).
-type UserKey<'a> = Reverse<(u64, (u64, u64), &'a str)>;
+/// and id, the user, its index in the selection).
+type UserTurn<'a> = Reverse<(u64, (u64, u64), &'a str, u32)>;
 
 /// The resources a job asks at least (the fair-share demand of its class).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -80,29 +79,6 @@ struct Class {
     reason: Option<Arc<str>>,
     /// That job could not fit any agent: only the head is planned next cycle.
     never: bool,
-}
-
-impl Class {
-    /// The best of the level heads after the ids already taken (`taken`: level → last
-    /// id taken), as (effective priority, submit time, id, level).
-    fn best(&self, taken: &BTreeMap<i32, u64>, now: u64, s: &Starvation) -> Option<Head> {
-        let mut best = None;
-        for (&p, jobs) in &self.levels {
-            let next = match taken.get(&p) {
-                Some(&last) => jobs.range((Excluded(last), Unbounded)).next(),
-                None => jobs.iter().next(),
-            };
-            let Some((&id, &at)) = next else {
-                continue;
-            };
-            let eff = i64::from(p) - aging(now, at, s);
-            let cand = (eff, at, id, p);
-            if best.is_none_or(|b| cand < b) {
-                best = Some(cand);
-            }
-        }
-        best
-    }
 }
 
 fn aging(now: u64, at: u64, s: &Starvation) -> i64 {
@@ -335,6 +311,10 @@ impl FairQueue {
 
     /// The jobs one cycle considers: see the module doc. `running` is each user's
     /// running demand, `total` the cluster's resources, `budget` the window.
+    ///
+    /// Classes and users are indexed densely for the cycle, and each priority level of a
+    /// class is walked with one iterator, so taking a class's next job costs a step, not
+    /// a search (the result is that of the plain walk, see `reference` in the tests).
     pub fn select(
         &self,
         now: u64,
@@ -343,46 +323,46 @@ impl FairQueue {
         running: &BTreeMap<String, Demand>,
         total: &Demand,
     ) -> Selection {
-        // Per class: the last id taken per level.
-        let mut cursors: HashMap<ClassId, BTreeMap<i32, u64>> = HashMap::new();
+        let mut walk = Walk::new(self, now, s);
         // Per user: its classes by their next job.
-        type Next = Reverse<(Head, ClassId)>;
-        let mut per_user: BTreeMap<&str, BinaryHeap<Next>> = BTreeMap::new();
-        let empty = BTreeMap::new();
-        for (&cid, class) in &self.classes {
-            if let Some(b) = class.best(&empty, now, s) {
-                per_user
-                    .entry(&class.owner)
-                    .or_default()
-                    .push(Reverse((b, cid)));
+        type Next = Reverse<(Head, u32)>;
+        let mut heaps: Vec<BinaryHeap<Next>> = vec![BinaryHeap::new(); walk.users.len()];
+        for k in 0..walk.classes.len() {
+            if let Some(b) = walk.best(k) {
+                heaps[walk.classes[k].1 as usize].push(Reverse((b, k as u32)));
             }
         }
+        let weights: Vec<f64> = walk.users.iter().map(|u| self.weight(u)).collect();
         // Users by (share / weight, then their next job's submit time and id: equal
         // shares go to the user waiting longest, so ties alternate instead of always
         // favouring one name).
         let oldest = |heap: &BinaryHeap<Next>| heap.peek().map_or((0, 0), |r| (r.0.0.1, r.0.0.2));
-        let mut users: BinaryHeap<UserKey<'_>> = per_user
+        let mut users: BinaryHeap<UserTurn<'_>> = walk
+            .users
             .iter()
-            .map(|(&u, heap)| {
-                let share = running.get(u).map_or(0.0, |d| d.dominant(total)) / self.weight(u);
-                Reverse((share_bits(share), oldest(heap), u))
+            .enumerate()
+            .filter(|(ui, _)| !heaps[*ui].is_empty())
+            .map(|(ui, &u)| {
+                let share = running.get(u).map_or(0.0, |d| d.dominant(total)) / weights[ui];
+                Reverse((share_bits(share), oldest(&heaps[ui]), u, ui as u32))
             })
             .collect();
-        let mut shares: HashMap<&str, f64> = HashMap::new();
+        let mut shares: Vec<Option<f64>> = vec![None; walk.users.len()];
+        let mut taken = vec![false; walk.classes.len()];
         let mut ids = Vec::with_capacity(budget.min(self.jobs.len()));
         // Running room per user, only when a running quota may apply.
         let quotas = self.book.any_running_quota();
         let mut rooms = Rooms::default();
         let mut held: BTreeMap<String, String> = BTreeMap::new();
         while ids.len() < budget {
-            let Some(Reverse((bits, _, user))) = users.pop() else {
+            let Some(Reverse((bits, _, user, ui))) = users.pop() else {
                 break;
             };
-            let heap = per_user.get_mut(user).expect("a user with classes");
-            let Some(&Reverse(((_, _, id, level), cid))) = heap.peek() else {
+            let heap = &mut heaps[ui as usize];
+            let Some(&Reverse(((_, _, id, level), k))) = heap.peek() else {
                 continue;
             };
-            let class = &self.classes[&cid];
+            let class = walk.classes[k as usize].0;
             if quotas && let Err(why) = rooms.take(user, &class.demand, running, &self.book) {
                 // Held for this cycle: the user is not put back.
                 held.insert(user.to_owned(), why);
@@ -390,25 +370,23 @@ impl FairQueue {
             }
             heap.pop();
             ids.push(id);
-            let cursor = cursors.entry(cid).or_default();
-            cursor.insert(level, id);
+            taken[k as usize] = true;
+            walk.advance(k as usize, level);
             if !class.never
-                && let Some(b) = class.best(cursor, now, s)
+                && let Some(b) = walk.best(k as usize)
             {
-                heap.push(Reverse((b, cid)));
+                heap.push(Reverse((b, k)));
             }
-            let share = shares.entry(user).or_insert_with(|| f64::from_bits(bits));
-            *share += class.demand.dominant(total) / self.weight(user);
+            let share = shares[ui as usize].get_or_insert_with(|| f64::from_bits(bits));
+            *share += class.demand.dominant(total) / weights[ui as usize];
             if !heap.is_empty() {
-                users.push(Reverse((share_bits(*share), oldest(heap), user)));
+                users.push(Reverse((share_bits(*share), oldest(heap), user, ui)));
             }
         }
-        // Every class at least once.
-        let mut rest: Vec<(&str, Head, ClassId)> = self
-            .classes
-            .iter()
-            .filter(|(cid, c)| !cursors.contains_key(cid) && !held.contains_key(&*c.owner))
-            .filter_map(|(&cid, c)| Some((&*c.owner, c.best(&empty, now, s)?, cid)))
+        // Every class at least once (an untaken class's walk is still at its head).
+        let mut rest: Vec<(&str, Head, ClassId)> = (0..walk.classes.len())
+            .filter(|&k| !taken[k] && !held.contains_key(&*walk.classes[k].0.owner))
+            .filter_map(|k| Some((&*walk.classes[k].0.owner, walk.best(k)?, walk.ids[k])))
             .collect();
         rest.sort_unstable();
         for (user, head, cid) in rest {
@@ -432,6 +410,92 @@ impl FairQueue {
     }
 }
 
+/// One priority level of a class during a selection: its jobs in FIFO order and the
+/// next one not yet taken, (id, submit time).
+struct Level<'q> {
+    priority: i32,
+    jobs: std::collections::btree_map::Iter<'q, u64, u64>,
+    next: Option<(u64, u64)>,
+}
+
+/// The classes of one selection, densely indexed, with a walk over their levels.
+struct Walk<'q> {
+    /// Per class: the class and its user's index.
+    classes: Vec<(&'q Class, u32)>,
+    /// Per class: its id in the queue.
+    ids: Vec<ClassId>,
+    /// Per class: where its levels start in `levels` (one more entry at the end).
+    starts: Vec<usize>,
+    levels: Vec<Level<'q>>,
+    /// The users, by index.
+    users: Vec<&'q str>,
+    now: u64,
+    s: &'q Starvation,
+}
+
+impl<'q> Walk<'q> {
+    fn new(q: &'q FairQueue, now: u64, s: &'q Starvation) -> Walk<'q> {
+        let n = q.classes.len();
+        let mut w = Walk {
+            classes: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            starts: Vec::with_capacity(n + 1),
+            levels: Vec::with_capacity(n),
+            users: Vec::new(),
+            now,
+            s,
+        };
+        let mut user_ix: HashMap<&str, u32> = HashMap::new();
+        for (&cid, class) in &q.classes {
+            let ui = *user_ix.entry(&class.owner).or_insert_with(|| {
+                w.users.push(&class.owner);
+                (w.users.len() - 1) as u32
+            });
+            w.classes.push((class, ui));
+            w.ids.push(cid);
+            w.starts.push(w.levels.len());
+            for (&priority, jobs) in &class.levels {
+                let mut jobs = jobs.iter();
+                let next = jobs.next().map(|(&id, &at)| (id, at));
+                w.levels.push(Level {
+                    priority,
+                    jobs,
+                    next,
+                });
+            }
+        }
+        w.starts.push(w.levels.len());
+        w
+    }
+
+    /// Class `k`'s next job: the best of its level heads (see [`Class::best`]).
+    fn best(&self, k: usize) -> Option<Head> {
+        let mut best = None;
+        for l in &self.levels[self.starts[k]..self.starts[k + 1]] {
+            let Some((id, at)) = l.next else {
+                continue;
+            };
+            let eff = i64::from(l.priority) - aging(self.now, at, self.s);
+            let cand = (eff, at, id, l.priority);
+            if best.is_none_or(|b| cand < b) {
+                best = Some(cand);
+            }
+        }
+        best
+    }
+
+    /// Takes the head of class `k`'s level `priority`.
+    fn advance(&mut self, k: usize, priority: i32) {
+        let (from, to) = (self.starts[k], self.starts[k + 1]);
+        if let Some(l) = self.levels[from..to]
+            .iter_mut()
+            .find(|l| l.priority == priority)
+        {
+            l.next = l.jobs.next().map(|(&id, &at)| (id, at));
+        }
+    }
+}
+
 /// A non-negative share as bits that order as the numbers do.
 fn share_bits(share: f64) -> u64 {
     if share.is_finite() && share > 0.0 {
@@ -443,5 +507,7 @@ fn share_bits(share: f64) -> u64 {
     }
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

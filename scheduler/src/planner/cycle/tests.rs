@@ -388,9 +388,24 @@ mod shortcuts {
     use proptest::prelude::*;
 
     /// An offer of agent `agent` with layout `layout` (three NUMA layouts and a plain
-    /// one), with `ports` ports from 31000 (none when 0).
-    fn offer(i: usize, agent: u8, layout: u8, ports: u64) -> Offer {
-        let o = offer_without_ports(i, agent, layout);
+    /// one), with `ports` ports from 31000 (none when 0). `used` takes that many CPUs out
+    /// of a NUMA offer's free ones (agents of one layout with different free resources);
+    /// 7 adds a CPU id outside the layout instead (an offer to refuse).
+    fn offer(i: usize, agent: u8, layout: u8, ports: u64, used: u8) -> Offer {
+        let mut o = offer_without_ports(i, agent, layout);
+        if let Some(r) = o.resources.iter_mut().find(|r| r.name == "cpuids")
+            && let Some(ranges) = &mut r.ranges
+        {
+            let first = &mut ranges.range[0];
+            if used == 7 {
+                ranges.range.push(retz_proto::mesos::value::Range {
+                    begin: 500,
+                    end: 500,
+                });
+            } else {
+                first.begin = (first.begin + u64::from(used)).min(first.end);
+            }
+        }
         if ports == 0 {
             o
         } else {
@@ -432,14 +447,14 @@ mod shortcuts {
     proptest! {
         #[test]
         fn the_outcome_is_the_same_without_shortcuts(
-            offers in prop::collection::vec((0u8..6, 0u8..8, 0u64..4), 0..8),
+            offers in prop::collection::vec((0u8..6, 0u8..8, 0u64..4, 0u8..8), 0..8),
             jobs in prop::collection::vec((1u32..10, 0u8..4, 0u64..3, 0u32..3), 0..24),
             room in 0usize..30,
         ) {
             let offers: Vec<Offer> = offers
                 .iter()
                 .enumerate()
-                .map(|(i, &(agent, layout, ports))| offer(i, agent, layout, ports))
+                .map(|(i, &(agent, layout, ports, used))| offer(i, agent, layout, ports, used))
                 .collect();
             let queue: Vec<Job> = jobs
                 .iter()

@@ -353,5 +353,60 @@ mod properties {
                 cycle += 1;
             }
         }
+
+        /// The selection (dense indexes, one iterator per level) is the plain walk's
+        /// (`reference`): same ids in the same order and the same held users, over
+        /// queues with several users, levels, submit times (aging), weights, quotas,
+        /// running demand, classes marked never fitting and jobs removed.
+        #[test]
+        fn the_selection_is_the_plain_walks(
+            spec in queue_spec(),
+            ats in prop::collection::vec(0u64..400, 120),
+            budget in 0usize..40,
+            weights in prop::collection::vec(0u32..4, 4),
+            quota in prop::option::of(1u64..6),
+            running in prop::collection::vec(0u32..6, 4),
+            never in prop::collection::vec(any::<bool>(), 16),
+            removed in prop::collection::vec(any::<bool>(), 120),
+            now in 0u64..500,
+        ) {
+            let mut q = FairQueue::default();
+            for (i, &(u, a, c, p)) in spec.iter().enumerate() {
+                let mut j = job(i as u64 + 1, &format!("a{a}"), c, p);
+                j.resources.mem_mb = ResourceRange::exactly(u64::from(c % 2) * 100);
+                q.insert(&format!("u{u}"), &j, ats[i]);
+            }
+            for (u, &w) in weights.iter().enumerate() {
+                q.set_weight(&format!("u{u}"), f64::from(w));
+            }
+            if let Some(cpus) = quota {
+                let mut limits = retz_proto::api::UserLimits::new("u1");
+                limits.quota.max_running_cpus = Some(cpus);
+                q.book_mut().set(limits);
+            }
+            let s = Starvation { aging_step_s: 60, max_age_boost: 3, ..Starvation::default() };
+            let total = Demand { cpus: 16.0, mem_mb: 1000.0 };
+            let running: BTreeMap<String, Demand> = running
+                .iter()
+                .enumerate()
+                .map(|(u, &c)| (format!("u{u}"), Demand { cpus: f64::from(c), mem_mb: 0.0 }))
+                .collect();
+            // A first cycle marks some classes never fitting, then some jobs leave.
+            let first = q.select(now, budget, &s, &running, &total);
+            let waiting: BTreeMap<u64, (String, bool)> = first
+                .ids
+                .iter()
+                .map(|&id| (id, ("busy".to_owned(), never[id as usize % 16])))
+                .collect();
+            q.set_outcome(&first.ids, &waiting);
+            for (i, &r) in removed.iter().enumerate().take(spec.len()) {
+                if r && i % 3 == 0 {
+                    q.remove(i as u64 + 1);
+                }
+            }
+            let fast = q.select(now, budget, &s, &running, &total);
+            let slow = super::super::reference::select(&q, now, budget, &s, &running, &total);
+            prop_assert_eq!(fast, slow);
+        }
     }
 }
