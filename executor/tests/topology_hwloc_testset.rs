@@ -4,26 +4,8 @@
 //! line naming the file; a damaged copy of each file is always the latter. The flags'
 //! contents are checked against hwloc in `topology/tests/hwloc_testset.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn testset() -> Option<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::env::var_os("RETZ_HWLOC_TESTSET")
-        .and_then(|d| std::fs::read_dir(d).ok())
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let what = "hwloc's XML test set (RETZ_HWLOC_TESTSET, set by scripts/lib/hwloc_testset.sh)";
-    if !retz_testkit::require(!files.is_empty(), what) {
-        return None;
-    }
-    files.sort();
-    Some(files)
-}
 
 struct Run {
     code: Option<i32>,
@@ -89,7 +71,9 @@ fn judge(run: &Run, path: &Path) -> Result<bool, String> {
 
 #[test]
 fn every_file_gives_two_flag_lines_or_one_error_line() {
-    let Some(files) = testset() else { return };
+    let Some(files) = retz_testkit::hwloc_testset() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (mut flags, mut refused, mut bugs) = (0, 0, Vec::new());
     for path in &files {
@@ -119,7 +103,9 @@ fn every_file_gives_two_flag_lines_or_one_error_line() {
 /// quietly: no panic on the closed pipe.
 #[test]
 fn a_closed_output_pipe_is_not_a_panic() {
-    let Some(files) = testset() else { return };
+    let Some(files) = retz_testkit::hwloc_testset() else {
+        return;
+    };
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let out = Command::new(env!("CARGO_BIN_EXE_retz-executor"))

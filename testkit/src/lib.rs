@@ -22,6 +22,26 @@ pub fn require(ok: bool, what: &str) -> bool {
     false
 }
 
+/// The XML files of hwloc's own test set (`$RETZ_HWLOC_TESTSET`, fetched by
+/// `scripts/lib/hwloc_testset.sh`), sorted; `None` after [`require`] when it is not there.
+pub fn hwloc_testset() -> Option<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::env::var_os("RETZ_HWLOC_TESTSET")
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let what = "hwloc's XML test set (RETZ_HWLOC_TESTSET, set by scripts/lib/hwloc_testset.sh)";
+    if !require(!files.is_empty(), what) {
+        return None;
+    }
+    files.sort();
+    Some(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hwlocality::Topology as Hwloc;
 use hwlocality::bitmap::BitmapIndex;
@@ -22,28 +22,6 @@ use retz_proto::numa::{offer_topology, parse_agent_flags};
 use retz_topology::cli::render;
 use retz_topology::hwloc::LoadedTopology;
 use retz_topology::{TopologyArgs, TopologyError, TopologySource, load};
-
-/// The XML files of the set, sorted; `None` (after the skip line) when it is not there.
-fn testset() -> Option<Vec<PathBuf>> {
-    let dir = std::env::var_os("RETZ_HWLOC_TESTSET").map(PathBuf::from);
-    let files: Vec<PathBuf> = dir
-        .as_deref()
-        .and_then(|d| std::fs::read_dir(d).ok())
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let what = "hwloc's XML test set (RETZ_HWLOC_TESTSET, set by scripts/lib/hwloc_testset.sh)";
-    if !retz_testkit::require(!files.is_empty(), what) {
-        return None;
-    }
-    let mut files = files;
-    files.sort();
-    Some(files)
-}
 
 fn name(path: &Path) -> String {
     path.file_name()
@@ -298,7 +276,9 @@ fn restricted_xml(path: &Path) -> Option<(String, CpuSet, NodeSet)> {
 
 #[test]
 fn every_file_of_hwlocs_test_set_gives_valid_flags_or_one_clear_error() {
-    let Some(files) = testset() else { return };
+    let Some(files) = retz_testkit::hwloc_testset() else {
+        return;
+    };
     let (mut flags, mut refused, mut hwloc_refused, mut bugs) = (0, 0, 0, Vec::new());
     let mut restricted = 0;
     for path in &files {
@@ -379,7 +359,9 @@ fn every_file_of_hwlocs_test_set_gives_valid_flags_or_one_clear_error() {
 
 #[test]
 fn a_damaged_copy_of_every_file_is_one_clear_error_line() {
-    let Some(files) = testset() else { return };
+    let Some(files) = retz_testkit::hwloc_testset() else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("retz-hwloc-damaged-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut bugs = Vec::new();
