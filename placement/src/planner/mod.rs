@@ -90,6 +90,70 @@ struct AgentWork {
 }
 
 impl AgentWork {
+    /// Takes `cpus` out of the free CPUs (`take`) or gives them back, and updates the node
+    /// counts (`free`, `whole`) and the cache-domain counts from the cores of `cpus` alone
+    /// (a job's few cores instead of every core of its nodes). Nodes with one cache domain
+    /// get their domain recounted, as before. In debug builds the result is checked
+    /// against a full recount.
+    fn change_free(&mut self, topo: &Topology, cpus: &CpuSet, take: bool) {
+        let cores = topo.cores();
+        let mut touched: Vec<(usize, u32)> = cpus
+            .iter()
+            .filter_map(|c| topo.core_of(c))
+            .map(|ci| (ci, 0))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for t in &mut touched {
+            t.1 = cores[t.0].intersection_len(&self.free_cpus) as u32;
+        }
+        if take {
+            self.free_cpus.difference_with(cpus);
+        } else {
+            self.free_cpus.union_with(cpus);
+        }
+        let mut flat: Vec<usize> = Vec::new();
+        for &(ci, before) in &touched {
+            let core = &cores[ci];
+            let len = core.len() as u32;
+            let after = core.intersection_len(&self.free_cpus) as u32;
+            let whole = |n: u32| if n == len { n } else { 0 };
+            let i = topo.node_index_of_core(ci);
+            let nw = &mut self.nodes[i];
+            nw.free = nw.free - before + after;
+            nw.whole = nw.whole - whole(before) + whole(after);
+            if self.caches.is_empty() {
+                continue;
+            }
+            let node = &topo.nodes()[i];
+            if node.num_caches() > 1 {
+                let d = topo.cache_of_core(ci);
+                if node.cache_range().contains(&d) && topo.cache_cores(d).contains(&(ci as u32)) {
+                    let c = &mut self.caches[d];
+                    c.0 = c.0 - before + after;
+                    c.1 = c.1 - whole(before) + whole(after);
+                }
+            } else {
+                flat.push(i);
+            }
+        }
+        flat.dedup();
+        for i in flat {
+            cache::refresh_node(topo, i, &self.free_cpus, &mut self.caches);
+        }
+        #[cfg(debug_assertions)]
+        for &(ci, _) in &touched {
+            let i = topo.node_index_of_core(ci);
+            let nw = &self.nodes[i];
+            debug_assert_eq!((nw.free, nw.whole), node_counts(topo, i, &self.free_cpus));
+            if !self.caches.is_empty() {
+                let mut fresh = self.caches.clone();
+                cache::refresh_node(topo, i, &self.free_cpus, &mut fresh);
+                debug_assert_eq!(fresh, self.caches);
+            }
+        }
+    }
+
     fn avail_gpus(&self) -> u32 {
         (self.free_gpus.len() as u32).saturating_sub(self.reserved_gpus)
     }
@@ -400,22 +464,11 @@ impl<'a> Planner<'a> {
     fn apply(&mut self, a: u32, cpus: &CpuSet, mem: &[(usize, u64)], gpus: &GpuSet) {
         let topo = self.agents[a as usize].topology();
         let w = &mut self.work[a as usize];
-        w.free_cpus.difference_with(cpus);
+        w.change_free(topo, cpus, true);
         for &(i, mb) in mem {
             w.nodes[i].mem -= mb;
         }
         w.free_gpus.difference_with(gpus);
-        let mut touched: Vec<usize> = cpus
-            .iter()
-            .filter_map(|c| topo.core_of(c))
-            .map(|ci| topo.node_index_of_core(ci))
-            .collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for i in touched {
-            (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
-            cache::refresh_node(topo, i, &w.free_cpus, &mut w.caches);
-        }
         self.reindex(a);
     }
 
@@ -447,17 +500,11 @@ impl<'a> Planner<'a> {
         }
         let ai = agent as u32;
         let w = &mut self.work[agent];
-        w.free_cpus.union_with(&a.cpus);
+        w.change_free(topo, &a.cpus, false);
         for (i, mb) in mem {
             w.nodes[i].mem += mb;
         }
         w.free_gpus.union_with(&a.gpu_ids);
-        for i in 0..w.nodes.len() {
-            if topo.nodes()[i].cpus().intersection_len(&a.cpus) > 0 {
-                (w.nodes[i].free, w.nodes[i].whole) = node_counts(topo, i, &w.free_cpus);
-                cache::refresh_node(topo, i, &w.free_cpus, &mut w.caches);
-            }
-        }
         self.reindex(ai);
         true
     }
