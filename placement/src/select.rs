@@ -70,6 +70,23 @@ pub(crate) fn take_in_node(
     cache: CachePolicy,
     out: &mut CpuSet,
 ) -> bool {
+    take_in_node_with(topo, node, free, None, k, smt, cache, out)
+}
+
+/// [`take_in_node`] for a caller that keeps the per-domain counts of `free`
+/// (`counts[d]` as [`domain_counts`] gives them, for every domain of this node), so the
+/// domains are not recounted; `None` counts them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn take_in_node_with(
+    topo: &Topology,
+    node: usize,
+    free: &CpuSet,
+    counts: Option<&[(u32, u32)]>,
+    k: u32,
+    smt: SmtPolicy,
+    cache: CachePolicy,
+    out: &mut CpuSet,
+) -> bool {
     let k = k as usize;
     if k == 0 {
         return true;
@@ -80,7 +97,23 @@ pub(crate) fn take_in_node(
         return false;
     }
     let mut need = k;
-    let order = core_order(topo, node, free, k, smt, cache);
+    let order = core_order(topo, node, free, counts, k, smt, cache);
+    if smt == SmtPolicy::WholeCores {
+        // Entirely free cores, in visiting order, while at least a core's worth is needed.
+        for &ci in &order {
+            if need == 0 {
+                break;
+            }
+            let c = &cores[ci];
+            if need >= c.len() && c.is_subset(free) {
+                out.union_with(c);
+                need -= c.len();
+            }
+        }
+        if need == 0 {
+            return true;
+        }
+    }
     // rank[ci - range.start]: the core's position in `order`.
     let mut rank = vec![0usize; range.len()];
     for (r, &ci) in order.iter().enumerate() {
@@ -120,35 +153,21 @@ pub(crate) fn take_in_node(
     };
     match smt {
         SmtPolicy::WholeCores => {
-            // Entirely free cores, in visiting order, while at least a core's worth is
-            // needed.
-            for &ci in &order {
-                if need == 0 {
-                    break;
-                }
-                let c = &cores[ci];
-                if need >= c.len() && c.is_subset(free) {
-                    out.union_with(c);
-                    need -= c.len();
-                }
-            }
-            if need > 0 {
-                // Every untouched free core is now larger than the remainder: take it from
-                // the smallest one, so the job shares that core with nobody ...
-                let cover = range
-                    .clone()
-                    .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
-                    .min_by_key(|&ci| (group_of(ci), cores[ci].len(), rank_of(ci)));
-                match cover {
-                    Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
-                    // ... else from cores partly used by others.
-                    None => {
-                        for (_, ci) in partial() {
-                            if need == 0 {
-                                break;
-                            }
-                            need -= take_from_core(&cores[ci], free, need, out);
+            // Every untouched free core is now larger than the remainder: take it from the
+            // smallest one, so the job shares that core with nobody ...
+            let cover = range
+                .clone()
+                .filter(|&ci| cores[ci].is_subset(free) && cores[ci].is_disjoint(out))
+                .min_by_key(|&ci| (group_of(ci), cores[ci].len(), rank_of(ci)));
+            match cover {
+                Some(ci) => need -= take_from_core(&cores[ci], free, need, out),
+                // ... else from cores partly used by others.
+                None => {
+                    for (_, ci) in partial() {
+                        if need == 0 {
+                            break;
                         }
+                        need -= take_from_core(&cores[ci], free, need, out);
                     }
                 }
             }
@@ -183,19 +202,90 @@ pub(crate) fn take_in_node(
     true
 }
 
+/// `(free PUs, free PUs in entirely free cores)` of cache domain `d` for `free`.
+pub(crate) fn domain_counts(topo: &Topology, d: usize, free: &CpuSet) -> (u32, u32) {
+    let cores = topo.cores();
+    let mut f = 0;
+    let mut w = 0;
+    for &ci in topo.cache_cores(d) {
+        let c = &cores[ci as usize];
+        let n = c.intersection_len(free) as u32;
+        f += n;
+        if n as usize == c.len() {
+            w += n;
+        }
+    }
+    (f, w)
+}
+
+/// One cache domain of a node as the cache rules rank it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DomainUse {
+    /// Global domain index.
+    pub(crate) d: usize,
+    /// Usable CPUs: free PUs of entirely free cores for [`SmtPolicy::WholeCores`], free
+    /// PUs for [`SmtPolicy::Pack`].
+    pub(crate) usable: u32,
+    /// Whether every core of the domain is entirely free.
+    pub(crate) whole: bool,
+}
+
+/// The domains of node position `node` with their use, from `counts` when the caller
+/// keeps them (`counts[d]` as [`domain_counts`] gives them) or counted from `free`.
+pub(crate) fn domain_uses(
+    topo: &Topology,
+    node: usize,
+    free: &CpuSet,
+    counts: Option<&[(u32, u32)]>,
+    smt: SmtPolicy,
+) -> Vec<DomainUse> {
+    topo.nodes()[node]
+        .cache_range()
+        .map(|d| {
+            let (f, w) = match counts {
+                Some(c) => c[d],
+                None => domain_counts(topo, d, free),
+            };
+            DomainUse {
+                d,
+                usable: match smt {
+                    SmtPolicy::WholeCores => w,
+                    SmtPolicy::Pack => f,
+                },
+                whole: w as usize == topo.caches()[d].cpus().len(),
+            }
+        })
+        .collect()
+}
+
+/// Sorts a node's domains into the order [`CachePolicy::Pack`] visits them for `k`
+/// CPUs: the tightest domain that holds `k` first ([`tightest_domain`]), then entirely
+/// free domains, then the others with the most usable CPUs first (ties to the lower
+/// domain). Returns the tightest domain, if one holds `k`.
+pub(crate) fn pack_order(domains: &mut [DomainUse], k: usize) -> Option<usize> {
+    let fits = tightest_domain(domains.iter().map(|u| (u.d, u.usable as usize)), k);
+    domains.sort_by_key(|u| {
+        (
+            Some(u.d) != fits,
+            !u.whole,
+            std::cmp::Reverse(u.usable),
+            u.d,
+        )
+    });
+    fits
+}
+
 /// The order in which [`take_in_node`] visits the cores of node position `node` for `k`
 /// CPUs: core order when the node has one cache domain. With [`CachePolicy::Spread`], one
 /// core of each domain in turn (domains with the most usable CPUs first, each domain's
-/// usable cores before its others). With
-/// [`CachePolicy::Pack`], domain by domain, the
-/// tightest domain that holds `k` first (the fewest usable CPUs: free PUs of entirely free
-/// cores for [`SmtPolicy::WholeCores`], free PUs for [`SmtPolicy::Pack`]; ties to the
-/// lower domain), then entirely free domains, then the others with the most usable CPUs
-/// first; each domain's cores in core order.
+/// usable cores before its others). With [`CachePolicy::Pack`], domain by domain in
+/// [`pack_order`], each domain's cores in core order. `counts` as in
+/// [`take_in_node_with`].
 pub(crate) fn core_order(
     topo: &Topology,
     node: usize,
     free: &CpuSet,
+    counts: Option<&[(u32, u32)]>,
     k: usize,
     smt: SmtPolicy,
     cache: CachePolicy,
@@ -205,27 +295,9 @@ pub(crate) fn core_order(
         return n.core_range().collect();
     }
     let cores = topo.cores();
-    // (domain, usable CPUs, entirely free)
-    let mut domains: Vec<(usize, usize, bool)> = n
-        .cache_range()
-        .map(|d| {
-            let mut usable = 0;
-            let mut whole = true;
-            for &ci in topo.cache_cores(d) {
-                let c = &cores[ci as usize];
-                let f = c.intersection_len(free);
-                whole &= f == c.len();
-                usable += match smt {
-                    SmtPolicy::WholeCores if f == c.len() => f,
-                    SmtPolicy::WholeCores => 0,
-                    SmtPolicy::Pack => f,
-                };
-            }
-            (d, usable, whole)
-        })
-        .collect();
+    let mut domains = domain_uses(topo, node, free, counts, smt);
     if cache == CachePolicy::Spread {
-        domains.sort_by_key(|&(d, usable, _)| (std::cmp::Reverse(usable), d));
+        domains.sort_by_key(|u| (std::cmp::Reverse(u.usable), u.d));
         // Each domain's usable cores first (in core order), so every turn of the round
         // reaches a new domain while one still has a usable core.
         let usable_core = |ci: usize| {
@@ -238,8 +310,8 @@ pub(crate) fn core_order(
         };
         let lists: Vec<Vec<u32>> = domains
             .iter()
-            .map(|&(d, _, _)| {
-                let mut l = topo.cache_cores(d).to_vec();
+            .map(|u| {
+                let mut l = topo.cache_cores(u.d).to_vec();
                 l.sort_by_key(|&ci| (!usable_core(ci as usize), ci));
                 l
             })
@@ -250,13 +322,12 @@ pub(crate) fn core_order(
             .map(|&ci| ci as usize)
             .collect();
     }
-    let fits = tightest_domain(domains.iter().map(|&(d, usable, _)| (d, usable)), k);
-    domains
-        .sort_by_key(|&(d, usable, whole)| (Some(d) != fits, !whole, std::cmp::Reverse(usable), d));
-    domains
-        .iter()
-        .flat_map(|&(d, _, _)| topo.cache_cores(d).iter().map(|&ci| ci as usize))
-        .collect()
+    pack_order(&mut domains, k);
+    let mut order = Vec::with_capacity(n.core_range().len());
+    for u in &domains {
+        order.extend(topo.cache_cores(u.d).iter().map(|&ci| ci as usize));
+    }
+    order
 }
 
 /// The domain a job of `k` CPUs is packed into when one has room: among `(domain,

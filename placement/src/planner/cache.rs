@@ -24,7 +24,7 @@
 //! from; the vector is empty for topologies without split caches.
 
 use crate::request::{CachePolicy, SmtPolicy};
-use crate::select::{take_in_node, tightest_domain};
+use crate::select::{domain_counts, domain_uses, pack_order, take_in_node_with, tightest_domain};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
@@ -33,19 +33,8 @@ pub(super) fn refresh_node(topo: &Topology, node: usize, free: &CpuSet, counts: 
     if counts.is_empty() {
         return;
     }
-    let cores = topo.cores();
     for d in topo.nodes()[node].cache_range() {
-        let mut f = 0;
-        let mut w = 0;
-        for &ci in topo.cache_cores(d) {
-            let c = &cores[ci as usize];
-            let n = c.intersection_len(free) as u32;
-            f += n;
-            if n as usize == c.len() {
-                w += n;
-            }
-        }
-        counts[d] = (f, w);
+        counts[d] = domain_counts(topo, d, free);
     }
 }
 
@@ -119,8 +108,26 @@ pub(super) fn fit(
     if !run_selection {
         return L3Score::Unknown;
     }
+    if cache == CachePolicy::Pack
+        && let Some((span, first)) = packed_span(topo, node, counts, k, smt)
+    {
+        #[cfg(debug_assertions)]
+        {
+            let mut out = CpuSet::new();
+            let took = take_in_node_with(topo, node, free, Some(counts), k, smt, cache, &mut out);
+            debug_assert!(took && spanned(topo, &out) == span, "{out} vs {span}");
+        }
+        return L3Score::Fit(L3Fit {
+            excess: span.saturating_sub(1),
+            leftover: if span == 1 {
+                leftover(topo, counts, first, k)
+            } else {
+                0.0
+            },
+        });
+    }
     let mut out = CpuSet::new();
-    if !take_in_node(topo, node, free, k, smt, cache, &mut out) {
+    if !take_in_node_with(topo, node, free, Some(counts), k, smt, cache, &mut out) {
         return L3Score::Unknown;
     }
     let span = spanned(topo, &out);
@@ -146,6 +153,89 @@ pub(super) fn fit(
     })
 }
 
+/// The cache domains [`crate::select::take_in_node`] spans when it packs `k` CPUs into
+/// node position `node` ([`CachePolicy::Pack`]), read off the per-domain `counts` alone
+/// instead of choosing the CPUs: `(domains spanned, the first domain used)`. It follows
+/// the selection's rules step by step, at the level of domains:
+/// - domains are visited in [`pack_order`];
+/// - [`SmtPolicy::Pack`] takes each domain's free PUs (partly used cores, then free ones)
+///   before the next domain's;
+/// - [`SmtPolicy::WholeCores`] takes whole free cores domain by domain while a core's
+///   worth is needed; a remainder goes to the first domain in that order with a whole
+///   free core left, else to partly used cores, domain by domain.
+///
+/// `None` when the counts do not determine the span: whole cores of different sizes in
+/// the node (the selection then has to run), or fewer than `k` free CPUs.
+pub(super) fn packed_span(
+    topo: &Topology,
+    node: usize,
+    counts: &[(u32, u32)],
+    k: u32,
+    smt: SmtPolicy,
+) -> Option<(u32, usize)> {
+    let n = &topo.nodes()[node];
+    if counts.is_empty() || n.num_caches() < 2 || k == 0 {
+        return None;
+    }
+    let width = n.smt_width() as u32;
+    if smt == SmtPolicy::WholeCores && (!n.has_uniform_cores() || width == 0) {
+        return None;
+    }
+    let mut order = domain_uses(topo, node, &CpuSet::new(), Some(counts), smt);
+    pack_order(&mut order, k as usize);
+    let mut need = k;
+    let mut span = 0;
+    let mut first = None;
+    let mut touch = |d: usize, used: &mut bool| {
+        if !*used {
+            *used = true;
+            span += 1;
+            first.get_or_insert(d);
+        }
+    };
+    let mut used = vec![false; order.len()];
+    // Free PUs of partly used cores of a domain.
+    let partial = |d: usize| counts[d].0 - counts[d].1;
+    match smt {
+        SmtPolicy::Pack => {
+            for (p, u) in order.iter().enumerate() {
+                let t = need.min(counts[u.d].0);
+                if t > 0 {
+                    touch(u.d, &mut used[p]);
+                    need -= t;
+                }
+            }
+        }
+        SmtPolicy::WholeCores => {
+            let mut left = vec![0u32; order.len()];
+            for (p, u) in order.iter().enumerate() {
+                let whole = counts[u.d].1 / width;
+                let t = whole.min(need / width);
+                if t > 0 {
+                    touch(u.d, &mut used[p]);
+                    need -= t * width;
+                }
+                left[p] = whole - t;
+            }
+            if need > 0 {
+                if let Some(p) = left.iter().position(|&l| l > 0) {
+                    touch(order[p].d, &mut used[p]);
+                    need = 0;
+                } else {
+                    for (p, u) in order.iter().enumerate() {
+                        let t = need.min(partial(u.d));
+                        if t > 0 {
+                            touch(u.d, &mut used[p]);
+                            need -= t;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (need == 0).then_some((span, first?))
+}
+
 /// Free PUs domain `d` keeps after a job of `k` CPUs lands in it, over its size.
 fn leftover(topo: &Topology, counts: &[(u32, u32)], d: usize, k: u32) -> f64 {
     let size = topo.caches()[d].cpus().len().max(1) as f64;
@@ -163,6 +253,7 @@ pub(super) fn spanned(topo: &Topology, cpus: &CpuSet) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::select::take_in_node;
 
     fn fit_of(s: L3Score) -> L3Fit {
         match s {
@@ -274,5 +365,69 @@ mod tests {
             &mut out
         ));
         assert_eq!(fit_of(s).excess + 1, spanned(&t, &out), "{out}");
+    }
+
+    /// Topologies with split caches: SMT 1, 2 and 4, several nodes, and one restricted
+    /// copy whose cores have different sizes (a PU of every other core taken out).
+    fn split_topologies() -> Vec<Topology> {
+        let mut out: Vec<Topology> = [
+            "pack:1 numa:1 l3:4 core:4 pu:2",
+            "pack:2 numa:2 l3:3 core:3 pu:1",
+            "pack:1 numa:1 l3:6 core:2 pu:4",
+        ]
+        .iter()
+        .map(|d| Topology::from_synthetic(d, 100).unwrap())
+        .collect();
+        let mut spec = out[0].spec().clone();
+        let node = &mut spec.nodes[0];
+        for (i, core) in node.cores.iter_mut().enumerate() {
+            if i % 2 == 1 {
+                let last = core.cpus.iter().last().unwrap();
+                core.cpus.remove(last);
+                spec.offline_cpus.insert(last);
+                for cache in &mut node.caches {
+                    cache.cpus.remove(last);
+                }
+            }
+        }
+        out.push(Topology::new(spec).unwrap());
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The span read off the counts is the span of the CPUs the selection takes,
+        /// whenever the counts determine it (always, but for whole-core jobs on nodes
+        /// with cores of different sizes).
+        #[test]
+        fn the_counted_span_is_the_selected_span(
+            which in 0usize..4,
+            bits in proptest::collection::vec(proptest::bool::weighted(0.6), 64),
+            k in 1u32..40,
+            whole_cores in proptest::bool::ANY,
+        ) {
+            let topos = split_topologies();
+            let t = &topos[which];
+            let free: CpuSet = t.cpus().iter().filter(|c| bits[c.0 as usize % 64]).collect();
+            let counts = all_counts(t, &free);
+            let smt = if whole_cores { SmtPolicy::WholeCores } else { SmtPolicy::Pack };
+            for node in 0..t.num_nodes() {
+                let mut out = CpuSet::new();
+                let took = take_in_node(t, node, &free, k, smt, CachePolicy::Pack, &mut out);
+                let got = packed_span(t, node, &counts, k, smt);
+                let uniform = t.nodes()[node].has_uniform_cores();
+                match got {
+                    Some((span, first)) => {
+                        proptest::prop_assert!(took);
+                        proptest::prop_assert_eq!(span, spanned(t, &out), "{} of {}", out, free);
+                        let lowest = out.iter().filter_map(|c| t.cache_of(c)).min();
+                        if span == 1 {
+                            proptest::prop_assert_eq!(Some(first), lowest);
+                        }
+                    }
+                    None => proptest::prop_assert!(!took || (whole_cores && !uniform)),
+                }
+            }
+        }
     }
 }

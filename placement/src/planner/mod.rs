@@ -40,7 +40,7 @@ use crate::index::CapIndex;
 use crate::plan::{Assignment, NodeMemory};
 use crate::reason::PendingReason;
 use crate::request::{AffinityPolicy, CachePolicy, JobRequest};
-use crate::select::{node_counts, take_in_node};
+use crate::select::{node_counts, take_in_node_with};
 use crate::sets::{CpuSet, GpuSet, NodeSet};
 use crate::topology::Topology;
 
@@ -152,6 +152,11 @@ impl AgentWork {
                 debug_assert_eq!(fresh, self.caches);
             }
         }
+    }
+
+    /// The per-domain counts for the CPU selection, when they are kept.
+    fn domain_counts(&self) -> Option<&[(u32, u32)]> {
+        (!self.caches.is_empty()).then_some(&self.caches[..])
     }
 
     fn avail_gpus(&self) -> u32 {
@@ -420,10 +425,11 @@ impl<'a> Planner<'a> {
             }
         } else {
             for &(i, t) in &cand.takes {
-                let ok = take_in_node(
+                let ok = take_in_node_with(
                     topo,
                     i,
                     &w.free_cpus,
+                    w.domain_counts(),
                     t,
                     job.smt,
                     self.cache_of(job),
@@ -573,10 +579,11 @@ impl<'a> Planner<'a> {
             }
             let t = w.nodes[i].free.min(left);
             if t > 0
-                && take_in_node(
+                && take_in_node_with(
                     topo,
                     i,
                     &w.free_cpus,
+                    w.domain_counts(),
                     t,
                     job.smt,
                     self.cache_of(job),

@@ -129,6 +129,7 @@ impl Topology {
             let core_start = cores.len();
             let mut node_cpus = CpuSet::new();
             let mut smt_width = 0;
+            let mut uniform_cores = true;
             for (ci, core) in ns.cores.iter().enumerate() {
                 if core.cpus.is_empty() {
                     return Err(TopologyError::EmptyCore {
@@ -144,6 +145,7 @@ impl Topology {
                 }
                 cpus.union_with(&core.cpus);
                 node_cpus.union_with(&core.cpus);
+                uniform_cores &= ci == 0 || core.cpus.len() == smt_width;
                 smt_width = smt_width.max(core.cpus.len());
                 cores.push(core.cpus.clone());
                 core_node.push(position as u32);
@@ -160,6 +162,7 @@ impl Topology {
                 cache_start: 0,
                 cache_end: 0,
                 smt_width,
+                uniform_cores,
             });
         }
         if cpus.is_empty() {

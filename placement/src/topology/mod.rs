@@ -195,6 +195,7 @@ pub struct NumaNode {
     cache_start: usize,
     cache_end: usize,
     smt_width: usize,
+    uniform_cores: bool,
 }
 
 impl NumaNode {
@@ -235,6 +236,11 @@ impl NumaNode {
     /// The most usable PUs any core of this node has (0 for a memory-only node).
     pub fn smt_width(&self) -> usize {
         self.smt_width
+    }
+    /// Whether every core of the node has the same number of usable PUs
+    /// ([`NumaNode::smt_width`]); true for a memory-only node.
+    pub fn has_uniform_cores(&self) -> bool {
+        self.uniform_cores
     }
     /// Whether the node has no usable CPU.
     pub fn is_memory_only(&self) -> bool {
