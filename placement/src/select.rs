@@ -264,7 +264,8 @@ pub(crate) fn domain_uses(
 /// domain). Returns the tightest domain, if one holds `k`.
 pub(crate) fn pack_order(domains: &mut [DomainUse], k: usize) -> Option<usize> {
     let fits = tightest_domain(domains.iter().map(|u| (u.d, u.usable as usize)), k);
-    domains.sort_by_key(|u| {
+    // Keys are unique (they end with the domain), so an unstable sort gives the order.
+    domains.sort_unstable_by_key(|u| {
         (
             Some(u.d) != fits,
             !u.whole,
@@ -297,7 +298,7 @@ pub(crate) fn core_order(
     let cores = topo.cores();
     let mut domains = domain_uses(topo, node, free, counts, smt);
     if cache == CachePolicy::Spread {
-        domains.sort_by_key(|u| (std::cmp::Reverse(u.usable), u.d));
+        domains.sort_unstable_by_key(|u| (std::cmp::Reverse(u.usable), u.d));
         // Each domain's usable cores first (in core order), so every turn of the round
         // reaches a new domain while one still has a usable core.
         let usable_core = |ci: usize| {

@@ -38,6 +38,38 @@ pub(super) fn refresh_node(topo: &Topology, node: usize, free: &CpuSet, counts: 
     }
 }
 
+/// The most free PUs and the most free PUs in entirely free cores of any one domain of
+/// node position `node` (`(0, 0)` when no counts are kept or the node has fewer than two
+/// domains).
+pub(super) fn best_domain(topo: &Topology, node: usize, counts: &[(u32, u32)]) -> (u32, u32) {
+    let n = &topo.nodes()[node];
+    if counts.is_empty() || n.num_caches() < 2 {
+        return (0, 0);
+    }
+    n.cache_range().fold((0, 0), |(f, w), d| {
+        (f.max(counts[d].0), w.max(counts[d].1))
+    })
+}
+
+/// A node's cache-domain counts as the planner keeps them: `counts[d]` for every domain
+/// of the agent, and the node's [`best_domain`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NodeDomains<'a> {
+    pub(super) counts: &'a [(u32, u32)],
+    pub(super) best: (u32, u32),
+}
+
+impl<'a> NodeDomains<'a> {
+    /// The counts of node position `node`, with its best domain computed.
+    #[cfg(test)]
+    pub(super) fn of(topo: &Topology, node: usize, counts: &'a [(u32, u32)]) -> Self {
+        NodeDomains {
+            counts,
+            best: best_domain(topo, node, counts),
+        }
+    }
+}
+
 /// The counts of every domain of `topo` for `free` (empty without split caches).
 pub(super) fn all_counts(topo: &Topology, free: &CpuSet) -> Vec<(u32, u32)> {
     if !topo.has_split_caches() {
@@ -82,22 +114,24 @@ pub(super) fn fit(
     topo: &Topology,
     node: usize,
     free: &CpuSet,
-    counts: &[(u32, u32)],
+    domains: NodeDomains<'_>,
     k: u32,
     smt: SmtPolicy,
     cache: CachePolicy,
     run_selection: bool,
 ) -> L3Score {
     let n = &topo.nodes()[node];
+    let counts = domains.counts;
     if counts.is_empty() || n.num_caches() < 2 || k == 0 {
         return L3Score::Flat;
     }
-    let usable = |d: usize| match smt {
-        SmtPolicy::WholeCores => counts[d].1,
-        SmtPolicy::Pack => counts[d].0,
+    let usable = |(f, w): (u32, u32)| match smt {
+        SmtPolicy::WholeCores => w,
+        SmtPolicy::Pack => f,
     };
-    if cache == CachePolicy::Pack {
-        let doms = n.cache_range().map(|d| (d, usable(d) as usize));
+    // No domain holds `k`: skip the search for the tightest one.
+    if cache == CachePolicy::Pack && usable(domains.best) >= k {
+        let doms = n.cache_range().map(|d| (d, usable(counts[d]) as usize));
         if let Some(d) = tightest_domain(doms, k as usize) {
             return L3Score::Fit(L3Fit {
                 excess: 0,
@@ -274,7 +308,7 @@ mod tests {
                 &t,
                 0,
                 &free,
-                &c,
+                NodeDomains::of(&t, 0, &c),
                 k,
                 SmtPolicy::WholeCores,
                 CachePolicy::Pack,
@@ -298,7 +332,7 @@ mod tests {
             &t,
             0,
             &free,
-            &c,
+            NodeDomains::of(&t, 0, &c),
             8,
             SmtPolicy::WholeCores,
             CachePolicy::Spread,
@@ -312,7 +346,7 @@ mod tests {
             &t,
             0,
             &only1,
-            &c2,
+            NodeDomains::of(&t, 0, &c2),
             8,
             SmtPolicy::WholeCores,
             CachePolicy::Spread,
@@ -325,7 +359,7 @@ mod tests {
             &flat,
             0,
             flat.cpus(),
-            &[],
+            NodeDomains::of(&flat, 0, &[]),
             2,
             SmtPolicy::Pack,
             CachePolicy::Pack,
@@ -348,7 +382,7 @@ mod tests {
             &t,
             0,
             &free,
-            &c,
+            NodeDomains::of(&t, 0, &c),
             3,
             SmtPolicy::WholeCores,
             CachePolicy::Pack,

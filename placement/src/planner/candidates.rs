@@ -121,7 +121,10 @@ impl<'a> Planner<'a> {
             topo,
             i,
             &w.free_cpus,
-            &w.caches,
+            cache::NodeDomains {
+                counts: &w.caches,
+                best: x.best_domain,
+            },
             c,
             job.smt,
             cache,

@@ -75,6 +75,10 @@ struct NodeWork {
     reserved: Option<u64>,
     /// The key under which the node is in the node index: (free CPUs, free MB).
     indexed: Option<(u32, u64)>,
+    /// The most free PUs, and the most free PUs in entirely free cores, of any one of
+    /// the node's cache domains (kept for nodes with two or more domains; see
+    /// [`cache::best_domain`]).
+    best_domain: (u32, u32),
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +145,16 @@ impl AgentWork {
         for i in flat {
             cache::refresh_node(topo, i, &self.free_cpus, &mut self.caches);
         }
+        if !self.caches.is_empty() {
+            let mut last = None;
+            for &(ci, _) in &touched {
+                let i = topo.node_index_of_core(ci);
+                if last != Some(i) {
+                    last = Some(i);
+                    self.nodes[i].best_domain = cache::best_domain(topo, i, &self.caches);
+                }
+            }
+        }
         #[cfg(debug_assertions)]
         for &(ci, _) in &touched {
             let i = topo.node_index_of_core(ci);
@@ -150,6 +164,7 @@ impl AgentWork {
                 let mut fresh = self.caches.clone();
                 cache::refresh_node(topo, i, &self.free_cpus, &mut fresh);
                 debug_assert_eq!(fresh, self.caches);
+                debug_assert_eq!(nw.best_domain, cache::best_domain(topo, i, &fresh));
             }
         }
     }
@@ -292,6 +307,7 @@ impl<'a> Planner<'a> {
                             mem,
                             reserved: None,
                             indexed: None,
+                            best_domain: (0, 0),
                         }
                     })
                     .collect(),
@@ -304,6 +320,9 @@ impl<'a> Planner<'a> {
                     Vec::new()
                 },
             };
+            for i in 0..w.nodes.len() {
+                w.nodes[i].best_domain = cache::best_domain(topo, i, &w.caches);
+            }
             let ai = ai as u32;
             for i in 0..w.nodes.len() {
                 let key = w.node_key(i, aware);
