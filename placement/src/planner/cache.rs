@@ -57,16 +57,84 @@ pub(super) fn best_domain(topo: &Topology, node: usize, counts: &[(u32, u32)]) -
 pub(super) struct NodeDomains<'a> {
     pub(super) counts: &'a [(u32, u32)],
     pub(super) best: (u32, u32),
+    /// The agent's [`Orders`] (indexed by global domain, like `counts`).
+    pub(super) orders: &'a Orders,
 }
 
 impl<'a> NodeDomains<'a> {
-    /// The counts of node position `node`, with its best domain computed.
+    /// The counts and orders of node position `node`, with its best domain computed.
     #[cfg(test)]
-    pub(super) fn of(topo: &Topology, node: usize, counts: &'a [(u32, u32)]) -> Self {
+    pub(super) fn of(
+        topo: &Topology,
+        node: usize,
+        counts: &'a [(u32, u32)],
+        orders: &'a Orders,
+    ) -> Self {
         NodeDomains {
             counts,
             best: best_domain(topo, node, counts),
+            orders,
         }
+    }
+
+    /// The node's domains in the packing order when none holds the job, for `smt`.
+    fn order(&self, topo: &Topology, node: usize, smt: SmtPolicy) -> &'a [u32] {
+        let range = topo.nodes()[node].cache_range();
+        match smt {
+            SmtPolicy::WholeCores => &self.orders.whole_cores[range],
+            SmtPolicy::Pack => &self.orders.pack[range],
+        }
+    }
+}
+
+/// Per SMT policy, every split node's domains (global indexes) in [`pack_order`] when no
+/// domain holds the job: entirely free domains, then the most usable first. Slot `d` of
+/// a node's [`crate::topology::NumaNode::cache_range`] holds its `d`-th domain in that
+/// order. Kept with the counts so a decision does not sort the domains of every node it
+/// scores.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Orders {
+    whole_cores: Vec<u32>,
+    pack: Vec<u32>,
+}
+
+impl Orders {
+    /// The orders of every split node of `topo` for `counts` (empty without counts).
+    pub(super) fn new(topo: &Topology, counts: &[(u32, u32)]) -> Orders {
+        let mut o = Orders::default();
+        if counts.is_empty() {
+            return o;
+        }
+        o.whole_cores = (0..counts.len() as u32).collect();
+        o.pack = o.whole_cores.clone();
+        for i in 0..topo.num_nodes() {
+            o.sort_node(topo, i, counts);
+        }
+        o
+    }
+
+    /// Re-sorts node position `node`'s domains after its counts changed.
+    pub(super) fn sort_node(&mut self, topo: &Topology, node: usize, counts: &[(u32, u32)]) {
+        let n = &topo.nodes()[node];
+        if counts.is_empty() || n.num_caches() < 2 {
+            return;
+        }
+        let range = n.cache_range();
+        for (smt, slots) in [
+            (SmtPolicy::WholeCores, &mut self.whole_cores),
+            (SmtPolicy::Pack, &mut self.pack),
+        ] {
+            let mut uses = domain_uses(topo, node, &CpuSet::new(), Some(counts), smt);
+            pack_order(&mut uses, usize::MAX);
+            for (slot, u) in slots[range.clone()].iter_mut().zip(&uses) {
+                *slot = u.d as u32;
+            }
+        }
+    }
+
+    /// Heap bytes held.
+    pub(super) fn heap_bytes(&self) -> usize {
+        (self.whole_cores.capacity() + self.pack.capacity()) * std::mem::size_of::<u32>()
     }
 }
 
@@ -143,7 +211,7 @@ pub(super) fn fit(
         return L3Score::Unknown;
     }
     if cache == CachePolicy::Pack
-        && let Some((span, first)) = packed_span(topo, node, counts, k, smt)
+        && let Some((span, first)) = packed_span(topo, node, domains, k, smt)
     {
         #[cfg(debug_assertions)]
         {
@@ -203,11 +271,12 @@ pub(super) fn fit(
 pub(super) fn packed_span(
     topo: &Topology,
     node: usize,
-    counts: &[(u32, u32)],
+    domains: NodeDomains<'_>,
     k: u32,
     smt: SmtPolicy,
 ) -> Option<(u32, usize)> {
     let n = &topo.nodes()[node];
+    let counts = domains.counts;
     if counts.is_empty() || n.num_caches() < 2 || k == 0 {
         return None;
     }
@@ -215,8 +284,16 @@ pub(super) fn packed_span(
     if smt == SmtPolicy::WholeCores && (!n.has_uniform_cores() || width == 0) {
         return None;
     }
-    let mut order = domain_uses(topo, node, &CpuSet::new(), Some(counts), smt);
-    pack_order(&mut order, k as usize);
+    let usable = |(f, w): (u32, u32)| match smt {
+        SmtPolicy::WholeCores => w,
+        SmtPolicy::Pack => f,
+    };
+    if usable(domains.best) >= k {
+        // One domain holds the job: the tightest one.
+        let doms = n.cache_range().map(|d| (d, usable(counts[d]) as usize));
+        return tightest_domain(doms, k as usize).map(|d| (1, d));
+    }
+    let order = domains.order(topo, node, smt);
     let mut need = k;
     let mut span = 0;
     let mut first = None;
@@ -232,34 +309,34 @@ pub(super) fn packed_span(
     let partial = |d: usize| counts[d].0 - counts[d].1;
     match smt {
         SmtPolicy::Pack => {
-            for (p, u) in order.iter().enumerate() {
-                let t = need.min(counts[u.d].0);
+            for (p, &d) in order.iter().enumerate() {
+                let t = need.min(counts[d as usize].0);
                 if t > 0 {
-                    touch(u.d, &mut used[p]);
+                    touch(d as usize, &mut used[p]);
                     need -= t;
                 }
             }
         }
         SmtPolicy::WholeCores => {
             let mut left = vec![0u32; order.len()];
-            for (p, u) in order.iter().enumerate() {
-                let whole = counts[u.d].1 / width;
+            for (p, &d) in order.iter().enumerate() {
+                let whole = counts[d as usize].1 / width;
                 let t = whole.min(need / width);
                 if t > 0 {
-                    touch(u.d, &mut used[p]);
+                    touch(d as usize, &mut used[p]);
                     need -= t * width;
                 }
                 left[p] = whole - t;
             }
             if need > 0 {
                 if let Some(p) = left.iter().position(|&l| l > 0) {
-                    touch(order[p].d, &mut used[p]);
+                    touch(order[p] as usize, &mut used[p]);
                     need = 0;
                 } else {
-                    for (p, u) in order.iter().enumerate() {
-                        let t = need.min(partial(u.d));
+                    for (p, &d) in order.iter().enumerate() {
+                        let t = need.min(partial(d as usize));
                         if t > 0 {
-                            touch(u.d, &mut used[p]);
+                            touch(d as usize, &mut used[p]);
                             need -= t;
                         }
                     }
@@ -308,7 +385,7 @@ mod tests {
                 &t,
                 0,
                 &free,
-                NodeDomains::of(&t, 0, &c),
+                NodeDomains::of(&t, 0, &c, &Orders::new(&t, &c)),
                 k,
                 SmtPolicy::WholeCores,
                 CachePolicy::Pack,
@@ -332,7 +409,7 @@ mod tests {
             &t,
             0,
             &free,
-            NodeDomains::of(&t, 0, &c),
+            NodeDomains::of(&t, 0, &c, &Orders::new(&t, &c)),
             8,
             SmtPolicy::WholeCores,
             CachePolicy::Spread,
@@ -346,7 +423,7 @@ mod tests {
             &t,
             0,
             &only1,
-            NodeDomains::of(&t, 0, &c2),
+            NodeDomains::of(&t, 0, &c2, &Orders::new(&t, &c2)),
             8,
             SmtPolicy::WholeCores,
             CachePolicy::Spread,
@@ -359,7 +436,7 @@ mod tests {
             &flat,
             0,
             flat.cpus(),
-            NodeDomains::of(&flat, 0, &[]),
+            NodeDomains::of(&flat, 0, &[], &Orders::default()),
             2,
             SmtPolicy::Pack,
             CachePolicy::Pack,
@@ -382,7 +459,7 @@ mod tests {
             &t,
             0,
             &free,
-            NodeDomains::of(&t, 0, &c),
+            NodeDomains::of(&t, 0, &c, &Orders::new(&t, &c)),
             3,
             SmtPolicy::WholeCores,
             CachePolicy::Pack,
@@ -448,7 +525,8 @@ mod tests {
             for node in 0..t.num_nodes() {
                 let mut out = CpuSet::new();
                 let took = take_in_node(t, node, &free, k, smt, CachePolicy::Pack, &mut out);
-                let got = packed_span(t, node, &counts, k, smt);
+                let orders = Orders::new(t, &counts);
+                let got = packed_span(t, node, NodeDomains::of(t, node, &counts, &orders), k, smt);
                 let uniform = t.nodes()[node].has_uniform_cores();
                 match got {
                     Some((span, first)) => {

@@ -124,6 +124,7 @@ impl<'a> Planner<'a> {
             cache::NodeDomains {
                 counts: &w.caches,
                 best: x.best_domain,
+                orders: &w.cache_orders,
             },
             c,
             job.smt,

@@ -91,6 +91,8 @@ struct AgentWork {
     /// Per L3 cache domain (global index) `(free PUs, free PUs in entirely free cores)`;
     /// empty when the topology has no node with several domains.
     caches: Vec<(u32, u32)>,
+    /// The split nodes' domains in packing order, kept with `caches`.
+    cache_orders: cache::Orders,
 }
 
 impl AgentWork {
@@ -152,6 +154,7 @@ impl AgentWork {
                 if last != Some(i) {
                     last = Some(i);
                     self.nodes[i].best_domain = cache::best_domain(topo, i, &self.caches);
+                    self.cache_orders.sort_node(topo, i, &self.caches);
                 }
             }
         }
@@ -165,6 +168,7 @@ impl AgentWork {
                 cache::refresh_node(topo, i, &self.free_cpus, &mut fresh);
                 debug_assert_eq!(fresh, self.caches);
                 debug_assert_eq!(nw.best_domain, cache::best_domain(topo, i, &fresh));
+                debug_assert_eq!(self.cache_orders, cache::Orders::new(topo, &fresh));
             }
         }
     }
@@ -319,7 +323,9 @@ impl<'a> Planner<'a> {
                 } else {
                     Vec::new()
                 },
+                cache_orders: cache::Orders::default(),
             };
+            w.cache_orders = cache::Orders::new(topo, &w.caches);
             for i in 0..w.nodes.len() {
                 w.nodes[i].best_domain = cache::best_domain(topo, i, &w.caches);
             }
@@ -672,6 +678,7 @@ impl<'a> Planner<'a> {
                     + w.free_cpus.heap_bytes()
                     + w.nodes.capacity() * std::mem::size_of::<NodeWork>()
                     + w.caches.capacity() * std::mem::size_of::<(u32, u32)>()
+                    + w.cache_orders.heap_bytes()
                     + w.free_gpus.heap_bytes()
             })
             .sum();
