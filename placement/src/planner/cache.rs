@@ -294,49 +294,62 @@ pub(super) fn packed_span(
         return tightest_domain(doms, k as usize).map(|d| (1, d));
     }
     let order = domains.order(topo, node, smt);
+    if order.len() > 64 {
+        return None;
+    }
     let mut need = k;
-    let mut span = 0;
+    // Bit p: the domain at position p of `order` is used.
+    let mut used = 0u64;
     let mut first = None;
-    let mut touch = |d: usize, used: &mut bool| {
-        if !*used {
-            *used = true;
-            span += 1;
-            first.get_or_insert(d);
-        }
+    let mut touch = |p: usize| {
+        used |= 1 << p;
+        first.get_or_insert(order[p] as usize);
     };
-    let mut used = vec![false; order.len()];
-    // Free PUs of partly used cores of a domain.
-    let partial = |d: usize| counts[d].0 - counts[d].1;
+    let free = |p: usize| counts[order[p] as usize].0;
+    let whole = |p: usize| counts[order[p] as usize].1;
     match smt {
         SmtPolicy::Pack => {
-            for (p, &d) in order.iter().enumerate() {
-                let t = need.min(counts[d as usize].0);
+            for p in 0..order.len() {
+                if need == 0 {
+                    break;
+                }
+                let t = need.min(free(p));
                 if t > 0 {
-                    touch(d as usize, &mut used[p]);
+                    touch(p);
                     need -= t;
                 }
             }
         }
         SmtPolicy::WholeCores => {
-            let mut left = vec![0u32; order.len()];
-            for (p, &d) in order.iter().enumerate() {
-                let whole = counts[d as usize].1 / width;
-                let t = whole.min(need / width);
+            // The first position with a whole free core left after this pass.
+            let mut cover = None;
+            for p in 0..order.len() {
+                let cores = whole(p) / width;
+                let t = cores.min(need / width);
                 if t > 0 {
-                    touch(d as usize, &mut used[p]);
+                    touch(p);
                     need -= t * width;
                 }
-                left[p] = whole - t;
+                if cores > t && cover.is_none() {
+                    cover = Some(p);
+                }
+                if need == 0 || (need < width && cover.is_some()) {
+                    break;
+                }
             }
             if need > 0 {
-                if let Some(p) = left.iter().position(|&l| l > 0) {
-                    touch(order[p] as usize, &mut used[p]);
+                if let Some(p) = cover {
+                    touch(p);
                     need = 0;
                 } else {
-                    for (p, &d) in order.iter().enumerate() {
-                        let t = need.min(partial(d as usize));
+                    // Free PUs of the partly used cores, domain by domain.
+                    for p in 0..order.len() {
+                        if need == 0 {
+                            break;
+                        }
+                        let t = need.min(free(p) - whole(p));
                         if t > 0 {
-                            touch(d as usize, &mut used[p]);
+                            touch(p);
                             need -= t;
                         }
                     }
@@ -344,6 +357,7 @@ pub(super) fn packed_span(
             }
         }
     }
+    let span = used.count_ones();
     (need == 0).then_some((span, first?))
 }
 

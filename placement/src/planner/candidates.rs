@@ -103,6 +103,30 @@ impl<'a> Planner<'a> {
             return None;
         }
         let wt = &self.cfg.weights;
+        // The L3 term first: a node left out for it costs nothing more.
+        let l3 = if wt.cache_split <= 0.0 {
+            L3Score::Flat
+        } else {
+            cache::fit(
+                self.topo(a),
+                i,
+                &w.free_cpus,
+                cache::NodeDomains {
+                    counts: &w.caches,
+                    best: x.best_domain,
+                    orders: &w.cache_orders,
+                },
+                c,
+                job.smt,
+                self.cache_of(job),
+                run_selection,
+            )
+        };
+        let fit = match l3 {
+            L3Score::Flat => None,
+            L3Score::Unknown => return None,
+            L3Score::Fit(f) => Some(f),
+        };
         let fragment = frac(f64::from(x.free - c), f64::from(x.total));
         let gpu = self.gpu_term(a, &[(i, c)], job);
         let smt = match job.smt {
@@ -112,32 +136,13 @@ impl<'a> Planner<'a> {
         let base = wt.fragmentation * fragment + wt.smt_shared * smt
             - wt.grant * grant_term(job, x.free)
             + gpu;
-        if wt.cache_split <= 0.0 {
-            return Some((base, true));
-        }
-        let topo = self.topo(a);
-        let cache = self.cache_of(job);
-        match cache::fit(
-            topo,
-            i,
-            &w.free_cpus,
-            cache::NodeDomains {
-                counts: &w.caches,
-                best: x.best_domain,
-                orders: &w.cache_orders,
-            },
-            c,
-            job.smt,
-            cache,
-            run_selection,
-        ) {
-            L3Score::Flat => Some((base, true)),
-            L3Score::Unknown => None,
-            L3Score::Fit(f) => Some((
+        Some(match fit {
+            None => (base, true),
+            Some(f) => (
                 base + wt.cache_split * f64::from(f.excess) + wt.cache_fragmentation * f.leftover,
                 f.excess == 0,
-            )),
-        }
+            ),
+        })
     }
 
     fn node_cand(a: u32, i: usize, job: &JobRequest, cost: f64) -> Cand {
