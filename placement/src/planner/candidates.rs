@@ -172,6 +172,14 @@ impl<'a> Planner<'a> {
         job: &JobRequest,
     ) -> Option<Cand> {
         let k = k.max(1);
+        // Past the first `k`, only a node with an ideal L3 layout known without the
+        // selection is scored; when no node can have one, there is nothing to look for.
+        let hopeless = self.cfg.weights.cache_split > 0.0
+            && self.split_only.is_some_and(|largest| {
+                self.cache_of(job) == crate::request::CachePolicy::Spread
+                    || job.cpus.min > largest
+            });
+        let scan = if hopeless { k } else { k * CACHE_SCAN };
         let mut best: Option<(f64, bool, u32, usize)> = None;
         let mut seen = 0;
         for (a, i) in it {
@@ -184,7 +192,7 @@ impl<'a> Planner<'a> {
             {
                 best = Some((cost, ideal, a, i));
             }
-            if seen >= k && (best.is_some_and(|b| b.1) || seen >= k * CACHE_SCAN) {
+            if seen >= k && (best.is_some_and(|b| b.1) || seen >= scan) {
                 break;
             }
         }

@@ -265,6 +265,11 @@ pub struct Planner<'a> {
     held: BTreeMap<u64, Held>,
     by_id: BTreeMap<&'a str, u32>,
     any_aware: bool,
+    /// `Some(the most PUs of any cache domain)` when every CPU node of every NUMA-aware
+    /// agent has two or more cache domains with kept counts; `None` otherwise. A job
+    /// larger than that (or spread over domains) can have an ideal L3 layout nowhere, so
+    /// the scan for one stops after the usual candidates.
+    split_only: Option<u32>,
 }
 
 /// Total MB of a memory split (saturating; each part is bounded by its node's size).
@@ -287,6 +292,7 @@ impl<'a> Planner<'a> {
             held: BTreeMap::new(),
             by_id: BTreeMap::new(),
             any_aware: agents.iter().any(AgentState::numa_aware),
+            split_only: Some(0),
         };
         let mut node_entries = Vec::new();
         let mut agent_entries = Vec::new();
@@ -326,6 +332,14 @@ impl<'a> Planner<'a> {
                 cache_orders: cache::Orders::default(),
             };
             w.cache_orders = cache::Orders::new(topo, &w.caches);
+            if aware {
+                let split = !w.caches.is_empty()
+                    && topo.nodes().iter().all(|n| n.num_caches() >= 2);
+                p.split_only = match p.split_only {
+                    Some(m) if split => Some(m.max(topo.largest_split_cache())),
+                    _ => None,
+                };
+            }
             for i in 0..w.nodes.len() {
                 w.nodes[i].best_domain = cache::best_domain(topo, i, &w.caches);
             }
