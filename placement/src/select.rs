@@ -230,6 +230,19 @@ pub(crate) struct DomainUse {
     pub(crate) whole: bool,
 }
 
+/// The use of cache domain `d` whose counts are `(free PUs, free PUs in entirely free
+/// cores)`.
+pub(crate) fn domain_use(topo: &Topology, d: usize, (f, w): (u32, u32), smt: SmtPolicy) -> DomainUse {
+    DomainUse {
+        d,
+        usable: match smt {
+            SmtPolicy::WholeCores => w,
+            SmtPolicy::Pack => f,
+        },
+        whole: w as usize == topo.caches()[d].cpus().len(),
+    }
+}
+
 /// The domains of node position `node` with their use, from `counts` when the caller
 /// keeps them (`counts[d]` as [`domain_counts`] gives them) or counted from `free`.
 pub(crate) fn domain_uses(
@@ -242,20 +255,21 @@ pub(crate) fn domain_uses(
     topo.nodes()[node]
         .cache_range()
         .map(|d| {
-            let (f, w) = match counts {
+            let c = match counts {
                 Some(c) => c[d],
                 None => domain_counts(topo, d, free),
             };
-            DomainUse {
-                d,
-                usable: match smt {
-                    SmtPolicy::WholeCores => w,
-                    SmtPolicy::Pack => f,
-                },
-                whole: w as usize == topo.caches()[d].cpus().len(),
-            }
+            domain_use(topo, d, c, smt)
         })
         .collect()
+}
+
+/// The sort key of [`pack_order`] (unique: it ends with the domain).
+pub(crate) fn pack_key(
+    u: &DomainUse,
+    fits: Option<usize>,
+) -> (bool, bool, std::cmp::Reverse<u32>, usize) {
+    (Some(u.d) != fits, !u.whole, std::cmp::Reverse(u.usable), u.d)
 }
 
 /// Sorts a node's domains into the order [`CachePolicy::Pack`] visits them for `k`
@@ -264,15 +278,7 @@ pub(crate) fn domain_uses(
 /// domain). Returns the tightest domain, if one holds `k`.
 pub(crate) fn pack_order(domains: &mut [DomainUse], k: usize) -> Option<usize> {
     let fits = tightest_domain(domains.iter().map(|u| (u.d, u.usable as usize)), k);
-    // Keys are unique (they end with the domain), so an unstable sort gives the order.
-    domains.sort_unstable_by_key(|u| {
-        (
-            Some(u.d) != fits,
-            !u.whole,
-            std::cmp::Reverse(u.usable),
-            u.d,
-        )
-    });
+    domains.sort_unstable_by_key(|u| pack_key(u, fits));
     fits
 }
 

@@ -24,7 +24,9 @@
 //! from; the vector is empty for topologies without split caches.
 
 use crate::request::{CachePolicy, SmtPolicy};
-use crate::select::{domain_counts, domain_uses, pack_order, take_in_node_with, tightest_domain};
+use crate::select::{
+    domain_counts, domain_use, pack_key, take_in_node_with, tightest_domain,
+};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
@@ -87,7 +89,7 @@ impl<'a> NodeDomains<'a> {
     }
 }
 
-/// Per SMT policy, every split node's domains (global indexes) in [`pack_order`] when no
+/// Per SMT policy, every split node's domains (global indexes) in [`crate::select::pack_order`] when no
 /// domain holds the job: entirely free domains, then the most usable first. Slot `d` of
 /// a node's [`crate::topology::NumaNode::cache_range`] holds its `d`-th domain in that
 /// order. Kept with the counts so a decision does not sort the domains of every node it
@@ -107,13 +109,16 @@ impl Orders {
         }
         o.whole_cores = (0..counts.len() as u32).collect();
         o.pack = o.whole_cores.clone();
+        // From domain order, each node sorted once.
         for i in 0..topo.num_nodes() {
             o.sort_node(topo, i, counts);
         }
         o
     }
 
-    /// Re-sorts node position `node`'s domains after its counts changed.
+    /// Re-sorts node position `node`'s domains after its counts changed. The slots hold
+    /// the previous order, which a commit or release changes in a few domains only, so an
+    /// insertion sort from it is close to linear.
     pub(super) fn sort_node(&mut self, topo: &Topology, node: usize, counts: &[(u32, u32)]) {
         let n = &topo.nodes()[node];
         if counts.is_empty() || n.num_caches() < 2 {
@@ -124,10 +129,17 @@ impl Orders {
             (SmtPolicy::WholeCores, &mut self.whole_cores),
             (SmtPolicy::Pack, &mut self.pack),
         ] {
-            let mut uses = domain_uses(topo, node, &CpuSet::new(), Some(counts), smt);
-            pack_order(&mut uses, usize::MAX);
-            for (slot, u) in slots[range.clone()].iter_mut().zip(&uses) {
-                *slot = u.d as u32;
+            let key = |d: u32| {
+                let u = domain_use(topo, d as usize, counts[d as usize], smt);
+                pack_key(&u, None)
+            };
+            let slots = &mut slots[range.clone()];
+            for i in 1..slots.len() {
+                let mut j = i;
+                while j > 0 && key(slots[j - 1]) > key(slots[j]) {
+                    slots.swap(j - 1, j);
+                    j -= 1;
+                }
             }
         }
     }
@@ -259,7 +271,7 @@ pub(super) fn fit(
 /// node position `node` ([`CachePolicy::Pack`]), read off the per-domain `counts` alone
 /// instead of choosing the CPUs: `(domains spanned, the first domain used)`. It follows
 /// the selection's rules step by step, at the level of domains:
-/// - domains are visited in [`pack_order`];
+/// - domains are visited in [`crate::select::pack_order`];
 /// - [`SmtPolicy::Pack`] takes each domain's free PUs (partly used cores, then free ones)
 ///   before the next domain's;
 /// - [`SmtPolicy::WholeCores`] takes whole free cores domain by domain while a core's
