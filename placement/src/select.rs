@@ -232,7 +232,12 @@ pub(crate) struct DomainUse {
 
 /// The use of cache domain `d` whose counts are `(free PUs, free PUs in entirely free
 /// cores)`.
-pub(crate) fn domain_use(topo: &Topology, d: usize, (f, w): (u32, u32), smt: SmtPolicy) -> DomainUse {
+pub(crate) fn domain_use(
+    topo: &Topology,
+    d: usize,
+    (f, w): (u32, u32),
+    smt: SmtPolicy,
+) -> DomainUse {
     DomainUse {
         d,
         usable: match smt {
@@ -269,7 +274,12 @@ pub(crate) fn pack_key(
     u: &DomainUse,
     fits: Option<usize>,
 ) -> (bool, bool, std::cmp::Reverse<u32>, usize) {
-    (Some(u.d) != fits, !u.whole, std::cmp::Reverse(u.usable), u.d)
+    (
+        Some(u.d) != fits,
+        !u.whole,
+        std::cmp::Reverse(u.usable),
+        u.d,
+    )
 }
 
 /// Sorts a node's domains into the order [`CachePolicy::Pack`] visits them for `k`

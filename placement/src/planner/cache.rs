@@ -3,10 +3,12 @@
 //! actually span there.
 //!
 //! The span is never estimated apart from the choice: either it is read off the same
-//! rule [`crate::select::take_in_node`] follows ([`crate::select::tightest_domain`] over
-//! the same usable counts: a job that fits a domain gets exactly that one), or the real
-//! selection is run on the node's free CPUs and its domains counted. So the score cannot
-//! disagree with the CPUs the job then gets.
+//! rules [`crate::select::take_in_node`] follows, applied to the per-domain counts
+//! ([`crate::select::tightest_domain`] for a job that fits a domain; [`packed_span`]
+//! for a packed job that does not, checked against the real selection by a property
+//! test and, in debug builds, on every call), or the real selection is run on the node's
+//! free CPUs and its domains counted (spread jobs; whole-core jobs on nodes whose cores
+//! differ in size). So the score cannot disagree with the CPUs the job then gets.
 //!
 //! Rules (nodes with two or more domains only; a node sharing one cache scores nothing):
 //! - [`CachePolicy::Pack`]: excess = domains spanned - 1; a job that fits one domain goes
@@ -21,12 +23,12 @@
 //!
 //! Invariant: `counts[d]` is `(free PUs, free PUs in entirely free cores)` of the agent's
 //! domain `d` (global domain index of its topology) for the free CPU set it was computed
-//! from; the vector is empty for topologies without split caches.
+//! from; the vector is empty for topologies without split caches. The planner keeps, with
+//! them, each node's [`best_domain`] and its domains in packing order ([`Orders`]); debug
+//! builds check all three against a recount after every change.
 
 use crate::request::{CachePolicy, SmtPolicy};
-use crate::select::{
-    domain_counts, domain_use, pack_key, take_in_node_with, tightest_domain,
-};
+use crate::select::{domain_counts, domain_use, pack_key, take_in_node_with, tightest_domain};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
@@ -48,9 +50,8 @@ pub(super) fn best_domain(topo: &Topology, node: usize, counts: &[(u32, u32)]) -
     if counts.is_empty() || n.num_caches() < 2 {
         return (0, 0);
     }
-    n.cache_range().fold((0, 0), |(f, w), d| {
-        (f.max(counts[d].0), w.max(counts[d].1))
-    })
+    n.cache_range()
+        .fold((0, 0), |(f, w), d| (f.max(counts[d].0), w.max(counts[d].1)))
 }
 
 /// A node's cache-domain counts as the planner keeps them: `counts[d]` for every domain

@@ -176,8 +176,7 @@ impl<'a> Planner<'a> {
         // selection is scored; when no node can have one, there is nothing to look for.
         let hopeless = self.cfg.weights.cache_split > 0.0
             && self.split_only.is_some_and(|largest| {
-                self.cache_of(job) == crate::request::CachePolicy::Spread
-                    || job.cpus.min > largest
+                self.cache_of(job) == crate::request::CachePolicy::Spread || job.cpus.min > largest
             });
         let scan = if hopeless { k } else { k * CACHE_SCAN };
         let mut best: Option<(f64, bool, u32, usize)> = None;

@@ -333,8 +333,8 @@ impl<'a> Planner<'a> {
             };
             w.cache_orders = cache::Orders::new(topo, &w.caches);
             if aware {
-                let split = !w.caches.is_empty()
-                    && topo.nodes().iter().all(|n| n.num_caches() >= 2);
+                let split =
+                    !w.caches.is_empty() && topo.nodes().iter().all(|n| n.num_caches() >= 2);
                 p.split_only = match p.split_only {
                     Some(m) if split => Some(m.max(topo.largest_split_cache())),
                     _ => None,
