@@ -306,13 +306,26 @@ impl<'a> Planner<'a> {
             if need > 0 {
                 continue;
             }
+            let extra = wt.extra_node * (takes.len() as f64 - 1.0);
+            let fragment = wt.fragmentation * frac(f64::from(avail - c), f64::from(total));
+            let smt = wt.smt_shared * self.smt_estimate(w, job, &takes);
+            let grant = wt.grant * grant_term(job, avail);
+            let gpu = self.gpu_term(a, &takes, job);
+            // The same sum without the (non-negative) cross-node term is no larger (adding
+            // the same terms in the same order keeps `<=` in floating point): a seed it
+            // already rules out needs no cross term.
+            if wt.cross_node >= 0.0
+                && best.as_ref().is_some_and(|b| {
+                    b.cost
+                        .total_cmp(&(extra + fragment + smt - grant + gpu))
+                        .is_le()
+                })
+            {
+                continue;
+            }
             // Every term but the (non-negative) spill: a lower bound to prune with.
-            let bound = wt.extra_node * (takes.len() as f64 - 1.0)
-                + wt.cross_node * cross_term(topo, &takes)
-                + wt.fragmentation * frac(f64::from(avail - c), f64::from(total))
-                + wt.smt_shared * self.smt_estimate(w, job, &takes)
-                - wt.grant * grant_term(job, avail)
-                + self.gpu_term(a, &takes, job);
+            let bound =
+                extra + wt.cross_node * cross_term(topo, &takes) + fragment + smt - grant + gpu;
             if best
                 .as_ref()
                 .is_some_and(|b| b.cost.total_cmp(&bound).is_le())
