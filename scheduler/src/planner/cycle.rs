@@ -257,6 +257,16 @@ pub(crate) fn plan_cycle_with(
                 out.never.insert(p.job_id);
             }
         }
+        // Each agent's launches in one allocation (a launch is large to move).
+        let mut placed = vec![0usize; agents.len()];
+        for asg in &plan.assignments {
+            if let Some(&at) = agent_index.get(asg.agent_id.as_str()) {
+                placed[at] += 1;
+            }
+        }
+        for (launches, n) in launcher.by_agent.iter_mut().zip(placed) {
+            launches.reserve_exact(n);
+        }
         for asg in plan.assignments {
             launcher.place(asg);
         }

@@ -304,7 +304,10 @@ impl FairQueue {
             if let Some(class) = self.classes.get_mut(&cid) {
                 match waiting(*id) {
                     Some((why, never)) => {
-                        class.reason = Some(why.into());
+                        // Mostly the same reason cycle after cycle: kept, not copied.
+                        if class.reason.as_deref() != Some(why) {
+                            class.reason = Some(why.into());
+                        }
                         class.never = never;
                     }
                     None => {
