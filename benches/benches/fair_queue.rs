@@ -3,11 +3,26 @@
 //! the head of every class), then the planning cycle over 1,000 offers of 8-node agents.
 //!
 //! `fair_queue/select_1M_jobs_10k_classes`: the selection alone;
-//! `fair_queue/cycle_1M_jobs_10k_classes_1000_agents`: selection + `plan_cycle`;
-//! its parts: `fair_queue/agent_states_1000_offers` (offers → placement agent states) and
+//! `fair_queue/cycle_1M_jobs_10k_classes_1000_agents`: the in-memory work of the server's
+//! cycle (`Planner::on_offers` and `Planner::window`), in its order: the selection (and
+//! the users it holds), the window's records looked up among those the server keeps
+//! between cycles (its `hot` map: the records of the latest window, the rest being in the
+//! store), `plan_cycle` (offers → agent states, requests, the packer, the launches with
+//! their task infos and grants, the waiting jobs' reasons), the reasons published for
+//! the API and recorded per class (`FairQueue::record_cycle`), and freeing the outcome.
+//! Not in it: the store (the applications and running count read per cycle, the job
+//! updates per launch), the ACCEPT/DECLINE calls (see `planner_cycle`), the metrics and
+//! the agent book. Before the timed runs it prints the cycle's launches and, over a few
+//! cycles, the median wall and on-CPU time (those runs include cloning the offers).
+//! Its parts: `fair_queue/agent_states_1000_offers` (offers → placement agent states) and
 //! `fair_queue/packer_10k_window_1000_agents` (the packer alone on the selected window).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+// Only `cycle_times` is used here.
+#[allow(dead_code)]
+mod common;
+use common::cycle_times;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use retz_placement::{AffinityPolicy, AgentState, JobRequest, Packer, ResourceRange, Starvation};
@@ -15,6 +30,7 @@ use retz_proto::api::{Application, Job};
 use retz_proto::mesos::{AgentId, FrameworkId, Offer, OfferId};
 use retz_proto::numa::{FreeResources, agent_flags, parse_agent_flags};
 use retz_scheduler::config::PlannerSection;
+use retz_scheduler::identity::LaunchUsers;
 use retz_scheduler::offers::{TopologyCache, agent_state, agent_state_shared};
 use retz_scheduler::planner::ExecutorLocation;
 use retz_scheduler::planner::cycle::{CycleContext, plan_cycle};
@@ -60,13 +76,68 @@ fn job(id: u64) -> (String, Job) {
     (format!("user{}", id % USERS), j)
 }
 
+/// The server's cycle as `bench` times it: see the module doc. Returns the outcome's
+/// launches and pending jobs (and frees it).
+fn cycle(
+    env: &Env<'_>,
+    q: &mut FairQueue,
+    hot: &mut HashMap<u64, Job>,
+    offers: Vec<Offer>,
+    shown: &mut HashMap<u64, String>,
+) -> (usize, usize) {
+    let sel = q.select(0, WINDOW, env.s, env.running, env.total);
+    q.set_held(&sel.held);
+    // `Planner::window`: the records not held would be read from the store.
+    let missing = sel.ids.iter().filter(|id| !hot.contains_key(id)).count();
+    assert_eq!(missing, 0, "the window is the same every cycle");
+    let wanted: HashSet<u64> = sel.ids.iter().copied().collect();
+    hot.retain(|id, _| wanted.contains(id));
+    let ids: Vec<u64> = sel
+        .ids
+        .into_iter()
+        .filter(|id| hot.contains_key(id))
+        .collect();
+    // `Planner::on_offers`: the cycle borrows the records.
+    let window: Vec<&Job> = ids.iter().filter_map(|id| hot.get(id)).collect();
+    let ctx = CycleContext {
+        queue: &window,
+        apps: env.apps,
+        cfg: env.cfg,
+        executor: env.executor,
+        framework_id: env.framework_id,
+        users: env.users,
+        room: usize::MAX,
+        now: 0,
+    };
+    let out = plan_cycle(
+        &mut Packer::new(retz_placement::PolicyConfig::default()),
+        offers,
+        &ctx,
+    );
+    shown.clear();
+    shown.extend(out.pending.iter().cloned());
+    q.record_cycle(&ids, &out.pending, &out.never);
+    let launched = out.agents.iter().map(|a| a.launches.len()).sum();
+    (launched, out.pending.len())
+}
+
+/// What a cycle reads besides the queue and the offers.
+struct Env<'a> {
+    s: &'a Starvation,
+    running: &'a BTreeMap<String, Demand>,
+    total: &'a Demand,
+    apps: &'a BTreeMap<String, Application>,
+    cfg: &'a PlannerSection,
+    executor: &'a ExecutorLocation,
+    framework_id: &'a FrameworkId,
+    users: &'a LaunchUsers,
+}
+
 fn bench(c: &mut Criterion) {
     let mut q = FairQueue::default();
-    let mut records: BTreeMap<u64, Job> = BTreeMap::new();
     for id in 1..=JOBS {
         let (owner, j) = job(id);
         q.insert(&owner, &j, 0);
-        records.insert(id, j);
     }
     assert_eq!(q.class_count(), (USERS * SHAPES) as usize);
     let s = Starvation::default();
@@ -81,13 +152,37 @@ fn bench(c: &mut Criterion) {
     let cfg = PlannerSection::default();
     let loc = ExecutorLocation::parse("/usr/local/bin/retz-executor");
     let fid = FrameworkId { value: "f".into() };
-    let users = retz_scheduler::identity::LaunchUsers::default();
+    let users = LaunchUsers::default();
+    let env = Env {
+        s: &s,
+        running: &running,
+        total: &total,
+        apps: &apps,
+        cfg: &cfg,
+        executor: &loc,
+        framework_id: &fid,
+        users: &users,
+    };
     let sample = q.select(0, WINDOW, &s, &running, &total);
+    // The server's records between cycles: those of the latest window.
+    let mut hot: HashMap<u64, Job> = sample.ids.iter().map(|&id| (id, job(id).1)).collect();
+    let mut shown = HashMap::new();
+    let (launched, pending) = cycle(&env, &mut q, &mut hot, offers.clone(), &mut shown);
     println!(
-        "fair_queue: {} jobs in {} classes, {} selected",
+        "fair_queue: {} jobs in {} classes, {} selected; a cycle launches {launched}, {pending} wait",
         q.len(),
         q.class_count(),
         sample.ids.len()
+    );
+    println!(
+        "fair_queue: cycle, {}",
+        cycle_times(5, || cycle(
+            &env,
+            &mut q,
+            &mut hot,
+            offers.clone(),
+            &mut shown
+        ))
     );
     let mut g = c.benchmark_group("fair_queue");
     g.sample_size(10);
@@ -97,26 +192,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cycle_1M_jobs_10k_classes_1000_agents", |b| {
         b.iter_batched(
             || offers.clone(),
-            |o| {
-                let sel = q.select(0, WINDOW, &s, &running, &total);
-                let window: Vec<Job> = sel.ids.iter().map(|id| records[id].clone()).collect();
-                let ctx = CycleContext {
-                    queue: &window,
-                    apps: &apps,
-                    cfg: &cfg,
-                    executor: &loc,
-                    framework_id: &fid,
-                    users: &users,
-                    room: usize::MAX,
-                    now: 0,
-                };
-                let out = plan_cycle(
-                    &mut Packer::new(retz_placement::PolicyConfig::default()),
-                    o,
-                    &ctx,
-                );
-                out.pending.len()
-            },
+            |o| cycle(&env, &mut q, &mut hot, o, &mut shown),
             BatchSize::LargeInput,
         );
     });
@@ -134,7 +210,7 @@ fn bench(c: &mut Criterion) {
     let requests: Vec<JobRequest> = sample
         .ids
         .iter()
-        .map(|id| job_request(&records[id], apps.get("app"), &cfg, 0))
+        .map(|id| job_request(&hot[id], apps.get("app"), &cfg, 0))
         .collect();
     g.bench_function("packer_10k_window_1000_agents", |b| {
         b.iter(|| {

@@ -92,8 +92,9 @@ fn bench(c: &mut Criterion) {
     let cfg = PlannerSection::default();
     let loc = ExecutorLocation::parse("/usr/local/bin/retz-executor");
     let fid = FrameworkId { value: "f".into() };
+    let refs: Vec<&Job> = queue.iter().collect();
     let ctx = CycleContext {
-        queue: &queue,
+        queue: &refs,
         apps: &apps,
         cfg: &cfg,
         executor: &loc,

@@ -11,7 +11,7 @@
 //! is what `retz-client plan` places a job on; Mesos offers the same CPUs again when it is
 //! asked (REVIVE), unless another framework took them meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use retz_placement::{AgentState, Assignment, CpuSet, PlacementFeatures, placement_features};
 use retz_proto::mesos::{Offer, OfferId, Resource, value};
@@ -55,6 +55,9 @@ pub struct AgentBook {
     offered_extras: BTreeMap<String, (u64, u64)>,
     /// Task id → what it took on which agent, until it ends.
     tasks: HashMap<String, Assignment>,
+    /// Agent id → the ids of its tasks in `tasks` (so a launch's features look at its
+    /// agent's tasks only, not at every task of the cluster).
+    on_agent: HashMap<String, HashSet<String>>,
 }
 
 impl AgentBook {
@@ -74,7 +77,23 @@ impl AgentBook {
         {
             debug!(task = task_id, error = %e, "launch not in the agent's known free resources");
         }
-        self.tasks.insert(task_id.to_owned(), asg.clone());
+        if let Some(old) = self.tasks.insert(task_id.to_owned(), asg.clone()) {
+            self.unindex(task_id, &old.agent_id);
+        }
+        self.on_agent
+            .entry(asg.agent_id.clone())
+            .or_default()
+            .insert(task_id.to_owned());
+    }
+
+    /// Drops `task_id` from the tasks of `agent_id` in `on_agent`.
+    fn unindex(&mut self, task_id: &str, agent_id: &str) {
+        if let Some(ids) = self.on_agent.get_mut(agent_id) {
+            ids.remove(task_id);
+            if ids.is_empty() {
+                self.on_agent.remove(agent_id);
+            }
+        }
     }
 
     /// The placement features of launching `asg` now: against what its agent has free
@@ -84,8 +103,11 @@ impl AgentBook {
     pub fn features(&self, asg: &Assignment) -> Option<PlacementFeatures> {
         let state = self.agents.get(&asg.agent_id)?.state.as_ref()?;
         let running: Vec<CpuSet> = self
-            .tasks
-            .values()
+            .on_agent
+            .get(&asg.agent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
             .filter(|t| t.agent_id == asg.agent_id && t.job_id != asg.job_id)
             .map(|t| {
                 if t.pinned {
@@ -104,6 +126,7 @@ impl AgentBook {
         let Some(asg) = self.tasks.remove(task_id) else {
             return;
         };
+        self.unindex(task_id, &asg.agent_id);
         if let Some(state) = self
             .agents
             .get_mut(&asg.agent_id)
@@ -160,7 +183,9 @@ impl AgentBook {
     pub fn lost(&mut self, agent_id: &str) {
         self.offered_extras.remove(agent_id);
         self.agents.remove(agent_id);
-        self.tasks.retain(|_, a| a.agent_id != agent_id);
+        for id in self.on_agent.remove(agent_id).unwrap_or_default() {
+            self.tasks.remove(&id);
+        }
     }
 
     /// Known agents.
@@ -255,6 +280,32 @@ mod tests {
         book.offered("a1", vec![], Some(state("a1")));
         book.ended("t2");
         assert_eq!(book.free_totals().cpus, 8);
+    }
+
+    #[test]
+    fn a_launch_counts_the_running_tasks_of_its_own_agent_only() {
+        let mut book = AgentBook::default();
+        book.offered("a1", vec![], Some(state("a1")));
+        let asg = place(&book, 3, 1);
+        book.launched("t1", &asg);
+        let on_a2 = |mut a: Assignment, job_id: u64| {
+            a.agent_id = "a2".into();
+            a.job_id = job_id;
+            a
+        };
+        book.launched("t2", &on_a2(asg.clone(), 2));
+        let next = place(&book, 1, 3);
+        assert_eq!(book.features(&next).unwrap().co_runners, 1);
+        // The same task id launched again elsewhere leaves a1.
+        book.launched("t1", &on_a2(asg.clone(), 1));
+        assert_eq!(book.features(&next).unwrap().co_runners, 0);
+        // A lost agent's tasks are forgotten; the others stay.
+        book.launched("t3", &asg);
+        book.lost("a2");
+        assert_eq!(book.features(&next).unwrap().co_runners, 1);
+        book.ended("t3");
+        assert_eq!(book.features(&next).unwrap().co_runners, 0);
+        assert!(book.tasks.is_empty() && book.on_agent.is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! `ports` ranges ([`super::ports`]): lowest first, none twice in one cycle; a job the
 //! agent cannot give its ports is not launched there (see [`plan_cycle`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use retz_placement::{
     AgentState, Assignment, JobRequest, Packer, PendingReason, Plan, PolicyConfig,
@@ -110,8 +110,9 @@ pub struct CycleOutcome {
 
 /// Inputs of a cycle besides the offers.
 pub struct CycleContext<'a> {
-    /// The jobs to consider, in planning (fair-share) order.
-    pub queue: &'a [Job],
+    /// The jobs to consider, in planning (fair-share) order (borrowed: the server keeps
+    /// their records between cycles).
+    pub queue: &'a [&'a Job],
     /// The applications by name.
     pub apps: &'a BTreeMap<String, Application>,
     /// Planner settings.
@@ -191,15 +192,17 @@ pub(crate) fn plan_cycle_with(
             }
         }
     }
-    let mut requests: Vec<JobRequest> = Vec::new();
-    let mut jobs: BTreeMap<u64, &Job> = BTreeMap::new();
+    let mut requests: Vec<JobRequest> = Vec::with_capacity(ctx.queue.len());
+    let mut jobs: HashMap<u64, &Job> = HashMap::with_capacity(ctx.queue.len());
+    // Free ports per agent (same order as `agents`).
+    let pools: Vec<PortPool> = agents
+        .iter()
+        .map(|a| PortPool::from_resources(&a.merged.resources))
+        .collect();
     // Ports are not in the placement model: a job asking more than any agent of the
     // batch offers would take CPUs in the plan it can never use there.
-    let most_ports = agents
-        .iter()
-        .map(|a| PortPool::from_resources(&a.merged.resources).free())
-        .max();
-    for job in ctx.queue {
+    let most_ports = pools.iter().map(PortPool::free).max();
+    for &job in ctx.queue {
         match ctx.apps.get(&job.appid) {
             Some(_) if most_ports.is_some_and(|m| job.resources.ports > m) => {
                 out.pending.push((
@@ -224,8 +227,8 @@ pub(crate) fn plan_cycle_with(
     } else {
         Some(packer.plan_in_order(&states, &requests, ctx.now))
     };
-    // Agent id → position in `agents`, so each assignment finds its offer in O(log n).
-    let agent_index: BTreeMap<&str, usize> = agents
+    // Agent id → position in `agents`, so each assignment finds its offer at once.
+    let agent_index: HashMap<&str, usize> = agents
         .iter()
         .enumerate()
         .map(|(i, a)| (a.merged.agent_id.value.as_str(), i))
@@ -235,17 +238,16 @@ pub(crate) fn plan_cycle_with(
         jobs: &jobs,
         agents: &agents,
         agent_index: &agent_index,
-        pools: agents
-            .iter()
-            .map(|a| PortPool::from_resources(&a.merged.resources))
+        pools,
+        by_agent: std::iter::repeat_with(Vec::new)
+            .take(agents.len())
             .collect(),
-        by_agent: BTreeMap::new(),
         executors: shortcuts.executor_per_app.then(BTreeMap::new),
-        launched: BTreeSet::new(),
+        launched: HashSet::new(),
         pending: BTreeMap::new(),
         short_of_ports: Vec::new(),
     };
-    if let Some(plan) = &plan {
+    if let Some(plan) = plan {
         for p in &plan.pending {
             launcher.pending.insert(p.job_id, p.reason.to_string());
             if matches!(
@@ -255,12 +257,22 @@ pub(crate) fn plan_cycle_with(
                 out.never.insert(p.job_id);
             }
         }
+        // Each agent's launches in one allocation (a launch is large to move).
+        let mut placed = vec![0usize; agents.len()];
         for asg in &plan.assignments {
+            if let Some(&at) = agent_index.get(asg.agent_id.as_str()) {
+                placed[at] += 1;
+            }
+        }
+        for (launches, n) in launcher.by_agent.iter_mut().zip(placed) {
+            launches.reserve_exact(n);
+        }
+        for asg in plan.assignments {
             launcher.place(asg);
         }
         if !launcher.short_of_ports.is_empty() {
             let retry = launcher.retry_plan(&states, &requests, packer.config());
-            for asg in &retry.assignments {
+            for asg in retry.assignments {
                 launcher.place(asg);
             }
         }
@@ -270,16 +282,14 @@ pub(crate) fn plan_cycle_with(
         }
     }
     let Launcher {
-        mut by_agent,
-        pending,
-        ..
+        by_agent, pending, ..
     } = launcher;
     out.pending.extend(pending);
     out.states = states;
-    for (i, a) in agents.into_iter().enumerate() {
+    for (a, launches) in agents.into_iter().zip(by_agent) {
         out.agents.push(AgentDecision {
             offer_ids: a.offer_ids,
-            launches: by_agent.remove(&i).unwrap_or_default(),
+            launches,
         });
     }
     out
@@ -288,16 +298,16 @@ pub(crate) fn plan_cycle_with(
 /// Turns assignments into launches, handing out ports and the room left.
 struct Launcher<'c, 'a> {
     ctx: &'c CycleContext<'a>,
-    jobs: &'c BTreeMap<u64, &'a Job>,
+    jobs: &'c HashMap<u64, &'a Job>,
     agents: &'c [AgentOffers],
-    agent_index: &'c BTreeMap<&'c str, usize>,
+    agent_index: &'c HashMap<&'c str, usize>,
     /// Free ports per agent (same order as `agents`).
     pools: Vec<PortPool>,
-    /// Launches per agent position.
-    by_agent: BTreeMap<usize, Vec<Launch>>,
+    /// Launches per agent (same order as `agents`).
+    by_agent: Vec<Vec<Launch>>,
     /// The executor info of each application launched so far (when shared).
     executors: Option<BTreeMap<String, ExecutorInfo>>,
-    launched: BTreeSet<u64>,
+    launched: HashSet<u64>,
     pending: BTreeMap<u64, String>,
     /// Jobs placed on an agent with too few free ports.
     short_of_ports: Vec<u64>,
@@ -306,7 +316,7 @@ struct Launcher<'c, 'a> {
 impl Launcher<'_, '_> {
     /// Launches `asg` unless the server is full or the agent lacks ports (then the job
     /// waits with the reason).
-    fn place(&mut self, asg: &Assignment) {
+    fn place(&mut self, asg: Assignment) {
         let (Some(job), Some(&at)) = (
             self.jobs.get(&asg.job_id),
             self.agent_index.get(asg.agent_id.as_str()),
@@ -341,27 +351,22 @@ impl Launcher<'_, '_> {
         let users = self.ctx.users;
         let make = || executor_info(app, self.ctx.executor, self.ctx.framework_id, users);
         let executor = match &mut self.executors {
-            Some(known) => known.entry(app.appid.clone()).or_insert_with(make).clone(),
+            Some(known) => match known.get(&app.appid) {
+                Some(e) => e.clone(),
+                None => known.entry(app.appid.clone()).or_insert_with(make).clone(),
+            },
             None => make(),
         };
         let attempt = job.attempt + 1;
-        self.by_agent.entry(at).or_default().push(Launch {
+        let grant = grant(&asg, &ports, users.job_user(app));
+        self.by_agent[at].push(Launch {
             job_id: job.id,
             attempt,
-            task: task_info(
-                job,
-                attempt,
-                app,
-                asg,
-                &ports,
-                &agent.merged,
-                &executor,
-                users,
-            ),
-            grant: grant(asg, &ports, users.job_user(app)),
+            task: task_info(job, attempt, app, &asg, &grant, &agent.merged, executor),
+            grant,
             agent_base: agent_base(&agent.merged),
             numa_local: asg.cpu_nodes.len() <= 1,
-            assignment: asg.clone(),
+            assignment: asg,
         });
         self.launched.insert(job.id);
         self.pending.remove(&job.id);
@@ -394,9 +399,10 @@ impl Launcher<'_, '_> {
         let placed = self
             .by_agent
             .iter()
+            .enumerate()
             .flat_map(|(at, ls)| ls.iter().map(move |l| (at, &l.assignment)));
         for (at, asg) in placed {
-            if let Some(slot) = after.get_mut(at)
+            if let Some(slot) = after.get_mut(&at)
                 && slot.as_mut().is_some_and(|s| s.allocate(asg).is_err())
             {
                 // Cannot happen for a plan of these states; leave such an agent out.

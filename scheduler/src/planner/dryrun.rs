@@ -115,7 +115,7 @@ impl Planner {
         job: &Job,
         app: &Application,
     ) -> Result<PlanResponse, PlannerError> {
-        let hot = self.window().await?;
+        let ids = self.window().await?;
         let (order, held) = self.fair_order_with(job, &app.owner);
         if let Some(why) = held {
             let ahead = super::link::lock(&self.link.queue).count_at_most(job.priority);
@@ -125,7 +125,10 @@ impl Planner {
                 queue_position: Some(ahead),
             });
         }
-        let by_id: BTreeMap<u64, &Job> = hot.iter().map(|j| (j.id, j)).collect();
+        let by_id: BTreeMap<u64, &Job> = ids
+            .iter()
+            .filter_map(|id| self.hot.get(id).map(|j| (*id, j)))
+            .collect();
         let position = order
             .iter()
             .filter(|&&id| id == CANDIDATE_ID || by_id.contains_key(&id))

@@ -28,7 +28,7 @@
 //! quota, or how many jobs of their class are ahead and why the first of those waits.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use retz_placement::{Starvation, effective_priority};
@@ -263,19 +263,52 @@ impl FairQueue {
     /// fits) for those left queued. A class keeps the reason of its first waiting job; a
     /// class none of whose jobs waited has no reason.
     pub fn set_outcome(&mut self, selected: &[u64], waiting: &BTreeMap<u64, (String, bool)>) {
-        let mut seen: BTreeMap<ClassId, ()> = BTreeMap::new();
+        self.set_outcome_by(selected, |id| {
+            waiting.get(&id).map(|(why, never)| (why.as_str(), *never))
+        });
+    }
+
+    /// [`FairQueue::set_outcome`] from a cycle's outcome as it comes: `pending` (id,
+    /// reason) are the jobs left queued, `never` those of them that fit no agent.
+    pub fn record_cycle(
+        &mut self,
+        selected: &[u64],
+        pending: &[(u64, String)],
+        never: &BTreeSet<u64>,
+    ) {
+        let waiting: HashMap<u64, &str> = pending
+            .iter()
+            .map(|(id, why)| (*id, why.as_str()))
+            .collect();
+        self.set_outcome_by(selected, |id| {
+            waiting.get(&id).map(|why| (*why, never.contains(&id)))
+        });
+    }
+
+    /// The class of each first job of a class in `selected` takes `waiting(id)` (reason,
+    /// never fits), or no reason.
+    fn set_outcome_by<'w>(
+        &mut self,
+        selected: &[u64],
+        waiting: impl Fn(u64) -> Option<(&'w str, bool)>,
+    ) {
+        let mut seen: HashSet<ClassId> =
+            HashSet::with_capacity(self.classes.len().min(selected.len()));
         for id in selected {
             let Some(&(cid, _)) = self.jobs.get(id) else {
                 continue;
             };
-            if seen.insert(cid, ()).is_some() {
+            if !seen.insert(cid) {
                 continue;
             }
             if let Some(class) = self.classes.get_mut(&cid) {
-                match waiting.get(id) {
+                match waiting(*id) {
                     Some((why, never)) => {
-                        class.reason = Some(why.as_str().into());
-                        class.never = *never;
+                        // Mostly the same reason cycle after cycle: kept, not copied.
+                        if class.reason.as_deref() != Some(why) {
+                            class.reason = Some(why.into());
+                        }
+                        class.never = never;
                     }
                     None => {
                         class.reason = None;

@@ -6,7 +6,7 @@
 //! the HTTP API can answer why any queued job waits; only this loop changes it, in short
 //! critical sections (never across an `.await`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use retz_proto::api::{Job, JobState};
 use tracing::debug;
@@ -48,10 +48,11 @@ impl Planner {
         lock(&self.link.queue).len()
     }
 
-    /// The jobs this cycle considers, with full records, in planning order: the fair
-    /// queue's selection; records not held are read from the store. A selected job no
-    /// longer QUEUED in the store (killed or ended through another path) leaves the queue.
-    pub(super) async fn window(&mut self) -> Result<Vec<Job>, PlannerError> {
+    /// The ids of the jobs this cycle considers, in planning order: the fair queue's
+    /// selection. Their full records are then in `hot` (those not held are read from the
+    /// store), where the cycle borrows them. A selected job no longer QUEUED in the store
+    /// (killed or ended through another path) leaves the queue.
+    pub(super) async fn window(&mut self) -> Result<Vec<u64>, PlannerError> {
         let total = self.agents.totals();
         let selection = {
             let mut q = lock(&self.link.queue);
@@ -91,8 +92,8 @@ impl Planner {
         self.hot.retain(|id, _| wanted.contains(id));
         let window = selection
             .ids
-            .iter()
-            .filter_map(|id| self.hot.get(id).cloned())
+            .into_iter()
+            .filter(|id| self.hot.contains_key(id))
             .collect();
         self.publish_queue();
         Ok(window)
@@ -101,16 +102,11 @@ impl Planner {
     /// Records the cycle's waiting jobs per class (for the reasons of the jobs behind).
     pub(super) fn record_outcome(
         &self,
-        window: &[Job],
+        window: &[u64],
         pending: &[(u64, String)],
         never: &std::collections::BTreeSet<u64>,
     ) {
-        let waiting: BTreeMap<u64, (String, bool)> = pending
-            .iter()
-            .map(|(id, why)| (*id, (why.clone(), never.contains(id))))
-            .collect();
-        let ids: Vec<u64> = window.iter().map(|j| j.id).collect();
-        lock(&self.link.queue).set_outcome(&ids, &waiting);
+        lock(&self.link.queue).record_cycle(window, pending, never);
     }
 
     /// Adds a job that is QUEUED in the store (read again there, with its owner: a job

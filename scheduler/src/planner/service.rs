@@ -327,7 +327,9 @@ impl Planner {
             self.update_suppression().await;
             return Ok(());
         }
-        let window = self.window().await?;
+        let ids = self.window().await?;
+        // Borrowed from `hot`, not copied: the cycle only reads them.
+        let window: Vec<&Job> = ids.iter().filter_map(|id| self.hot.get(id)).collect();
         let mut apps: BTreeMap<String, Application> = BTreeMap::new();
         for job in &window {
             if !apps.contains_key(&job.appid)
@@ -359,7 +361,7 @@ impl Planner {
             p.clear();
             p.extend(outcome.pending.iter().cloned());
         }
-        self.record_outcome(&window, &outcome.pending, &outcome.never);
+        self.record_outcome(&ids, &outcome.pending, &outcome.never);
         for (d, state) in outcome.agents.iter().zip(&outcome.states) {
             self.agents
                 .offered(state.agent_id(), d.offer_ids.clone(), Some(state.clone()));

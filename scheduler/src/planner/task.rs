@@ -16,8 +16,6 @@
 //! (the application's allowed `user`, else the default job user) travels in the task
 //! spec (`TaskSpec.user`) and is recorded in the grant.
 
-use std::collections::BTreeMap;
-
 use retz_placement::Assignment;
 use retz_proto::api::{Application, Grant, Job};
 use retz_proto::mesos::{
@@ -129,24 +127,21 @@ pub fn grant(asg: &Assignment, ports: &[u16], user: &str) -> Grant {
     }
 }
 
-/// The `TaskInfo` of attempt `attempt` of `job`, placed by `asg` on `offer`'s agent and
-/// given `ports` from the offer's `ports` ranges, running as `users.job_user(app)`.
-#[allow(clippy::too_many_arguments)]
+/// The `TaskInfo` of attempt `attempt` of `job`, placed by `asg` on `offer`'s agent with
+/// `g`, its [`grant`] (the ports taken from the offer's `ports` ranges, the Unix user it
+/// runs as), launched by `executor`.
 pub fn task_info(
     job: &Job,
     attempt: u32,
     app: &Application,
     asg: &Assignment,
-    ports: &[u16],
+    g: &Grant,
     offer: &Offer,
-    executor: &ExecutorInfo,
-    users: &LaunchUsers,
+    executor: ExecutorInfo,
 ) -> TaskInfo {
-    let user = users.job_user(app);
-    let g = grant(asg, ports, user);
     let spec = TaskSpec {
         command: job.cmd.clone(),
-        env: job.props.clone().into_iter().collect::<BTreeMap<_, _>>(),
+        env: job.props.clone(),
         cpus: g.cpu,
         mem_mb: g.mem_mb,
         gpus: g.gpu,
@@ -159,7 +154,7 @@ pub fn task_info(
         job_id: Some(job.id),
         app: Some(app.appid.clone()),
         ports: g.ports.clone(),
-        user: Some(user.to_owned()),
+        user: g.user.clone(),
     };
     let name = if job.name.is_empty() {
         format!("retz job {}", job.id)
@@ -173,7 +168,7 @@ pub fn task_info(
         },
         agent_id: offer.agent_id.clone(),
         resources: task_resources(offer, asg, g.pinned, &g.ports),
-        executor: Some(executor.clone()),
+        executor: Some(executor),
         data: Some(spec.to_vec()),
         kill_policy: (app.grace_period > 0).then(|| KillPolicy {
             grace_period: Some(retz_proto::mesos::DurationInfo {
@@ -303,7 +298,8 @@ mod tests {
         let spec_user = |app: &Application, u: &LaunchUsers| {
             let mut job = Job::new(&app.appid, "id -u");
             job.id = 1;
-            let t = task_info(&job, 1, app, &asg, &[], &Offer::default(), &exec, u);
+            let g = grant(&asg, &[], u.job_user(app));
+            let t = task_info(&job, 1, app, &asg, &g, &Offer::default(), exec.clone());
             let spec = TaskSpec::from_slice(t.data.as_ref().unwrap()).unwrap();
             spec.user
         };

@@ -58,8 +58,9 @@ fn run(offers: Vec<Offer>, queue: &[Job], room: usize, with_app: bool) -> CycleO
     let loc = ExecutorLocation::parse("/opt/retz-executor");
     let fid = FrameworkId { value: "f".into() };
     let users = LaunchUsers::default();
+    let queue: Vec<&Job> = queue.iter().collect();
     let ctx = CycleContext {
-        queue,
+        queue: &queue,
         apps: &apps,
         cfg: &cfg,
         executor: &loc,
@@ -471,6 +472,7 @@ mod shortcuts {
             let loc = ExecutorLocation::parse("/opt/retz-executor");
             let fid = FrameworkId { value: "f".into() };
             let users = LaunchUsers::default();
+            let queue: Vec<&Job> = queue.iter().collect();
             let ctx = CycleContext {
                 queue: &queue,
                 apps: &apps,
