@@ -265,10 +265,9 @@ pub struct Planner<'a> {
     held: BTreeMap<u64, Held>,
     by_id: BTreeMap<&'a str, u32>,
     any_aware: bool,
-    /// `Some(the most PUs of any cache domain)` when every CPU node of every NUMA-aware
-    /// agent has two or more cache domains with kept counts; `None` otherwise. A job
-    /// larger than that (or spread over domains) can have an ideal L3 layout nowhere, so
-    /// the scan for one stops after the usual candidates.
+    /// `Some(the most PUs of any cache domain)` when every node of every NUMA-aware agent
+    /// has 2+ counted domains, else `None`. A larger (or spread) job can have an ideal L3
+    /// layout nowhere, so the scan for one stops after the usual candidates.
     split_only: Option<u32>,
 }
 
