@@ -75,9 +75,8 @@ struct NodeWork {
     reserved: Option<u64>,
     /// The key under which the node is in the node index: (free CPUs, free MB).
     indexed: Option<(u32, u64)>,
-    /// The most free PUs, and the most free PUs in entirely free cores, of any one of
-    /// the node's cache domains (kept for nodes with two or more domains; see
-    /// [`cache::best_domain`]).
+    /// The most free PUs, and free PUs in entirely free cores, of any one of the node's
+    /// cache domains (kept for nodes with 2+ domains; see [`cache::best_domain`]).
     best_domain: (u32, u32),
 }
 
