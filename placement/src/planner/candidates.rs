@@ -242,8 +242,19 @@ impl<'a> Planner<'a> {
         frac(f64::from(shared), f64::from(total))
     }
 
-    /// numa-prefer across several nodes of one NUMA-aware agent.
-    fn eval_multi(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+    /// numa-prefer across several nodes of one NUMA-aware agent (from the planner's memo
+    /// when an agent in the same state was evaluated for the same job shape).
+    pub(super) fn eval_multi(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+        if job.gpus > 0 || !self.agents[a as usize].numa_aware() {
+            return self.grow_multi(a, job);
+        }
+        let nodes = &self.work[a as usize].nodes;
+        self.multi_memo
+            .get_or_eval(a, self.topo(a), nodes, job, || self.grow_multi(a, job))
+    }
+
+    /// [`Self::eval_multi`] without the memo: grows node sets from each seed.
+    pub(super) fn grow_multi(&self, a: u32, job: &JobRequest) -> Option<Cand> {
         let agent = &self.agents[a as usize];
         if !agent.numa_aware() {
             return None;
