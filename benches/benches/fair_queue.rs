@@ -31,7 +31,7 @@ use retz_proto::mesos::{AgentId, FrameworkId, Offer, OfferId};
 use retz_proto::numa::{FreeResources, agent_flags, parse_agent_flags};
 use retz_scheduler::config::PlannerSection;
 use retz_scheduler::identity::LaunchUsers;
-use retz_scheduler::offers::{TopologyCache, agent_state, agent_state_shared};
+use retz_scheduler::offers::{TopologyCache, agent_state_shared};
 use retz_scheduler::planner::ExecutorLocation;
 use retz_scheduler::planner::cycle::{CycleContext, plan_cycle};
 use retz_scheduler::planner::fairq::{Demand, FairQueue};
@@ -206,7 +206,12 @@ fn bench(c: &mut Criterion) {
                 .count()
         })
     });
-    let states: Vec<AgentState> = offers.iter().map(|o| agent_state(o).unwrap()).collect();
+    // As the server's cycle builds them: agents of one layout share its topology.
+    let mut layouts = TopologyCache::default();
+    let states: Vec<AgentState> = offers
+        .iter()
+        .map(|o| agent_state_shared(o, &mut layouts).unwrap())
+        .collect();
     let requests: Vec<JobRequest> = sample
         .ids
         .iter()

@@ -24,6 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::agent::AgentState;
 use crate::config::{PackerKind, PolicyConfig, Starvation};
 use crate::plan::{Pending, Plan, Reservation};
@@ -59,7 +61,7 @@ pub fn queue_order(queue: &[JobRequest], now: u64, s: &Starvation) -> Vec<usize>
 }
 
 /// What makes two requests equally hard to place (hard constraints only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Shape {
     policy: AffinityPolicy,
     numanodes: Option<u32>,
@@ -194,7 +196,8 @@ impl Capacity {
 /// For each queue position, whether an earlier position has the same job id (only the
 /// first occurrence in the queue is planned).
 pub(crate) fn duplicates(queue: &[JobRequest]) -> Vec<bool> {
-    let mut seen = BTreeSet::new();
+    let mut seen = FxHashSet::default();
+    seen.reserve(queue.len());
     queue.iter().map(|j| !seen.insert(j.job_id)).collect()
 }
 
@@ -263,20 +266,24 @@ impl Packer {
     ) -> Plan {
         let cfg = &self.config;
         let mut planner = Planner::new(agents, cfg);
-        let queued: BTreeSet<u64> = queue.iter().map(|j| j.job_id).collect();
-        for r in self.reservations.values() {
-            if queued.contains(&r.job_id) {
-                planner.restore(r);
+        if !self.reservations.is_empty() {
+            let queued: FxHashSet<u64> = queue.iter().map(|j| j.job_id).collect();
+            for r in self.reservations.values() {
+                if queued.contains(&r.job_id) {
+                    planner.restore(r);
+                }
             }
         }
         let capacity = Capacity::new(agents);
         let dups = duplicates(queue);
-        let mut failed: BTreeMap<Shape, PendingReason> = BTreeMap::new();
-        let mut never: BTreeMap<Shape, Option<String>> = BTreeMap::new();
+        // Looked up only, never iterated: hash maps (results do not depend on their order).
+        let mut failed: FxHashMap<Shape, PendingReason> = FxHashMap::default();
+        let mut never: FxHashMap<Shape, Option<String>> = FxHashMap::default();
         let mut placed = Vec::new();
         let mut pending = Vec::new();
         // Position of each job id in this cycle's order (first occurrence).
-        let mut rank: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut rank: FxHashMap<u64, usize> = FxHashMap::default();
+        rank.reserve(order.len());
         for (pos, &qi) in order.iter().enumerate() {
             if !dups[qi] {
                 rank.entry(queue[qi].job_id).or_insert(pos);
@@ -380,7 +387,7 @@ fn reserve(
     planner: &mut Planner<'_>,
     job: &JobRequest,
     pos: usize,
-    rank: &BTreeMap<u64, usize>,
+    rank: &FxHashMap<u64, usize>,
     max: usize,
 ) -> bool {
     if max == 0 {

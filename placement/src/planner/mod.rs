@@ -62,6 +62,8 @@ use work::{AgentWork, Indexed, NodeWork};
 pub struct Decision {
     agent: u32,
     cpus: CpuSet,
+    /// The nodes of `cpus`.
+    cpu_nodes: NodeSet,
     mem: Vec<(usize, u64)>,
     gpus: GpuSet,
     whole_nodes: u32,
@@ -316,13 +318,26 @@ impl<'a> Planner<'a> {
                 debug_assert!(ok, "candidate counted more free CPUs than the node has");
             }
         }
-        let cpu_nodes: NodeSet = cpus.iter().filter_map(|c| topo.node_of(c)).collect();
+        // The nodes of the chosen CPUs: each take's CPUs come from its own node.
+        let cpu_nodes: NodeSet = cand
+            .takes
+            .iter()
+            .filter(|&&(i, t)| t > 0 && !topo.nodes()[i].cpus().is_disjoint(&cpus))
+            .map(|&(i, _)| topo.nodes()[i].id())
+            .collect();
+        debug_assert_eq!(
+            cpu_nodes,
+            cpus.iter()
+                .filter_map(|c| topo.node_of(c))
+                .collect::<NodeSet>()
+        );
         let gpus =
             crate::gpus::choose(topo, &w.free_gpus, job.gpus, &cpu_nodes).unwrap_or_default();
         debug_assert_eq!(gpus.len(), job.gpus as usize, "candidate without free GPUs");
         Decision {
             agent: a,
             cpus,
+            cpu_nodes,
             mem: cand.mem,
             gpus,
             whole_nodes: if cand.whole_nodes {
@@ -398,7 +413,7 @@ impl<'a> Planner<'a> {
         self.apply(d.agent, &d.cpus, &d.mem, &d.gpus);
         let agent = &self.agents[d.agent as usize];
         let topo = agent.topology();
-        let cpu_nodes: NodeSet = d.cpus.iter().filter_map(|c| topo.node_of(c)).collect();
+        let cpu_nodes = d.cpu_nodes;
         let memory_per_node: Vec<NodeMemory> = d
             .mem
             .iter()

@@ -4,6 +4,7 @@
 //! The planner owns one [`AgentWork`] per agent and keeps its indexes in line with it.
 
 use super::cache;
+#[cfg(debug_assertions)]
 use crate::select::node_counts;
 use crate::sets::{CpuSet, GpuSet};
 use crate::topology::Topology;
