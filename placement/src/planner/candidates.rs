@@ -6,7 +6,10 @@
 //! Invariant: evaluation never mutates the planner; a candidate only lists node positions
 //! that are not reserved, with counts no larger than their free CPUs and memory.
 
+use std::sync::Arc;
+
 use super::cache::{self, L3Score};
+use super::memo::Found;
 use super::{AgentWork, Planner};
 use crate::index::CapIndex;
 use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
@@ -245,12 +248,42 @@ impl<'a> Planner<'a> {
     /// numa-prefer across several nodes of one NUMA-aware agent (from the planner's memo
     /// when an agent in the same state was evaluated for the same job shape).
     pub(super) fn eval_multi(&self, a: u32, job: &JobRequest) -> Option<Cand> {
-        if job.gpus > 0 || !self.agents[a as usize].numa_aware() {
+        if job.gpus > 0 {
             return self.grow_multi(a, job);
+        }
+        self.multi_found(a, job).map(|f| f.cand(a))
+    }
+
+    /// [`Self::eval_multi`] for a job without GPUs, shared from the memo.
+    fn multi_found(&self, a: u32, job: &JobRequest) -> Option<Arc<Found>> {
+        debug_assert_eq!(job.gpus, 0, "GPU jobs are not memoized");
+        if !self.agents[a as usize].numa_aware() {
+            return None;
         }
         let nodes = &self.work[a as usize].nodes;
         self.multi_memo
-            .get_or_eval(a, self.topo(a), nodes, job, || self.grow_multi(a, job))
+            .get_or_eval(self.topo(a), nodes, job, || self.grow_multi(a, job))
+    }
+
+    /// [`pick`] over [`Self::eval_multi`] of `agents` for a job without GPUs, making a
+    /// candidate of the winner only.
+    fn pick_multi(
+        &self,
+        k: usize,
+        agents: impl Iterator<Item = u32>,
+        job: &JobRequest,
+    ) -> Option<Cand> {
+        let mut best: Option<(u32, Arc<Found>)> = None;
+        let found = agents.filter_map(|a| self.multi_found(a, job).map(|f| (a, f)));
+        for (a, f) in found.take(k.max(1)) {
+            if best
+                .as_ref()
+                .is_none_or(|b| f.cost().total_cmp(&b.1.cost()).is_lt())
+            {
+                best = Some((a, f));
+            }
+        }
+        best.map(|(a, f)| f.cand(a))
     }
 
     /// [`Self::eval_multi`] without the memo: grows node sets from each seed.
@@ -639,11 +672,10 @@ impl<'a> Planner<'a> {
                         job,
                     )
                     .or_else(|| {
-                        pick(
+                        self.pick_multi(
                             k,
-                            self.agents_ix
-                                .fitting(c, m)
-                                .filter_map(|(_, (_, a, _))| self.eval_multi(a, job)),
+                            self.agents_ix.fitting(c, m).map(|(_, (_, a, _))| a),
+                            job,
                         )
                     })
                     .or_else(|| pick(k, counts(&self.plain_ix)))

@@ -12,6 +12,7 @@
 //! candidate, so every test that plans multi-node jobs checks the key is complete.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -24,12 +25,44 @@ use crate::topology::Topology;
 /// are no longer stored (a bound on memory, not a change of result).
 const CAPACITY: usize = 1 << 14;
 
-/// A memoized evaluation: the candidate without its agent, or `None` (no placement).
-type Found = Option<(Vec<(usize, u32)>, Vec<(usize, u64)>, f64)>;
+/// A memoized evaluation of one agent state: the candidate's node takes, memory split
+/// and cost (the agent is the caller's).
+#[derive(Debug)]
+pub(super) struct Found {
+    takes: Vec<(usize, u32)>,
+    mem: Vec<(usize, u64)>,
+    cost: f64,
+}
+
+impl Found {
+    fn of(c: Cand) -> Found {
+        Found {
+            takes: c.takes,
+            mem: c.mem,
+            cost: c.cost,
+        }
+    }
+
+    pub(super) fn cost(&self) -> f64 {
+        self.cost
+    }
+
+    /// The candidate on agent `a`.
+    pub(super) fn cand(&self, a: u32) -> Cand {
+        Cand {
+            agent: a,
+            takes: self.takes.clone(),
+            mem: self.mem.clone(),
+            whole_nodes: false,
+            pinned: true,
+            cost: self.cost,
+        }
+    }
+}
 
 #[derive(Default)]
 struct Inner {
-    map: FxHashMap<Box<[u64]>, Found>,
+    map: FxHashMap<Box<[u64]>, Option<Arc<Found>>>,
     /// The key being looked up (kept to avoid an allocation per lookup).
     key: Vec<u64>,
     hits: u64,
@@ -42,16 +75,17 @@ pub(super) struct MultiMemo {
 }
 
 impl MultiMemo {
-    /// `eval()`'s result for agent `a` (its topology and node states given), from the
-    /// memo when the same key was evaluated before.
+    /// What `eval()` finds for an agent with this topology and these node states (a
+    /// multi-node candidate, never a whole-node one), from the memo when the same key was
+    /// evaluated before. Shared, so that scoring an agent allocates nothing; the caller
+    /// makes a [`Cand`] of the one it keeps.
     pub(super) fn get_or_eval(
         &self,
-        a: u32,
         topo: &Topology,
         nodes: &[NodeWork],
         job: &JobRequest,
         eval: impl FnOnce() -> Option<Cand>,
-    ) -> Option<Cand> {
+    ) -> Option<Arc<Found>> {
         let found = {
             let mut inner = self.inner.borrow_mut();
             let Inner { map, key, hits } = &mut *inner;
@@ -63,38 +97,25 @@ impl MultiMemo {
             found
         };
         if let Some(found) = found {
-            let cand = found.map(|(takes, mem, cost)| Cand {
-                agent: a,
-                takes,
-                mem,
-                whole_nodes: false,
-                pinned: true,
-                cost,
-            });
             #[cfg(debug_assertions)]
             {
                 let fresh = eval();
                 debug_assert_eq!(
-                    fresh
-                        .as_ref()
-                        .map(|c| (&c.takes, &c.mem, c.cost.to_bits(), c.pinned)),
-                    cand.as_ref()
-                        .map(|c| (&c.takes, &c.mem, c.cost.to_bits(), c.pinned)),
+                    fresh.as_ref().map(|c| (&c.takes, &c.mem, c.cost.to_bits())),
+                    found.as_ref().map(|f| (&f.takes, &f.mem, f.cost.to_bits())),
                     "the multi-node memo must return what a fresh evaluation finds"
                 );
+                debug_assert!(fresh.is_none_or(|c| c.pinned && !c.whole_nodes));
             }
-            return cand;
+            return found;
         }
-        let cand = eval();
+        let found = eval().map(|c| Arc::new(Found::of(c)));
         let mut inner = self.inner.borrow_mut();
         if inner.map.len() < CAPACITY {
             let key: Box<[u64]> = inner.key.as_slice().into();
-            let found = cand
-                .as_ref()
-                .map(|c| (c.takes.clone(), c.mem.clone(), c.cost));
-            inner.map.insert(key, found);
+            inner.map.insert(key, found.clone());
         }
-        cand
+        found
     }
 
     /// How many evaluations were answered from the memo.
