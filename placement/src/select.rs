@@ -24,8 +24,24 @@ use crate::request::{CachePolicy, SmtPolicy};
 use crate::sets::CpuSet;
 use crate::topology::Topology;
 
-/// `(free CPUs, free PUs in entirely free cores)` of `node`, in one pass over its cores.
+/// `(free CPUs, free PUs in entirely free cores)` of `node`.
 pub(crate) fn node_counts(topo: &Topology, node: usize, free: &CpuSet) -> (u32, u32) {
+    // A node's usable CPUs are its cores' PUs: an entirely free node (an idle agent's)
+    // or an entirely busy one needs no count per core.
+    let cpus = topo.nodes()[node].cpus();
+    if cpus.is_disjoint(free) {
+        debug_assert_eq!(count_cores(topo, node, free), (0, 0));
+        return (0, 0);
+    }
+    if cpus.is_subset(free) {
+        let n = cpus.len() as u32;
+        debug_assert_eq!(count_cores(topo, node, free), (n, n));
+        return (n, n);
+    }
+    count_cores(topo, node, free)
+}
+
+fn count_cores(topo: &Topology, node: usize, free: &CpuSet) -> (u32, u32) {
     let cores = topo.cores();
     let mut f = 0;
     let mut w = 0;

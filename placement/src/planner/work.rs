@@ -59,11 +59,13 @@ impl AgentWork {
     /// against a full recount.
     pub(super) fn change_free(&mut self, topo: &Topology, cpus: &CpuSet, take: bool) {
         let cores = topo.cores();
-        let mut touched: Vec<(usize, u32)> = cpus
-            .iter()
-            .filter_map(|c| topo.core_of(c))
-            .map(|ci| (ci, 0))
-            .collect();
+        // The cores of `cpus` (siblings are mostly adjacent ids: skip repeats early).
+        let mut touched: Vec<(usize, u32)> = Vec::with_capacity(cpus.len());
+        for ci in cpus.iter().filter_map(|c| topo.core_of(c)) {
+            if touched.last().is_none_or(|&(last, _)| last != ci) {
+                touched.push((ci, 0));
+            }
+        }
         touched.sort_unstable();
         touched.dedup();
         for t in &mut touched {
