@@ -17,7 +17,7 @@
 //! Its parts: `fair_queue/agent_states_1000_offers` (offers → placement agent states) and
 //! `fair_queue/packer_10k_window_1000_agents` (the packer alone on the selected window).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 // Only `cycle_times` is used here.
 #[allow(dead_code)]
@@ -36,6 +36,7 @@ use retz_scheduler::planner::ExecutorLocation;
 use retz_scheduler::planner::cycle::{CycleContext, plan_cycle};
 use retz_scheduler::planner::fairq::{Demand, FairQueue};
 use retz_scheduler::planner::request::job_request;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 const USERS: u64 = 100;
 const SHAPES: u64 = 100;
@@ -81,16 +82,16 @@ fn job(id: u64) -> (String, Job) {
 fn cycle(
     env: &Env<'_>,
     q: &mut FairQueue,
-    hot: &mut HashMap<u64, Job>,
+    hot: &mut FxHashMap<u64, Job>,
     offers: Vec<Offer>,
-    shown: &mut HashMap<u64, String>,
+    shown: &mut FxHashMap<u64, String>,
 ) -> (usize, usize) {
     let sel = q.select(0, WINDOW, env.s, env.running, env.total);
     q.set_held(&sel.held);
     // `Planner::window`: the records not held would be read from the store.
     let missing = sel.ids.iter().filter(|id| !hot.contains_key(id)).count();
     assert_eq!(missing, 0, "the window is the same every cycle");
-    let wanted: HashSet<u64> = sel.ids.iter().copied().collect();
+    let wanted: FxHashSet<u64> = sel.ids.iter().copied().collect();
     hot.retain(|id, _| wanted.contains(id));
     let ids: Vec<u64> = sel
         .ids
@@ -165,8 +166,8 @@ fn bench(c: &mut Criterion) {
     };
     let sample = q.select(0, WINDOW, &s, &running, &total);
     // The server's records between cycles: those of the latest window.
-    let mut hot: HashMap<u64, Job> = sample.ids.iter().map(|&id| (id, job(id).1)).collect();
-    let mut shown = HashMap::new();
+    let mut hot: FxHashMap<u64, Job> = sample.ids.iter().map(|&id| (id, job(id).1)).collect();
+    let mut shown = FxHashMap::default();
     let (launched, pending) = cycle(&env, &mut q, &mut hot, offers.clone(), &mut shown);
     println!(
         "fair_queue: {} jobs in {} classes, {} selected; a cycle launches {launched}, {pending} wait",

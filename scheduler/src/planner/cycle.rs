@@ -15,13 +15,14 @@
 //! `ports` ranges ([`super::ports`]): lowest first, none twice in one cycle; a job the
 //! agent cannot give its ports is not launched there (see [`plan_cycle`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use retz_placement::{
     AgentState, Assignment, JobRequest, Packer, PendingReason, Plan, PolicyConfig,
 };
 use retz_proto::api::{Application, Grant, Job};
 use retz_proto::mesos::{ExecutorInfo, FrameworkId, Offer, OfferId, TaskInfo};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::ports::PortPool;
 use super::request::job_request;
@@ -193,7 +194,8 @@ pub(crate) fn plan_cycle_with(
         }
     }
     let mut requests: Vec<JobRequest> = Vec::with_capacity(ctx.queue.len());
-    let mut jobs: HashMap<u64, &Job> = HashMap::with_capacity(ctx.queue.len());
+    let mut jobs: FxHashMap<u64, &Job> =
+        FxHashMap::with_capacity_and_hasher(ctx.queue.len(), Default::default());
     // Free ports per agent (same order as `agents`).
     let pools: Vec<PortPool> = agents
         .iter()
@@ -243,13 +245,14 @@ pub(crate) fn plan_cycle_with(
             .take(agents.len())
             .collect(),
         executors: shortcuts.executor_per_app.then(BTreeMap::new),
-        launched: HashSet::new(),
+        launched: FxHashSet::default(),
         pending: BTreeMap::new(),
         short_of_ports: Vec::new(),
     };
     if let Some(plan) = plan {
+        let mut texts = ReasonTexts::default();
         for p in &plan.pending {
-            launcher.pending.insert(p.job_id, p.reason.to_string());
+            launcher.pending.insert(p.job_id, texts.text(&p.reason));
             if matches!(
                 p.reason,
                 PendingReason::NeverFits { .. } | PendingReason::InvalidRequest { .. }
@@ -295,10 +298,35 @@ pub(crate) fn plan_cycle_with(
     out
 }
 
+/// The texts of the latest distinct pending reasons: jobs planned one after the other
+/// mostly wait for the same reason, whose text is then made once, not once per job.
+#[derive(Default)]
+struct ReasonTexts<'p> {
+    recent: Vec<(&'p PendingReason, String)>,
+}
+
+impl<'p> ReasonTexts<'p> {
+    /// Distinct reasons kept.
+    const KEPT: usize = 8;
+
+    /// `reason`'s text (its `Display`).
+    fn text(&mut self, reason: &'p PendingReason) -> String {
+        if let Some((_, t)) = self.recent.iter().find(|(r, _)| *r == reason) {
+            return t.clone();
+        }
+        let t = reason.to_string();
+        if self.recent.len() == Self::KEPT {
+            self.recent.remove(0);
+        }
+        self.recent.push((reason, t.clone()));
+        t
+    }
+}
+
 /// Turns assignments into launches, handing out ports and the room left.
 struct Launcher<'c, 'a> {
     ctx: &'c CycleContext<'a>,
-    jobs: &'c HashMap<u64, &'a Job>,
+    jobs: &'c FxHashMap<u64, &'a Job>,
     agents: &'c [AgentOffers],
     agent_index: &'c HashMap<&'c str, usize>,
     /// Free ports per agent (same order as `agents`).
@@ -307,7 +335,7 @@ struct Launcher<'c, 'a> {
     by_agent: Vec<Vec<Launch>>,
     /// The executor info of each application launched so far (when shared).
     executors: Option<BTreeMap<String, ExecutorInfo>>,
-    launched: HashSet<u64>,
+    launched: FxHashSet<u64>,
     pending: BTreeMap<u64, String>,
     /// Jobs placed on an agent with too few free ports.
     short_of_ports: Vec<u64>,

@@ -28,11 +28,12 @@
 //! quota, or how many jobs of their class are ahead and why the first of those waits.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use retz_placement::{Starvation, effective_priority};
 use retz_proto::api::Job;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::request::unix_seconds;
 
@@ -105,12 +106,14 @@ pub struct Selection {
 /// The queued jobs by class; see the module doc.
 #[derive(Debug, Default)]
 pub struct FairQueue {
-    classes: HashMap<ClassId, Class>,
+    // Maps keyed by the ids the server assigns use the fast hash; the class keys
+    // (built from users' requests) keep the DoS-resistant one.
+    classes: FxHashMap<ClassId, Class>,
     by_key: HashMap<Arc<str>, ClassId>,
-    keys: HashMap<ClassId, Arc<str>>,
+    keys: FxHashMap<ClassId, Arc<str>>,
     next_class: ClassId,
     /// Job id → (class, priority).
-    jobs: HashMap<u64, (ClassId, i32)>,
+    jobs: FxHashMap<u64, (ClassId, i32)>,
     /// Per-user weights and quotas.
     book: UserBook,
     /// Users held by their running quota in the latest selection, with why.
@@ -276,7 +279,7 @@ impl FairQueue {
         pending: &[(u64, String)],
         never: &BTreeSet<u64>,
     ) {
-        let waiting: HashMap<u64, &str> = pending
+        let waiting: FxHashMap<u64, &str> = pending
             .iter()
             .map(|(id, why)| (*id, why.as_str()))
             .collect();
@@ -292,8 +295,10 @@ impl FairQueue {
         selected: &[u64],
         waiting: impl Fn(u64) -> Option<(&'w str, bool)>,
     ) {
-        let mut seen: HashSet<ClassId> =
-            HashSet::with_capacity(self.classes.len().min(selected.len()));
+        let mut seen: FxHashSet<ClassId> = FxHashSet::with_capacity_and_hasher(
+            self.classes.len().min(selected.len()),
+            Default::default(),
+        );
         for id in selected {
             let Some(&(cid, _)) = self.jobs.get(id) else {
                 continue;

@@ -1,10 +1,10 @@
 //! [`PlannerLink`]: the planner as the HTTP API sees it (queue and kill signals to the
 //! loop, pending reasons, status and metrics it publishes), and the loop's commands.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use retz_proto::api::{Application, Job, PlanResponse};
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cluster_map::ClusterMap;
@@ -23,7 +23,7 @@ pub(super) enum Command {
 #[derive(Debug)]
 pub struct PlannerLink {
     pub(super) tx: mpsc::UnboundedSender<Command>,
-    pub(super) pending: Mutex<HashMap<u64, String>>,
+    pub(super) pending: Mutex<FxHashMap<u64, String>>,
     /// The queue (only the loop changes it; the API reads reasons from it).
     pub(super) queue: Mutex<FairQueue>,
     pub(super) status: Mutex<PlannerStatus>,

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use retz_proto::api::{Job, JobState};
+use rustc_hash::FxHashSet;
 use tracing::debug;
 
 use super::fairq::FairQueue;
@@ -88,7 +89,7 @@ impl Planner {
                 self.dequeue(*id);
             }
         }
-        let wanted: HashSet<u64> = selection.ids.iter().copied().collect();
+        let wanted: FxHashSet<u64> = selection.ids.iter().copied().collect();
         self.hot.retain(|id, _| wanted.contains(id));
         let window = selection
             .ids

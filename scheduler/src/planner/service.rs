@@ -27,6 +27,7 @@ use retz_proto::mesos::{
     AgentId, FrameworkId, OfferId, TaskId, TaskState, TaskStatus, task_status,
 };
 use retz_proto::scheduler::call;
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
@@ -90,7 +91,7 @@ pub struct Planner {
     pub(super) packer: Packer,
     retry: RetryPolicy,
     /// Full records of the queued jobs the latest cycle considered, by id.
-    pub(super) hot: HashMap<u64, Job>,
+    pub(super) hot: FxHashMap<u64, Job>,
     /// What each user's running jobs hold (the fair share's running side).
     pub(super) usage: RunningUsage,
     pub(super) framework_id: Option<FrameworkId>,
@@ -114,7 +115,7 @@ impl Planner {
         let (tx, rx) = mpsc::unbounded_channel();
         let link = Arc::new(PlannerLink {
             tx,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(FxHashMap::default()),
             status: Mutex::new(PlannerStatus::default()),
             queue: Mutex::new(Default::default()),
             metrics: crate::metrics::Metrics::new(),
@@ -136,7 +137,7 @@ impl Planner {
             },
             packer: Packer::new(packer_cfg),
             opts,
-            hot: HashMap::new(),
+            hot: FxHashMap::default(),
             usage: RunningUsage::default(),
             framework_id: None,
             suppressed: false,

@@ -490,3 +490,21 @@ mod shortcuts {
         }
     }
 }
+
+#[test]
+fn reason_texts_are_each_reasons_display() {
+    // More distinct reasons than are kept, repeated and interleaved.
+    let reasons: Vec<PendingReason> = (0..20u32)
+        .map(|i| PendingReason::OneAgent {
+            cpus: i % 11,
+            mem_mb: 64,
+            largest: None,
+            cpu_fit_most_mem: None,
+        })
+        .chain([PendingReason::NoAgents, PendingReason::DuplicateJobId])
+        .collect();
+    let mut texts = ReasonTexts::default();
+    for r in reasons.iter().chain(reasons.iter().rev()).chain(&reasons) {
+        assert_eq!(texts.text(r), r.to_string(), "{r:?}");
+    }
+}
