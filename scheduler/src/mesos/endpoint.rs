@@ -118,6 +118,12 @@ impl Endpoint {
         if trimmed.is_empty() {
             return Err(EndpointError::Empty);
         }
+        if trimmed.contains('#') {
+            return Err(invalid(
+                text,
+                "a fragment (#...) means nothing in a master address; remove it",
+            ));
+        }
         let (scheme, rest) = match trimmed.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (Scheme::HTTP, rest),
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (Scheme::HTTPS, rest),
@@ -170,7 +176,10 @@ impl Endpoint {
     /// master sends; it keeps this endpoint's scheme) or a path on the same host
     /// (`/path`). An https endpoint never resolves to plain http.
     pub fn resolve_location(&self, location: &str) -> Result<Self, EndpointError> {
+        // A fragment is never sent to a server (RFC 9110 §10.2.2 lets a Location carry
+        // one), so it is dropped: `//b:2/#x` is `//b:2/`.
         let loc = location.trim();
+        let loc = loc.split_once('#').map_or(loc, |(before, _)| before);
         if loc.is_empty() {
             return Err(invalid(location, "empty Location header"));
         }
@@ -325,7 +334,8 @@ mod tests {
     fn rejects_bad_master_addresses() {
         assert_eq!(Endpoint::parse_master("  "), Err(EndpointError::Empty));
         for bad in [
-            "m:", "m:0", "m:99999", ":5050", "u@m:1", "m:x", "a b:1", "http://", "//",
+            "m:", "m:0", "m:99999", ":5050", "u@m:1", "m:x", "a b:1", "http://", "//", "a/#",
+            "m:1/x#y", "#",
         ] {
             assert!(
                 matches!(
@@ -450,6 +460,20 @@ mod tests {
                 assert!(e.path().starts_with('/'), "{l:?} -> {e}");
             }
         }
+        // A fragment is dropped, never turned into a path.
+        for (loc, want) in [
+            ("//b:2/#x", "http://b:2/api/v1/scheduler"),
+            ("//b:2/api/v1/scheduler#frag", "http://b:2/api/v1/scheduler"),
+            ("http://b:2/x?q=1#f", "http://b:2/x?q=1"),
+            ("/#", "http://a:1/api/v1/scheduler"),
+        ] {
+            assert_eq!(
+                base.resolve_location(loc).unwrap().to_string(),
+                want,
+                "{loc:?}"
+            );
+        }
+        assert!(base.resolve_location("#only").is_err());
         // A query on a path is kept.
         assert_eq!(
             base.resolve_location("//b:2/api/v1/scheduler?x=1")
@@ -467,6 +491,15 @@ mod tests {
             if let Ok(e) = Endpoint::parse_master(&s) {
                 // Whatever parsed must build a URI and re-parse to itself.
                 let _ = e.uri().to_string();
+                prop_assert_eq!(Endpoint::parse_master(&e.to_string()).unwrap(), e);
+            }
+        }
+
+        #[test]
+        fn master_like_text_that_parses_round_trips(
+            s in "(https?://|HTTP://)?[a-z0-9:\\[\\]@/%.?#& -]{0,32}"
+        ) {
+            if let Ok(e) = Endpoint::parse_master(&s) {
                 prop_assert_eq!(Endpoint::parse_master(&e.to_string()).unwrap(), e);
             }
         }
