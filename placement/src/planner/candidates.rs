@@ -1,7 +1,7 @@
 //! Candidate placements and their cost: one function per policy shape scores a node or an
-//! agent for a job (see the parent module for the rules), and `search` walks the capacity
-//! indexes best fit first and keeps the cheapest of the first
-//! [`crate::PolicyConfig::candidates`] feasible candidates.
+//! agent for a job (see the parent module for the rules), and [`pick`] keeps the cheapest
+//! of the first [`crate::PolicyConfig::candidates`] feasible candidates that `search`
+//! offers.
 //!
 //! Invariant: evaluation never mutates the planner; a candidate only lists node positions
 //! that are not reserved, with counts no larger than their free CPUs and memory.
@@ -11,8 +11,7 @@ use std::sync::Arc;
 use super::cache::{self, L3Score};
 use super::memo::Found;
 use super::{AgentWork, Planner};
-use crate::index::CapIndex;
-use crate::request::{AffinityPolicy, JobRequest, SmtPolicy};
+use crate::request::{JobRequest, SmtPolicy};
 use crate::select::split_memory;
 use crate::sets::NodeSet;
 use crate::topology::Topology;
@@ -67,12 +66,12 @@ fn grant_term(job: &JobRequest, avail: u32) -> f64 {
     }
 }
 
-fn better(a: &Cand, b: &Cand) -> bool {
+pub(super) fn better(a: &Cand, b: &Cand) -> bool {
     a.cost.total_cmp(&b.cost).is_lt()
 }
 
 /// Keeps the lowest-cost candidate among the first `k` (ties: the earlier one).
-fn pick(k: usize, it: impl Iterator<Item = Cand>) -> Option<Cand> {
+pub(super) fn pick(k: usize, it: impl Iterator<Item = Cand>) -> Option<Cand> {
     let mut best: Option<Cand> = None;
     for c in it.take(k.max(1)) {
         if best.as_ref().is_none_or(|b| better(&c, b)) {
@@ -168,7 +167,7 @@ impl<'a> Planner<'a> {
     /// exact L3 term, so with a `cache_split` larger than the spread of the other terms the
     /// winner never spans more L3 domains than the node-only winner. Candidates are only
     /// materialized for the winner.
-    fn pick_node(
+    pub(super) fn pick_node(
         &self,
         k: usize,
         it: impl Iterator<Item = (u32, usize)>,
@@ -224,7 +223,7 @@ impl<'a> Planner<'a> {
     }
 
     /// The nodes of agent `a` (GPU path: all of them are scored).
-    fn agent_nodes(&self, a: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
+    pub(super) fn agent_nodes(&self, a: u32) -> impl Iterator<Item = (u32, usize)> + '_ {
         let n = if self.agents[a as usize].numa_aware() {
             self.work[a as usize].nodes.len()
         } else {
@@ -267,7 +266,7 @@ impl<'a> Planner<'a> {
 
     /// [`pick`] over [`Self::eval_multi`] of `agents` for a job without GPUs, making a
     /// candidate of the winner only.
-    fn pick_multi(
+    pub(super) fn pick_multi(
         &self,
         k: usize,
         agents: impl Iterator<Item = u32>,
@@ -402,7 +401,7 @@ impl<'a> Planner<'a> {
     }
 
     /// spread: even split over the nodes with the most free CPUs.
-    fn eval_spread(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+    pub(super) fn eval_spread(&self, a: u32, job: &JobRequest) -> Option<Cand> {
         let agent = &self.agents[a as usize];
         if !agent.numa_aware() {
             return None;
@@ -477,7 +476,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Counts only: fullest nodes first, unpinned.
-    fn eval_counts(&self, a: u32, job: &JobRequest) -> Option<Cand> {
+    pub(super) fn eval_counts(&self, a: u32, job: &JobRequest) -> Option<Cand> {
         let topo = self.topo(a);
         let w = &self.work[a as usize];
         let c = job.cpus.min;
@@ -523,7 +522,7 @@ impl<'a> Planner<'a> {
     }
 
     /// numanodes: N entirely free nodes, closest together.
-    fn eval_whole(&self, a: u32, job: &JobRequest, n: u32) -> Option<Cand> {
+    pub(super) fn eval_whole(&self, a: u32, job: &JobRequest, n: u32) -> Option<Cand> {
         let agent = &self.agents[a as usize];
         if !agent.numa_aware() {
             return None;
@@ -593,133 +592,5 @@ impl<'a> Planner<'a> {
             }
         }
         best
-    }
-
-    // ----- search ---------------------------------------------------------------------
-
-    fn gpu_agents(&self, g: u32) -> impl Iterator<Item = u32> + '_ {
-        self.gpu_ix.range((g, 0)..).map(|&(_, a)| a)
-    }
-
-    fn counts_from<'s>(
-        &'s self,
-        ix: &'s CapIndex,
-        job: &'s JobRequest,
-    ) -> impl Iterator<Item = Cand> + 's {
-        ix.fitting(job.cpus.min, job.mem_mb.min)
-            .filter_map(move |(_, (_, a, _))| self.eval_counts(a, job))
-    }
-
-    pub(super) fn search(&self, job: &JobRequest) -> Option<Cand> {
-        let k = self.cfg.candidates.max(1);
-        let c = job.cpus.min;
-        let m = job.mem_mb.min;
-        let g = job.gpus;
-        if let Some(n) = job.numanodes {
-            return if g > 0 {
-                pick(
-                    k,
-                    self.gpu_agents(g)
-                        .filter_map(|a| self.eval_whole(a, job, n)),
-                )
-            } else {
-                let it = self
-                    .whole_ix
-                    .range(n..)
-                    .flat_map(|(_, s)| s.iter().copied())
-                    .filter_map(|a| self.eval_whole(a, job, n));
-                pick(k, it)
-            };
-        }
-        let counts = |ix| self.counts_from(ix, job);
-        match self.policy_of(job) {
-            AffinityPolicy::NumaStrict => {
-                if g > 0 {
-                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
-                } else {
-                    self.pick_node(
-                        k,
-                        self.nodes_ix
-                            .fitting(c, m)
-                            .map(|(_, (_, a, i))| (a, i as usize)),
-                        job,
-                    )
-                }
-            }
-            AffinityPolicy::NumaPrefer => {
-                if g > 0 {
-                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
-                        .or_else(|| {
-                            pick(
-                                k,
-                                self.gpu_agents(g).filter_map(|a| self.eval_multi(a, job)),
-                            )
-                        })
-                        .or_else(|| {
-                            pick(
-                                k,
-                                self.gpu_agents(g)
-                                    .filter(|&a| !self.agents[a as usize].numa_aware())
-                                    .filter_map(|a| self.eval_counts(a, job)),
-                            )
-                        })
-                } else {
-                    self.pick_node(
-                        k,
-                        self.nodes_ix
-                            .fitting(c, m)
-                            .map(|(_, (_, a, i))| (a, i as usize)),
-                        job,
-                    )
-                    .or_else(|| {
-                        self.pick_multi(
-                            k,
-                            self.agents_ix.fitting(c, m).map(|(_, (_, a, _))| a),
-                            job,
-                        )
-                    })
-                    .or_else(|| pick(k, counts(&self.plain_ix)))
-                }
-            }
-            AffinityPolicy::Spread => {
-                if g > 0 {
-                    pick(
-                        k,
-                        self.gpu_agents(g).filter_map(|a| self.eval_spread(a, job)),
-                    )
-                    .or_else(|| {
-                        pick(
-                            k,
-                            self.gpu_agents(g)
-                                .filter(|&a| !self.agents[a as usize].numa_aware())
-                                .filter_map(|a| self.eval_counts(a, job)),
-                        )
-                    })
-                } else {
-                    pick(
-                        k,
-                        self.agents_ix
-                            .fitting(c, m)
-                            .filter_map(|(_, (_, a, _))| self.eval_spread(a, job)),
-                    )
-                    .or_else(|| pick(k, counts(&self.plain_ix)))
-                }
-            }
-            AffinityPolicy::None => {
-                if g > 0 {
-                    pick(
-                        k,
-                        self.gpu_agents(g).filter_map(|a| self.eval_counts(a, job)),
-                    )
-                } else {
-                    let a = pick(k, counts(&self.agents_ix));
-                    let b = pick(k, counts(&self.plain_ix));
-                    match (a, b) {
-                        (Some(x), Some(y)) => Some(if better(&y, &x) { y } else { x }),
-                        (x, y) => x.or(y),
-                    }
-                }
-            }
-        }
     }
 }

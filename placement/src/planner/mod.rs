@@ -24,8 +24,10 @@
 //!   (else the socket) of free GPUs when they fit there, and the job gets the free device
 //!   ids closest to its CPUs ([`crate::gpus::choose`]).
 //!
-//! Submodules: `candidates` (scoring and search), `reasons` (pending reasons), `reserve`
-//! (reservations for starving jobs).
+//! Submodules: `candidates` (scoring), `search` (which index each policy walks),
+//! `memo` (multi-node evaluations shared between jobs of one shape), `cache` (L3
+//! scoring), `reasons` (pending reasons), `reserve` (reservations for starving jobs),
+//! `work` (the working state of an agent).
 //!
 //! Invariants: every index entry mirrors the working state of its agent (see
 //! `reindex`, called after every mutation); nodes reserved for a job
@@ -52,6 +54,7 @@ mod candidates;
 mod memo;
 mod reasons;
 mod reserve;
+mod search;
 mod work;
 
 use work::{AgentWork, Indexed, NodeWork};
