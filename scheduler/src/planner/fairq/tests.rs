@@ -371,10 +371,17 @@ mod properties {
             now in 0u64..500,
         ) {
             let mut q = FairQueue::default();
-            for (i, &(u, a, c, p)) in spec.iter().enumerate() {
-                let mut j = job(i as u64 + 1, &format!("a{a}"), c, p);
-                j.resources.mem_mb = ResourceRange::exactly(u64::from(c % 2) * 100);
-                q.insert(&format!("u{u}"), &j, ats[i]);
+            let jobs: Vec<(String, Job)> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, &(u, a, c, p))| {
+                    let mut j = job(i as u64 + 1, &format!("a{a}"), c, p);
+                    j.resources.mem_mb = ResourceRange::exactly(u64::from(c % 2) * 100);
+                    (format!("u{u}"), j)
+                })
+                .collect();
+            for (i, (owner, j)) in jobs.iter().enumerate() {
+                q.insert(owner, j, ats[i]);
             }
             for (u, &w) in weights.iter().enumerate() {
                 q.set_weight(&format!("u{u}"), f64::from(w));
@@ -402,6 +409,14 @@ mod properties {
             for (i, &r) in removed.iter().enumerate().take(spec.len()) {
                 if r && i % 3 == 0 {
                     q.remove(i as u64 + 1);
+                }
+            }
+            // Some come back (a retried job queued again): an older id ahead of newer
+            // ones in its level, at a later submit time.
+            for (i, &r) in removed.iter().enumerate().take(spec.len()) {
+                if r && i % 6 == 0 {
+                    let (owner, j) = &jobs[i];
+                    q.insert(owner, j, ats[i] + 1);
                 }
             }
             let fast = q.select(now, budget, &s, &running, &total);
