@@ -201,8 +201,7 @@ pub fn task_resources(
     pinned: bool,
     ports: &[u16],
 ) -> Vec<Resource> {
-    // cpus, mem, gpus, gpuids, cpuids and a ports entry or two.
-    let mut out = Vec::with_capacity(6);
+    let mut out = Vec::new();
     let mut scalar = |name: &str, amount: f64| {
         if amount <= 0.0 {
             return;

@@ -222,20 +222,9 @@ impl TaskSpec {
 
     /// Serialises to the JSON carried in `TaskInfo.data`.
     pub fn to_vec(&self) -> Vec<u8> {
-        // Room for the fixed fields, so a spec is written without growing the buffer.
-        let strings: usize = self.command.len()
-            + self
-                .env
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 8)
-                .sum::<usize>();
-        let mut out = Vec::with_capacity(384 + 2 * strings);
         // Strings, integers, bools, string maps and list strings: serialisation cannot
         // fail.
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
-        }
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Whether the policy pins the job to its cpuset.

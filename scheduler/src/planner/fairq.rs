@@ -29,7 +29,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use retz_placement::{Starvation, effective_priority};
@@ -75,48 +74,12 @@ struct Class {
     /// Priority level → job id → submit time (Unix s). Ids grow with submission, so a
     /// level iterates FIFO.
     levels: BTreeMap<i32, BTreeMap<u64, u64>>,
-    /// Per level of `levels`, in the same order, its first job: (priority, id, submit
-    /// time). A selection reads these instead of every level's tree, and walks a tree
-    /// only in the levels it takes more than the first job from.
-    heads: Vec<(i32, u64, u64)>,
     len: usize,
     demand: Demand,
     /// Why the first of its jobs waited in the latest cycle that planned one.
     reason: Option<Arc<str>>,
     /// That job could not fit any agent: only the head is planned next cycle.
     never: bool,
-}
-
-impl Class {
-    /// Sets the head of level `priority` from its tree after a change to it.
-    fn refresh_head(&mut self, priority: i32) {
-        let first = self
-            .levels
-            .get(&priority)
-            .and_then(BTreeMap::first_key_value)
-            .map(|(&id, &at)| (priority, id, at));
-        match (self.heads.binary_search_by_key(&priority, |h| h.0), first) {
-            (Ok(i), Some(head)) => self.heads[i] = head,
-            (Ok(i), None) => {
-                self.heads.remove(i);
-            }
-            (Err(i), Some(head)) => self.heads.insert(i, head),
-            (Err(_), None) => {}
-        }
-    }
-
-    /// Whether `heads` mirrors `levels` (checked in debug builds).
-    fn heads_match(&self) -> bool {
-        self.heads.len() == self.levels.len()
-            && self
-                .levels
-                .iter()
-                .zip(&self.heads)
-                .all(|((&p, jobs), &head)| {
-                    jobs.first_key_value()
-                        .is_some_and(|(&id, &at)| head == (p, id, at))
-                })
-    }
 }
 
 fn aging(now: u64, at: u64, s: &Starvation) -> i64 {
@@ -242,7 +205,6 @@ impl FairQueue {
                     Class {
                         owner: owner.into(),
                         levels: BTreeMap::new(),
-                        heads: Vec::new(),
                         len: 0,
                         demand: Demand {
                             cpus: f64::from(job.resources.cpu.min),
@@ -266,7 +228,6 @@ impl FairQueue {
             .entry(job.priority)
             .or_default()
             .insert(job.id, at);
-        class.refresh_head(job.priority);
         class.len += 1;
         self.jobs.insert(job.id, (cid, job.priority));
         true
@@ -283,7 +244,6 @@ impl FairQueue {
                 if level.is_empty() {
                     class.levels.remove(&p);
                 }
-                class.refresh_head(p);
             }
             class.len -= 1;
             if class.len == 0 {
@@ -488,12 +448,11 @@ impl FairQueue {
     }
 }
 
-/// One priority level of a class during a selection: the next job not yet taken, (id,
-/// submit time), and, once the level's head was taken, the walk over the rest of its
-/// jobs in FIFO order.
+/// One priority level of a class during a selection: its jobs in FIFO order and the
+/// next one not yet taken, (id, submit time).
 struct Level<'q> {
     priority: i32,
-    jobs: Option<std::collections::btree_map::Range<'q, u64, u64>>,
+    jobs: std::collections::btree_map::Iter<'q, u64, u64>,
     next: Option<(u64, u64)>,
 }
 
@@ -533,13 +492,15 @@ impl<'q> Walk<'q> {
             w.classes.push((class, ui));
             w.ids.push(cid);
             w.starts.push(w.levels.len());
-            debug_assert!(class.heads_match(), "stale level heads");
-            w.levels
-                .extend(class.heads.iter().map(|&(priority, id, at)| Level {
+            for (&priority, jobs) in &class.levels {
+                let mut jobs = jobs.iter();
+                let next = jobs.next().map(|(&id, &at)| (id, at));
+                w.levels.push(Level {
                     priority,
-                    jobs: None,
-                    next: Some((id, at)),
-                }));
+                    jobs,
+                    next,
+                });
+            }
         }
         w.starts.push(w.levels.len());
         w
@@ -563,27 +524,13 @@ impl<'q> Walk<'q> {
 
     /// Takes the head of class `k`'s level `priority`.
     fn advance(&mut self, k: usize, priority: i32) {
-        let class = self.classes[k].0;
         let (from, to) = (self.starts[k], self.starts[k + 1]);
-        let Some(l) = self.levels[from..to]
+        if let Some(l) = self.levels[from..to]
             .iter_mut()
             .find(|l| l.priority == priority)
-        else {
-            return;
-        };
-        let Some((taken, _)) = l.next else {
-            return;
-        };
-        // The first step past the head: the level's tree is walked from here on.
-        let jobs = l.jobs.get_or_insert_with(|| {
-            class
-                .levels
-                .get(&priority)
-                .map_or_else(Default::default, |jobs| {
-                    jobs.range((Bound::Excluded(taken), Bound::Unbounded))
-                })
-        });
-        l.next = jobs.next().map(|(&id, &at)| (id, at));
+        {
+            l.next = l.jobs.next().map(|(&id, &at)| (id, at));
+        }
     }
 }
 
