@@ -23,6 +23,30 @@ impl Planner<'_> {
             .filter_map(move |(_, (_, a, _))| self.eval_counts(a, job))
     }
 
+    /// The best single node: of the agents with `job.gpus` free GPUs, else of every
+    /// node that fits the job's CPUs and memory.
+    fn best_node(&self, k: usize, job: &JobRequest) -> Option<Cand> {
+        if job.gpus > 0 {
+            let nodes = self.gpu_agents(job.gpus).flat_map(|a| self.agent_nodes(a));
+            return self.pick_node(k, nodes, job);
+        }
+        let nodes = self
+            .nodes_ix
+            .fitting(job.cpus.min, job.mem_mb.min)
+            .map(|(_, (_, a, i))| (a, i as usize));
+        self.pick_node(k, nodes, job)
+    }
+
+    /// A GPU job's last resort: the agents with its GPUs that state no NUMA layout,
+    /// by counts.
+    fn gpu_counts_only(&self, k: usize, job: &JobRequest) -> Option<Cand> {
+        let it = self
+            .gpu_agents(job.gpus)
+            .filter(|&a| !self.agents[a as usize].numa_aware())
+            .filter_map(|a| self.eval_counts(a, job));
+        pick(k, it)
+    }
+
     pub(super) fn search(&self, job: &JobRequest) -> Option<Cand> {
         let k = self.cfg.candidates.max(1);
         let c = job.cpus.min;
@@ -46,45 +70,19 @@ impl Planner<'_> {
         }
         let counts = |ix| self.counts_from(ix, job);
         match self.policy_of(job) {
-            AffinityPolicy::NumaStrict => {
-                if g > 0 {
-                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
-                } else {
-                    self.pick_node(
-                        k,
-                        self.nodes_ix
-                            .fitting(c, m)
-                            .map(|(_, (_, a, i))| (a, i as usize)),
-                        job,
-                    )
-                }
-            }
+            AffinityPolicy::NumaStrict => self.best_node(k, job),
             AffinityPolicy::NumaPrefer => {
+                let node = self.best_node(k, job);
                 if g > 0 {
-                    self.pick_node(k, self.gpu_agents(g).flat_map(|a| self.agent_nodes(a)), job)
-                        .or_else(|| {
-                            pick(
-                                k,
-                                self.gpu_agents(g).filter_map(|a| self.eval_multi(a, job)),
-                            )
-                        })
-                        .or_else(|| {
-                            pick(
-                                k,
-                                self.gpu_agents(g)
-                                    .filter(|&a| !self.agents[a as usize].numa_aware())
-                                    .filter_map(|a| self.eval_counts(a, job)),
-                            )
-                        })
+                    node.or_else(|| {
+                        pick(
+                            k,
+                            self.gpu_agents(g).filter_map(|a| self.eval_multi(a, job)),
+                        )
+                    })
+                    .or_else(|| self.gpu_counts_only(k, job))
                 } else {
-                    self.pick_node(
-                        k,
-                        self.nodes_ix
-                            .fitting(c, m)
-                            .map(|(_, (_, a, i))| (a, i as usize)),
-                        job,
-                    )
-                    .or_else(|| {
+                    node.or_else(|| {
                         self.pick_multi(
                             k,
                             self.agents_ix.fitting(c, m).map(|(_, (_, a, _))| a),
@@ -100,14 +98,7 @@ impl Planner<'_> {
                         k,
                         self.gpu_agents(g).filter_map(|a| self.eval_spread(a, job)),
                     )
-                    .or_else(|| {
-                        pick(
-                            k,
-                            self.gpu_agents(g)
-                                .filter(|&a| !self.agents[a as usize].numa_aware())
-                                .filter_map(|a| self.eval_counts(a, job)),
-                        )
-                    })
+                    .or_else(|| self.gpu_counts_only(k, job))
                 } else {
                     pick(
                         k,
